@@ -1,0 +1,80 @@
+import type { Core } from '../core.ts';
+import { AppError, forbidden, unauthorized } from '../errors.ts';
+import type { UserTenantStatus } from './models.ts';
+import { roleAtLeast, weakerRole, type UserRole } from './roles.ts';
+import { TOKEN_PREFIX, tokenHash } from './secrets.ts';
+
+/** Who a request acts as: one user, in one current tenant, with one role. */
+export interface Actor {
+  kind: 'session' | 'api_key';
+  /** The session's or API key's row id. */
+  credentialId: number;
+  token: string;
+  userId: number;
+  tenantId: number;
+  role: UserRole;
+  membershipStatus: UserTenantStatus;
+  /** Epoch ms; null for API keys, which do not expire. */
+  expiresAt: number | null;
+}
+
+// last_used_at is informational: write it at most once a minute per key, not on every request.
+const keyUseWritten = new Map<number, number>();
+const KEY_USE_INTERVAL = 60_000;
+
+/** Resolves a bearer token (session token or API key) to its actor, or throws 401. */
+export async function authenticate(core: Core, token: string): Promise<Actor> {
+  const hash = tokenHash(token);
+  const now = Date.now();
+  if (token.startsWith(TOKEN_PREFIX.apiKey)) {
+    const row = await core.db
+      .selectFrom('api_keys as k')
+      .innerJoin('memberships as m', (j) => j.onRef('m.user_id', '=', 'k.user_id').onRef('m.tenant_id', '=', 'k.tenant_id'))
+      .select(['k.id', 'k.user_id', 'k.tenant_id', 'k.role as key_role', 'm.role as member_role', 'm.status'])
+      .where('k.key_hash', '=', hash)
+      .executeTakeFirst();
+    if (!row) throw unauthorized('invalid or revoked API key');
+    if ((keyUseWritten.get(row.id) ?? 0) < now - KEY_USE_INTERVAL) {
+      keyUseWritten.set(row.id, now);
+      await core.db.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', row.id).execute();
+    }
+    return {
+      kind: 'api_key',
+      credentialId: row.id,
+      token,
+      userId: row.user_id,
+      tenantId: row.tenant_id,
+      role: weakerRole(row.key_role as UserRole, row.member_role as UserRole),
+      membershipStatus: row.status as UserTenantStatus,
+      expiresAt: null,
+    };
+  }
+  const row = await core.db
+    .selectFrom('sessions as s')
+    .innerJoin('memberships as m', (j) => j.onRef('m.user_id', '=', 's.user_id').onRef('m.tenant_id', '=', 's.current_tenant_id'))
+    .select(['s.id', 's.user_id', 's.current_tenant_id', 's.expires_at', 'm.role', 'm.status'])
+    .where('s.token_hash', '=', hash)
+    .executeTakeFirst();
+  if (!row) throw unauthorized('invalid or revoked session token');
+  if (row.expires_at <= now) throw unauthorized('session expired; log in again');
+  return {
+    kind: 'session',
+    credentialId: row.id,
+    token,
+    userId: row.user_id,
+    tenantId: row.current_tenant_id,
+    role: row.role as UserRole,
+    membershipStatus: row.status as UserTenantStatus,
+    expiresAt: row.expires_at,
+  };
+}
+
+/** For anything inside the current tenant: an active membership with at least `minimum`. */
+export function requireRole(actor: Actor, minimum: UserRole): void {
+  if (actor.membershipStatus !== 'active') {
+    throw new AppError('forbidden', `your membership in this tenant is ${actor.membershipStatus}`);
+  }
+  if (!roleAtLeast(actor.role, minimum)) {
+    throw forbidden(minimum === 'member' ? `role '${actor.role}' is read-only` : `this needs role '${minimum}' or above (yours: '${actor.role}')`);
+  }
+}

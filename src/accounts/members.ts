@@ -1,0 +1,95 @@
+import type { Transaction } from 'kysely';
+import type { Core } from '../core.ts';
+import type { Database } from '../db/schema.ts';
+import { lockTenant } from '../db/locks.ts';
+import { conflict, forbidden, notFound } from '../errors.ts';
+import { pageMeta, pageWindow, type Page, type PageQuery } from '../paging.ts';
+import { requireRole, type Actor } from './actor.ts';
+import type { TenantMember, UpdateMemberRequest } from './models.ts';
+import { getMembership, getUserProfile, membershipsWithTenant, toMembership, toUserProfile } from './records.ts';
+import { roleAtLeast, type UserRole } from './roles.ts';
+
+export async function listMembers(core: Core, actor: Actor, query: PageQuery): Promise<Page<TenantMember>> {
+  requireRole(actor, 'viewer');
+  const { page, pageSize, offset } = pageWindow(query);
+  const rows = await membershipsWithTenant(core.db)
+    .innerJoin('users as u', 'u.id', 'm.user_id')
+    .select(['u.email', 'u.display_name', 'u.created_at as user_created_at', 'u.last_login_at'])
+    .where('m.tenant_id', '=', actor.tenantId)
+    .limit(pageSize)
+    .offset(offset)
+    .execute();
+  const { total } = await core.db
+    .selectFrom('memberships')
+    .select((eb) => eb.fn.countAll<number>().as('total'))
+    .where('tenant_id', '=', actor.tenantId)
+    .executeTakeFirstOrThrow();
+  const items = rows.map((r) => ({
+    user: toUserProfile({ id: r.user_id, email: r.email, display_name: r.display_name, created_at: r.user_created_at, last_login_at: r.last_login_at }),
+    membership: toMembership(r),
+  }));
+  return { items, meta: pageMeta(page, pageSize, Number(total)) };
+}
+
+async function targetMembership(trx: Transaction<Database>, actor: Actor, userId: number) {
+  const target = await trx
+    .selectFrom('memberships')
+    .select(['id', 'role', 'status'])
+    .where('tenant_id', '=', actor.tenantId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
+  if (!target) throw notFound('user');
+  if (!roleAtLeast(actor.role, target.role as UserRole)) {
+    throw forbidden(`you cannot change a member whose role ('${target.role}') is above yours ('${actor.role}')`);
+  }
+  return { ...target, role: target.role as UserRole };
+}
+
+async function assertNotLastOwner(trx: Transaction<Database>, tenantId: number, what: string): Promise<void> {
+  const { owners } = await trx
+    .selectFrom('memberships')
+    .select((eb) => eb.fn.countAll<number>().as('owners'))
+    .where('tenant_id', '=', tenantId)
+    .where('role', '=', 'owner')
+    .where('status', '=', 'active')
+    .executeTakeFirstOrThrow();
+  if (Number(owners) <= 1) throw conflict(`cannot ${what} the last owner of the tenant; make someone else owner first`);
+}
+
+export async function updateMember(core: Core, actor: Actor, userId: number, change: UpdateMemberRequest): Promise<TenantMember> {
+  requireRole(actor, 'admin');
+  if (change.role && !roleAtLeast(actor.role, change.role)) {
+    throw forbidden(`you cannot grant role '${change.role}', which is above yours ('${actor.role}')`);
+  }
+  await core.db.transaction().execute(async (trx) => {
+    await lockTenant(trx, core.dialect, actor.tenantId);
+    const target = await targetMembership(trx, actor, userId);
+    if (change.status === 'active' && target.status === 'invited') {
+      throw conflict('the user has not accepted the invitation yet');
+    }
+    const losesOwner = target.role === 'owner' && target.status === 'active' && ((change.role && change.role !== 'owner') || change.status === 'disabled');
+    if (losesOwner) await assertNotLastOwner(trx, actor.tenantId, change.status === 'disabled' ? 'disable' : 'demote');
+    await trx
+      .updateTable('memberships')
+      .set({ ...(change.role ? { role: change.role } : {}), ...(change.status ? { status: change.status } : {}), updated_at: Date.now() })
+      .where('id', '=', target.id)
+      .execute();
+  });
+  const [user, membership] = await Promise.all([getUserProfile(core.db, userId), getMembership(core.db, actor.tenantId, userId)]);
+  if (!user || !membership) throw notFound('user');
+  return { user, membership };
+}
+
+/** Removes a user from the current tenant, with their sessions there, their keys and their pending invitations. */
+export async function removeMember(core: Core, actor: Actor, userId: number): Promise<void> {
+  requireRole(actor, 'admin');
+  await core.db.transaction().execute(async (trx) => {
+    await lockTenant(trx, core.dialect, actor.tenantId);
+    const target = await targetMembership(trx, actor, userId);
+    if (target.role === 'owner' && target.status === 'active') await assertNotLastOwner(trx, actor.tenantId, 'remove');
+    await trx.deleteFrom('memberships').where('id', '=', target.id).execute();
+    await trx.deleteFrom('sessions').where('user_id', '=', userId).where('current_tenant_id', '=', actor.tenantId).execute();
+    await trx.deleteFrom('api_keys').where('user_id', '=', userId).where('tenant_id', '=', actor.tenantId).execute();
+    await trx.deleteFrom('invitations').where('user_id', '=', userId).where('tenant_id', '=', actor.tenantId).execute();
+  });
+}

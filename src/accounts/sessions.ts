@@ -1,0 +1,100 @@
+import type { Core } from '../core.ts';
+import { badRequest, forbidden, notFound, unauthorized } from '../errors.ts';
+import type { Actor } from './actor.ts';
+import { iso, type AuthSession } from './models.ts';
+import { getUserProfile, membershipsWithTenant, normalizeEmail, toMembership } from './records.ts';
+import type { UserRole } from './roles.ts';
+import { decoyPasswordHash, newToken, TOKEN_PREFIX, tokenHash, verifyPassword } from './secrets.ts';
+import { assertNotThrottled, clearFailures, loginThrottleKeys, recordFailure } from './throttle.ts';
+
+const INVALID_LOGIN = 'invalid email or password';
+
+/** The AuthSession view of an actor: who they are, where they are, and where else they may go. */
+export async function describeSession(core: Core, actor: Actor): Promise<AuthSession> {
+  const user = await getUserProfile(core.db, actor.userId);
+  if (!user) throw unauthorized();
+  let query = membershipsWithTenant(core.db).where('m.user_id', '=', actor.userId);
+  // An API key lives in one tenant; it does not reveal the creator's other tenants.
+  if (actor.kind === 'api_key') query = query.where('m.tenant_id', '=', actor.tenantId);
+  const memberships = (await query.execute()).map(toMembership);
+  const current = memberships.find((m) => m.tenant_id === actor.tenantId);
+  if (!current) throw unauthorized();
+  return {
+    token: actor.token,
+    expires_at: actor.expiresAt === null ? null : iso(actor.expiresAt),
+    user,
+    current_tenant: current.tenant,
+    current_role: actor.role,
+    memberships,
+  };
+}
+
+/** Creates a session for a user in a tenant they are an active member of. */
+export async function startSession(core: Core, userId: number, tenantId: number, role: UserRole): Promise<AuthSession> {
+  const token = newToken(TOKEN_PREFIX.session);
+  const now = Date.now();
+  const expiresAt = now + core.config.sessionTtl * 1000;
+  const { id } = await core.db
+    .insertInto('sessions')
+    .values({ token_hash: tokenHash(token), user_id: userId, current_tenant_id: tenantId, created_at: now, expires_at: expiresAt })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  // Expired sessions of this user are dead weight; logins are rare enough to sweep them here.
+  await core.db.deleteFrom('sessions').where('user_id', '=', userId).where('expires_at', '<=', now).execute();
+  return describeSession(core, {
+    kind: 'session',
+    credentialId: id,
+    token,
+    userId,
+    tenantId,
+    role,
+    membershipStatus: 'active',
+    expiresAt,
+  });
+}
+
+export async function login(core: Core, emailInput: string, password: string, clientIp: string): Promise<AuthSession> {
+  const email = normalizeEmail(emailInput);
+  const throttle = loginThrottleKeys(core, email, clientIp);
+  await assertNotThrottled(core, throttle);
+
+  const user = await core.db.selectFrom('users').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
+  const ok = await verifyPassword(password, user?.password_hash ?? (await decoyPasswordHash()));
+  if (!user || !user.password_hash || !ok) {
+    await recordFailure(core, throttle);
+    throw unauthorized(INVALID_LOGIN);
+  }
+  await clearFailures(core, `email:${email}`);
+
+  const home = await core.db
+    .selectFrom('memberships')
+    .select(['tenant_id', 'role'])
+    .where('user_id', '=', user.id)
+    .where('status', '=', 'active')
+    .orderBy('created_at')
+    .orderBy('tenant_id')
+    .executeTakeFirst();
+  if (!home) throw forbidden('this account has no active tenant membership');
+  await core.db.updateTable('users').set({ last_login_at: Date.now() }).where('id', '=', user.id).execute();
+  return startSession(core, user.id, home.tenant_id, home.role as UserRole);
+}
+
+export async function logout(core: Core, actor: Actor): Promise<void> {
+  if (actor.kind !== 'session') throw badRequest('an API key is not a session; revoke it with DELETE /api/keys/{id}');
+  await core.db.deleteFrom('sessions').where('id', '=', actor.credentialId).execute();
+}
+
+/** Moves a session to another tenant the user is an active member of (else 404: no existence leak). */
+export async function switchTenant(core: Core, actor: Actor, tenantId: number): Promise<AuthSession> {
+  if (actor.kind !== 'session') throw badRequest('an API key is bound to its tenant and cannot switch');
+  const membership = await core.db
+    .selectFrom('memberships')
+    .select(['role', 'status'])
+    .where('user_id', '=', actor.userId)
+    .where('tenant_id', '=', tenantId)
+    .executeTakeFirst();
+  if (!membership || membership.status !== 'active') throw notFound('tenant');
+  await core.db.updateTable('sessions').set({ current_tenant_id: tenantId }).where('id', '=', actor.credentialId).execute();
+  return describeSession(core, { ...actor, tenantId, role: membership.role as UserRole, membershipStatus: 'active' });
+}
+

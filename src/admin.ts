@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import { issueApiKey } from './accounts/apiKeys.ts';
+import { normalizeEmail } from './accounts/records.ts';
+import { isRole, roleAtLeast, type UserRole } from './accounts/roles.ts';
+import { hashPassword } from './accounts/secrets.ts';
+import { createTenantWithOwner } from './accounts/tenants.ts';
+import { insertUser } from './accounts/users.ts';
+import type { Core } from './core.ts';
+import { isUniqueViolation } from './db/errors.ts';
+import { AppError, badRequest, conflict, notFound } from './errors.ts';
+
+/** Operator commands (`yunji admin …`): they act with full rights, without an HTTP actor. */
+
+function role(value: string | undefined, fallback: UserRole): UserRole {
+  if (value === undefined) return fallback;
+  if (!isRole(value)) throw badRequest(`--role must be owner, admin, member or viewer (got '${value}')`);
+  return value;
+}
+
+async function userIdByEmail(core: Core, email: string): Promise<number> {
+  const user = await core.db.selectFrom('users').select('id').where('email', '=', normalizeEmail(email)).executeTakeFirst();
+  if (!user) throw notFound(`user ${email}`);
+  return user.id;
+}
+
+async function tenantExists(core: Core, tenantId: number): Promise<void> {
+  const t = await core.db.selectFrom('tenants').select('id').where('id', '=', tenantId).executeTakeFirst();
+  if (!t) throw notFound(`tenant ${tenantId}`);
+}
+
+export async function adminCreateUser(
+  core: Core,
+  opts: { email: string; password?: string; displayName?: string; tenantId?: number; role?: string },
+): Promise<Record<string, unknown>> {
+  if (!/^[^\s@]+@[^\s@]+$/.test(opts.email) || opts.email.length > 254) throw badRequest(`--email is not an email address: '${opts.email}'`);
+  if (opts.password !== undefined && opts.password.length < 8) throw badRequest('--password must have at least 8 characters');
+  const memberRole = role(opts.role, 'member');
+  if (opts.tenantId !== undefined) await tenantExists(core, opts.tenantId);
+  const password = opts.password ?? randomBytes(12).toString('base64url');
+  const passwordHash = await hashPassword(password);
+  try {
+    const user = await core.db.transaction().execute(async (trx) => {
+      const u = await insertUser(trx, opts.email, passwordHash, opts.displayName);
+      if (opts.tenantId !== undefined) {
+        const now = Date.now();
+        await trx
+          .insertInto('memberships')
+          .values({ tenant_id: opts.tenantId, user_id: u.id, role: memberRole, status: 'active', invited_by: null, created_at: now, updated_at: now })
+          .execute();
+      }
+      return u;
+    });
+    return {
+      user_id: user.id,
+      email: user.email,
+      ...(opts.password === undefined ? { password } : {}),
+      ...(opts.tenantId !== undefined ? { tenant_id: opts.tenantId, role: memberRole } : {}),
+    };
+  } catch (err) {
+    if (isUniqueViolation(err)) throw conflict(`a user with email ${normalizeEmail(opts.email)} already exists`);
+    throw err;
+  }
+}
+
+export async function adminCreateTenant(core: Core, opts: { name: string; ownerEmail: string }): Promise<Record<string, unknown>> {
+  if (opts.name.trim() === '' || opts.name.length > 100) throw badRequest('--name must have 1 to 100 characters');
+  const ownerId = await userIdByEmail(core, opts.ownerEmail);
+  return { ...(await createTenantWithOwner(core.db, opts.name, ownerId)), owner_id: ownerId };
+}
+
+export async function adminCreateApiKey(
+  core: Core,
+  opts: { tenantId: number; email: string; name: string; role?: string },
+): Promise<Record<string, unknown>> {
+  if (opts.name.trim() === '' || opts.name.length > 100) throw badRequest('--name must have 1 to 100 characters');
+  await tenantExists(core, opts.tenantId);
+  const userId = await userIdByEmail(core, opts.email);
+  const membership = await core.db
+    .selectFrom('memberships')
+    .select(['role', 'status'])
+    .where('tenant_id', '=', opts.tenantId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
+  if (!membership || membership.status !== 'active') throw new AppError('forbidden', `${opts.email} is not an active member of tenant ${opts.tenantId}`);
+  const keyRole = role(opts.role, membership.role as UserRole);
+  if (!roleAtLeast(membership.role as UserRole, keyRole)) {
+    throw new AppError('forbidden', `a key cannot have role '${keyRole}', above its user's role '${membership.role}'`);
+  }
+  return issueApiKey(core.db, opts.tenantId, userId, opts.name, keyRole) as unknown as Record<string, unknown>;
+}

@@ -1,0 +1,116 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+/**
+ * Every setting, in one schema: the JSON file's shape, the environment variable that overrides it
+ * (`env`), its default, its bounds and its documentation (the README table is checked against it).
+ */
+export const ConfigSchema = Type.Object(
+  {
+    host: Type.String({ env: 'YUNJI_HOST', default: '127.0.0.1', minLength: 1, description: 'Address to listen on.' }),
+    port: Type.Integer({ env: 'YUNJI_PORT', default: 7890, minimum: 0, maximum: 65535, description: 'TCP port to listen on (0 picks a free one).' }),
+    dataDir: Type.String({ env: 'YUNJI_DATA_DIR', default: './data', minLength: 1, description: 'Directory for the SQLite file, the local user space and generated secrets.' }),
+    databaseUrl: Type.String({
+      env: 'YUNJI_DATABASE_URL',
+      default: '',
+      description: 'Empty: SQLite at `<dataDir>/yunji.db`. `sqlite:<path>` for another file, `postgres://…` for PostgreSQL.',
+    }),
+    adminEmail: Type.String({ env: 'YUNJI_ADMIN_EMAIL', default: 'admin@example.com', minLength: 3, maxLength: 254, description: 'Admin created on first start of an empty database.' }),
+    adminPassword: Type.String({
+      env: 'YUNJI_ADMIN_PASSWORD',
+      default: '',
+      description: 'Password of that admin; generated and printed once when empty.',
+    }),
+    logLevel: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { env: 'YUNJI_LOG_LEVEL', default: 'info', description: 'pino log level.' },
+    ),
+    bodyLimit: Type.Integer({ env: 'YUNJI_BODY_LIMIT', default: 1048576, minimum: 1024, description: 'Largest JSON request body, in bytes (larger: 413).' }),
+    sessionTtl: Type.Integer({ env: 'YUNJI_SESSION_TTL', default: 604800, minimum: 1, description: 'Lifetime of a login session, in seconds.' }),
+    invitationTtl: Type.Integer({ env: 'YUNJI_INVITATION_TTL', default: 604800, minimum: 1, description: 'Lifetime of an invitation token, in seconds.' }),
+    loginMaxFailures: Type.Integer({
+      env: 'YUNJI_LOGIN_MAX_FAILURES',
+      default: 10,
+      minimum: 1,
+      description: 'Failed logins allowed per email within the window; an address gets five times as many.',
+    }),
+    loginWindow: Type.Integer({ env: 'YUNJI_LOGIN_WINDOW', default: 900, minimum: 1, description: 'Throttling window for failed logins, in seconds.' }),
+    trustProxy: Type.Boolean({ env: 'YUNJI_TRUST_PROXY', default: false, description: 'Take the client address from `X-Forwarded-For` (only behind a proxy you run).' }),
+    cookieSecure: Type.Boolean({ env: 'YUNJI_COOKIE_SECURE', default: false, description: 'Mark the session cookie `Secure` (serve over HTTPS).' }),
+    shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function parseEnvValue(name: string, raw: string, schema: TSchema): unknown {
+  if (schema.type === 'integer') {
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name}: must be an integer (got '${raw}')`);
+    return Number(raw.trim());
+  }
+  if (schema.type === 'boolean') {
+    const v = raw.trim().toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+    throw new ConfigError(`${name}: must be true or false (got '${raw}')`);
+  }
+  return raw;
+}
+
+/** Reads `yunji.config.json` (or `YUNJI_CONFIG`), then the environment over it; throws ConfigError naming the bad setting. */
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const explicitFile = env.YUNJI_CONFIG;
+  const file = resolve(cwd, explicitFile ?? 'yunji.config.json');
+  let fromFile: Record<string, unknown> = {};
+  if (explicitFile !== undefined || existsSync(file)) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`YUNJI_CONFIG: cannot read ${file}: ${(err as Error).message}`);
+    }
+    try {
+      fromFile = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`${file}: not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) {
+      throw new ConfigError(`${file}: must hold a JSON object`);
+    }
+  }
+
+  const merged: Record<string, unknown> = { ...fromFile };
+  for (const [key, schema] of Object.entries(ConfigSchema.properties) as [string, TSchema][]) {
+    const envName = schema.env as string;
+    const raw = env[envName];
+    if (raw !== undefined) merged[key] = parseEnvValue(envName, raw, schema);
+  }
+  const withDefaults = Value.Default(ConfigSchema, merged) as Record<string, unknown>;
+  const first = Value.Errors(ConfigSchema, withDefaults).First();
+  if (first) {
+    const key = first.path.replace(/^\//, '').split('/')[0] ?? '';
+    const prop = (ConfigSchema.properties as Record<string, TSchema>)[key];
+    const name = prop ? `${prop.env as string} (${key})` : `'${key}' (unknown setting)`;
+    throw new ConfigError(`${name}: ${first.message}${first.value !== undefined ? ` (got ${JSON.stringify(first.value)})` : ''}`);
+  }
+  const config = withDefaults as Config;
+  config.dataDir = resolve(cwd, config.dataDir);
+  return config;
+}
+
+/** The settings as documentation rows: the README's configuration table is generated from this. */
+export function configTable(): { env: string; key: string; default: unknown; description: string }[] {
+  return (Object.entries(ConfigSchema.properties) as [string, TSchema][]).map(([key, s]) => ({
+    env: s.env as string,
+    key,
+    default: s.default,
+    description: s.description ?? '',
+  }));
+}

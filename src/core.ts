@@ -1,0 +1,12 @@
+import type { Logger } from 'pino';
+import type { Config } from './config.ts';
+import type { Db } from './db/index.ts';
+import type { DialectName } from './db/dialect.ts';
+
+/** What every core operation runs against: the database, the settings and a logger. */
+export interface Core {
+  db: Db;
+  dialect: DialectName;
+  config: Config;
+  log: Logger;
+}

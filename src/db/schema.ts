@@ -1,0 +1,88 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Row shapes of the metadata database. Times are epoch milliseconds (integers on both SQLite and
+ * PostgreSQL, so the same queries and comparisons run on both); booleans are 0/1 for the same reason.
+ */
+export interface Database {
+  tenants: TenantsTable;
+  users: UsersTable;
+  memberships: MembershipsTable;
+  sessions: SessionsTable;
+  api_keys: ApiKeysTable;
+  invitations: InvitationsTable;
+  auth_throttle: AuthThrottleTable;
+}
+
+export interface TenantsTable {
+  id: Generated<number>;
+  name: string;
+  project_key: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface UsersTable {
+  id: Generated<number>;
+  /** Lower-cased; unique. */
+  email: string;
+  display_name: string;
+  /** Null until an invited user accepts and sets one. */
+  password_hash: string | null;
+  created_at: number;
+  updated_at: number;
+  last_login_at: number | null;
+}
+
+export interface MembershipsTable {
+  id: Generated<number>;
+  tenant_id: number;
+  user_id: number;
+  role: string;
+  status: string;
+  invited_by: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SessionsTable {
+  id: Generated<number>;
+  token_hash: string;
+  user_id: number;
+  current_tenant_id: number;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface ApiKeysTable {
+  id: Generated<number>;
+  tenant_id: number;
+  /** The user the key acts as (its creator). */
+  user_id: number;
+  name: string;
+  role: string;
+  key_hash: string;
+  /** First characters of the key, shown in listings so a user can tell keys apart. */
+  key_prefix: string;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export interface InvitationsTable {
+  id: Generated<number>;
+  tenant_id: number;
+  user_id: number;
+  role: string;
+  token_hash: string;
+  invited_by: number;
+  created_at: number;
+  expires_at: number;
+  accepted_at: number | null;
+}
+
+export interface AuthThrottleTable {
+  /** `email:<address>` or `ip:<address>`. */
+  key: string;
+  failures: number;
+  window_start: number;
+}

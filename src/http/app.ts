@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import cookie from '@fastify/cookie';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Core } from '../core.ts';
+import { authRoutes } from './api/auth.ts';
+import { usePlatformErrors } from './api/envelope.ts';
+import { keyRoutes } from './api/keys.ts';
+import { tenantRoutes } from './api/tenants.ts';
+import { userRoutes } from './api/users.ts';
+import { useAuth } from './auth.ts';
+import { healthRoutes } from './health.ts';
+import { trackRouteMethods } from './methods.ts';
+import { validatorCompiler } from './validation.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+export async function buildApp(core: Core): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: core.log as FastifyBaseLogger,
+    bodyLimit: core.config.bodyLimit,
+    trustProxy: core.config.trustProxy,
+    // A caller's X-Request-Id is kept when it is sane, so its logs and ours line up.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 200 },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.decorateRequest('actor', null);
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  const allowedMethods = trackRouteMethods(app);
+  usePlatformErrors(app, allowedMethods);
+
+  await app.register(cookie);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Yunji',
+        version: '0.1.0',
+        description: 'Self-hosted multi-tenant cross-cloud storage and sync. Authenticate with `Authorization: Bearer <session token or API key>`.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
+  app.addHook('onRoute', (route) => {
+    // The documentation routes are public.
+    if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), auth: false };
+  });
+
+  app.get('/openapi.json', { config: { auth: false }, schema: { hide: true } }, async () => app.swagger());
+  await app.register(healthRoutes, { core });
+  await app.register(
+    async (api) => {
+      useAuth(api, core);
+      await api.register(authRoutes, { core });
+      await api.register(tenantRoutes, { core });
+      await api.register(userRoutes, { core });
+      await api.register(keyRoutes, { core });
+    },
+    { prefix: '/api' },
+  );
+  return app;
+}

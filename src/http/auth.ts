@@ -1,0 +1,66 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { authenticate, type Actor } from '../accounts/actor.ts';
+import type { AuthSession } from '../accounts/models.ts';
+import type { Core } from '../core.ts';
+import { unauthorized } from '../errors.ts';
+
+export const SESSION_COOKIE = 'yunji_session';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the auth hook on every route that does not opt out. */
+    actor: Actor | null;
+  }
+  interface FastifyContextConfig {
+    /** `false`: no credentials needed; `'optional'`: used when present. Default: required. */
+    auth?: false | 'optional';
+  }
+}
+
+const MAX_TOKEN_LENGTH = 256;
+
+/** The bearer token of a request: `Authorization: Bearer …`, else the session cookie. */
+export function requestToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header !== undefined) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match?.[1]) throw unauthorized('Authorization header must be "Bearer <token>"');
+    return match[1];
+  }
+  return request.cookies?.[SESSION_COOKIE] || undefined;
+}
+
+/** Authenticates every request of the context it is installed in, unless the route opts out. */
+export function useAuth(app: FastifyInstance, core: Core): void {
+  app.addHook('onRequest', async (request) => {
+    const mode = request.routeOptions.config.auth;
+    if (mode === false) return;
+    const token = requestToken(request);
+    if (!token) {
+      if (mode === 'optional') return;
+      throw unauthorized('authentication required: send "Authorization: Bearer <token>" or log in');
+    }
+    if (token.length > MAX_TOKEN_LENGTH) throw unauthorized('invalid token');
+    request.actor = await authenticate(core, token);
+  });
+}
+
+/** The authenticated actor of a route that requires one. */
+export function actorOf(request: FastifyRequest): Actor {
+  if (!request.actor) throw unauthorized();
+  return request.actor;
+}
+
+export function setSessionCookie(reply: FastifyReply, core: Core, session: AuthSession): void {
+  reply.setCookie(SESSION_COOKIE, session.token, {
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: core.config.cookieSecure,
+    path: '/',
+    maxAge: core.config.sessionTtl,
+  });
+}
+
+export function clearSessionCookie(reply: FastifyReply, core: Core): void {
+  reply.clearCookie(SESSION_COOKIE, { httpOnly: true, sameSite: 'lax', secure: core.config.cookieSecure, path: '/' });
+}

@@ -1,0 +1,115 @@
+import { parseArgs } from 'node:util';
+import { adminCreateApiKey, adminCreateTenant, adminCreateUser } from './admin.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { AppError } from './errors.ts';
+import { openRuntime } from './runtime.ts';
+import { serve } from './server.ts';
+
+const USAGE = `Usage: yunji <command>
+
+  serve                          run the API server (migrates and bootstraps first)
+  migrate                        bring the database schema up to date
+  admin create-user --email E [--password P] [--display-name N] [--tenant ID --role R]
+  admin create-tenant --name N --owner EMAIL
+  admin create-api-key --tenant ID --email E --name N [--role R]
+
+Settings come from YUNJI_* environment variables and ./yunji.config.json (see README).`;
+
+class UsageError extends Error {}
+
+function intOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a positive integer (got '${value}')`);
+  return Number(value);
+}
+
+function required(name: string, value: string | undefined): string {
+  if (value === undefined || value === '') throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+async function runAdmin(config: Config, sub: string | undefined, args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      email: { type: 'string' },
+      password: { type: 'string' },
+      'display-name': { type: 'string' },
+      tenant: { type: 'string' },
+      role: { type: 'string' },
+      name: { type: 'string' },
+      owner: { type: 'string' },
+    },
+    strict: true,
+  });
+  const commands: Record<string, () => Promise<(core: Parameters<typeof adminCreateUser>[0]) => Promise<unknown>>> = {
+    'create-user': async () => {
+      const opts = {
+        email: required('email', values.email),
+        password: values.password,
+        displayName: values['display-name'],
+        tenantId: intOption('tenant', values.tenant),
+        role: values.role,
+      };
+      return (core) => adminCreateUser(core, opts);
+    },
+    'create-tenant': async () => {
+      const opts = { name: required('name', values.name), ownerEmail: required('owner', values.owner) };
+      return (core) => adminCreateTenant(core, opts);
+    },
+    'create-api-key': async () => {
+      const opts = {
+        tenantId: intOption('tenant', required('tenant', values.tenant)) as number,
+        email: required('email', values.email),
+        name: required('name', values.name),
+        role: values.role,
+      };
+      return (core) => adminCreateApiKey(core, opts);
+    },
+  };
+  const command = sub === undefined ? undefined : commands[sub];
+  if (!command) throw new UsageError(`unknown admin command '${sub ?? ''}'`);
+  const run = await command();
+  const { core, database } = await openRuntime(config);
+  try {
+    process.stdout.write(`${JSON.stringify(await run(core), null, 2)}\n`);
+  } finally {
+    await database.close();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'serve':
+      return serve(config);
+    case 'migrate': {
+      const { database } = await openRuntime(config);
+      await database.close();
+      process.stdout.write('database is up to date\n');
+      return;
+    }
+    case 'admin':
+      return runAdmin(config, rest[0], rest.slice(1));
+    default:
+      throw new UsageError(`unknown command '${command}'`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    process.stderr.write(`yunji: ${(err as Error).message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (err instanceof ConfigError || err instanceof AppError) {
+    process.stderr.write(`yunji: ${err.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`yunji: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

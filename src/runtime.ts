@@ -1,0 +1,44 @@
+import pino, { type Logger } from 'pino';
+import { bootstrap } from './accounts/bootstrap.ts';
+import type { Config } from './config.ts';
+import type { Core } from './core.ts';
+import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
+
+export interface Runtime {
+  core: Core;
+  database: DatabaseHandle;
+}
+
+export function createLogger(config: Config): Logger {
+  return pino({
+    level: config.logLevel,
+    // Credentials never reach the logs, whatever a future log line includes.
+    redact: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie', 'password', '*.password'],
+  });
+}
+
+/** Opens the database and brings its schema up to date: what every command needs before it works. */
+export async function openRuntime(config: Config, log: Logger = createLogger(config)): Promise<Runtime> {
+  const database = openDatabase(config.databaseUrl, config.dataDir);
+  try {
+    const applied = await migrateToLatest(database.db);
+    if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  return { database, core: { db: database.db, dialect: database.dialect, config, log } };
+}
+
+/** First start: creates the default tenant and admin, and shows a generated password once. */
+export async function bootstrapIfEmpty(core: Core): Promise<void> {
+  const result = await bootstrap(core);
+  if (!result) return;
+  core.log.info({ tenantId: result.tenantId, adminEmail: result.adminEmail }, 'bootstrapped: tenant "default" and its admin');
+  if (result.generatedPassword) {
+    process.stdout.write(
+      `\n  Yunji admin created: ${result.adminEmail}\n  Password (shown only now): ${result.generatedPassword}\n` +
+        `  Set YUNJI_ADMIN_PASSWORD before the first start to choose it instead.\n\n`,
+    );
+  }
+}

@@ -1,0 +1,147 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createPgDatabase, type DbKind } from './databases.ts';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const ADMIN_EMAIL = 'admin@example.com';
+export const ADMIN_PASSWORD = 'admin-password-1';
+
+export interface RunningServer {
+  url: string;
+  kind: DbKind;
+  dataDir: string;
+  /** Everything the process printed so far. */
+  output(): string;
+  proc: ChildProcess;
+  /** SIGTERM and wait for exit; returns the exit code. */
+  stop(): Promise<number | null>;
+  /** Stops the process and removes its data (and its PostgreSQL database). */
+  dispose(): Promise<void>;
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  /** Reuse a data dir / database from an earlier server (restart tests). */
+  dataDir?: string;
+  databaseUrl?: string;
+}
+
+/** Spawns `yunji serve` (the real CLI) on a free port against a fresh SQLite file or PostgreSQL database. */
+export async function startServer(kind: DbKind, options: StartOptions = {}): Promise<RunningServer> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'yunji-test-'));
+  let dropPg: (() => Promise<void>) | undefined;
+  let databaseUrl = options.databaseUrl ?? '';
+  if (kind === 'postgres' && !databaseUrl) {
+    const created = await createPgDatabase();
+    databaseUrl = created.url;
+    dropPg = created.drop;
+  }
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      YUNJI_PORT: '0',
+      YUNJI_HOST: '127.0.0.1',
+      YUNJI_DATA_DIR: dataDir,
+      YUNJI_DATABASE_URL: databaseUrl,
+      YUNJI_ADMIN_EMAIL: ADMIN_EMAIL,
+      YUNJI_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      YUNJI_LOG_LEVEL: 'info',
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+
+  const url = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`server did not start within 30 s:\n${out}`)), 30_000);
+    const check = () => {
+      const m = /yunji listening on (http:\/\/[^"\s]+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        proc.stdout.off('data', check);
+        res(m[1]);
+      }
+    };
+    proc.stdout.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      rej(new Error(`server exited with ${code} before listening:\n${out}`));
+    });
+  });
+
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    return exited;
+  };
+  return {
+    url,
+    kind,
+    dataDir,
+    proc,
+    output: () => out,
+    stop,
+    dispose: async () => {
+      await stop();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      await dropPg?.();
+    },
+  };
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+export interface CallOptions {
+  token?: string;
+  body?: unknown;
+  /** Sent as-is instead of JSON-encoding `body`. */
+  raw?: string | Buffer;
+  headers?: Record<string, string>;
+}
+
+/** One HTTP call; JSON bodies are parsed when the response is JSON. */
+export async function call<T = any>(base: string, method: string, path: string, opts: CallOptions = {}): Promise<ApiResponse<T>> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  let body: string | Buffer | undefined;
+  if (opts.raw !== undefined) body = opts.raw;
+  else if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(base + path, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown = undefined;
+  if ((res.headers.get('content-type') ?? '').includes('json') && text !== '') parsed = JSON.parse(text);
+  return { status: res.status, headers: res.headers, body: parsed as T, text };
+}
+
+/** A client bound to one server, optionally with a token. */
+export function client(base: string, token?: string) {
+  const c = (method: string, path: string, opts: CallOptions = {}) => call(base, method, path, { token, ...opts });
+  return {
+    get: (path: string, opts?: CallOptions) => c('GET', path, opts),
+    post: (path: string, body?: unknown, opts?: CallOptions) => c('POST', path, { body, ...opts }),
+    put: (path: string, body?: unknown, opts?: CallOptions) => c('PUT', path, { body, ...opts }),
+    patch: (path: string, body?: unknown, opts?: CallOptions) => c('PATCH', path, { body, ...opts }),
+    delete: (path: string, opts?: CallOptions) => c('DELETE', path, opts),
+    with: (t: string) => client(base, t),
+  };
+}
+
+export async function login(base: string, email = ADMIN_EMAIL, password = ADMIN_PASSWORD): Promise<string> {
+  const res = await call(base, 'POST', '/api/auth/login', { body: { email, password } });
+  if (res.status !== 200) throw new Error(`login ${email} failed: ${res.status} ${res.text}`);
+  return res.body.token as string;
+}
