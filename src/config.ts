@@ -11,7 +11,7 @@ export const ConfigSchema = Type.Object(
   {
     host: Type.String({ env: 'YUNJI_HOST', default: '127.0.0.1', minLength: 1, description: 'Address to listen on.' }),
     port: Type.Integer({ env: 'YUNJI_PORT', default: 7890, minimum: 0, maximum: 65535, description: 'TCP port to listen on (0 picks a free one).' }),
-    dataDir: Type.String({ env: 'YUNJI_DATA_DIR', default: './data', minLength: 1, description: 'Directory for the SQLite file, the local user space and generated secrets.' }),
+    dataDir: Type.String({ env: 'YUNJI_DATA_DIR', default: './data', minLength: 1, description: "Directory for Yunji's own files: the embedded SQLite database by default." }),
     databaseUrl: Type.String({
       env: 'YUNJI_DATABASE_URL',
       default: '',
@@ -25,7 +25,7 @@ export const ConfigSchema = Type.Object(
     }),
     logLevel: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-      { env: 'YUNJI_LOG_LEVEL', default: 'info', description: 'pino log level.' },
+      { env: 'YUNJI_LOG_LEVEL', default: 'info', description: 'pino log level (`fatal` … `trace`, `silent`).' },
     ),
     bodyLimit: Type.Integer({ env: 'YUNJI_BODY_LIMIT', default: 1048576, minimum: 1024, description: 'Largest JSON request body, in bytes (larger: 413).' }),
     sessionTtl: Type.Integer({ env: 'YUNJI_SESSION_TTL', default: 604800, minimum: 1, description: 'Lifetime of a login session, in seconds.' }),
@@ -34,7 +34,7 @@ export const ConfigSchema = Type.Object(
       env: 'YUNJI_LOGIN_MAX_FAILURES',
       default: 10,
       minimum: 1,
-      description: 'Failed logins allowed per email within the window; an address gets five times as many.',
+      description: 'Failed logins allowed per email within the window; a client address gets five times as many.',
     }),
     loginWindow: Type.Integer({ env: 'YUNJI_LOGIN_WINDOW', default: 900, minimum: 1, description: 'Throttling window for failed logins, in seconds.' }),
     trustProxy: Type.Boolean({ env: 'YUNJI_TRUST_PROXY', default: false, description: 'Take the client address from `X-Forwarded-For` (only behind a proxy you run).' }),

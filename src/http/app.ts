@@ -38,6 +38,15 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // While draining, every response closes its connection; otherwise a keep-alive connection whose
+  // request finished after close() began would hold the server open until its idle timeout.
+  let draining = false;
+  app.addHook('preClose', async () => {
+    draining = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
+  });
   const allowedMethods = trackRouteMethods(app);
   usePlatformErrors(app, allowedMethods);
 

@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 import { createPgDatabase, type DbKind } from './databases.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
+/** The tsx loader, by URL, so a process started in any directory can run the TypeScript sources. */
+export const TSX = import.meta.resolve('tsx');
 export const ADMIN_EMAIL = 'admin@example.com';
 export const ADMIN_PASSWORD = 'admin-password-1';
 
@@ -38,7 +40,7 @@ export async function startServer(kind: DbKind, options: StartOptions = {}): Pro
     databaseUrl = created.url;
     dropPg = created.drop;
   }
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+  const proc = spawn(process.execPath, ['--import', TSX, 'src/main.ts', 'serve'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,
@@ -77,7 +79,8 @@ export async function startServer(kind: DbKind, options: StartOptions = {}): Pro
   });
 
   const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    // Only one SIGTERM from here: a second one would make the server exit at once (non-zero).
+    if (!proc.killed && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
     return exited;
   };
   return {
@@ -93,6 +96,16 @@ export async function startServer(kind: DbKind, options: StartOptions = {}): Pro
       await dropPg?.();
     },
   };
+}
+
+/** Resolves once the server's output matches `pattern` `count` times. */
+export async function waitForOutput(server: RunningServer, pattern: RegExp, count = 1, timeoutMs = 20_000): Promise<void> {
+  const global = new RegExp(pattern.source, pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`);
+  const deadline = Date.now() + timeoutMs;
+  while ((server.output().match(global)?.length ?? 0) < count) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${count}× ${pattern} in:\n${server.output()}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 export interface ApiResponse<T = any> {

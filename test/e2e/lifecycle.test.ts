@@ -1,0 +1,116 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createPgDatabase, databaseKinds } from '../helpers/databases.ts';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, call, ROOT, startServer, TSX, waitForOutput, type RunningServer } from '../helpers/server.ts';
+
+const kinds = await databaseKinds();
+
+describe.each(kinds)('process lifecycle on %s', (kind) => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const c of cleanup) await c();
+  });
+
+  it('first start prints a generated admin password once; a restart keeps the data and prints nothing', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'yunji-life-'));
+    const pgDb = kind === 'postgres' ? await createPgDatabase() : undefined;
+    cleanup.push(async () => {
+      rmSync(dataDir, { recursive: true, force: true });
+      await pgDb?.drop();
+    });
+    const first = await startServer(kind, { dataDir, databaseUrl: pgDb?.url, env: { YUNJI_ADMIN_PASSWORD: '' } });
+    const printed = /Password \(shown only now\): (\S+)/.exec(first.output())?.[1];
+    expect(printed).toBeDefined();
+    expect((await call(first.url, 'POST', '/api/auth/login', { body: { email: ADMIN_EMAIL, password: printed } })).status).toBe(200);
+    expect(await first.stop()).toBe(0);
+
+    const second = await startServer(kind, { dataDir, databaseUrl: pgDb?.url, env: { YUNJI_ADMIN_PASSWORD: '' } });
+    expect(second.output()).not.toMatch(/shown only now/);
+    expect((await call(second.url, 'POST', '/api/auth/login', { body: { email: ADMIN_EMAIL, password: printed } })).status).toBe(200);
+    expect(await second.stop()).toBe(0);
+  });
+
+  it('answers health and readiness, and tags every response with a request id', async () => {
+    const server = await startServer(kind);
+    cleanup.push(() => server.dispose());
+    const health = await call(server.url, 'GET', '/healthz');
+    expect(health.status).toBe(200);
+    expect(health.body).toEqual({ status: 'ok' });
+    const ready = await call(server.url, 'GET', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    // The request id reaches the log lines of that request.
+    const id = 'trace-me-123';
+    await call(server.url, 'GET', '/api/auth/session', { headers: { 'x-request-id': id } });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.output()).toContain(`"reqId":"${id}"`);
+    // Credentials never reach the log.
+    await call(server.url, 'POST', '/api/auth/login', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.output()).not.toContain(ADMIN_PASSWORD);
+  });
+
+  it('SIGTERM drains in-flight requests, then exits 0', async () => {
+    const server: RunningServer = await startServer(kind);
+    cleanup.push(() => server.dispose());
+    // Logins are deliberately slow (scrypt), so 16 of them are still in flight when the signal lands.
+    const inFlight = Array.from({ length: 16 }, () =>
+      call(server.url, 'POST', '/api/auth/login', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } }),
+    );
+    await waitForOutput(server, /"url":"\/api\/auth\/login"[^\n]*"msg":"incoming request"/, 16);
+    server.proc.kill('SIGTERM');
+    const results = await Promise.all(inFlight);
+    expect(results.map((r) => r.status)).toEqual(Array(16).fill(200));
+    expect(await server.stop()).toBe(0);
+    expect(server.output()).toMatch(/draining in-flight requests/);
+    expect(server.output()).toMatch(/"msg":"stopped"/);
+  });
+
+  it('a second SIGTERM exits at once', async () => {
+    const server = await startServer(kind);
+    cleanup.push(() => server.dispose());
+    const inFlight = Array.from({ length: 16 }, () =>
+      call(server.url, 'POST', '/api/auth/login', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } }).catch(() => null),
+    );
+    await waitForOutput(server, /"url":"\/api\/auth\/login"[^\n]*"msg":"incoming request"/, 16);
+    server.proc.kill('SIGTERM');
+    await waitForOutput(server, /draining in-flight requests/);
+    process.kill(server.proc.pid!, 'SIGTERM');
+    expect(await server.stop()).toBe(1);
+    expect(server.output()).toMatch(/second signal: exiting now/);
+    await Promise.all(inFlight);
+  });
+});
+
+describe('start-up refuses bad settings with a message naming them', () => {
+  const run = (env: Record<string, string>, cwd = ROOT) =>
+    spawnSync(process.execPath, ['--import', TSX, join(ROOT, 'src/main.ts'), 'serve'], {
+      cwd,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, YUNJI_DATA_DIR: mkdtempSync(join(tmpdir(), 'yunji-bad-')), ...env },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+
+  it('an invalid environment value', () => {
+    const r = run({ YUNJI_PORT: 'eighty' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("YUNJI_PORT: must be an integer (got 'eighty')");
+  });
+
+  it('an unsupported database URL', () => {
+    const r = run({ YUNJI_DATABASE_URL: 'mysql://localhost/db' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('YUNJI_DATABASE_URL');
+  });
+
+  it('an unknown key in yunji.config.json', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'yunji-cfg-'));
+    writeFileSync(join(cwd, 'yunji.config.json'), JSON.stringify({ portt: 1 }));
+    const r = run({}, cwd);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("'portt' (unknown setting)");
+  });
+});
