@@ -45,6 +45,9 @@ export async function assertNotThrottled(core: Core, keys: ThrottleKey[]): Promi
 export async function recordFailure(core: Core, keys: ThrottleKey[]): Promise<void> {
   const now = Date.now();
   const expired = now - core.config.loginWindow * 1000;
+  // Rows of past windows count for nothing; dropping them here keeps the table as small as the
+  // failures of one window, however many addresses a password sprayer tries.
+  await core.db.deleteFrom('auth_throttle').where('window_start', '<=', expired).execute();
   for (const { key } of keys) {
     await core.db
       .insertInto('auth_throttle')
