@@ -1,4 +1,6 @@
 import type { Core } from '../core.ts';
+import type { Db } from '../db/index.ts';
+import { prepared } from '../db/prepared.ts';
 import { AppError, forbidden, unauthorized } from '../errors.ts';
 import type { UserTenantStatus } from './models.ts';
 import { roleAtLeast, weakerRole, type UserRole } from './roles.ts';
@@ -18,6 +20,22 @@ export interface Actor {
   expiresAt: number | null;
 }
 
+// Every authenticated request runs one of these two.
+const apiKeyByHash = prepared((db: Db, hash: string) =>
+  db
+    .selectFrom('api_keys as k')
+    .innerJoin('memberships as m', (j) => j.onRef('m.user_id', '=', 'k.user_id').onRef('m.tenant_id', '=', 'k.tenant_id'))
+    .select(['k.id', 'k.user_id', 'k.tenant_id', 'k.role as key_role', 'm.role as member_role', 'm.status'])
+    .where('k.key_hash', '=', hash),
+);
+const sessionByHash = prepared((db: Db, hash: string) =>
+  db
+    .selectFrom('sessions as s')
+    .innerJoin('memberships as m', (j) => j.onRef('m.user_id', '=', 's.user_id').onRef('m.tenant_id', '=', 's.current_tenant_id'))
+    .select(['s.id', 's.user_id', 's.current_tenant_id', 's.expires_at', 'm.role', 'm.status'])
+    .where('s.token_hash', '=', hash),
+);
+
 // last_used_at is informational: write it at most once a minute per key, not on every request.
 const keyUseWritten = new Map<number, number>();
 const KEY_USE_INTERVAL = 60_000;
@@ -27,12 +45,7 @@ export async function authenticate(core: Core, token: string): Promise<Actor> {
   const hash = tokenHash(token);
   const now = Date.now();
   if (token.startsWith(TOKEN_PREFIX.apiKey)) {
-    const row = await core.db
-      .selectFrom('api_keys as k')
-      .innerJoin('memberships as m', (j) => j.onRef('m.user_id', '=', 'k.user_id').onRef('m.tenant_id', '=', 'k.tenant_id'))
-      .select(['k.id', 'k.user_id', 'k.tenant_id', 'k.role as key_role', 'm.role as member_role', 'm.status'])
-      .where('k.key_hash', '=', hash)
-      .executeTakeFirst();
+    const [row] = await apiKeyByHash(core.db, hash);
     if (!row) throw unauthorized('invalid or revoked API key');
     if ((keyUseWritten.get(row.id) ?? 0) < now - KEY_USE_INTERVAL) {
       keyUseWritten.set(row.id, now);
@@ -49,12 +62,7 @@ export async function authenticate(core: Core, token: string): Promise<Actor> {
       expiresAt: null,
     };
   }
-  const row = await core.db
-    .selectFrom('sessions as s')
-    .innerJoin('memberships as m', (j) => j.onRef('m.user_id', '=', 's.user_id').onRef('m.tenant_id', '=', 's.current_tenant_id'))
-    .select(['s.id', 's.user_id', 's.current_tenant_id', 's.expires_at', 'm.role', 'm.status'])
-    .where('s.token_hash', '=', hash)
-    .executeTakeFirst();
+  const [row] = await sessionByHash(core.db, hash);
   if (!row) throw unauthorized('invalid or revoked session token');
   if (row.expires_at <= now) throw unauthorized('session expired; log in again');
   return {

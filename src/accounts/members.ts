@@ -6,15 +6,13 @@ import { conflict, forbidden, notFound } from '../errors.ts';
 import { pageMeta, pageWindow, type Page, type PageQuery } from '../paging.ts';
 import { requireRole, type Actor } from './actor.ts';
 import type { TenantMember, UpdateMemberRequest } from './models.ts';
-import { getMembership, getUserProfile, membershipsWithTenant, toMembership, toUserProfile } from './records.ts';
+import { getMembership, getUserProfile, memberUserProfile, membersWithUsers, toMembership } from './records.ts';
 import { roleAtLeast, type UserRole } from './roles.ts';
 
 export async function listMembers(core: Core, actor: Actor, query: PageQuery): Promise<Page<TenantMember>> {
   requireRole(actor, 'viewer');
   const { page, pageSize, offset } = pageWindow(query);
-  const rows = await membershipsWithTenant(core.db)
-    .innerJoin('users as u', 'u.id', 'm.user_id')
-    .select(['u.email', 'u.display_name', 'u.created_at as user_created_at', 'u.last_login_at'])
+  const rows = await membersWithUsers(core.db)
     .where('m.tenant_id', '=', actor.tenantId)
     .limit(pageSize)
     .offset(offset)
@@ -24,10 +22,7 @@ export async function listMembers(core: Core, actor: Actor, query: PageQuery): P
     .select((eb) => eb.fn.countAll<number>().as('total'))
     .where('tenant_id', '=', actor.tenantId)
     .executeTakeFirstOrThrow();
-  const items = rows.map((r) => ({
-    user: toUserProfile({ id: r.user_id, email: r.email, display_name: r.display_name, created_at: r.user_created_at, last_login_at: r.last_login_at }),
-    membership: toMembership(r),
-  }));
+  const items = rows.map((r) => ({ user: memberUserProfile(r), membership: toMembership(r) }));
   return { items, meta: pageMeta(page, pageSize, Number(total)) };
 }
 

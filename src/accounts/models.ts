@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { Nullable, StringEnum } from '../schema.ts';
 import { UserRole } from './roles.ts';
 
 /**
@@ -14,9 +15,7 @@ const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' });
 
 export { UserRole };
 
-export const UserTenantStatus = Type.Union([Type.Literal('active'), Type.Literal('invited'), Type.Literal('disabled')], {
-  title: 'UserTenantStatus',
-});
+export const UserTenantStatus = StringEnum(['active', 'invited', 'disabled'], { title: 'UserTenantStatus' });
 export type UserTenantStatus = Static<typeof UserTenantStatus>;
 
 export const UserProfile = Type.Object(
@@ -25,7 +24,7 @@ export const UserProfile = Type.Object(
     email: Type.String(),
     display_name: Type.String(),
     created_at: Time,
-    last_login_at: Type.Union([Time, Type.Null()]),
+    last_login_at: Nullable(Time),
   },
   { title: 'UserProfile' },
 );
@@ -59,7 +58,7 @@ export type TenantMembership = Static<typeof TenantMembership>;
 export const AuthSession = Type.Object(
   {
     token: Type.String({ description: 'Bearer token for `Authorization: Bearer …`; also set as the `yunji_session` cookie.' }),
-    expires_at: Type.Union([Time, Type.Null()], { description: 'Null for an API key.' }),
+    expires_at: Nullable(Time, { description: 'Null for an API key.' }),
     user: UserProfile,
     current_tenant: Tenant,
     current_role: UserRole,
@@ -93,7 +92,7 @@ export const ApiKey = Type.Object(
     tenant_id: Id,
     user_id: Id,
     created_at: Time,
-    last_used_at: Type.Union([Time, Type.Null()]),
+    last_used_at: Nullable(Time),
   },
   { title: 'ApiKey' },
 );
@@ -130,7 +129,7 @@ export type AcceptInvitationRequest = Static<typeof AcceptInvitationRequest>;
 export const UpdateMemberRequest = Type.Object(
   {
     role: Type.Optional(UserRole),
-    status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])),
+    status: Type.Optional(StringEnum(['active', 'disabled'])),
   },
   { ...strict, minProperties: 1, title: 'UpdateMemberRequest' },
 );

@@ -34,6 +34,19 @@ export function membershipsWithTenant(db: Db) {
     .orderBy('m.tenant_id');
 }
 
+/** Memberships with their tenants and users: the members of a tenant, or one user's session view. */
+export function membersWithUsers(db: Db) {
+  return membershipsWithTenant(db)
+    .innerJoin('users as u', 'u.id', 'm.user_id')
+    .select(['u.email', 'u.display_name', 'u.created_at as user_created_at', 'u.last_login_at']);
+}
+
+type MemberRow = Awaited<ReturnType<ReturnType<typeof membersWithUsers>['executeTakeFirstOrThrow']>>;
+
+export function memberUserProfile(r: MemberRow): UserProfile {
+  return toUserProfile({ id: r.user_id, email: r.email, display_name: r.display_name, created_at: r.user_created_at, last_login_at: r.last_login_at });
+}
+
 type MembershipRow = Awaited<ReturnType<ReturnType<typeof membershipsWithTenant>['executeTakeFirstOrThrow']>>;
 
 export function toMembership(r: MembershipRow): TenantMembership {

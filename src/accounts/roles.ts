@@ -1,6 +1,7 @@
-import { Type, type Static } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { StringEnum } from '../schema.ts';
 
-export const UserRole = Type.Union([Type.Literal('owner'), Type.Literal('admin'), Type.Literal('member'), Type.Literal('viewer')], {
+export const UserRole = StringEnum(['owner', 'admin', 'member', 'viewer'], {
   title: 'UserRole',
   description: 'owner > admin > member > viewer. viewer is read-only; admin and owner manage members.',
 });

@@ -1,28 +1,33 @@
 import type { Core } from '../core.ts';
+import type { Db } from '../db/index.ts';
+import { prepared } from '../db/prepared.ts';
 import { badRequest, forbidden, notFound, unauthorized } from '../errors.ts';
 import type { Actor } from './actor.ts';
 import { iso, type AuthSession } from './models.ts';
-import { getUserProfile, membershipsWithTenant, normalizeEmail, toMembership } from './records.ts';
+import { memberUserProfile, membersWithUsers, normalizeEmail, toMembership } from './records.ts';
 import type { UserRole } from './roles.ts';
 import { decoyPasswordHash, newToken, TOKEN_PREFIX, tokenHash, verifyPassword } from './secrets.ts';
 import { assertNotThrottled, clearFailures, loginThrottleKeys, recordFailure } from './throttle.ts';
 
 const INVALID_LOGIN = 'invalid email or password';
 
+// One query for the whole view: the user and every membership of theirs, with tenants.
+const allMemberships = prepared((db: Db, userId: number) => membersWithUsers(db).where('m.user_id', '=', userId));
+// An API key lives in one tenant; it does not reveal the creator's other tenants.
+const keyMembership = prepared((db: Db, userId: number, tenantId: number) =>
+  membersWithUsers(db).where('m.user_id', '=', userId).where('m.tenant_id', '=', tenantId),
+);
+
 /** The AuthSession view of an actor: who they are, where they are, and where else they may go. */
 export async function describeSession(core: Core, actor: Actor): Promise<AuthSession> {
-  const user = await getUserProfile(core.db, actor.userId);
-  if (!user) throw unauthorized();
-  let query = membershipsWithTenant(core.db).where('m.user_id', '=', actor.userId);
-  // An API key lives in one tenant; it does not reveal the creator's other tenants.
-  if (actor.kind === 'api_key') query = query.where('m.tenant_id', '=', actor.tenantId);
-  const memberships = (await query.execute()).map(toMembership);
+  const rows = actor.kind === 'api_key' ? await keyMembership(core.db, actor.userId, actor.tenantId) : await allMemberships(core.db, actor.userId);
+  const memberships = rows.map(toMembership);
   const current = memberships.find((m) => m.tenant_id === actor.tenantId);
-  if (!current) throw unauthorized();
+  if (!current || !rows[0]) throw unauthorized();
   return {
     token: actor.token,
     expires_at: actor.expiresAt === null ? null : iso(actor.expiresAt),
-    user,
+    user: memberUserProfile(rows[0]),
     current_tenant: current.tenant,
     current_role: actor.role,
     memberships,

@@ -5,6 +5,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvide
 import pg from 'pg';
 import type { DialectName } from './dialect.ts';
 import { migrations } from './migrations/index.ts';
+import { usePointReader } from './prepared.ts';
 import type { Database } from './schema.ts';
 
 export type { Database } from './schema.ts';
@@ -72,7 +73,20 @@ export function openDatabase(databaseUrl: string, dataDir: string): DatabaseHand
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-  return { db, dialect, location: target, close: () => db.destroy() };
+  // A second, read-only connection for the per-request point reads (see prepared.ts). Under WAL it
+  // reads the last committed state, never a transaction still open on the writer connection.
+  const reader = new BetterSqlite3(target, { readonly: true });
+  reader.pragma('busy_timeout = 5000');
+  usePointReader(db, reader);
+  return {
+    db,
+    dialect,
+    location: target,
+    close: async () => {
+      await db.destroy();
+      reader.close();
+    },
+  };
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

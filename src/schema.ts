@@ -1,0 +1,14 @@
+import { Type, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * Schema builders for wire models. Response serialization (fast-json-stringify) has to run a
+ * validator at runtime to pick an `anyOf` branch, so enums and nullable fields are expressed with
+ * `enum` and `nullable` instead of unions: same contract, no validation on every response.
+ */
+export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+export function Nullable<T extends TSchema>(schema: T, options: SchemaOptions = {}) {
+  return Type.Unsafe<Static<T> | null>({ ...schema, nullable: true, ...options });
+}
