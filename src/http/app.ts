@@ -34,6 +34,8 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
+  // Bodies are JSON (and, for uploads, multipart): text/plain is refused with 415, not parsed.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest('actor', null);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
