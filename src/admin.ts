@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import type { TSchema } from '@sinclair/typebox';
+import { Email, Name, Password } from './accounts/models.ts';
 import { issueApiKey } from './accounts/apiKeys.ts';
 import { normalizeEmail } from './accounts/records.ts';
 import { isRole, roleAtLeast, type UserRole } from './accounts/roles.ts';
@@ -8,8 +10,15 @@ import { insertUser } from './accounts/users.ts';
 import type { Core } from './core.ts';
 import { isUniqueViolation } from './db/errors.ts';
 import { AppError, badRequest, conflict, notFound } from './errors.ts';
+import { schemaProblem } from './validation.ts';
 
 /** Operator commands (`yunji admin …`): they act with full rights, without an HTTP actor. */
+
+/** Options obey the same schemas as the API's fields. */
+function option(name: string, schema: TSchema, value: string): void {
+  const problem = schemaProblem(schema, value);
+  if (problem) throw badRequest(`--${name} ${problem} (got '${value.length > 80 ? `${value.slice(0, 80)}…` : value}')`);
+}
 
 function role(value: string | undefined, fallback: UserRole): UserRole {
   if (value === undefined) return fallback;
@@ -32,8 +41,9 @@ export async function adminCreateUser(
   core: Core,
   opts: { email: string; password?: string; displayName?: string; tenantId?: number; role?: string },
 ): Promise<Record<string, unknown>> {
-  if (!/^[^\s@]+@[^\s@]+$/.test(opts.email) || opts.email.length > 254) throw badRequest(`--email is not an email address: '${opts.email}'`);
-  if (opts.password !== undefined && opts.password.length < 8) throw badRequest('--password must have at least 8 characters');
+  option('email', Email, opts.email);
+  if (opts.password !== undefined) option('password', Password, opts.password);
+  if (opts.displayName !== undefined) option('display-name', Name, opts.displayName);
   const memberRole = role(opts.role, 'member');
   if (opts.tenantId !== undefined) await tenantExists(core, opts.tenantId);
   const password = opts.password ?? randomBytes(12).toString('base64url');
@@ -63,7 +73,7 @@ export async function adminCreateUser(
 }
 
 export async function adminCreateTenant(core: Core, opts: { name: string; ownerEmail: string }): Promise<Record<string, unknown>> {
-  if (opts.name.trim() === '' || opts.name.length > 100) throw badRequest('--name must have 1 to 100 characters');
+  option('name', Name, opts.name);
   const ownerId = await userIdByEmail(core, opts.ownerEmail);
   return { ...(await createTenantWithOwner(core.db, opts.name, ownerId)), owner_id: ownerId };
 }
@@ -72,7 +82,7 @@ export async function adminCreateApiKey(
   core: Core,
   opts: { tenantId: number; email: string; name: string; role?: string },
 ): Promise<Record<string, unknown>> {
-  if (opts.name.trim() === '' || opts.name.length > 100) throw badRequest('--name must have 1 to 100 characters');
+  option('name', Name, opts.name);
   await tenantExists(core, opts.tenantId);
   const userId = await userIdByEmail(core, opts.email);
   const membership = await core.db

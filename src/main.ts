@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { adminCreateApiKey, adminCreateTenant, adminCreateUser } from './admin.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import type { Core } from './core.ts';
 import { AppError } from './errors.ts';
 import { openRuntime } from './runtime.ts';
 import { serve } from './server.ts';
@@ -28,7 +29,8 @@ function required(name: string, value: string | undefined): string {
   return value;
 }
 
-async function runAdmin(config: Config, sub: string | undefined, args: string[]): Promise<void> {
+/** Parses an admin command's options (usage errors before the database is opened) into the work to do. */
+function adminCommand(sub: string | undefined, args: string[]): (core: Core) => Promise<unknown> {
   const { values } = parseArgs({
     args,
     options: {
@@ -42,8 +44,8 @@ async function runAdmin(config: Config, sub: string | undefined, args: string[])
     },
     strict: true,
   });
-  const commands: Record<string, () => Promise<(core: Parameters<typeof adminCreateUser>[0]) => Promise<unknown>>> = {
-    'create-user': async () => {
+  switch (sub) {
+    case 'create-user': {
       const opts = {
         email: required('email', values.email),
         password: values.password,
@@ -52,12 +54,12 @@ async function runAdmin(config: Config, sub: string | undefined, args: string[])
         role: values.role,
       };
       return (core) => adminCreateUser(core, opts);
-    },
-    'create-tenant': async () => {
+    }
+    case 'create-tenant': {
       const opts = { name: required('name', values.name), ownerEmail: required('owner', values.owner) };
       return (core) => adminCreateTenant(core, opts);
-    },
-    'create-api-key': async () => {
+    }
+    case 'create-api-key': {
       const opts = {
         tenantId: intOption('tenant', required('tenant', values.tenant)) as number,
         email: required('email', values.email),
@@ -65,11 +67,14 @@ async function runAdmin(config: Config, sub: string | undefined, args: string[])
         role: values.role,
       };
       return (core) => adminCreateApiKey(core, opts);
-    },
-  };
-  const command = sub === undefined ? undefined : commands[sub];
-  if (!command) throw new UsageError(`unknown admin command '${sub ?? ''}'`);
-  const run = await command();
+    }
+    default:
+      throw new UsageError(`unknown admin command '${sub ?? ''}'`);
+  }
+}
+
+async function runAdmin(config: Config, sub: string | undefined, args: string[]): Promise<void> {
+  const run = adminCommand(sub, args);
   const { core, database } = await openRuntime(config);
   try {
     process.stdout.write(`${JSON.stringify(await run(core), null, 2)}\n`);

@@ -11,7 +11,7 @@ export const Id = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })
 const Time = Type.String({ format: 'date-time', description: 'ISO-8601 UTC' });
 export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 });
 export const Password = Type.String({ minLength: 8, maxLength: 1024, description: 'At least 8 characters.' });
-const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' });
+export const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' });
 
 export { UserRole };
 

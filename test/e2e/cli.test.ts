@@ -105,6 +105,10 @@ describe.each(kinds)('yunji CLI on %s', (kind) => {
 
     const shortPassword = yunji('admin', 'create-user', '--email', 'eve@example.com', '--password', 'short');
     expect(shortPassword.status).toBe(1);
-    expect(shortPassword.stderr).toContain('at least 8 characters');
+    expect(shortPassword.stderr).toContain('--password must NOT have fewer than 8 characters');
+
+    const badEmail = yunji('admin', 'create-user', '--email', 'not-an-email');
+    expect(badEmail.status).toBe(1);
+    expect(badEmail.stderr).toContain('--email must match format "email"');
   });
 });
