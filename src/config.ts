@@ -37,6 +37,14 @@ export const ConfigSchema = Type.Object(
       description: 'Failed logins allowed per email within the window; a client address gets five times as many.',
     }),
     loginWindow: Type.Integer({ env: 'YUNJI_LOGIN_WINDOW', default: 900, minimum: 1, description: 'Throttling window for failed logins, in seconds.' }),
+    authCacheTtl: Type.Integer({
+      env: 'YUNJI_AUTH_CACHE_TTL',
+      default: 1000,
+      minimum: 0,
+      maximum: 60000,
+      description:
+        "Milliseconds a process reuses a verified token (SQLite only; 0: off). This process's own changes apply at once; another process's within this time.",
+    }),
     trustProxy: Type.Boolean({ env: 'YUNJI_TRUST_PROXY', default: false, description: 'Take the client address from `X-Forwarded-For` (only behind a proxy you run).' }),
     cookieSecure: Type.Boolean({ env: 'YUNJI_COOKIE_SECURE', default: false, description: 'Mark the session cookie `Secure` (serve over HTTPS).' }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),

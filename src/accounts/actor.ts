@@ -4,6 +4,7 @@ import { prepared } from '../db/prepared.ts';
 import { AppError, forbidden, unauthorized } from '../errors.ts';
 import type { UserTenantStatus } from './models.ts';
 import { roleAtLeast, weakerRole, type UserRole } from './roles.ts';
+import { credentialCache } from './credentialCache.ts';
 import { TOKEN_PREFIX, tokenHash } from './secrets.ts';
 
 /** Who a request acts as: one user, in one current tenant, with one role. */
@@ -42,8 +43,21 @@ const KEY_USE_INTERVAL = 60_000;
 
 /** Resolves a bearer token (session token or API key) to its actor, or throws 401. */
 export async function authenticate(core: Core, token: string): Promise<Actor> {
-  const hash = tokenHash(token);
   const now = Date.now();
+  const cache = credentialCache(core);
+  const cached = cache?.get(token)?.actor;
+  if (cached) {
+    if (cached.expiresAt !== null && cached.expiresAt <= now) throw unauthorized('session expired; log in again');
+    return cached;
+  }
+  const generation = cache?.generation ?? 0;
+  const actor = await readActor(core, token, now);
+  cache?.storeActor(token, generation, actor);
+  return actor;
+}
+
+async function readActor(core: Core, token: string, now: number): Promise<Actor> {
+  const hash = tokenHash(token);
   if (token.startsWith(TOKEN_PREFIX.apiKey)) {
     const [row] = await apiKeyByHash(core.db, hash);
     if (!row) throw unauthorized('invalid or revoked API key');

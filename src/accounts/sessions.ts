@@ -3,6 +3,7 @@ import type { Db } from '../db/index.ts';
 import { prepared } from '../db/prepared.ts';
 import { badRequest, forbidden, notFound, unauthorized } from '../errors.ts';
 import type { Actor } from './actor.ts';
+import { credentialCache } from './credentialCache.ts';
 import { iso, type AuthSession } from './models.ts';
 import { memberUserProfile, membersWithUsers, normalizeEmail, toMembership } from './records.ts';
 import type { UserRole } from './roles.ts';
@@ -20,6 +21,16 @@ const keyMembership = prepared((db: Db, userId: number, tenantId: number) =>
 
 /** The AuthSession view of an actor: who they are, where they are, and where else they may go. */
 export async function describeSession(core: Core, actor: Actor): Promise<AuthSession> {
+  const cache = credentialCache(core);
+  const cached = cache?.get(actor.token);
+  if (cached?.view && cached.actor === actor) return cached.view;
+  const generation = cache?.generation ?? 0;
+  const view = await readSessionView(core, actor);
+  cache?.storeView(actor.token, generation, actor, view);
+  return view;
+}
+
+async function readSessionView(core: Core, actor: Actor): Promise<AuthSession> {
   const rows = actor.kind === 'api_key' ? await keyMembership(core.db, actor.userId, actor.tenantId) : await allMemberships(core.db, actor.userId);
   const memberships = rows.map(toMembership);
   const current = memberships.find((m) => m.tenant_id === actor.tenantId);

@@ -5,6 +5,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvide
 import pg from 'pg';
 import type { DialectName } from './dialect.ts';
 import { migrations } from './migrations/index.ts';
+import { observeDatabase, WriteWatcher } from './observe.ts';
 import { usePointReader } from './prepared.ts';
 import type { Database } from './schema.ts';
 
@@ -61,7 +62,9 @@ export function openDatabase(databaseUrl: string, dataDir: string): DatabaseHand
     const pool = new pg.Pool({ connectionString: target, max: 10 });
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on('error', () => {});
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const watcher = new WriteWatcher();
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: [watcher] });
+    observeDatabase(db, watcher);
     const url = new URL(target);
     url.password = '';
     return { db, dialect, location: url.toString(), close: () => db.destroy() };
@@ -72,7 +75,9 @@ export function openDatabase(databaseUrl: string, dataDir: string): DatabaseHand
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const watcher = new WriteWatcher();
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }), plugins: [watcher] });
+  observeDatabase(db, watcher, sqlite);
   // A second, read-only connection for the per-request point reads (see prepared.ts). Under WAL it
   // reads the last committed state, never a transaction still open on the writer connection.
   const reader = new BetterSqlite3(target, { readonly: true });
