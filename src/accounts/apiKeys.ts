@@ -3,7 +3,8 @@ import type { Db } from '../db/index.ts';
 import { forbidden, notFound } from '../errors.ts';
 import { pageMeta, pageWindow, type Page, type PageQuery } from '../paging.ts';
 import { requireRole, type Actor } from './actor.ts';
-import { iso, isoOrNull, type ApiKey, type CreatedApiKey, type CreateApiKeyRequest } from './models.ts';
+import { type ApiKey, type CreatedApiKey, type CreateApiKeyRequest } from './models.ts';
+import { iso, isoOrNull } from '../time.ts';
 import { roleAtLeast, type UserRole } from './roles.ts';
 import { newToken, TOKEN_PREFIX, tokenHash } from './secrets.ts';
 

@@ -137,6 +137,3 @@ export type UpdateMemberRequest = Static<typeof UpdateMemberRequest>;
 
 export const CreateApiKeyRequest = Type.Object({ name: Name, role: UserRole }, { ...strict, title: 'CreateApiKeyRequest' });
 export type CreateApiKeyRequest = Static<typeof CreateApiKeyRequest>;
-
-export const iso = (ms: number): string => new Date(ms).toISOString();
-export const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));

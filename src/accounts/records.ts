@@ -1,7 +1,8 @@
 import type { Selectable } from 'kysely';
 import type { Db } from '../db/index.ts';
 import type { TenantsTable, UsersTable } from '../db/schema.ts';
-import { iso, isoOrNull, type Tenant, type TenantMembership, type UserProfile, type UserTenantStatus } from './models.ts';
+import { type Tenant, type TenantMembership, type UserProfile, type UserTenantStatus } from './models.ts';
+import { iso, isoOrNull } from '../time.ts';
 import type { UserRole } from './roles.ts';
 
 /** Row → model mappers and the membership query that several account operations share. */

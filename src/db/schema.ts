@@ -12,6 +12,8 @@ export interface Database {
   api_keys: ApiKeysTable;
   invitations: InvitationsTable;
   auth_throttle: AuthThrottleTable;
+  buckets: BucketsTable;
+  packages: PackagesTable;
 }
 
 export interface TenantsTable {
@@ -85,4 +87,18 @@ export interface AuthThrottleTable {
   key: string;
   failures: number;
   window_start: number;
+}
+
+export interface BucketsTable {
+  id: Generated<number>;
+  tenant_id: number;
+  name: string;
+  created_at: number;
+}
+
+export interface PackagesTable {
+  id: Generated<number>;
+  bucket_id: number;
+  name: string;
+  created_at: number;
 }

@@ -12,6 +12,9 @@ import { tenantRoutes } from './api/tenants.ts';
 import { userRoutes } from './api/users.ts';
 import { useAuth } from './auth.ts';
 import { healthRoutes } from './health.ts';
+import { bucketRoutes } from './v1/buckets.ts';
+import { useV1Errors } from './v1/envelope.ts';
+import { packageRoutes } from './v1/packages.ts';
 import { trackRouteMethods } from './methods.ts';
 import { validatorCompiler } from './validation.ts';
 
@@ -81,6 +84,15 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
       await api.register(keyRoutes, { core });
     },
     { prefix: '/api' },
+  );
+  await app.register(
+    async (storage) => {
+      useV1Errors(storage, allowedMethods);
+      useAuth(storage, core);
+      await storage.register(bucketRoutes, { core });
+      await storage.register(packageRoutes, { core });
+    },
+    { prefix: '/v1' },
   );
   return app;
 }

@@ -1,41 +1,8 @@
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, call, client, login, startServer, type RunningServer } from '../helpers/server.ts';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, call, client, earlyResponse, login, startServer, type RunningServer } from '../helpers/server.ts';
 
 const kinds = await databaseKinds();
-
-/**
- * Declares a body of `size` bytes but sends only its first 64 KiB, then reads the answer. The server
- * must refuse on the declared length alone; sending all 10 MB would race its connection close
- * (a client still writing can get a reset that discards the response).
- */
-function earlyResponse(base: string, method: string, path: string, size: number, token?: string): Promise<{ status: number; text: string }> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname);
-    let raw = '';
-    const done = () => {
-      const m = /^HTTP\/1\.1 (\d{3})[^]*?\r\n\r\n([^]*)$/.exec(raw);
-      if (m) resolve({ status: Number(m[1]), text: m[2]! });
-      else reject(new Error(`no HTTP response: ${raw.slice(0, 200)}`));
-    };
-    socket.on('data', (d: Buffer) => {
-      raw += d.toString();
-      const len = /content-length: (\d+)/i.exec(raw);
-      const bodyStart = raw.indexOf('\r\n\r\n');
-      if (len && bodyStart >= 0 && raw.length - bodyStart - 4 >= Number(len[1])) {
-        socket.destroy();
-        done();
-      }
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => done());
-    const auth = token ? `Authorization: Bearer ${token}\r\n` : '';
-    socket.write(`${method} ${path} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\n${auth}Content-Length: ${size}\r\n\r\n`);
-    socket.write(`{"pad":"${'x'.repeat(64 * 1024)}`);
-  });
-}
 
 /** Every route that takes a JSON body, with a body it would accept. */
 const bodyRoutes: { method: string; path: string; valid: Record<string, unknown>; auth: boolean }[] = [

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createPgDatabase, type DbKind } from './databases.ts';
@@ -158,3 +159,36 @@ export async function login(base: string, email = ADMIN_EMAIL, password = ADMIN_
   if (res.status !== 200) throw new Error(`login ${email} failed: ${res.status} ${res.text}`);
   return res.body.token as string;
 }
+
+/**
+ * Declares a body of `size` bytes but sends only its first 64 KiB, then reads the answer. The server
+ * must refuse on the declared length alone; sending all 10 MB would race its connection close
+ * (a client still writing can get a reset that discards the response).
+ */
+export function earlyResponse(base: string, method: string, path: string, size: number, token?: string): Promise<{ status: number; text: string }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let raw = '';
+    const done = () => {
+      const m = /^HTTP\/1\.1 (\d{3})[^]*?\r\n\r\n([^]*)$/.exec(raw);
+      if (m) resolve({ status: Number(m[1]), text: m[2]! });
+      else reject(new Error(`no HTTP response: ${raw.slice(0, 200)}`));
+    };
+    socket.on('data', (d: Buffer) => {
+      raw += d.toString();
+      const len = /content-length: (\d+)/i.exec(raw);
+      const bodyStart = raw.indexOf('\r\n\r\n');
+      if (len && bodyStart >= 0 && raw.length - bodyStart - 4 >= Number(len[1])) {
+        socket.destroy();
+        done();
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => done());
+    const auth = token ? `Authorization: Bearer ${token}\r\n` : '';
+    socket.write(`${method} ${path} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\n${auth}Content-Length: ${size}\r\n\r\n`);
+    socket.write(`{"pad":"${'x'.repeat(64 * 1024)}`);
+  });
+}
+
