@@ -45,6 +45,18 @@ export const ConfigSchema = Type.Object(
       description:
         "Milliseconds a process reuses a verified token (SQLite only; 0: off). This process's own changes apply at once; another process's within this time.",
     }),
+    maxObjectSize: Type.Integer({
+      env: 'YUNJI_MAX_OBJECT_SIZE',
+      default: 5497558138880,
+      minimum: 1,
+      description: 'Largest object one upload may store, in bytes (larger: 413).',
+    }),
+    shardGrace: Type.Integer({
+      env: 'YUNJI_SHARD_GRACE',
+      default: 900,
+      minimum: 0,
+      description: 'Seconds unreferenced bytes are kept before the sweeper removes them.',
+    }),
     trustProxy: Type.Boolean({ env: 'YUNJI_TRUST_PROXY', default: false, description: 'Take the client address from `X-Forwarded-For` (only behind a proxy you run).' }),
     cookieSecure: Type.Boolean({ env: 'YUNJI_COOKIE_SECURE', default: false, description: 'Mark the session cookie `Secure` (serve over HTTPS).' }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),

@@ -3,6 +3,7 @@ import { bootstrap } from './accounts/bootstrap.ts';
 import type { Config } from './config.ts';
 import type { Core } from './core.ts';
 import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
+import { defaultSpace } from './spaces/spaces.ts';
 
 export interface Runtime {
   core: Core;
@@ -34,6 +35,7 @@ export async function openRuntime(config: Config, log: Logger = createLogger(con
 export async function bootstrapIfEmpty(core: Core): Promise<void> {
   const result = await bootstrap(core);
   if (!result) return;
+  await defaultSpace(core, result.tenantId);
   core.log.info({ tenantId: result.tenantId, adminEmail: result.adminEmail }, 'bootstrapped: tenant "default" and its admin');
   if (result.generatedPassword) {
     process.stdout.write(

@@ -14,6 +14,8 @@ export interface Database {
   auth_throttle: AuthThrottleTable;
   buckets: BucketsTable;
   packages: PackagesTable;
+  user_spaces: UserSpacesTable;
+  objects: ObjectsTable;
 }
 
 export interface TenantsTable {
@@ -101,4 +103,33 @@ export interface PackagesTable {
   bucket_id: number;
   name: string;
   created_at: number;
+}
+
+export interface UserSpacesTable {
+  id: Generated<number>;
+  tenant_id: number;
+  name: string;
+  /** The storage description as given (`{type, root}` for local), JSON. */
+  storage_json: string;
+  /** Cap on the bytes the shard store may hold; null: none. */
+  shard_max_size: number | null;
+  working_dir: string;
+  is_default: number;
+  revision: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ObjectsTable {
+  id: Generated<number>;
+  package_id: number;
+  path: string;
+  size: number;
+  /** Upper-case hex SHA-256 of the content; the shard's name in its space. */
+  hash: string;
+  space_id: number;
+  /** `none`, or `multipartUpload` while parts are being uploaded. */
+  redundancy: string;
+  created_at: number;
+  updated_at: number;
 }

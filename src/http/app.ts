@@ -14,6 +14,7 @@ import { useAuth } from './auth.ts';
 import { healthRoutes } from './health.ts';
 import { bucketRoutes } from './v1/buckets.ts';
 import { useV1Errors } from './v1/envelope.ts';
+import { objectRoutes } from './v1/objects.ts';
 import { packageRoutes } from './v1/packages.ts';
 import { trackRouteMethods } from './methods.ts';
 import { validatorCompiler } from './validation.ts';
@@ -91,6 +92,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
       useAuth(storage, core);
       await storage.register(bucketRoutes, { core });
       await storage.register(packageRoutes, { core });
+      await storage.register(objectRoutes, { core });
     },
     { prefix: '/v1' },
   );

@@ -20,3 +20,18 @@ export const Package = Type.Object(
   { title: 'Package' },
 );
 export type Package = Static<typeof Package>;
+
+export const StorageObject = Type.Object(
+  {
+    objectID: Id,
+    packageID: Id,
+    path: Type.String(),
+    size: Type.String({ description: 'Bytes, as a decimal string.' }),
+    fileHash: Type.String({ description: '`Full` + upper-case hex SHA-256 of the content.' }),
+    redundancy: Type.Object({ type: Type.String() }),
+    createTime: Type.String({ format: 'date-time' }),
+    updateTime: Type.String({ format: 'date-time' }),
+  },
+  { title: 'Object' },
+);
+export type StorageObject = Static<typeof StorageObject>;

@@ -15,6 +15,8 @@ export interface RunningServer {
   url: string;
   kind: DbKind;
   dataDir: string;
+  /** Empty for the SQLite file in the data dir. */
+  databaseUrl: string;
   /** Everything the process printed so far. */
   output(): string;
   proc: ChildProcess;
@@ -88,6 +90,7 @@ export async function startServer(kind: DbKind, options: StartOptions = {}): Pro
     url,
     kind,
     dataDir,
+    databaseUrl,
     proc,
     output: () => out,
     stop,

@@ -1,0 +1,162 @@
+import multipart from '@fastify/multipart';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Core } from '../../core.ts';
+import { AppError, badRequest } from '../../errors.ts';
+import { Id, StorageObject } from '../../storage/models.ts';
+import { beginUpload, deleteObjects, getPackageObjects, openObject } from '../../storage/objects.ts';
+import { schemaProblem } from '../../validation.ts';
+import { actorOf } from '../auth.ts';
+import { assertOwnUserId, V1, v1, V1Error, v1ErrorResponses } from './envelope.ts';
+
+const tags = ['Storage: objects'];
+const security = [{ bearer: [] }];
+const UploadInfo = Type.Object({ userID: Type.Optional(Id), packageID: Id, affinity: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false });
+const MAX_FILES_PER_UPLOAD = 10_000;
+
+/** `Range: bytes=a-b | a- | -n` against an object of `size` bytes; undefined when unsatisfiable. */
+function parseRange(header: string, size: number): { start: number; end: number } | undefined {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) return undefined;
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || end < start) return undefined;
+  return { start, end };
+}
+
+export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, { core }) => {
+  await app.register(multipart, {
+    limits: { fileSize: core.config.maxObjectSize, files: MAX_FILES_PER_UPLOAD, parts: MAX_FILES_PER_UPLOAD + 1, fields: 1, fieldSize: 64 * 1024 },
+  });
+
+  app.post(
+    '/object/upload',
+    {
+      schema: {
+        tags,
+        summary: 'Upload objects (multipart/form-data, streamed)',
+        description:
+          'multipart/form-data: first a field `info` = JSON `{userID?, packageID, affinity?}`, then one `files` part per object whose URL-encoded filename is the object path. All objects become visible together; an existing path is replaced atomically.',
+        security,
+        consumes: ['multipart/form-data'],
+        response: { 200: V1(Type.Object({ uploadeds: Type.Array(StorageObject) })), ...v1ErrorResponses },
+      },
+    },
+    async (request) => {
+      const actor = actorOf(request);
+      if (!request.isMultipart()) throw badRequest('send multipart/form-data: an info field, then files parts');
+      const parts = request.parts();
+      const first = await parts.next();
+      if (first.done || first.value.type !== 'field' || first.value.fieldname !== 'info') {
+        throw badRequest("the first part must be the field 'info' (JSON), before any file", 'info');
+      }
+      let info: unknown;
+      try {
+        info = JSON.parse(String(first.value.value));
+      } catch {
+        throw badRequest("'info' is not valid JSON", 'info');
+      }
+      const problem = schemaProblem(UploadInfo, info);
+      if (problem) throw badRequest(`info ${problem}`, 'info');
+      const { packageID, userID } = info as { packageID: number; userID?: number };
+      assertOwnUserId(actor, userID);
+      const upload = await beginUpload(core, actor, packageID);
+      for await (const part of parts) {
+        if (part.type !== 'file' || part.fieldname !== 'files') throw badRequest(`unexpected part '${part.fieldname}'; only 'files' parts may follow 'info'`);
+        let path: string;
+        try {
+          path = decodeURIComponent(part.filename);
+        } catch {
+          throw badRequest(`file name '${part.filename}' is not valid URL encoding`, 'files[].filename');
+        }
+        await upload.add(path, part.file);
+        if (part.file.truncated) throw new AppError('too_large', `object '${path}' is larger than ${core.config.maxObjectSize} bytes`);
+      }
+      return v1({ uploadeds: await upload.commit() });
+    },
+  );
+
+  app.get(
+    '/object/download',
+    {
+      schema: {
+        tags,
+        summary: "An object's bytes (whole, `offset`/`length`, or an HTTP Range)",
+        security,
+        querystring: Type.Object({
+          objectID: Id,
+          offset: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+          length: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+        }),
+        response: { 200: Type.Any({ description: 'application/octet-stream' }), 206: Type.Any({ description: 'application/octet-stream' }), ...v1ErrorResponses, 416: V1Error },
+      },
+    },
+    async (request, reply) => {
+      const { objectID, offset, length } = request.query;
+      const { object, size, read } = await openObject(core, actorOf(request), objectID);
+      let range: { start: number; end: number } | undefined;
+      let status: 200 | 206 = 200;
+      const rangeHeader = request.headers.range;
+      if (offset !== undefined || length !== undefined) {
+        const start = offset ?? 0;
+        if (start > size) throw badRequest(`offset ${start} is beyond the object's end (${size} bytes)`, 'offset');
+        const end = Math.min(size, length === undefined ? size : start + length) - 1;
+        range = { start, end };
+      } else if (rangeHeader !== undefined) {
+        range = parseRange(rangeHeader, size);
+        if (!range) {
+          reply.header('content-range', `bytes */${size}`);
+          return reply.code(416).send({ code: 'BadArgument', message: `range '${rangeHeader}' cannot be satisfied for ${size} bytes`, data: null });
+        }
+        status = 206;
+        reply.header('content-range', `bytes ${range.start}-${range.end}/${size}`);
+      }
+      const bytes = range ? range.end - range.start + 1 : size;
+      reply
+        .code(status)
+        .header('content-type', 'application/octet-stream')
+        .header('content-length', String(bytes))
+        .header('etag', `"${object.fileHash}"`)
+        .header('accept-ranges', 'bytes');
+      if (bytes <= 0) return reply.send('');
+      return reply.send(read(range));
+    },
+  );
+
+  app.get(
+    '/object/getPackageObjects',
+    {
+      schema: {
+        tags,
+        summary: 'All objects of a package, by path',
+        security,
+        querystring: Type.Object({ packageID: Id }),
+        response: { 200: V1(Type.Object({ objects: Type.Array(StorageObject) })), ...v1ErrorResponses },
+      },
+    },
+    async (request) => v1({ objects: await getPackageObjects(core, actorOf(request), request.query.packageID) }),
+  );
+
+  app.post(
+    '/object/delete',
+    {
+      schema: {
+        tags,
+        summary: 'Delete objects (missing ones are OK)',
+        security,
+        body: Type.Object({ userID: Type.Optional(Id), objectIDs: Type.Array(Id, { maxItems: 10_000 }) }, { additionalProperties: false }),
+        response: { 200: V1(Type.Null()), ...v1ErrorResponses },
+      },
+    },
+    async (request) => {
+      const actor = actorOf(request);
+      assertOwnUserId(actor, request.body.userID);
+      await deleteObjects(core, actor, request.body.objectIDs);
+      return v1(null);
+    },
+  );
+};

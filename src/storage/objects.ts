@@ -1,0 +1,137 @@
+import type { Readable } from 'node:stream';
+import { requireRole, type Actor } from '../accounts/actor.ts';
+import type { Core } from '../core.ts';
+import { AppError, notFound } from '../errors.ts';
+import { ShardTooLarge } from '../spaces/shardStore.ts';
+import { defaultSpace, spaceById, type SpaceHandle } from '../spaces/spaces.ts';
+import { iso } from '../time.ts';
+import type { StorageObject } from './models.ts';
+import { checkObjectPath } from './paths.ts';
+
+const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_id', 'o.redundancy', 'o.created_at', 'o.updated_at'] as const;
+
+interface ObjectRow {
+  id: number;
+  package_id: number;
+  path: string;
+  size: number;
+  hash: string;
+  space_id: number;
+  redundancy: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export function toStorageObject(r: ObjectRow): StorageObject {
+  return {
+    objectID: r.id,
+    packageID: r.package_id,
+    path: r.path,
+    size: String(r.size),
+    fileHash: `Full${r.hash}`,
+    redundancy: { type: r.redundancy },
+    createTime: iso(r.created_at),
+    updateTime: iso(r.updated_at),
+  };
+}
+
+/** Objects of the actor's tenant only (through package and bucket). */
+function tenantObjects(core: Core, actor: Actor) {
+  return core.db
+    .selectFrom('objects as o')
+    .innerJoin('packages as p', 'p.id', 'o.package_id')
+    .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
+    .select(columns)
+    .where('b.tenant_id', '=', actor.tenantId);
+}
+
+async function ownPackage(core: Core, actor: Actor, packageId: number): Promise<void> {
+  const row = await core.db
+    .selectFrom('packages as p')
+    .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
+    .select('p.id')
+    .where('p.id', '=', packageId)
+    .where('b.tenant_id', '=', actor.tenantId)
+    .executeTakeFirst();
+  if (!row) throw notFound(`package ${packageId}`);
+}
+
+/**
+ * One upload request: files are streamed into the space as they arrive; `commit` makes all of them
+ * visible at once (replacing objects at the same paths). An upload never committed leaves only
+ * unreferenced bytes, which the sweeper removes.
+ */
+export class Upload {
+  private readonly files = new Map<string, { hash: string; size: number }>();
+
+  constructor(
+    private readonly core: Core,
+    private readonly packageId: number,
+    private readonly space: SpaceHandle,
+  ) {}
+
+  async add(path: string, content: Readable): Promise<void> {
+    checkObjectPath(path, 'files[].filename');
+    try {
+      this.files.set(path, await this.space.store.write(content, this.core.config.maxObjectSize));
+    } catch (err) {
+      if (err instanceof ShardTooLarge) throw new AppError('too_large', `object '${path}' is ${err.message}`);
+      throw err;
+    }
+  }
+
+  async commit(): Promise<StorageObject[]> {
+    const now = Date.now();
+    const rows = await this.core.db.transaction().execute(async (trx) => {
+      const out: ObjectRow[] = [];
+      for (const [path, { hash, size }] of this.files) {
+        const row = await trx
+          .insertInto('objects')
+          .values({ package_id: this.packageId, path, size, hash, space_id: this.space.id, redundancy: 'none', created_at: now, updated_at: now })
+          .onConflict((oc) => oc.columns(['package_id', 'path']).doUpdateSet({ size, hash, space_id: this.space.id, redundancy: 'none', updated_at: now }))
+          .returning(['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'])
+          .executeTakeFirstOrThrow();
+        out.push(row);
+      }
+      return out;
+    });
+    return rows.map(toStorageObject);
+  }
+}
+
+export async function beginUpload(core: Core, actor: Actor, packageId: number): Promise<Upload> {
+  requireRole(actor, 'member');
+  await ownPackage(core, actor, packageId);
+  return new Upload(core, packageId, await defaultSpace(core, actor.tenantId));
+}
+
+export async function getPackageObjects(core: Core, actor: Actor, packageId: number): Promise<StorageObject[]> {
+  requireRole(actor, 'viewer');
+  await ownPackage(core, actor, packageId);
+  return (await tenantObjects(core, actor).where('o.package_id', '=', packageId).orderBy('o.path').execute()).map(toStorageObject);
+}
+
+/** An object and a way to read its bytes. */
+export async function openObject(core: Core, actor: Actor, objectId: number): Promise<{ object: StorageObject; size: number; read: (range?: { start: number; end: number }) => Readable }> {
+  requireRole(actor, 'viewer');
+  const row = await tenantObjects(core, actor).where('o.id', '=', objectId).executeTakeFirst();
+  if (!row) throw notFound(`object ${objectId}`);
+  const space = await spaceById(core, row.space_id);
+  return { object: toStorageObject(row), size: row.size, read: (range) => space.store.read(row.hash, range) };
+}
+
+/** Deletes the actor's objects among `ids`; ids that are missing (or another tenant's) are ignored, as the spec says. */
+export async function deleteObjects(core: Core, actor: Actor, ids: number[]): Promise<void> {
+  requireRole(actor, 'member');
+  if (ids.length === 0) return;
+  const own = await tenantObjects(core, actor).where('o.id', 'in', ids).execute();
+  if (own.length === 0) return;
+  await core.db
+    .deleteFrom('objects')
+    .where(
+      'id',
+      'in',
+      own.map((o) => o.id),
+    )
+    .execute();
+}

@@ -1,0 +1,179 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseKinds } from '../helpers/databases.ts';
+import { client, login, startServer, waitForOutput, type RunningServer } from '../helpers/server.ts';
+
+const kinds = await databaseKinds();
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').toUpperCase();
+
+function uploadForm(info: unknown, files: [string, Buffer][], infoFirst = true): FormData {
+  const form = new FormData();
+  const add = () => form.append('info', typeof info === 'string' ? info : JSON.stringify(info));
+  if (infoFirst) add();
+  for (const [name, content] of files) form.append('files', new Blob([content]), encodeURIComponent(name));
+  if (!infoFirst) add();
+  return form;
+}
+
+/** Every shard file of every space under a data dir. */
+function shardFiles(dataDir: string): string[] {
+  const out: string[] = [];
+  const spaces = join(dataDir, 'spaces');
+  for (const space of readdirSync(spaces)) {
+    const shards = join(spaces, space, 'shards');
+    for (const prefix of (() => { try { return readdirSync(shards); } catch { return []; } })()) out.push(...readdirSync(join(shards, prefix)));
+  }
+  return out;
+}
+
+describe.each(kinds)('/v1 objects on %s', (kind) => {
+  let server: RunningServer;
+  let token: string;
+  let admin: ReturnType<typeof client>;
+  let packageID: number;
+
+  const upload = (form: FormData, t = token) => fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${t}` }, body: form }).then(async (r) => ({ status: r.status, body: await r.json() as any }));
+  const download = (query: string, headers: Record<string, string> = {}) =>
+    fetch(`${server.url}/v1/object/download?${query}`, { headers: { authorization: `Bearer ${token}`, ...headers } }).then(async (r) => ({ status: r.status, headers: r.headers, bytes: Buffer.from(await r.arrayBuffer()) }));
+
+  beforeAll(async () => {
+    server = await startServer(kind, { env: { YUNJI_SHARD_GRACE: '0', YUNJI_MAX_OBJECT_SIZE: String(64 * 1024 * 1024) } });
+    token = await login(server.url);
+    admin = client(server.url, token);
+    const bucketID = (await admin.post('/v1/bucket/create', { name: 'b' })).body.data.bucket.bucketID;
+    packageID = (await admin.post('/v1/package/create', { bucketID, name: 'p' })).body.data.package.packageID;
+  });
+  afterAll(async () => {
+    await server?.dispose();
+  });
+
+  it('uploads as the spec shows, lists, and downloads whole, by offset/length and by Range', async () => {
+    const a = Buffer.from('testdata');
+    const b = Buffer.from('testdata2');
+    const res = await upload(uploadForm({ userID: 1, packageID }, [['test.txt', a], ['a/b/test2.txt', b]]));
+    expect(res.status).toBe(200);
+    expect(res.body.code).toBe('OK');
+    const [o1, o2] = res.body.data.uploadeds;
+    expect(o1).toMatchObject({ packageID, path: 'test.txt', size: '8', fileHash: `Full${sha(a)}`, redundancy: { type: 'none' } });
+    expect(o2).toMatchObject({ path: 'a/b/test2.txt', size: '9', fileHash: `Full${sha(b)}` });
+    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects.map((o: any) => o.path)).toEqual(['a/b/test2.txt', 'test.txt']);
+
+    const whole = await download(`objectID=${o2.objectID}`);
+    expect(whole.status).toBe(200);
+    expect(whole.bytes.equals(b)).toBe(true);
+    expect(whole.headers.get('content-type')).toBe('application/octet-stream');
+    expect(whole.headers.get('content-length')).toBe('9');
+    expect(whole.headers.get('etag')).toBe(`"Full${sha(b)}"`);
+    expect((await download(`objectID=${o2.objectID}&offset=4&length=3`)).bytes.toString()).toBe('dat');
+    expect((await download(`objectID=${o2.objectID}&offset=4`)).bytes.toString()).toBe('data2');
+    expect((await download(`objectID=${o2.objectID}&offset=9`)).bytes.length).toBe(0);
+    const ranged = await download(`objectID=${o2.objectID}`, { range: 'bytes=2-5' });
+    expect([ranged.status, ranged.bytes.toString(), ranged.headers.get('content-range')]).toEqual([206, 'stda', 'bytes 2-5/9']);
+    expect((await download(`objectID=${o2.objectID}`, { range: 'bytes=-3' })).bytes.toString()).toBe('ta2');
+    expect((await download(`objectID=${o2.objectID}`, { range: 'bytes=100-' })).status).toBe(416);
+    const beyond = await admin.get(`/v1/object/download?objectID=${o2.objectID}&offset=10`);
+    expect([beyond.status, beyond.body.code]).toEqual([400, 'BadArgument']);
+    for (const q of ['objectID=abc', 'objectID=-1', `objectID=${o2.objectID}&offset=-1`, `objectID=${o2.objectID}&length=x`]) {
+      const r = await admin.get(`/v1/object/download?${q}`);
+      expect([r.status, r.body.code], q).toEqual([400, 'BadArgument']);
+    }
+    expect((await admin.get('/v1/object/download?objectID=999999')).status).toBe(404);
+  });
+
+  it('streams a large object byte for byte, and replaces a path in place', async () => {
+    const big = randomBytes(48 * 1024 * 1024);
+    const res = await upload(uploadForm({ packageID }, [['big.bin', big]]));
+    expect(res.status).toBe(200);
+    const obj = res.body.data.uploadeds[0];
+    expect(obj.fileHash).toBe(`Full${sha(big)}`);
+    const back = await download(`objectID=${obj.objectID}`);
+    expect(sha(back.bytes)).toBe(sha(big));
+    const slice = await download(`objectID=${obj.objectID}`, { range: 'bytes=10000000-10999999' });
+    expect(slice.bytes.equals(big.subarray(10_000_000, 11_000_000))).toBe(true);
+
+    const replaced = await upload(uploadForm({ packageID }, [['big.bin', Buffer.from('small now')]]));
+    expect(replaced.body.data.uploadeds[0].objectID).toBe(obj.objectID);
+    expect((await download(`objectID=${obj.objectID}`)).bytes.toString()).toBe('small now');
+  });
+
+  it('stores identical content once, and removes bytes once nothing references them', async () => {
+    const content = randomBytes(1000);
+    const up = await upload(uploadForm({ packageID }, [['dup/1', content], ['dup/2', content]]));
+    const ids = up.body.data.uploadeds.map((o: any) => o.objectID);
+    expect(shardFiles(server.dataDir).filter((f) => f === sha(content))).toHaveLength(1);
+    expect((await admin.post('/v1/object/delete', { objectIDs: [ids[0], 999999] })).body).toEqual({ code: 'OK', message: '', data: null });
+
+    // The sweep runs at start-up: a restart keeps bytes still referenced by dup/2 …
+    const restart = async () => {
+      await server.stop();
+      const next = await startServer(kind, { dataDir: server.dataDir, databaseUrl: server.databaseUrl, env: { YUNJI_SHARD_GRACE: '0' } });
+      await waitForOutput(next, /swept unreferenced bytes/);
+      admin = client(next.url, token);
+      return next;
+    };
+    const first = server;
+    server = await restart();
+    expect(shardFiles(server.dataDir).filter((f) => f === sha(content))).toHaveLength(1);
+    expect((await download(`objectID=${ids[1]}`)).bytes.equals(content)).toBe(true);
+    // … and removes them once nothing does.
+    expect((await admin.post('/v1/object/delete', { objectIDs: [ids[1]] })).status).toBe(200);
+    server = await restart();
+    expect(shardFiles(server.dataDir).filter((f) => f === sha(content))).toHaveLength(0);
+    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects.map((o: any) => o.path)).not.toContain('dup/2');
+    // The first process owns the data dir and database; hand them to the current one for clean-up.
+    server.dispose = async () => {
+      await server.stop();
+      await first.dispose();
+    };
+  });
+
+  it('refuses malformed uploads and leaves nothing visible', async () => {
+    const before = (await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects.length;
+    const cases: [FormData, number, RegExp][] = [
+      [uploadForm({ packageID }, [['x', Buffer.from('1')]], false), 400, /first part must be the field 'info'/],
+      [uploadForm('not json', [['x', Buffer.from('1')]]), 400, /not valid JSON/],
+      [uploadForm({ packageID, extra: 1 }, [['x', Buffer.from('1')]]), 400, /info/],
+      [uploadForm({ packageID: 'one' }, [['x', Buffer.from('1')]]), 400, /info/],
+      [uploadForm({ packageID, userID: 9999 }, [['x', Buffer.from('1')]]), 403, /userID/],
+      [uploadForm({ packageID: 999999 }, [['x', Buffer.from('1')]]), 404, /package/],
+    ];
+    for (const bad of ['../escape', '/abs', 'a//b', 'a/./b', 'back\\slash', 'nul\u0000byte', 'n'.repeat(5 * 1024)]) {
+      cases.push([uploadForm({ packageID }, [['fine', Buffer.from('ok')], [bad, Buffer.from('1')]]), 400, /filename/]);
+    }
+    for (const [form, status, message] of cases) {
+      const res = await upload(form);
+      expect(res.status, JSON.stringify(res.body)).toBe(status);
+      expect(res.body.message).toMatch(message);
+      expect(res.body.data).toBeNull();
+    }
+    // A file part whose name is not URL encoding.
+    const raw = new FormData();
+    raw.append('info', JSON.stringify({ packageID }));
+    raw.append('files', new Blob(['x']), '%E0%A4%A');
+    expect((await upload(raw)).status).toBe(400);
+    // Nothing above became visible, not even the valid file before a bad one.
+    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects).toHaveLength(before);
+  });
+
+  it('refuses more parts than the limit, and keeps tenants apart', async () => {
+    const many = uploadForm({ packageID }, Array.from({ length: 10_001 }, (_, i) => [`m/${i}`, Buffer.from('x')] as [string, Buffer]));
+    const tooMany = await upload(many);
+    expect([tooMany.status, tooMany.body.code]).toEqual([413, 'TooLarge']);
+
+    const mine = (await upload(uploadForm({ packageID }, [['private.txt', Buffer.from('secret')]]))).body.data.uploadeds[0];
+    // The same user, in another tenant: a second session switched there.
+    const elsewhere = client(server.url, await login(server.url));
+    const t2 = (await elsewhere.post('/api/tenants', { name: 'T2' })).body;
+    await elsewhere.put('/api/auth/tenant', { tenant_id: t2.id });
+    const dl = await elsewhere.get(`/v1/object/download?objectID=${mine.objectID}`);
+    expect([dl.status, dl.body.code]).toEqual([404, 'NotFound']);
+    expect((await elsewhere.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).status).toBe(404);
+    expect((await elsewhere.post('/v1/object/delete', { objectIDs: [mine.objectID] })).body.code).toBe('OK');
+    const t2Upload = await upload(uploadForm({ packageID }, [['intruder', Buffer.from('x')]]), (await elsewhere.get('/api/auth/session')).body.token);
+    expect([t2Upload.status, t2Upload.body.code]).toEqual([404, 'NotFound']);
+    // Untouched.
+    expect((await download(`objectID=${mine.objectID}`)).bytes.toString()).toBe('secret');
+  });
+});
