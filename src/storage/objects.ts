@@ -45,7 +45,12 @@ function tenantObjects(core: Core, actor: Actor) {
     .where('b.tenant_id', '=', actor.tenantId);
 }
 
-async function ownPackage(core: Core, actor: Actor, packageId: number): Promise<void> {
+/** Objects of one package (the caller has checked the package is the actor's). */
+export function objectsOfPackage(core: Core, packageId: number) {
+  return core.db.selectFrom('objects as o').select(columns).where('o.package_id', '=', packageId);
+}
+
+export async function ownPackage(core: Core, actor: Actor, packageId: number): Promise<void> {
   const row = await core.db
     .selectFrom('packages as p')
     .innerJoin('buckets as b', 'b.id', 'p.bucket_id')

@@ -1,4 +1,5 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { dialectOf } from '../dialect.ts';
 import { idColumn, timeColumn } from '../ddl.ts';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
@@ -21,7 +22,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .createTable('objects')
     .addColumn('id', ...idColumn(db))
     .addColumn('package_id', 'bigint', (c) => c.notNull().references('packages.id').onDelete('cascade'))
-    .addColumn('path', 'text', (c) => c.notNull())
+    // Paths sort and compare in byte order on both databases (SQLite's default; PostgreSQL's "C"),
+    // so listings page through the (package_id, path) index.
+    .addColumn('path', dialectOf(db) === 'postgres' ? sql`text collate "C"` : 'text', (c) => c.notNull())
     .addColumn('size', 'bigint', (c) => c.notNull())
     .addColumn('hash', 'text', (c) => c.notNull())
     .addColumn('space_id', 'bigint', (c) => c.notNull().references('user_spaces.id'))

@@ -3,6 +3,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { Core } from '../../core.ts';
 import { AppError, badRequest } from '../../errors.ts';
 import { Id, StorageObject } from '../../storage/models.ts';
+import { listByPath, MAX_KEYS } from '../../storage/listing.ts';
 import { beginUpload, deleteObjects, getPackageObjects, openObject } from '../../storage/objects.ts';
 import { schemaProblem } from '../../validation.ts';
 import { actorOf } from '../auth.ts';
@@ -125,6 +126,37 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       if (bytes <= 0) return reply.send('');
       return reply.send(read(range));
     },
+  );
+
+  app.get(
+    '/object/listByPath',
+    {
+      schema: {
+        tags,
+        summary: 'Objects by exact path, or under a prefix (optionally folding directories into commonPrefixes), paginated',
+        security,
+        querystring: Type.Object({
+          packageID: Id,
+          path: Type.String({ default: '', maxLength: 4096 }),
+          isPrefix: Type.Optional(Type.Boolean()),
+          noRecursive: Type.Optional(Type.Boolean()),
+          maxKeys: Type.Optional(Type.Integer({ minimum: 1, description: `At most ${MAX_KEYS} (larger values mean ${MAX_KEYS}).` })),
+          continuationToken: Type.Optional(Type.String({ maxLength: 8192 })),
+        }),
+        response: {
+          200: V1(
+            Type.Object({
+              nextContinuationToken: Type.String(),
+              isTruncated: Type.Boolean(),
+              commonPrefixes: Type.Array(Type.String()),
+              objects: Type.Array(StorageObject),
+            }),
+          ),
+          ...v1ErrorResponses,
+        },
+      },
+    },
+    async (request) => v1(await listByPath(core, actorOf(request), request.query)),
   );
 
   app.get(
