@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
-import { AppError, notFound } from '../errors.ts';
+import { isUniqueViolation } from '../db/errors.ts';
+import { AppError, badRequest, notFound } from '../errors.ts';
 import { ShardTooLarge } from '../spaces/shardStore.ts';
 import { defaultSpace, spaceById, type SpaceHandle } from '../spaces/spaces.ts';
 import { iso } from '../time.ts';
@@ -116,13 +117,88 @@ export async function getPackageObjects(core: Core, actor: Actor, packageId: num
   return (await tenantObjects(core, actor).where('o.package_id', '=', packageId).orderBy('o.path').execute()).map(toStorageObject);
 }
 
+export interface OpenedObject {
+  object: StorageObject;
+  size: number;
+  read: (range?: { start: number; end: number }) => Readable;
+}
+
+async function opened(core: Core, row: ObjectRow): Promise<OpenedObject> {
+  const space = await spaceById(core, row.space_id);
+  return { object: toStorageObject(row), size: row.size, read: (range) => space.store.read(row.hash, range) };
+}
+
 /** An object and a way to read its bytes. */
-export async function openObject(core: Core, actor: Actor, objectId: number): Promise<{ object: StorageObject; size: number; read: (range?: { start: number; end: number }) => Readable }> {
+export async function openObject(core: Core, actor: Actor, objectId: number): Promise<OpenedObject> {
   requireRole(actor, 'viewer');
   const row = await tenantObjects(core, actor).where('o.id', '=', objectId).executeTakeFirst();
   if (!row) throw notFound(`object ${objectId}`);
-  const space = await spaceById(core, row.space_id);
-  return { object: toStorageObject(row), size: row.size, read: (range) => space.store.read(row.hash, range) };
+  return opened(core, row);
+}
+
+/** The same, by `<bucket>/<package>/<object path>`. */
+export async function openObjectByPath(core: Core, actor: Actor, fullPath: string): Promise<OpenedObject> {
+  requireRole(actor, 'viewer');
+  const [bucket, pkg, ...rest] = fullPath.split('/');
+  if (!bucket || !pkg || rest.length === 0) throw badRequest("path must be '<bucket>/<package>/<object path>'", 'path');
+  const objectPath = checkObjectPath(rest.join('/'), 'path');
+  const row = await tenantObjects(core, actor).where('b.name', '=', bucket).where('p.name', '=', pkg).where('o.path', '=', objectPath).executeTakeFirst();
+  if (!row) throw notFound(`object '${fullPath}'`);
+  return opened(core, row);
+}
+
+/**
+ * Moves objects to another package and/or path; each item succeeds or fails on its own (a target
+ * path that is taken fails that item). Returns the ids moved.
+ */
+export async function moveObjects(core: Core, actor: Actor, movings: { objectID: number; packageID: number; path: string }[]): Promise<number[]> {
+  requireRole(actor, 'member');
+  const moved: number[] = [];
+  for (const m of movings) {
+    try {
+      checkObjectPath(m.path);
+      const row = await tenantObjects(core, actor).where('o.id', '=', m.objectID).executeTakeFirst();
+      if (!row) continue;
+      await ownPackage(core, actor, m.packageID);
+      await core.db.updateTable('objects').set({ package_id: m.packageID, path: m.path, updated_at: Date.now() }).where('id', '=', m.objectID).execute();
+      moved.push(m.objectID);
+    } catch (err) {
+      if (!(err instanceof AppError) && !isUniqueViolation(err)) throw err;
+    }
+  }
+  return moved;
+}
+
+/**
+ * Copies objects to new paths without copying bytes (a new row naming the same shard). Each item
+ * succeeds or fails on its own; the answer keeps the request's order, with null where an item failed.
+ */
+export async function cloneObjects(
+  core: Core,
+  actor: Actor,
+  clonings: { objectID: number; newPath: string; newPackageID: number }[],
+): Promise<(StorageObject | null)[]> {
+  requireRole(actor, 'member');
+  const out: (StorageObject | null)[] = [];
+  for (const c of clonings) {
+    try {
+      checkObjectPath(c.newPath, 'newPath');
+      const src = await tenantObjects(core, actor).where('o.id', '=', c.objectID).executeTakeFirst();
+      if (!src) throw notFound(`object ${c.objectID}`);
+      await ownPackage(core, actor, c.newPackageID);
+      const now = Date.now();
+      const row = await core.db
+        .insertInto('objects')
+        .values({ package_id: c.newPackageID, path: c.newPath, size: src.size, hash: src.hash, space_id: src.space_id, redundancy: src.redundancy, created_at: now, updated_at: now })
+        .returning(['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'])
+        .executeTakeFirstOrThrow();
+      out.push(toStorageObject(row));
+    } catch (err) {
+      if (!(err instanceof AppError) && !isUniqueViolation(err)) throw err;
+      out.push(null);
+    }
+  }
+  return out;
 }
 
 /** Deletes the actor's objects among `ids`; ids that are missing (or another tenant's) are ignored, as the spec says. */

@@ -33,7 +33,7 @@ describe.each(kinds)('/v1/object/listByPath on %s', (kind) => {
   });
 
   const list = async (q: Record<string, string | number | boolean>) => {
-    const res = await admin.get(`/v1/object/listByPath?${new URLSearchParams(Object.entries({ packageID, ...q }).map(([k, v]) => [k, String(v)]))}`);
+    const res = await admin.get(`/v1/object/listByPath?${new URLSearchParams(Object.entries({ packageID, ...q }).map(([k, v]): [string, string] => [k, String(v)]))}`);
     expect(res.status, res.text).toBe(200);
     return res.body.data as { objects: { path: string }[]; commonPrefixes: string[]; isTruncated: boolean; nextContinuationToken: string };
   };

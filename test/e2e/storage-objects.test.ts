@@ -176,4 +176,51 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
     // Untouched.
     expect((await download(`objectID=${mine.objectID}`)).bytes.toString()).toBe('secret');
   });
+
+  it('downloads by path, moves and clones item by item', async () => {
+    const bucketID = (await admin.post('/v1/bucket/create', { name: 'mc' })).body.data.bucket.bucketID;
+    const p1 = (await admin.post('/v1/package/create', { bucketID, name: 'one' })).body.data.package.packageID;
+    const p2 = (await admin.post('/v1/package/create', { bucketID, name: 'two' })).body.data.package.packageID;
+    const up = await upload(uploadForm({ packageID: p1 }, [['a/trace.txt', Buffer.from('trace')], ['taken.txt', Buffer.from('x')]]));
+    const [trace, taken] = up.body.data.uploadeds;
+
+    const byPath = await fetch(`${server.url}/v1/object/downloadByPath?path=${encodeURIComponent('mc/one/a/trace.txt')}&offset=1&length=3`, { headers: { authorization: `Bearer ${token}` } });
+    expect([byPath.status, await byPath.text()]).toEqual([200, 'rac']);
+    for (const [path, status] of [['mc/one/missing', 404], ['mc/one', 400], ['mc/one/../x', 400], ['nope/one/a/trace.txt', 404]] as const) {
+      const r = await admin.get(`/v1/object/downloadByPath?path=${encodeURIComponent(path)}`);
+      expect([r.status, r.body.code], path).toEqual([status, status === 404 ? 'NotFound' : 'BadArgument']);
+    }
+
+    // Clone: no bytes copied, same hash; a taken path or unknown object fails only that item.
+    const cloned = await admin.post('/v1/object/clone', {
+      clonings: [
+        { objectID: trace.objectID, newPath: 'trace3.txt', newPackageID: p2 },
+        { objectID: trace.objectID, newPath: 'taken.txt', newPackageID: p1 },
+        { objectID: 999999, newPath: 'x', newPackageID: p2 },
+        { objectID: trace.objectID, newPath: '../bad', newPackageID: p2 },
+      ],
+    });
+    expect(cloned.status).toBe(200);
+    const [c0, c1, c2, c3] = cloned.body.data.objects;
+    expect(c0).toMatchObject({ packageID: p2, path: 'trace3.txt', fileHash: trace.fileHash, size: '5' });
+    expect([c1, c2, c3]).toEqual([null, null, null]);
+    expect((await download(`objectID=${c0.objectID}`)).bytes.toString()).toBe('trace');
+
+    // Move: onto a taken path fails that item; the rest move.
+    const moved = await admin.post('/v1/object/move', {
+      movings: [
+        { objectID: trace.objectID, packageID: p2, path: 'trace2.txt' },
+        { objectID: c0.objectID, packageID: p1, path: 'taken.txt' },
+        { objectID: 999999, packageID: p1, path: 'x' },
+      ],
+    });
+    expect(moved.body).toEqual({ code: 'OK', message: '', data: { successes: [trace.objectID] } });
+    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${p2}`)).body.data.objects.map((o: any) => o.path)).toEqual(['trace2.txt', 'trace3.txt']);
+    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${p1}`)).body.data.objects.map((o: any) => o.objectID)).toEqual([taken.objectID]);
+    // Deleting the original keeps the clone's bytes.
+    await admin.post('/v1/object/delete', { objectIDs: [trace.objectID] });
+    expect((await download(`objectID=${c0.objectID}`)).bytes.toString()).toBe('trace');
+    const bad = await admin.post('/v1/object/move', { movings: [{ objectID: 'x', packageID: p1, path: 'y' }] });
+    expect([bad.status, bad.body.code]).toEqual([400, 'BadArgument']);
+  });
 });

@@ -1,10 +1,12 @@
 import multipart from '@fastify/multipart';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../core.ts';
 import { AppError, badRequest } from '../../errors.ts';
 import { Id, StorageObject } from '../../storage/models.ts';
 import { listByPath, MAX_KEYS } from '../../storage/listing.ts';
-import { beginUpload, deleteObjects, getPackageObjects, openObject } from '../../storage/objects.ts';
+import { beginUpload, cloneObjects, deleteObjects, getPackageObjects, moveObjects, openObject, openObjectByPath, type OpenedObject } from '../../storage/objects.ts';
+import { Nullable } from '../../schema.ts';
 import { schemaProblem } from '../../validation.ts';
 import { actorOf } from '../auth.ts';
 import { assertOwnUserId, V1, v1, V1Error, v1ErrorResponses } from './envelope.ts';
@@ -27,6 +29,45 @@ function parseRange(header: string, size: number): { start: number; end: number 
   const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
   if (start >= size || end < start) return undefined;
   return { start, end };
+}
+
+const Offset = Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }));
+const Length = Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }));
+const downloadResponses = {
+  200: Type.Any({ description: 'application/octet-stream' }),
+  206: Type.Any({ description: 'application/octet-stream' }),
+  ...v1ErrorResponses,
+  416: V1Error,
+};
+
+/** Streams an object: `offset`/`length` → 200 with that slice; else a `Range` header → 206 (416 when unsatisfiable). */
+function sendObject(request: FastifyRequest, reply: FastifyReply, { object, size, read }: OpenedObject, offset?: number, length?: number) {
+  let range: { start: number; end: number } | undefined;
+  let status: 200 | 206 = 200;
+  const rangeHeader = request.headers.range;
+  if (offset !== undefined || length !== undefined) {
+    const start = offset ?? 0;
+    if (start > size) throw badRequest(`offset ${start} is beyond the object's end (${size} bytes)`, 'offset');
+    const end = Math.min(size, length === undefined ? size : start + length) - 1;
+    range = { start, end };
+  } else if (rangeHeader !== undefined) {
+    range = parseRange(rangeHeader, size);
+    if (!range) {
+      reply.header('content-range', `bytes */${size}`);
+      return reply.code(416).send({ code: 'BadArgument', message: `range '${rangeHeader}' cannot be satisfied for ${size} bytes`, data: null });
+    }
+    status = 206;
+    reply.header('content-range', `bytes ${range.start}-${range.end}/${size}`);
+  }
+  const bytes = range ? range.end - range.start + 1 : size;
+  reply
+    .code(status)
+    .header('content-type', 'application/octet-stream')
+    .header('content-length', String(bytes))
+    .header('etag', `"${object.fileHash}"`)
+    .header('accept-ranges', 'bytes');
+  if (bytes <= 0) return reply.send('');
+  return reply.send(read(range));
 }
 
 export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, { core }) => {
@@ -88,43 +129,30 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         tags,
         summary: "An object's bytes (whole, `offset`/`length`, or an HTTP Range)",
         security,
-        querystring: Type.Object({
-          objectID: Id,
-          offset: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
-          length: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
-        }),
-        response: { 200: Type.Any({ description: 'application/octet-stream' }), 206: Type.Any({ description: 'application/octet-stream' }), ...v1ErrorResponses, 416: V1Error },
+        querystring: Type.Object({ objectID: Id, offset: Offset, length: Length }),
+        response: downloadResponses,
       },
     },
     async (request, reply) => {
       const { objectID, offset, length } = request.query;
-      const { object, size, read } = await openObject(core, actorOf(request), objectID);
-      let range: { start: number; end: number } | undefined;
-      let status: 200 | 206 = 200;
-      const rangeHeader = request.headers.range;
-      if (offset !== undefined || length !== undefined) {
-        const start = offset ?? 0;
-        if (start > size) throw badRequest(`offset ${start} is beyond the object's end (${size} bytes)`, 'offset');
-        const end = Math.min(size, length === undefined ? size : start + length) - 1;
-        range = { start, end };
-      } else if (rangeHeader !== undefined) {
-        range = parseRange(rangeHeader, size);
-        if (!range) {
-          reply.header('content-range', `bytes */${size}`);
-          return reply.code(416).send({ code: 'BadArgument', message: `range '${rangeHeader}' cannot be satisfied for ${size} bytes`, data: null });
-        }
-        status = 206;
-        reply.header('content-range', `bytes ${range.start}-${range.end}/${size}`);
-      }
-      const bytes = range ? range.end - range.start + 1 : size;
-      reply
-        .code(status)
-        .header('content-type', 'application/octet-stream')
-        .header('content-length', String(bytes))
-        .header('etag', `"${object.fileHash}"`)
-        .header('accept-ranges', 'bytes');
-      if (bytes <= 0) return reply.send('');
-      return reply.send(read(range));
+      return sendObject(request, reply, await openObject(core, actorOf(request), objectID), offset, length);
+    },
+  );
+
+  app.get(
+    '/object/downloadByPath',
+    {
+      schema: {
+        tags,
+        summary: 'An object\'s bytes by `path=<bucket>/<package>/<object path>` (whole, `offset`/`length`, or an HTTP Range)',
+        security,
+        querystring: Type.Object({ path: Type.String({ minLength: 1, maxLength: 2048 }), offset: Offset, length: Length }),
+        response: downloadResponses,
+      },
+    },
+    async (request, reply) => {
+      const { path, offset, length } = request.query;
+      return sendObject(request, reply, await openObjectByPath(core, actorOf(request), path), offset, length);
     },
   );
 
@@ -171,6 +199,53 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       },
     },
     async (request) => v1({ objects: await getPackageObjects(core, actorOf(request), request.query.packageID) }),
+  );
+
+  app.post(
+    '/object/move',
+    {
+      schema: {
+        tags,
+        summary: 'Move objects to another package and/or path; each item succeeds or fails on its own',
+        description: 'A target path that is taken, an invalid path or an unknown object fails that item only. `successes` lists the ids moved.',
+        security,
+        body: Type.Object(
+          { userID: Type.Optional(Id), movings: Type.Array(Type.Object({ objectID: Id, packageID: Id, path: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), { maxItems: 10_000 }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: V1(Type.Object({ successes: Type.Array(Id) })), ...v1ErrorResponses },
+      },
+    },
+    async (request) => {
+      const actor = actorOf(request);
+      assertOwnUserId(actor, request.body.userID);
+      return v1({ successes: await moveObjects(core, actor, request.body.movings) });
+    },
+  );
+
+  app.post(
+    '/object/clone',
+    {
+      schema: {
+        tags,
+        summary: 'Copy objects to new paths (no bytes are copied); each item succeeds or fails on its own',
+        description: '`objects` follows the request order, with null for an item that failed (taken path, invalid path, unknown object or package).',
+        security,
+        body: Type.Object(
+          {
+            userID: Type.Optional(Id),
+            clonings: Type.Array(Type.Object({ objectID: Id, newPath: Type.String({ maxLength: 4096 }), newPackageID: Id }, { additionalProperties: false }), { maxItems: 10_000 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: V1(Type.Object({ objects: Type.Array(Nullable(StorageObject)) })), ...v1ErrorResponses },
+      },
+    },
+    async (request) => {
+      const actor = actorOf(request);
+      assertOwnUserId(actor, request.body.userID);
+      return v1({ objects: await cloneObjects(core, actor, request.body.clonings) });
+    },
   );
 
   app.post(
