@@ -16,6 +16,7 @@ export interface Database {
   packages: PackagesTable;
   user_spaces: UserSpacesTable;
   objects: ObjectsTable;
+  object_parts: ObjectPartsTable;
 }
 
 export interface TenantsTable {
@@ -132,4 +133,14 @@ export interface ObjectsTable {
   redundancy: string;
   created_at: number;
   updated_at: number;
+}
+
+/** Parts of an object being uploaded in pieces; each part's bytes are a shard of its space. */
+export interface ObjectPartsTable {
+  object_id: number;
+  part_index: number;
+  size: number;
+  hash: string;
+  space_id: number;
+  created_at: number;
 }

@@ -66,7 +66,9 @@ export async function sweepSpaces(core: Core): Promise<{ removed: number; bytes:
   for (const space of spaces) {
     const result = await storeFor(space.working_dir).sweep(core.config.shardGrace * 1000, async (hash) => {
       const ref = await core.db.selectFrom('objects').select('id').where('space_id', '=', space.id).where('hash', '=', hash).limit(1).executeTakeFirst();
-      return ref !== undefined;
+      if (ref) return true;
+      const part = await core.db.selectFrom('object_parts').select('object_id').where('space_id', '=', space.id).where('hash', '=', hash).limit(1).executeTakeFirst();
+      return part !== undefined;
     });
     total.removed += result.removed;
     total.bytes += result.bytes;

@@ -97,6 +97,8 @@ export class Upload {
           .onConflict((oc) => oc.columns(['package_id', 'path']).doUpdateSet({ size, hash, space_id: this.space.id, redundancy: 'none', updated_at: now }))
           .returning(['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'])
           .executeTakeFirstOrThrow();
+        // Replacing an unfinished multipart upload drops its parts.
+        await trx.deleteFrom('object_parts').where('object_id', '=', row.id).execute();
         out.push(row);
       }
       return out;
@@ -128,12 +130,17 @@ async function opened(core: Core, row: ObjectRow): Promise<OpenedObject> {
   return { object: toStorageObject(row), size: row.size, read: (range) => space.store.read(row.hash, range) };
 }
 
+/** One object of the actor's tenant, or 404. */
+export async function tenantObject(core: Core, actor: Actor, objectId: number): Promise<ObjectRow> {
+  const row = await tenantObjects(core, actor).where('o.id', '=', objectId).executeTakeFirst();
+  if (!row) throw notFound(`object ${objectId}`);
+  return row;
+}
+
 /** An object and a way to read its bytes. */
 export async function openObject(core: Core, actor: Actor, objectId: number): Promise<OpenedObject> {
   requireRole(actor, 'viewer');
-  const row = await tenantObjects(core, actor).where('o.id', '=', objectId).executeTakeFirst();
-  if (!row) throw notFound(`object ${objectId}`);
-  return opened(core, row);
+  return opened(core, await tenantObject(core, actor, objectId));
 }
 
 /** The same, by `<bucket>/<package>/<object path>`. */

@@ -223,4 +223,45 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
     const bad = await admin.post('/v1/object/move', { movings: [{ objectID: 'x', packageID: p1, path: 'y' }] });
     expect([bad.status, bad.body.code]).toEqual([400, 'BadArgument']);
   });
+
+  it('multipart: parts in any order, same index replaces, complete joins the listed order with repeats', async () => {
+    const started = await admin.post('/v1/object/newMultipartUpload', { packageID, path: 'multi/obj.txt' });
+    expect(started.status).toBe(200);
+    const obj = started.body.data.object;
+    expect(obj).toMatchObject({ path: 'multi/obj.txt', size: '0', fileHash: `Full${'0'.repeat(64)}`, redundancy: { type: 'multipartUpload' } });
+    expect((await admin.get(`/v1/object/listByPath?packageID=${packageID}&path=multi/obj.txt`)).body.data.objects).toHaveLength(1);
+
+    const part = (info: unknown, content: string | null) => {
+      const form = new FormData();
+      form.append('info', JSON.stringify(info));
+      if (content !== null) form.append('file', new Blob([content]), 'part');
+      return fetch(`${server.url}/v1/object/uploadPart`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+    };
+    for (const [index, content] of [[3, 'ccc'], [1, 'aaa'], [2, 'bbb'], [2, 'BBB'], [9, 'unused']] as const) {
+      const r = await part({ objectID: obj.objectID, index }, content);
+      expect([r.status, r.body.code]).toEqual([200, 'OK']);
+    }
+    expect((await admin.post('/v1/object/completeMultipartUpload', { objectID: obj.objectID, indexes: [2, 7] })).body.code).toBe('BadArgument');
+    const done = await admin.post('/v1/object/completeMultipartUpload', { objectID: obj.objectID, indexes: [2, 3, 1, 2] });
+    expect(done.status).toBe(200);
+    const expected = Buffer.from('BBBcccaaaBBB');
+    expect(done.body.data.object).toMatchObject({ objectID: obj.objectID, size: '12', fileHash: `Full${sha(expected)}`, redundancy: { type: 'none' } });
+    expect((await download(`objectID=${obj.objectID}`)).bytes.equals(expected)).toBe(true);
+
+    // Finished: no more parts, no second completion.
+    expect((await admin.post('/v1/object/completeMultipartUpload', { objectID: obj.objectID, indexes: [1] })).status).toBe(409);
+    expect((await part({ objectID: obj.objectID, index: 1 }, 'x')).status).toBe(409);
+    for (const [info, content, status] of [
+      [{ objectID: 999999, index: 1 }, 'x', 404],
+      [{ objectID: obj.objectID, index: -1 }, 'x', 400],
+      [{ objectID: obj.objectID }, 'x', 400],
+      [{ objectID: obj.objectID, index: 1 }, null, 400],
+    ] as const) {
+      const r = await part(info, content);
+      expect([r.status, r.body.data], JSON.stringify(info)).toEqual([status, null]);
+    }
+    expect((await admin.post('/v1/object/newMultipartUpload', { packageID, path: 'multi/obj.txt' })).status).toBe(409);
+    expect((await admin.post('/v1/object/newMultipartUpload', { packageID, path: '../x' })).status).toBe(400);
+    expect((await admin.post('/v1/object/completeMultipartUpload', { objectID: obj.objectID, indexes: [] })).status).toBe(400);
+  });
 });

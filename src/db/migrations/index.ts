@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import * as accounts from './0001_accounts.ts';
 import * as bucketsPackages from './0002_buckets_packages.ts';
 import * as spacesObjects from './0003_spaces_objects.ts';
+import * as multipart from './0004_multipart.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
   '0001_accounts': accounts,
   '0002_buckets_packages': bucketsPackages,
   '0003_spaces_objects': spacesObjects,
+  '0004_multipart': multipart,
 };

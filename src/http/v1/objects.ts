@@ -1,10 +1,11 @@
-import multipart from '@fastify/multipart';
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import multipart, { type Multipart } from '@fastify/multipart';
+import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../core.ts';
 import { AppError, badRequest } from '../../errors.ts';
 import { Id, StorageObject } from '../../storage/models.ts';
 import { listByPath, MAX_KEYS } from '../../storage/listing.ts';
+import { completeMultipartUpload, MAX_PART_INDEX, newMultipartUpload, uploadPart } from '../../storage/multipart.ts';
 import { beginUpload, cloneObjects, deleteObjects, getPackageObjects, moveObjects, openObject, openObjectByPath, type OpenedObject } from '../../storage/objects.ts';
 import { Nullable } from '../../schema.ts';
 import { schemaProblem } from '../../validation.ts';
@@ -14,7 +15,25 @@ import { assertOwnUserId, V1, v1, V1Error, v1ErrorResponses } from './envelope.t
 const tags = ['Storage: objects'];
 const security = [{ bearer: [] }];
 const UploadInfo = Type.Object({ userID: Type.Optional(Id), packageID: Id, affinity: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false });
+const PartInfo = Type.Object({ userID: Type.Optional(Id), objectID: Id, index: Type.Integer({ minimum: 0, maximum: MAX_PART_INDEX }) }, { additionalProperties: false });
 const MAX_FILES_PER_UPLOAD = 10_000;
+
+/** The leading `info` field of a multipart request, parsed and checked against `schema`. */
+async function readInfo(parts: AsyncIterableIterator<Multipart>, schema: TSchema): Promise<unknown> {
+  const first = await parts.next();
+  if (first.done || first.value.type !== 'field' || first.value.fieldname !== 'info') {
+    throw badRequest("the first part must be the field 'info' (JSON), before any file", 'info');
+  }
+  let info: unknown;
+  try {
+    info = JSON.parse(String(first.value.value));
+  } catch {
+    throw badRequest("'info' is not valid JSON", 'info');
+  }
+  const problem = schemaProblem(schema, info);
+  if (problem) throw badRequest(`info ${problem}`, 'info');
+  return info;
+}
 
 /** `Range: bytes=a-b | a- | -n` against an object of `size` bytes; undefined when unsatisfiable. */
 function parseRange(header: string, size: number): { start: number; end: number } | undefined {
@@ -92,19 +111,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       const actor = actorOf(request);
       if (!request.isMultipart()) throw badRequest('send multipart/form-data: an info field, then files parts');
       const parts = request.parts();
-      const first = await parts.next();
-      if (first.done || first.value.type !== 'field' || first.value.fieldname !== 'info') {
-        throw badRequest("the first part must be the field 'info' (JSON), before any file", 'info');
-      }
-      let info: unknown;
-      try {
-        info = JSON.parse(String(first.value.value));
-      } catch {
-        throw badRequest("'info' is not valid JSON", 'info');
-      }
-      const problem = schemaProblem(UploadInfo, info);
-      if (problem) throw badRequest(`info ${problem}`, 'info');
-      const { packageID, userID } = info as { packageID: number; userID?: number };
+      const { packageID, userID } = (await readInfo(parts, UploadInfo)) as { packageID: number; userID?: number };
       assertOwnUserId(actor, userID);
       const upload = await beginUpload(core, actor, packageID);
       for await (const part of parts) {
@@ -199,6 +206,71 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       },
     },
     async (request) => v1({ objects: await getPackageObjects(core, actorOf(request), request.query.packageID) }),
+  );
+
+  app.post(
+    '/object/newMultipartUpload',
+    {
+      schema: {
+        tags,
+        summary: 'Start a multipart upload: an empty object (redundancy multipartUpload) that listings show',
+        security,
+        body: Type.Object({ userID: Type.Optional(Id), packageID: Id, path: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }),
+        response: { 200: V1(Type.Object({ object: StorageObject })), ...v1ErrorResponses },
+      },
+    },
+    async (request) => {
+      const actor = actorOf(request);
+      assertOwnUserId(actor, request.body.userID);
+      return v1({ object: await newMultipartUpload(core, actor, request.body.packageID, request.body.path) });
+    },
+  );
+
+  app.post(
+    '/object/uploadPart',
+    {
+      schema: {
+        tags,
+        summary: 'Upload one part (multipart/form-data: `info` = {objectID, index}, then a `file` part); the same index replaces',
+        description: 'multipart/form-data: first a field `info` = JSON `{objectID, index}`, then one `file` part with the bytes.',
+        security,
+        consumes: ['multipart/form-data'],
+        response: { 200: V1(Type.Null()), ...v1ErrorResponses },
+      },
+    },
+    async (request) => {
+      const actor = actorOf(request);
+      if (!request.isMultipart()) throw badRequest('send multipart/form-data: an info field, then the file part');
+      const parts = request.parts();
+      const info = await readInfo(parts, PartInfo) as { objectID: number; index: number };
+      const next = await parts.next();
+      if (next.done || next.value.type !== 'file') throw badRequest("a 'file' part must follow 'info'", 'file');
+      await uploadPart(core, actor, info.objectID, info.index, next.value.file);
+      if (next.value.file.truncated) throw new AppError('too_large', `part ${info.index} is larger than ${core.config.maxObjectSize} bytes`);
+      for await (const extra of parts) throw badRequest(`unexpected part '${extra.fieldname}' after the file`);
+      return v1(null);
+    },
+  );
+
+  app.post(
+    '/object/completeMultipartUpload',
+    {
+      schema: {
+        tags,
+        summary: 'Join the listed parts, in that order (repeats allowed), into the object; unlisted parts are dropped',
+        security,
+        body: Type.Object(
+          { userID: Type.Optional(Id), objectID: Id, indexes: Type.Array(Type.Integer({ minimum: 0, maximum: MAX_PART_INDEX }), { minItems: 1, maxItems: 100_000 }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: V1(Type.Object({ object: StorageObject })), ...v1ErrorResponses },
+      },
+    },
+    async (request) => {
+      const actor = actorOf(request);
+      assertOwnUserId(actor, request.body.userID);
+      return v1({ object: await completeMultipartUpload(core, actor, request.body.objectID, request.body.indexes) });
+    },
   );
 
   app.post(

@@ -1,0 +1,104 @@
+import { PassThrough, type Readable } from 'node:stream';
+import { requireRole, type Actor } from '../accounts/actor.ts';
+import type { Core } from '../core.ts';
+import { isUniqueViolation } from '../db/errors.ts';
+import { AppError, badRequest, conflict } from '../errors.ts';
+import { ShardTooLarge } from '../spaces/shardStore.ts';
+import { defaultSpace, spaceById } from '../spaces/spaces.ts';
+import type { StorageObject } from './models.ts';
+import { ownPackage, tenantObject, toStorageObject } from './objects.ts';
+import { checkObjectPath } from './paths.ts';
+
+/**
+ * Multipart upload (spec 3.9–3.11): an object is created empty with redundancy `multipartUpload`;
+ * parts are stored as shards under their index (the same index replaces); completing streams the
+ * listed parts, in that order and repeats allowed, into one new shard and makes it the object's
+ * content. Parts not listed are dropped (their bytes are swept).
+ */
+const EMPTY_HASH = '0'.repeat(64);
+export const MAX_PART_INDEX = 100_000;
+
+export async function newMultipartUpload(core: Core, actor: Actor, packageId: number, path: string): Promise<StorageObject> {
+  requireRole(actor, 'member');
+  checkObjectPath(path);
+  await ownPackage(core, actor, packageId);
+  const space = await defaultSpace(core, actor.tenantId);
+  const now = Date.now();
+  try {
+    const row = await core.db
+      .insertInto('objects')
+      .values({ package_id: packageId, path, size: 0, hash: EMPTY_HASH, space_id: space.id, redundancy: 'multipartUpload', created_at: now, updated_at: now })
+      .returning(['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'])
+      .executeTakeFirstOrThrow();
+    return toStorageObject(row);
+  } catch (err) {
+    if (isUniqueViolation(err)) throw conflict(`package ${packageId} already has an object at '${path}'`);
+    throw err;
+  }
+}
+
+async function multipartObject(core: Core, actor: Actor, objectId: number) {
+  const row = await tenantObject(core, actor, objectId);
+  if (row.redundancy !== 'multipartUpload') throw conflict(`object ${objectId} is not a multipart upload in progress`);
+  return row;
+}
+
+export async function uploadPart(core: Core, actor: Actor, objectId: number, index: number, content: Readable): Promise<void> {
+  requireRole(actor, 'member');
+  const row = await multipartObject(core, actor, objectId);
+  const space = await spaceById(core, row.space_id);
+  let shard;
+  try {
+    shard = await space.store.write(content, core.config.maxObjectSize);
+  } catch (err) {
+    if (err instanceof ShardTooLarge) throw new AppError('too_large', `part ${index} is ${err.message}`);
+    throw err;
+  }
+  await core.db
+    .insertInto('object_parts')
+    .values({ object_id: objectId, part_index: index, size: shard.size, hash: shard.hash, space_id: space.id, created_at: Date.now() })
+    .onConflict((oc) => oc.columns(['object_id', 'part_index']).doUpdateSet({ size: shard.size, hash: shard.hash, space_id: space.id }))
+    .execute();
+}
+
+export async function completeMultipartUpload(core: Core, actor: Actor, objectId: number, indexes: number[]): Promise<StorageObject> {
+  requireRole(actor, 'member');
+  if (indexes.length === 0) throw badRequest('indexes must list at least one part', 'indexes');
+  const row = await multipartObject(core, actor, objectId);
+  const parts = await core.db.selectFrom('object_parts').select(['part_index', 'size', 'hash', 'space_id']).where('object_id', '=', objectId).execute();
+  const byIndex = new Map(parts.map((p) => [p.part_index, p]));
+  const missing = [...new Set(indexes)].filter((i) => !byIndex.has(i));
+  if (missing.length > 0) throw badRequest(`no part uploaded for index ${missing.slice(0, 10).join(', ')}`, 'indexes');
+  const total = indexes.reduce((n, i) => n + byIndex.get(i)!.size, 0);
+  if (total > core.config.maxObjectSize) throw new AppError('too_large', `the joined object would be ${total} bytes, over ${core.config.maxObjectSize}`);
+
+  const space = await spaceById(core, row.space_id);
+  // Join the parts by streaming them one after another into the store (hashing as it goes).
+  const joined = new PassThrough();
+  const pump = (async () => {
+    for (const i of indexes) {
+      const part = byIndex.get(i)!;
+      const source = (await spaceById(core, part.space_id)).store.read(part.hash);
+      for await (const chunk of source) if (!joined.write(chunk)) await new Promise((r) => joined.once('drain', r));
+    }
+    joined.end();
+  })().catch((err: unknown) => joined.destroy(err as Error));
+  const shard = await space.store.write(joined);
+  await pump;
+
+  const now = Date.now();
+  const done = await core.db.transaction().execute(async (trx) => {
+    const updated = await trx
+      .updateTable('objects')
+      .set({ size: shard.size, hash: shard.hash, redundancy: 'none', updated_at: now })
+      .where('id', '=', objectId)
+      .where('redundancy', '=', 'multipartUpload')
+      .returning(['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'])
+      .executeTakeFirst();
+    if (!updated) throw conflict(`object ${objectId} was completed by another request`);
+    await trx.deleteFrom('object_parts').where('object_id', '=', objectId).execute();
+    return updated;
+  });
+  return toStorageObject(done);
+}
+
