@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorDetail, type ErrorKind } from '../errors.ts';
 
 /**
@@ -90,4 +90,33 @@ export function logFailure(request: FastifyRequest, err: unknown, failure: Clien
 
 export function applyFailureHeaders(reply: FastifyReply, failure: ClientFailure): void {
   if (failure.retryAfter !== undefined) reply.header('retry-after', String(failure.retryAfter));
+}
+
+/**
+ * Installs error and not-found handling for a surface's context: failures are described once
+ * (`describeFailure`), a known path with the wrong method is 405 with `Allow`, and `send` writes
+ * them in the surface's own envelope.
+ */
+export function useSurfaceErrors(
+  app: FastifyInstance,
+  allowedMethods: (method: string, url: string) => string[],
+  send: (reply: FastifyReply, failure: ClientFailure) => FastifyReply,
+): void {
+  const reply = (r: FastifyReply, failure: ClientFailure) => {
+    applyFailureHeaders(r, failure);
+    return send(r.code(failure.status).type('application/json; charset=utf-8'), failure);
+  };
+  app.setErrorHandler((err: FastifyError, request: FastifyRequest, r: FastifyReply) => {
+    const failure = describeFailure(err, request);
+    logFailure(request, err, failure);
+    return reply(r, failure);
+  });
+  app.setNotFoundHandler((request, r) => {
+    const allow = allowedMethods(request.method, request.url);
+    if (allow.length > 0) {
+      r.header('allow', allow.join(', '));
+      return reply(r, { status: 405, kind: 'method_not_allowed', message: `${request.method} is not allowed here; use ${allow.join(', ')}` });
+    }
+    return reply(r, { status: 404, kind: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+  });
 }

@@ -6,7 +6,7 @@ import { AppError, badRequest, conflict } from '../errors.ts';
 import { ShardTooLarge } from '../spaces/shardStore.ts';
 import { defaultSpace, spaceById } from '../spaces/spaces.ts';
 import type { StorageObject } from './models.ts';
-import { ownPackage, tenantObject, toStorageObject } from './objects.ts';
+import { OBJECT_RETURNING, ownPackage, tenantObject, toStorageObject } from './objects.ts';
 import { checkObjectPath } from './paths.ts';
 
 /**
@@ -28,7 +28,7 @@ export async function newMultipartUpload(core: Core, actor: Actor, packageId: nu
     const row = await core.db
       .insertInto('objects')
       .values({ package_id: packageId, path, size: 0, hash: EMPTY_HASH, space_id: space.id, redundancy: 'multipartUpload', created_at: now, updated_at: now })
-      .returning(['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'])
+      .returning(OBJECT_RETURNING)
       .executeTakeFirstOrThrow();
     return toStorageObject(row);
   } catch (err) {
@@ -93,7 +93,7 @@ export async function completeMultipartUpload(core: Core, actor: Actor, objectId
       .set({ size: shard.size, hash: shard.hash, redundancy: 'none', updated_at: now })
       .where('id', '=', objectId)
       .where('redundancy', '=', 'multipartUpload')
-      .returning(['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'])
+      .returning(OBJECT_RETURNING)
       .executeTakeFirst();
     if (!updated) throw conflict(`object ${objectId} was completed by another request`);
     await trx.deleteFrom('object_parts').where('object_id', '=', objectId).execute();

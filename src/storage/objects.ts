@@ -1,7 +1,9 @@
 import type { Readable } from 'node:stream';
+import type { Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
+import type { ObjectsTable } from '../db/schema.ts';
 import { AppError, badRequest, notFound } from '../errors.ts';
 import { ShardTooLarge } from '../spaces/shardStore.ts';
 import { defaultSpace, spaceById, type SpaceHandle } from '../spaces/spaces.ts';
@@ -10,18 +12,10 @@ import type { StorageObject } from './models.ts';
 import { checkObjectPath } from './paths.ts';
 
 const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_id', 'o.redundancy', 'o.created_at', 'o.updated_at'] as const;
+/** What writes return: the whole row, as `toStorageObject` needs it. */
+export const OBJECT_RETURNING = ['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'] as const;
 
-interface ObjectRow {
-  id: number;
-  package_id: number;
-  path: string;
-  size: number;
-  hash: string;
-  space_id: number;
-  redundancy: string;
-  created_at: number;
-  updated_at: number;
-}
+type ObjectRow = Selectable<ObjectsTable>;
 
 export function toStorageObject(r: ObjectRow): StorageObject {
   return {
@@ -95,7 +89,7 @@ export class Upload {
           .insertInto('objects')
           .values({ package_id: this.packageId, path, size, hash, space_id: this.space.id, redundancy: 'none', created_at: now, updated_at: now })
           .onConflict((oc) => oc.columns(['package_id', 'path']).doUpdateSet({ size, hash, space_id: this.space.id, redundancy: 'none', updated_at: now }))
-          .returning(['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'])
+          .returning(OBJECT_RETURNING)
           .executeTakeFirstOrThrow();
         // Replacing an unfinished multipart upload drops its parts.
         await trx.deleteFrom('object_parts').where('object_id', '=', row.id).execute();
@@ -197,7 +191,7 @@ export async function cloneObjects(
       const row = await core.db
         .insertInto('objects')
         .values({ package_id: c.newPackageID, path: c.newPath, size: src.size, hash: src.hash, space_id: src.space_id, redundancy: src.redundancy, created_at: now, updated_at: now })
-        .returning(['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'])
+        .returning(OBJECT_RETURNING)
         .executeTakeFirstOrThrow();
       out.push(toStorageObject(row));
     } catch (err) {
