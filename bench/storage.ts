@@ -17,10 +17,10 @@ const SMALL_COUNT = Number(process.env.BENCH_SMALL_COUNT ?? 10_000);
 
 async function setup(proc: Proc) {
   const token = await loginToken(proc.url);
-  const post = async (path: string, body: unknown) =>
-    (await (await fetch(proc.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()) as any;
-  const bucketID = (await post('/v1/bucket/create', { name: 'bench' })).data.bucket.bucketID;
-  const packageID = (await post('/v1/package/create', { bucketID, name: 'p' })).data.package.packageID;
+  const post = async <T>(path: string, body: unknown) =>
+    ((await (await fetch(proc.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()) as { data: T }).data;
+  const { bucketID } = (await post<{ bucket: { bucketID: number } }>('/v1/bucket/create', { name: 'bench' })).bucket;
+  const { packageID } = (await post<{ package: { packageID: number } }>('/v1/package/create', { bucketID, name: 'p' })).package;
   return { token, packageID };
 }
 
@@ -29,9 +29,9 @@ async function uploadFile(proc: Proc, token: string, packageID: number, path: st
   form.append('info', JSON.stringify({ packageID }));
   form.append('files', blob, encodeURIComponent(path));
   const res = await fetch(`${proc.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
-  const body = (await res.json()) as any;
-  if (res.status !== 200) throw new Error(`upload failed: ${res.status} ${JSON.stringify(body)}`);
-  return body.data.uploadeds[0].objectID as number;
+  const body = (await res.json()) as { data: { uploadeds: { objectID: number }[] } | null };
+  if (res.status !== 200 || !body.data) throw new Error(`upload failed: ${res.status} ${JSON.stringify(body)}`);
+  return body.data.uploadeds[0]!.objectID;
 }
 
 async function bigObject(dir: string) {
@@ -56,7 +56,7 @@ async function bigObject(dir: string) {
     const upSeconds = seconds(t);
     t = performance.now();
     const res = await fetch(`${yunji.url}/v1/object/download?objectID=${id}`, { headers: { authorization: `Bearer ${token}` } });
-    await pipeline(Readable.fromWeb(res.body as any), createWriteStream(join(dir, 'down.bin')));
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(join(dir, 'down.bin')));
     execFileSync('sync');
     const downSeconds = seconds(t);
     if (statSync(join(dir, 'down.bin')).size !== bytes) throw new Error('downloaded size differs');
