@@ -13,7 +13,7 @@ import { userRoutes } from './api/users.ts';
 import { useAuth } from './auth.ts';
 import { healthRoutes } from './health.ts';
 import { bucketRoutes } from './v1/buckets.ts';
-import { useV1Errors } from './v1/envelope.ts';
+import { useOwnUserIdRule, useV1Errors } from './v1/envelope.ts';
 import { objectRoutes } from './v1/objects.ts';
 import { packageRoutes } from './v1/packages.ts';
 import { trackRouteMethods } from './methods.ts';
@@ -90,6 +90,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
     async (storage) => {
       useV1Errors(storage, allowedMethods);
       useAuth(storage, core);
+      useOwnUserIdRule(storage);
       await storage.register(bucketRoutes, { core });
       await storage.register(packageRoutes, { core });
       await storage.register(objectRoutes, { core });

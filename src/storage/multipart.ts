@@ -3,10 +3,9 @@ import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { AppError, badRequest, conflict } from '../errors.ts';
-import { ShardTooLarge } from '../spaces/shardStore.ts';
-import { defaultSpace, spaceById } from '../spaces/spaces.ts';
+import { defaultSpace, spaceById, type SpaceHandle } from '../spaces/spaces.ts';
 import type { StorageObject } from './models.ts';
-import { OBJECT_RETURNING, ownPackage, tenantObject, toStorageObject } from './objects.ts';
+import { OBJECT_RETURNING, ownPackage, storeShard, tenantObject, toStorageObject } from './objects.ts';
 import { checkObjectPath } from './paths.ts';
 
 /**
@@ -47,13 +46,7 @@ export async function uploadPart(core: Core, actor: Actor, objectId: number, ind
   requireRole(actor, 'member');
   const row = await multipartObject(core, actor, objectId);
   const space = await spaceById(core, row.space_id);
-  let shard;
-  try {
-    shard = await space.store.write(content, core.config.maxObjectSize);
-  } catch (err) {
-    if (err instanceof ShardTooLarge) throw new AppError('too_large', `part ${index} is ${err.message}`);
-    throw err;
-  }
+  const shard = await storeShard(core, space, content, `part ${index}`);
   await core.db
     .insertInto('object_parts')
     .values({ object_id: objectId, part_index: index, size: shard.size, hash: shard.hash, space_id: space.id, created_at: Date.now() })
@@ -73,12 +66,15 @@ export async function completeMultipartUpload(core: Core, actor: Actor, objectId
   if (total > core.config.maxObjectSize) throw new AppError('too_large', `the joined object would be ${total} bytes, over ${core.config.maxObjectSize}`);
 
   const space = await spaceById(core, row.space_id);
+  // A part's space is looked up once, however often the part is listed.
+  const partSpaces = new Map<number, SpaceHandle>([[space.id, space]]);
+  for (const p of parts) if (!partSpaces.has(p.space_id)) partSpaces.set(p.space_id, await spaceById(core, p.space_id));
   // Join the parts by streaming them one after another into the store (hashing as it goes).
   const joined = new PassThrough();
   const pump = (async () => {
     for (const i of indexes) {
       const part = byIndex.get(i)!;
-      const source = (await spaceById(core, part.space_id)).store.read(part.hash);
+      const source = partSpaces.get(part.space_id)!.store.read(part.hash);
       for await (const chunk of source) if (!joined.write(chunk)) await new Promise((r) => joined.once('drain', r));
     }
     joined.end();

@@ -5,7 +5,7 @@ import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { ObjectsTable } from '../db/schema.ts';
 import { AppError, badRequest, notFound } from '../errors.ts';
-import { ShardTooLarge } from '../spaces/shardStore.ts';
+import { ShardTooLarge, type StoredShard } from '../spaces/shardStore.ts';
 import { defaultSpace, spaceById, type SpaceHandle } from '../spaces/spaces.ts';
 import { iso } from '../time.ts';
 import type { StorageObject } from './models.ts';
@@ -56,6 +56,16 @@ export async function ownPackage(core: Core, actor: Actor, packageId: number): P
   if (!row) throw notFound(`package ${packageId}`);
 }
 
+/** Streams bytes into a space, refusing (413) more than one object may hold; `what` names them in the error. */
+export async function storeShard(core: Core, space: SpaceHandle, content: Readable, what: string): Promise<StoredShard> {
+  try {
+    return await space.store.write(content, core.config.maxObjectSize);
+  } catch (err) {
+    if (err instanceof ShardTooLarge) throw new AppError('too_large', `${what} is ${err.message}`);
+    throw err;
+  }
+}
+
 /**
  * One upload request: files are streamed into the space as they arrive; `commit` makes all of them
  * visible at once (replacing objects at the same paths). An upload never committed leaves only
@@ -72,12 +82,7 @@ export class Upload {
 
   async add(path: string, content: Readable): Promise<void> {
     checkObjectPath(path, 'files[].filename');
-    try {
-      this.files.set(path, await this.space.store.write(content, this.core.config.maxObjectSize));
-    } catch (err) {
-      if (err instanceof ShardTooLarge) throw new AppError('too_large', `object '${path}' is ${err.message}`);
-      throw err;
-    }
+    this.files.set(path, await storeShard(this.core, this.space, content, `object '${path}'`));
   }
 
   async commit(): Promise<StorageObject[]> {

@@ -220,6 +220,15 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
     // Deleting the original keeps the clone's bytes.
     await admin.post('/v1/object/delete', { objectIDs: [trace.objectID] });
     expect((await download(`objectID=${c0.objectID}`)).bytes.toString()).toBe('trace');
+    for (const [path, body] of [
+      ['/v1/object/move', { userID: 999999, movings: [] }],
+      ['/v1/object/clone', { userID: 999999, clonings: [] }],
+      ['/v1/object/delete', { userID: 999999, objectIDs: [c0.objectID] }],
+    ] as const) {
+      const r = await admin.post(path, body);
+      expect([r.status, r.body.code], path).toEqual([403, 'Forbidden']);
+    }
+    expect((await download(`objectID=${c0.objectID}`)).bytes.toString()).toBe('trace');
     const bad = await admin.post('/v1/object/move', { movings: [{ objectID: 'x', packageID: p1, path: 'y' }] });
     expect([bad.status, bad.body.code]).toEqual([400, 'BadArgument']);
   });
@@ -253,6 +262,7 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
     expect((await part({ objectID: obj.objectID, index: 1 }, 'x')).status).toBe(409);
     for (const [info, content, status] of [
       [{ objectID: 999999, index: 1 }, 'x', 404],
+      [{ objectID: obj.objectID, index: 1, userID: 999999 }, 'x', 403],
       [{ objectID: obj.objectID, index: -1 }, 'x', 400],
       [{ objectID: obj.objectID }, 'x', 400],
       [{ objectID: obj.objectID, index: 1 }, null, 400],

@@ -3,7 +3,7 @@ import type { Core } from '../../core.ts';
 import { createBucket, deleteBucket, getBucketByName, listBuckets } from '../../storage/buckets.ts';
 import { Bucket, Id, StorageName } from '../../storage/models.ts';
 import { actorOf } from '../auth.ts';
-import { assertOwnUserId, V1, v1, v1ErrorResponses } from './envelope.ts';
+import { V1, v1, v1ErrorResponses } from './envelope.ts';
 
 const tags = ['Storage: buckets'];
 const security = [{ bearer: [] }];
@@ -21,11 +21,7 @@ export const bucketRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         response: { 200: V1(Type.Object({ bucket: Bucket })), ...v1ErrorResponses },
       },
     },
-    async (request) => {
-      const actor = actorOf(request);
-      assertOwnUserId(actor, request.body.userID);
-      return v1({ bucket: await createBucket(core, actor, request.body.name) });
-    },
+    async (request) => v1({ bucket: await createBucket(core, actorOf(request), request.body.name) }),
   );
 
   app.get(
@@ -60,9 +56,7 @@ export const bucketRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       },
     },
     async (request) => {
-      const actor = actorOf(request);
-      assertOwnUserId(actor, request.body.userID);
-      await deleteBucket(core, actor, request.body.bucketID);
+      await deleteBucket(core, actorOf(request), request.body.bucketID);
       return v1(null);
     },
   );

@@ -30,9 +30,23 @@ export const v1 = <T>(data: T) => ({ code: 'OK' as const, message: '', data });
 
 export const v1ErrorResponses = Object.fromEntries([400, 401, 403, 404, 405, 409, 413].map((s) => [s, V1Error]));
 
+/** The storage envelope of a failure. */
+export const v1ErrorBody = (failure: Pick<ClientFailure, 'kind' | 'message'>) => ({ code: codeOfKind[failure.kind], message: failure.message, data: null });
+
 /** Error and not-found handling in the storage envelope, for the context it is installed in. */
 export function useV1Errors(app: FastifyInstance, allowedMethods: (method: string, url: string) => string[]): void {
-  useSurfaceErrors(app, allowedMethods, (reply, failure) => reply.send({ code: codeOfKind[failure.kind], message: failure.message, data: null }));
+  useSurfaceErrors(app, allowedMethods, (reply, failure) => reply.send(v1ErrorBody(failure)));
+}
+
+/**
+ * The storage surface's rule for every JSON body: a `userID`, when given, is the caller's own.
+ * (Multipart requests carry it in their `info` part, checked where that part is read.)
+ */
+export function useOwnUserIdRule(app: FastifyInstance): void {
+  app.addHook('preHandler', async (request) => {
+    const userID = (request.body as { userID?: unknown } | null | undefined)?.userID;
+    if (request.actor && typeof userID === 'number') assertOwnUserId(request.actor, userID);
+  });
 }
 
 /** A `userID` in a request, when given, must be the caller's own. */

@@ -10,7 +10,8 @@ import { beginUpload, cloneObjects, deleteObjects, getPackageObjects, moveObject
 import { Nullable } from '../../schema.ts';
 import { schemaProblem } from '../../validation.ts';
 import { actorOf } from '../auth.ts';
-import { assertOwnUserId, V1, v1, V1Error, v1ErrorResponses } from './envelope.ts';
+import type { Actor } from '../../accounts/actor.ts';
+import { assertOwnUserId, V1, v1, V1Error, v1ErrorBody, v1ErrorResponses } from './envelope.ts';
 
 const tags = ['Storage: objects'];
 const security = [{ bearer: [] }];
@@ -19,7 +20,7 @@ const PartInfo = Type.Object({ userID: Type.Optional(Id), objectID: Id, index: T
 const MAX_FILES_PER_UPLOAD = 10_000;
 
 /** The leading `info` field of a multipart request, parsed and checked against `schema`. */
-async function readInfo(parts: AsyncIterableIterator<Multipart>, schema: TSchema): Promise<unknown> {
+async function readInfo(parts: AsyncIterableIterator<Multipart>, schema: TSchema, actor: Actor): Promise<unknown> {
   const first = await parts.next();
   if (first.done || first.value.type !== 'field' || first.value.fieldname !== 'info') {
     throw badRequest("the first part must be the field 'info' (JSON), before any file", 'info');
@@ -32,6 +33,7 @@ async function readInfo(parts: AsyncIterableIterator<Multipart>, schema: TSchema
   }
   const problem = schemaProblem(schema, info);
   if (problem) throw badRequest(`info ${problem}`, 'info');
+  assertOwnUserId(actor, (info as { userID?: number }).userID);
   return info;
 }
 
@@ -73,7 +75,7 @@ function sendObject(request: FastifyRequest, reply: FastifyReply, { object, size
     range = parseRange(rangeHeader, size);
     if (!range) {
       reply.header('content-range', `bytes */${size}`);
-      return reply.code(416).send({ code: 'BadArgument', message: `range '${rangeHeader}' cannot be satisfied for ${size} bytes`, data: null });
+      return reply.code(416).send(v1ErrorBody({ kind: 'bad_request', message: `range '${rangeHeader}' cannot be satisfied for ${size} bytes` }));
     }
     status = 206;
     reply.header('content-range', `bytes ${range.start}-${range.end}/${size}`);
@@ -111,8 +113,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       const actor = actorOf(request);
       if (!request.isMultipart()) throw badRequest('send multipart/form-data: an info field, then files parts');
       const parts = request.parts();
-      const { packageID, userID } = (await readInfo(parts, UploadInfo)) as { packageID: number; userID?: number };
-      assertOwnUserId(actor, userID);
+      const { packageID } = (await readInfo(parts, UploadInfo, actor)) as { packageID: number };
       const upload = await beginUpload(core, actor, packageID);
       for await (const part of parts) {
         if (part.type !== 'file' || part.fieldname !== 'files') throw badRequest(`unexpected part '${part.fieldname}'; only 'files' parts may follow 'info'`);
@@ -219,11 +220,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         response: { 200: V1(Type.Object({ object: StorageObject })), ...v1ErrorResponses },
       },
     },
-    async (request) => {
-      const actor = actorOf(request);
-      assertOwnUserId(actor, request.body.userID);
-      return v1({ object: await newMultipartUpload(core, actor, request.body.packageID, request.body.path) });
-    },
+    async (request) => v1({ object: await newMultipartUpload(core, actorOf(request), request.body.packageID, request.body.path) }),
   );
 
   app.post(
@@ -242,7 +239,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       const actor = actorOf(request);
       if (!request.isMultipart()) throw badRequest('send multipart/form-data: an info field, then the file part');
       const parts = request.parts();
-      const info = await readInfo(parts, PartInfo) as { objectID: number; index: number };
+      const info = (await readInfo(parts, PartInfo, actor)) as { objectID: number; index: number };
       const next = await parts.next();
       if (next.done || next.value.type !== 'file') throw badRequest("a 'file' part must follow 'info'", 'file');
       await uploadPart(core, actor, info.objectID, info.index, next.value.file);
@@ -266,11 +263,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         response: { 200: V1(Type.Object({ object: StorageObject })), ...v1ErrorResponses },
       },
     },
-    async (request) => {
-      const actor = actorOf(request);
-      assertOwnUserId(actor, request.body.userID);
-      return v1({ object: await completeMultipartUpload(core, actor, request.body.objectID, request.body.indexes) });
-    },
+    async (request) => v1({ object: await completeMultipartUpload(core, actorOf(request), request.body.objectID, request.body.indexes) }),
   );
 
   app.post(
@@ -288,11 +281,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         response: { 200: V1(Type.Object({ successes: Type.Array(Id) })), ...v1ErrorResponses },
       },
     },
-    async (request) => {
-      const actor = actorOf(request);
-      assertOwnUserId(actor, request.body.userID);
-      return v1({ successes: await moveObjects(core, actor, request.body.movings) });
-    },
+    async (request) => v1({ successes: await moveObjects(core, actorOf(request), request.body.movings) }),
   );
 
   app.post(
@@ -313,11 +302,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         response: { 200: V1(Type.Object({ objects: Type.Array(Nullable(StorageObject)) })), ...v1ErrorResponses },
       },
     },
-    async (request) => {
-      const actor = actorOf(request);
-      assertOwnUserId(actor, request.body.userID);
-      return v1({ objects: await cloneObjects(core, actor, request.body.clonings) });
-    },
+    async (request) => v1({ objects: await cloneObjects(core, actorOf(request), request.body.clonings) }),
   );
 
   app.post(
@@ -332,9 +317,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       },
     },
     async (request) => {
-      const actor = actorOf(request);
-      assertOwnUserId(actor, request.body.userID);
-      await deleteObjects(core, actor, request.body.objectIDs);
+      await deleteObjects(core, actorOf(request), request.body.objectIDs);
       return v1(null);
     },
   );

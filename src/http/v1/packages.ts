@@ -3,7 +3,7 @@ import type { Core } from '../../core.ts';
 import { Id, Package, StorageName } from '../../storage/models.ts';
 import { createPackage, deletePackage, getPackageByFullName, listBucketPackages } from '../../storage/packages.ts';
 import { actorOf } from '../auth.ts';
-import { assertOwnUserId, V1, v1, v1ErrorResponses } from './envelope.ts';
+import { V1, v1, v1ErrorResponses } from './envelope.ts';
 
 const tags = ['Storage: packages'];
 const security = [{ bearer: [] }];
@@ -21,11 +21,7 @@ export const packageRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (a
         response: { 200: V1(Type.Object({ package: Package })), ...v1ErrorResponses },
       },
     },
-    async (request) => {
-      const actor = actorOf(request);
-      assertOwnUserId(actor, request.body.userID);
-      return v1({ package: await createPackage(core, actor, request.body.bucketID, request.body.name) });
-    },
+    async (request) => v1({ package: await createPackage(core, actorOf(request), request.body.bucketID, request.body.name) }),
   );
 
   app.get(
@@ -68,9 +64,7 @@ export const packageRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (a
       },
     },
     async (request) => {
-      const actor = actorOf(request);
-      assertOwnUserId(actor, request.body.userID);
-      await deletePackage(core, actor, request.body.packageID);
+      await deletePackage(core, actorOf(request), request.body.packageID);
       return v1(null);
     },
   );
