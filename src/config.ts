@@ -57,6 +57,24 @@ export const ConfigSchema = Type.Object(
       minimum: 0,
       description: 'Seconds unreferenced bytes are kept before the sweeper removes them.',
     }),
+    sweepInterval: Type.Integer({
+      env: 'YUNJI_SWEEP_INTERVAL',
+      default: 600,
+      minimum: 0,
+      description: 'Seconds between sweeps of unreferenced bytes in every space (also once at start-up; 0: only at start-up).',
+    }),
+    secretKey: Type.String({
+      env: 'YUNJI_SECRET_KEY',
+      default: '',
+      pattern: '^(|[\\s\\S]{32,})$',
+      description:
+        'Key that encrypts stored credentials (any string of 32+ characters). Empty: a random key kept in `<dataDir>/secret.key`, created on first start.',
+    }),
+    localRoots: Type.String({
+      env: 'YUNJI_LOCAL_ROOTS',
+      default: '',
+      description: 'Comma-separated directories a `local` user space may live in. Empty: the data dir.',
+    }),
     trustProxy: Type.Boolean({ env: 'YUNJI_TRUST_PROXY', default: false, description: 'Take the client address from `X-Forwarded-For` (only behind a proxy you run).' }),
     cookieSecure: Type.Boolean({ env: 'YUNJI_COOKIE_SECURE', default: false, description: 'Mark the session cookie `Secure` (serve over HTTPS).' }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),

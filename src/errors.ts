@@ -10,7 +10,11 @@ export type ErrorKind =
   | 'conflict'
   | 'too_large'
   | 'rate_limited'
-  | 'unavailable';
+  | 'unavailable'
+  /** A storage backend refused or failed (its reason is the message). */
+  | 'backend_failed'
+  /** A space's shard store is full. */
+  | 'insufficient_storage';
 
 export interface ErrorDetail {
   field?: string;
@@ -36,3 +40,5 @@ export const unauthorized = (message = 'authentication required') => new AppErro
 export const forbidden = (message: string) => new AppError('forbidden', message);
 export const notFound = (what: string) => new AppError('not_found', `${what} not found`);
 export const conflict = (message: string) => new AppError('conflict', message);
+export const backendFailed = (message: string) => new AppError('backend_failed', message);
+export const insufficientStorage = (message: string) => new AppError('insufficient_storage', message);

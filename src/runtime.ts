@@ -3,6 +3,7 @@ import { bootstrap } from './accounts/bootstrap.ts';
 import type { Config } from './config.ts';
 import type { Core } from './core.ts';
 import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
+import { sealerFor } from './sealing.ts';
 import { defaultSpace } from './spaces/spaces.ts';
 
 export interface Runtime {
@@ -28,7 +29,7 @@ export async function openRuntime(config: Config, log: Logger = createLogger(con
     await database.close();
     throw err;
   }
-  return { database, core: { db: database.db, dialect: database.dialect, config, log } };
+  return { database, core: { db: database.db, dialect: database.dialect, config, log, sealer: sealerFor(config) } };
 }
 
 /** First start: creates the default tenant and admin, and shows a generated password once. */

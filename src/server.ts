@@ -1,7 +1,7 @@
 import type { Config } from './config.ts';
 import { buildApp } from './http/app.ts';
 import { bootstrapIfEmpty, createLogger, openRuntime } from './runtime.ts';
-import { sweepSpaces } from './spaces/spaces.ts';
+import { startSweeper } from './spaces/sweeper.ts';
 
 /**
  * `yunji serve`: migrate, bootstrap, listen. SIGTERM/SIGINT drain in-flight requests (new ones get
@@ -13,10 +13,7 @@ export async function serve(config: Config): Promise<void> {
   log.info({ database: database.dialect, location: database.location }, 'database ready');
   await bootstrapIfEmpty(core);
   // Bytes left by uploads that never committed, or no longer referenced, go once they are old enough.
-  sweepSpaces(core).then(
-    (r) => log.info(r, 'swept unreferenced bytes'),
-    (err: unknown) => log.error({ err }, 'sweeping unreferenced bytes failed'),
-  );
+  const stopSweeper = startSweeper(core);
   const app = await buildApp(core);
   const address = await app.listen({ host: config.host, port: config.port });
   log.info({ address }, `yunji listening on ${address}`);
@@ -28,6 +25,7 @@ export async function serve(config: Config): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    stopSweeper();
     log.info({ signal }, 'draining in-flight requests');
     const deadline = setTimeout(() => {
       log.error('drain timed out; exiting');

@@ -110,11 +110,17 @@ export interface UserSpacesTable {
   id: Generated<number>;
   tenant_id: number;
   name: string;
-  /** The storage description as given (`{type, root}` for local), JSON. */
+  /** The storage description as given (`{type, root}` for local, `{type, endpoint, …}` for S3), JSON. */
   storage_json: string;
   /** Cap on the bytes the shard store may hold; null: none. */
   shard_max_size: number | null;
+  /** Relative to the space's root; the shard store lives in `<working_dir>/.yunji/`. */
   working_dir: string;
+  /** The credential JSON, sealed (src/sealing.ts); null for local spaces. */
+  credential_sealed: string | null;
+  features_json: Generated<string>;
+  /** Bytes the shard store holds (counted as shards are added and swept). */
+  used_bytes: Generated<number>;
   is_default: number;
   revision: number;
   created_at: number;

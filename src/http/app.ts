@@ -16,6 +16,7 @@ import { bucketRoutes } from './v1/buckets.ts';
 import { useOwnUserIdRule, useV1Errors } from './v1/envelope.ts';
 import { objectRoutes } from './v1/objects.ts';
 import { packageRoutes } from './v1/packages.ts';
+import { userSpaceRoutes } from './v1/userSpaces.ts';
 import { trackRouteMethods } from './methods.ts';
 import { validatorCompiler } from './validation.ts';
 
@@ -94,6 +95,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
       await storage.register(bucketRoutes, { core });
       await storage.register(packageRoutes, { core });
       await storage.register(objectRoutes, { core });
+      await storage.register(userSpaceRoutes, { core });
     },
     { prefix: '/v1' },
   );

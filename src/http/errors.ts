@@ -22,6 +22,8 @@ const statusOfKind: Record<ErrorKind, number> = {
   too_large: 413,
   rate_limited: 429,
   unavailable: 503,
+  backend_failed: 502,
+  insufficient_storage: 507,
 };
 
 const kindOfStatus: Record<number, ClientFailure['kind']> = {

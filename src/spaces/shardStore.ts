@@ -1,105 +1,132 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
+import { joinKey, type Backend, type ByteRange } from './backend.ts';
+import { shardKey, shardsPrefix, tmpPrefix } from './layout.ts';
 
 /**
- * Content-addressed bytes of one local space: each distinct content is stored once, named by its
- * SHA-256. A write streams into a temporary file while hashing, then renames it into place, so a
- * shard is either absent or complete. Nothing here knows which objects use a shard: the sweeper
- * asks the database, and only removes shards older than a grace period (an upload renames its
- * shard before it commits the object that references it).
+ * Content-addressed bytes of one space: each distinct content is stored once, named by its SHA-256
+ * (upper-case hex). A write streams into a temporary key while hashing, then renames it into place,
+ * so a shard is either absent or complete. Nothing here knows which objects use a shard: the
+ * sweeper asks (`inUse`), and only removes shards older than a grace period (an upload renames its
+ * shard before it commits the object that references it; the rename makes the shard new again).
  */
 export interface StoredShard {
   hash: string;
   size: number;
 }
 
-export class LocalShardStore {
-  constructor(readonly root: string) {}
+/** How a capped space accounts for its bytes (see spaces.ts). */
+export interface ShardQuota {
+  /** Bytes the store may still take (Infinity: no cap). */
+  room(): Promise<number>;
+  /** Counts a new shard; false when the space filled up meanwhile (nothing counted then). */
+  claim(bytes: number): Promise<boolean>;
+  release(bytes: number): Promise<void>;
+}
 
-  private shardPath(hash: string): string {
-    return join(this.root, 'shards', hash.slice(0, 2), hash);
+export const unlimited: ShardQuota = {
+  room: async () => Infinity,
+  claim: async () => true,
+  release: async () => undefined,
+};
+
+export class ShardTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`larger than the limit of ${limit} bytes`);
   }
+}
 
-  private tmpDir(): string {
-    return join(this.root, 'tmp');
+export class SpaceFull extends Error {
+  constructor(readonly room: number) {
+    super(`the space's shard store is full (${room} bytes left)`);
   }
+}
 
-  /** Streams `source` into the store; `maxBytes` stops (and discards) anything larger. */
+export class ShardStore {
+  constructor(
+    readonly backend: Backend,
+    readonly workingDir: string,
+    private readonly quota: ShardQuota = unlimited,
+  ) {}
+
+  /** Streams `source` into the store; more than `maxBytes`, or than the space has room for, is refused and nothing remains. */
   async write(source: Readable, maxBytes = Number.MAX_SAFE_INTEGER): Promise<StoredShard> {
-    await mkdir(this.tmpDir(), { recursive: true });
-    const tmp = join(this.tmpDir(), randomUUID());
+    const room = await this.quota.room();
     const hasher = createHash('sha256');
     let size = 0;
     const meter = new Transform({
       transform(chunk: Buffer, _enc, done) {
         size += chunk.length;
         if (size > maxBytes) return done(new ShardTooLarge(maxBytes));
+        if (size > room) return done(new SpaceFull(room));
         hasher.update(chunk);
         done(null, chunk);
       },
     });
+    // Bytes start flowing before the backend is ready for them, so failures are caught from the
+    // start; the first one (too large, space full, client gone) is the one reported.
+    let failure: Error | undefined;
+    const metered = pipeline(source, meter, (err) => {
+      if (err) failure ??= err;
+    });
+    const tmp = joinKey(tmpPrefix(this.workingDir), randomUUID());
+    let claimed = 0;
     try {
-      await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx' }));
+      await this.backend.put(tmp, metered);
+      if (failure) throw failure;
       const hash = hasher.digest('hex').toUpperCase();
-      const target = this.shardPath(hash);
-      await mkdir(join(target, '..'), { recursive: true });
-      // Renaming over an identical shard refreshes its age, which protects it from the sweeper.
-      await rename(tmp, target);
+      const target = shardKey(this.workingDir, hash);
+      if (!(await this.backend.stat(target))) {
+        if (!(await this.quota.claim(size))) throw new SpaceFull(Math.max(0, await this.quota.room()));
+        claimed = size;
+      }
+      await this.backend.rename(tmp, target);
       return { hash, size };
     } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
+      if (claimed) await this.quota.release(claimed);
+      await this.backend.remove(tmp).catch(() => undefined);
+      throw failure ?? err;
     }
   }
 
-  /** A shard's bytes, optionally a range [start, end] inclusive. */
-  read(hash: string, range?: { start: number; end: number }): Readable {
-    return createReadStream(this.shardPath(hash), range);
+  /** A shard's bytes, optionally a range. */
+  read(hash: string, range?: ByteRange): Promise<Readable> {
+    return this.backend.get(shardKey(this.workingDir, hash), range);
   }
 
-  async exists(hash: string): Promise<boolean> {
-    return stat(this.shardPath(hash)).then(
-      () => true,
-      () => false,
-    );
+  async size(hash: string): Promise<number | undefined> {
+    return (await this.backend.stat(shardKey(this.workingDir, hash)))?.size;
   }
 
-  /** Removes shards and temporary files older than `graceMs` for which `inUse` says no. */
-  async sweep(graceMs: number, inUse: (hash: string) => Promise<boolean>): Promise<{ removed: number; bytes: number }> {
+  /**
+   * Removes temporary files and unused shards older than `graceMs`. A shard is looked at again just
+   * before it goes, so one an upload has just renamed into place (new again) stays.
+   */
+  async sweep(graceMs: number, inUse: (hash: string) => Promise<boolean>): Promise<{ removed: number; bytes: number; kept: number }> {
     const cutoff = Date.now() - graceMs;
-    let removed = 0;
-    let bytes = 0;
-    for (const name of await readdir(this.tmpDir()).catch(() => [] as string[])) {
-      const file = join(this.tmpDir(), name);
-      const st = await stat(file).catch(() => undefined);
-      if (st && st.mtimeMs < cutoff) {
-        await rm(file, { force: true });
-        removed++;
-        bytes += st.size;
-      }
+    const result = { removed: 0, bytes: 0, kept: 0 };
+    for await (const entry of this.backend.list(tmpPrefix(this.workingDir))) {
+      if (entry.mtimeMs >= cutoff) continue;
+      await this.backend.remove(entry.key);
+      result.removed++;
     }
-    const shardsDir = join(this.root, 'shards');
-    for (const prefix of await readdir(shardsDir).catch(() => [] as string[])) {
-      for (const hash of await readdir(join(shardsDir, prefix)).catch(() => [] as string[])) {
-        const file = this.shardPath(hash);
-        const st = await stat(file).catch(() => undefined);
-        if (!st || st.mtimeMs >= cutoff || (await inUse(hash))) continue;
-        await rm(file, { force: true });
-        removed++;
-        bytes += st.size;
+    for await (const entry of this.backend.list(shardsPrefix(this.workingDir))) {
+      const hash = entry.key.slice(entry.key.lastIndexOf('/') + 1);
+      if (!/^[0-9A-F]{64}$/.test(hash)) continue;
+      if (entry.mtimeMs >= cutoff || (await inUse(hash))) {
+        result.kept += entry.size;
+        continue;
       }
+      const now = await this.backend.stat(entry.key);
+      if (!now || now.mtimeMs >= cutoff) {
+        if (now) result.kept += now.size;
+        continue;
+      }
+      await this.backend.remove(entry.key);
+      await this.quota.release(entry.size);
+      result.removed++;
+      result.bytes += entry.size;
     }
-    return { removed, bytes };
-  }
-}
-
-export class ShardTooLarge extends Error {
-  constructor(readonly limit: number) {
-    super(`larger than the limit of ${limit} bytes`);
+    return result;
   }
 }

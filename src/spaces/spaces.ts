@@ -1,32 +1,135 @@
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { sql } from 'kysely';
+import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { notFound } from '../errors.ts';
-import { LocalShardStore } from './shardStore.ts';
+import { backendFailed, badRequest, conflict, notFound } from '../errors.ts';
+import { BackendError, joinKey, type Backend } from './backend.ts';
+import type { CreateUserSpaceBody, S3Credential, StorageConfig, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from './models.ts';
+import { checkLocalRoot } from './roots.ts';
+import { ShardStore, type ShardQuota } from './shardStore.ts';
+import { checkCredential, checkStorage, isS3, maskCredential, openBackend } from './storageConfig.ts';
+import { checkSpacePath } from './spacePaths.ts';
 
 /**
  * User spaces: where a tenant's bytes live. Every tenant has a default local space under the data
- * dir, created the first time it is needed. (S3 spaces and the userSpace API come next.)
+ * dir (created the first time it is needed); others are added through the userSpace API. A space's
+ * backend is opened once per revision and reused.
  */
-const stores = new Map<string, LocalShardStore>();
-
-function storeFor(workingDir: string): LocalShardStore {
-  let store = stores.get(workingDir);
-  if (!store) {
-    store = new LocalShardStore(workingDir);
-    stores.set(workingDir, store);
-  }
-  return store;
+interface SpaceRow {
+  id: number;
+  tenant_id: number;
+  name: string;
+  storage_json: string;
+  credential_sealed: string | null;
+  shard_max_size: number | null;
+  working_dir: string;
+  features_json: string;
+  is_default: number;
+  revision: number;
 }
 
 export interface SpaceHandle {
   id: number;
-  store: LocalShardStore;
+  tenantId: number;
+  name: string;
+  revision: number;
+  storage: StorageConfig;
+  workingDir: string;
+  backend: Backend;
+  /** null when the space keeps no object bytes (`shardStore: null`). */
+  store: ShardStore | null;
+}
+
+const SPACE_COLUMNS = ['id', 'tenant_id', 'name', 'storage_json', 'credential_sealed', 'shard_max_size', 'working_dir', 'features_json', 'is_default', 'revision'] as const;
+
+const handles = new Map<number, SpaceHandle>();
+
+/** The byte count of a space's shard store lives in its row; a cap is enforced as shards are added. */
+function quotaOf(core: Core, spaceId: number): ShardQuota {
+  return {
+    async room() {
+      const row = await core.db.selectFrom('user_spaces').select(['used_bytes', 'shard_max_size']).where('id', '=', spaceId).executeTakeFirst();
+      if (!row || !row.shard_max_size) return Infinity;
+      return Math.max(0, row.shard_max_size - row.used_bytes);
+    },
+    async claim(bytes) {
+      const result = await core.db
+        .updateTable('user_spaces')
+        .set({ used_bytes: sql`used_bytes + ${bytes}` })
+        .where('id', '=', spaceId)
+        .where((eb) => eb.or([eb('shard_max_size', 'is', null), eb('shard_max_size', '=', 0), eb(sql`used_bytes + ${bytes}`, '<=', eb.ref('shard_max_size'))]))
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
+    async release(bytes) {
+      await core.db
+        .updateTable('user_spaces')
+        .set({ used_bytes: sql`case when used_bytes > ${bytes} then used_bytes - ${bytes} else 0 end` })
+        .where('id', '=', spaceId)
+        .execute();
+    },
+  };
+}
+
+function credentialOf(core: Core, row: SpaceRow): S3Credential | null {
+  if (!row.credential_sealed) return null;
+  try {
+    return JSON.parse(core.sealer.open(row.credential_sealed)) as S3Credential;
+  } catch {
+    throw backendFailed(`the credential of user space ${row.id} cannot be decrypted: YUNJI_SECRET_KEY is not the key it was stored with`);
+  }
+}
+
+function handleOf(core: Core, row: SpaceRow): SpaceHandle {
+  const cached = handles.get(row.id);
+  if (cached && cached.revision === row.revision) return cached;
+  cached?.backend.close?.();
+  const storage = JSON.parse(row.storage_json) as StorageConfig;
+  const backend = openBackend(storage, credentialOf(core, row));
+  const handle: SpaceHandle = {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    revision: row.revision,
+    storage,
+    workingDir: row.working_dir,
+    backend,
+    store: row.shard_max_size === null ? null : new ShardStore(backend, row.working_dir, quotaOf(core, row.id)),
+  };
+  handles.set(row.id, handle);
+  return handle;
+}
+
+function toUserSpace(core: Core, row: SpaceRow): UserSpace {
+  return {
+    userSpaceID: row.id,
+    name: row.name,
+    storage: JSON.parse(row.storage_json) as UserSpace['storage'],
+    credential: maskCredential(credentialOf(core, row)),
+    shardStore: row.shard_max_size === null ? null : { maxSize: row.shard_max_size },
+    features: JSON.parse(row.features_json) as UserSpace['features'],
+    workingDir: row.working_dir,
+    revision: row.revision,
+  };
+}
+
+async function spaceRow(core: Core, spaceId: number): Promise<SpaceRow | undefined> {
+  return core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('id', '=', spaceId).executeTakeFirst();
+}
+
+/** The space, if it is the tenant's (another tenant's space does not exist for them). */
+async function ownRow(core: Core, tenantId: number, spaceId: number): Promise<SpaceRow> {
+  const row = await spaceRow(core, spaceId);
+  if (!row || row.tenant_id !== tenantId) throw notFound(`user space ${spaceId}`);
+  return row;
 }
 
 export async function defaultSpace(core: Core, tenantId: number): Promise<SpaceHandle> {
-  const existing = await core.db.selectFrom('user_spaces').select(['id', 'working_dir']).where('tenant_id', '=', tenantId).where('is_default', '=', 1).executeTakeFirst();
-  if (existing) return { id: existing.id, store: storeFor(existing.working_dir) };
+  const existing = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('tenant_id', '=', tenantId).where('is_default', '=', 1).executeTakeFirst();
+  if (existing) return handleOf(core, existing);
   const root = join(core.config.dataDir, 'spaces', `tenant-${tenantId}`);
   const now = Date.now();
   try {
@@ -36,16 +139,17 @@ export async function defaultSpace(core: Core, tenantId: number): Promise<SpaceH
         tenant_id: tenantId,
         name: 'local',
         storage_json: JSON.stringify({ type: 'local', root }),
-        shard_max_size: null,
-        working_dir: root,
+        credential_sealed: null,
+        shard_max_size: 0,
+        working_dir: '',
         is_default: 1,
         revision: 1,
         created_at: now,
         updated_at: now,
       })
-      .returning(['id', 'working_dir'])
+      .returning(SPACE_COLUMNS)
       .executeTakeFirstOrThrow();
-    return { id: row.id, store: storeFor(row.working_dir) };
+    return handleOf(core, row);
   } catch (err) {
     // Another request created it first.
     if (isUniqueViolation(err)) return defaultSpace(core, tenantId);
@@ -53,25 +157,190 @@ export async function defaultSpace(core: Core, tenantId: number): Promise<SpaceH
   }
 }
 
+/** Any space by id (for bytes an object already names). */
 export async function spaceById(core: Core, spaceId: number): Promise<SpaceHandle> {
-  const row = await core.db.selectFrom('user_spaces').select(['id', 'working_dir']).where('id', '=', spaceId).executeTakeFirst();
+  const row = await spaceRow(core, spaceId);
   if (!row) throw notFound(`user space ${spaceId}`);
-  return { id: row.id, store: storeFor(row.working_dir) };
+  return handleOf(core, row);
 }
 
-/** Removes bytes no object references any more (older than the grace period), in every space. */
-export async function sweepSpaces(core: Core): Promise<{ removed: number; bytes: number }> {
-  const spaces = await core.db.selectFrom('user_spaces').select(['id', 'working_dir']).execute();
-  const total = { removed: 0, bytes: 0 };
-  for (const space of spaces) {
-    const result = await storeFor(space.working_dir).sweep(core.config.shardGrace * 1000, async (hash) => {
-      const ref = await core.db.selectFrom('objects').select('id').where('space_id', '=', space.id).where('hash', '=', hash).limit(1).executeTakeFirst();
-      if (ref) return true;
-      const part = await core.db.selectFrom('object_parts').select('object_id').where('space_id', '=', space.id).where('hash', '=', hash).limit(1).executeTakeFirst();
-      return part !== undefined;
-    });
-    total.removed += result.removed;
-    total.bytes += result.bytes;
+/** A space of the tenant's, by id. */
+export async function tenantSpace(core: Core, tenantId: number, spaceId: number): Promise<SpaceHandle> {
+  return handleOf(core, await ownRow(core, tenantId, spaceId));
+}
+
+/** Where new bytes of the tenant go: the `affinity` space if given (it must keep object bytes), else the default. */
+export async function spaceForUpload(core: Core, tenantId: number, affinity: number | undefined, field = 'affinity'): Promise<SpaceHandle & { store: ShardStore }> {
+  const space = affinity ? await tenantSpace(core, tenantId, affinity) : await defaultSpace(core, tenantId);
+  if (!space.store) throw badRequest(`user space ${space.id} keeps no object bytes (its shardStore is null)`, field);
+  return space as SpaceHandle & { store: ShardStore };
+}
+
+async function otherTenantRoots(core: Core, tenantId: number): Promise<string[]> {
+  const rows = await core.db.selectFrom('user_spaces').select(['storage_json']).where('tenant_id', '!=', tenantId).execute();
+  return rows.map((r) => JSON.parse(r.storage_json) as StorageConfig).flatMap((s) => (s.type === 'local' ? [s.root] : []));
+}
+
+/** `storage` and `credential` checked for their type; a local root also against the allow-list. */
+async function checkedStorage(core: Core, tenantId: number, storageInput: unknown, credentialInput: unknown) {
+  const storage = checkStorage(storageInput);
+  const credential = checkCredential(storage, credentialInput);
+  if (!isS3(storage)) storage.root = await checkLocalRoot(core, storage.root, await otherTenantRoots(core, tenantId));
+  return { storage, credential };
+}
+
+export async function createSpace(core: Core, actor: Actor, body: CreateUserSpaceBody): Promise<UserSpace> {
+  requireRole(actor, 'admin');
+  const { storage, credential } = await checkedStorage(core, actor.tenantId, body.storage, body.credential);
+  const workingDir = checkSpacePath(body.workingDir ?? '', 'workingDir');
+  const now = Date.now();
+  try {
+    const row = await core.db
+      .insertInto('user_spaces')
+      .values({
+        tenant_id: actor.tenantId,
+        name: body.name,
+        storage_json: JSON.stringify(storage),
+        credential_sealed: credential ? core.sealer.seal(JSON.stringify(credential)) : null,
+        shard_max_size: body.shardStore === null ? null : (body.shardStore?.maxSize ?? 0),
+        features_json: JSON.stringify(body.features ?? []),
+        working_dir: workingDir,
+        is_default: 0,
+        revision: 1,
+        created_at: now,
+        updated_at: now,
+      })
+      .returning(SPACE_COLUMNS)
+      .executeTakeFirstOrThrow();
+    return toUserSpace(core, row);
+  } catch (err) {
+    if (isUniqueViolation(err)) throw conflict(`a user space named '${body.name}' already exists`);
+    throw err;
+  }
+}
+
+export async function updateSpace(core: Core, actor: Actor, body: UpdateUserSpaceBody): Promise<UserSpace> {
+  requireRole(actor, 'admin');
+  const row = await ownRow(core, actor.tenantId, body.userSpaceID);
+  const storage = JSON.parse(row.storage_json) as StorageConfig;
+  const changes: Partial<SpaceRow> & { updated_at: number } = { updated_at: Date.now() };
+  if (body.name !== undefined) changes.name = body.name;
+  if (body.credential !== undefined) {
+    const credential = checkCredential(storage, body.credential);
+    changes.credential_sealed = credential ? core.sealer.seal(JSON.stringify(credential)) : null;
+  }
+  if (body.shardStore !== undefined) {
+    if (body.shardStore === null && row.shard_max_size !== null) {
+      if (await holdsBytes(core, row.id)) throw conflict(`user space ${row.id} still keeps object bytes; its shard store cannot be turned off`);
+      if (row.is_default) throw conflict(`user space ${row.id} is the tenant's default; it keeps object bytes`);
+    }
+    changes.shard_max_size = body.shardStore === null ? null : body.shardStore.maxSize;
+  }
+  if (body.features !== undefined) changes.features_json = JSON.stringify(body.features);
+  try {
+    const updated = await core.db
+      .updateTable('user_spaces')
+      .set({ ...changes, revision: sql`revision + 1` })
+      .where('id', '=', row.id)
+      .returning(SPACE_COLUMNS)
+      .executeTakeFirstOrThrow();
+    return toUserSpace(core, updated);
+  } catch (err) {
+    if (isUniqueViolation(err)) throw conflict(`a user space named '${body.name}' already exists`);
+    throw err;
+  }
+}
+
+async function holdsBytes(core: Core, spaceId: number): Promise<boolean> {
+  const object = await core.db.selectFrom('objects').select('id').where('space_id', '=', spaceId).limit(1).executeTakeFirst();
+  if (object) return true;
+  const part = await core.db.selectFrom('object_parts').select('object_id').where('space_id', '=', spaceId).limit(1).executeTakeFirst();
+  return part !== undefined;
+}
+
+/** Deletes a space's configuration (missing: fine, as the spec says); refused while objects keep bytes there. */
+export async function deleteSpace(core: Core, actor: Actor, spaceId: number): Promise<void> {
+  requireRole(actor, 'admin');
+  const row = await spaceRow(core, spaceId);
+  if (!row || row.tenant_id !== actor.tenantId) return;
+  if (row.is_default) throw conflict(`user space ${spaceId} is the tenant's default space`);
+  if (await holdsBytes(core, spaceId)) throw conflict(`user space ${spaceId} still keeps the bytes of objects; delete or move them first`);
+  try {
+    await core.db.deleteFrom('user_spaces').where('id', '=', spaceId).execute();
+  } catch (err) {
+    // An upload committed an object there meanwhile (the foreign key holds).
+    if (/foreign key/i.test((err as Error).message)) throw conflict(`user space ${spaceId} still keeps the bytes of objects`);
+    throw err;
+  }
+  handles.get(spaceId)?.backend.close?.();
+  handles.delete(spaceId);
+}
+
+export async function getSpace(core: Core, actor: Actor, spaceId: number): Promise<UserSpace> {
+  requireRole(actor, 'viewer');
+  return toUserSpace(core, await ownRow(core, actor.tenantId, spaceId));
+}
+
+export async function listSpaces(core: Core, actor: Actor): Promise<UserSpace[]> {
+  requireRole(actor, 'viewer');
+  const rows = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('tenant_id', '=', actor.tenantId).orderBy('id').execute();
+  return rows.map((r) => toUserSpace(core, r));
+}
+
+/** Writes a probe file under `workingDir`, reads it back and removes it; the backend's reason when that fails. */
+export async function testSpace(core: Core, actor: Actor, body: TestUserSpaceBody): Promise<void> {
+  requireRole(actor, 'admin');
+  const { storage, credential } = await checkedStorage(core, actor.tenantId, body.storage, body.credential);
+  const workingDir = checkSpacePath(body.workingDir ?? '', 'workingDir');
+  const backend = openBackend(storage, credential);
+  const key = joinKey(workingDir, `.yunji-probe-${randomUUID()}`);
+  const probe = `yunji probe ${new Date().toISOString()}`;
+  try {
+    await backend.put(key, Readable.from([Buffer.from(probe)]));
+    const chunks: Buffer[] = [];
+    for await (const chunk of await backend.get(key)) chunks.push(chunk as Buffer);
+    if (Buffer.concat(chunks).toString() !== probe) throw new BackendError(`${backend.describe()} returned other bytes than were written`);
+    await backend.remove(key);
+  } catch (err) {
+    throw asClientError(err);
+  } finally {
+    backend.close?.();
+  }
+}
+
+/** A backend's failure as the error a client sees; anything else unchanged. */
+export function asClientError(err: unknown): unknown {
+  if (!(err instanceof BackendError)) return err;
+  if (err.code === 'denied' && /not a path inside|leads outside/.test(err.message)) return badRequest(err.message);
+  return backendFailed(err.message);
+}
+
+/**
+ * Removes bytes no object references any more (older than the grace period), and what interrupted
+ * writes left, in every space. `recount` also sets each space's byte count from what it holds.
+ */
+export async function sweepSpaces(core: Core, options: { recount?: boolean } = {}): Promise<{ removed: number; bytes: number; failed: number }> {
+  const rows = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('shard_max_size', 'is not', null).execute();
+  const total = { removed: 0, bytes: 0, failed: 0 };
+  const graceMs = core.config.shardGrace * 1000;
+  for (const row of rows) {
+    try {
+      const space = handleOf(core, row);
+      const started = Date.now();
+      await space.backend.cleanup(started - graceMs);
+      const result = await space.store!.sweep(graceMs, async (hash) => {
+        const ref = await core.db.selectFrom('objects').select('id').where('space_id', '=', space.id).where('hash', '=', hash).limit(1).executeTakeFirst();
+        if (ref) return true;
+        const part = await core.db.selectFrom('object_parts').select('object_id').where('space_id', '=', space.id).where('hash', '=', hash).limit(1).executeTakeFirst();
+        return part !== undefined;
+      });
+      if (options.recount) await core.db.updateTable('user_spaces').set({ used_bytes: result.kept }).where('id', '=', space.id).execute();
+      total.removed += result.removed;
+      total.bytes += result.bytes;
+    } catch (err) {
+      total.failed++;
+      core.log.warn({ err, spaceId: row.id }, 'sweeping a user space failed');
+    }
   }
   return total;
 }

@@ -3,9 +3,9 @@ import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { AppError, badRequest, conflict } from '../errors.ts';
-import { defaultSpace, spaceById, type SpaceHandle } from '../spaces/spaces.ts';
+import { spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
 import type { StorageObject } from './models.ts';
-import { OBJECT_RETURNING, ownPackage, storeShard, tenantObject, toStorageObject } from './objects.ts';
+import { OBJECT_RETURNING, ownPackage, storeOf, storeShard, tenantObject, toStorageObject } from './objects.ts';
 import { checkObjectPath } from './paths.ts';
 
 /**
@@ -21,7 +21,7 @@ export async function newMultipartUpload(core: Core, actor: Actor, packageId: nu
   requireRole(actor, 'member');
   checkObjectPath(path);
   await ownPackage(core, actor, packageId);
-  const space = await defaultSpace(core, actor.tenantId);
+  const space = await spaceForUpload(core, actor.tenantId, undefined);
   const now = Date.now();
   try {
     const row = await core.db
@@ -74,12 +74,12 @@ export async function completeMultipartUpload(core: Core, actor: Actor, objectId
   const pump = (async () => {
     for (const i of indexes) {
       const part = byIndex.get(i)!;
-      const source = partSpaces.get(part.space_id)!.store.read(part.hash);
+      const source = await storeOf(partSpaces.get(part.space_id)!).read(part.hash);
       for await (const chunk of source) if (!joined.write(chunk)) await new Promise((r) => joined.once('drain', r));
     }
     joined.end();
   })().catch((err: unknown) => joined.destroy(err as Error));
-  const shard = await space.store.write(joined);
+  const shard = await storeShard(core, space, joined, `object ${objectId}`);
   await pump;
 
   const now = Date.now();

@@ -3,10 +3,11 @@ import type { Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
+import type { Db } from '../db/index.ts';
 import type { ObjectsTable } from '../db/schema.ts';
-import { AppError, badRequest, notFound } from '../errors.ts';
-import { ShardTooLarge, type StoredShard } from '../spaces/shardStore.ts';
-import { defaultSpace, spaceById, type SpaceHandle } from '../spaces/spaces.ts';
+import { AppError, badRequest, insufficientStorage, notFound } from '../errors.ts';
+import { ShardTooLarge, SpaceFull, type StoredShard } from '../spaces/shardStore.ts';
+import { asClientError, spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
 import { iso } from '../time.ts';
 import type { StorageObject } from './models.ts';
 import { checkObjectPath } from './paths.ts';
@@ -56,19 +57,29 @@ export async function ownPackage(core: Core, actor: Actor, packageId: number): P
   if (!row) throw notFound(`package ${packageId}`);
 }
 
-/** Streams bytes into a space, refusing (413) more than one object may hold; `what` names them in the error. */
+/** The shard store of a space that keeps object bytes. */
+export function storeOf(space: SpaceHandle) {
+  if (!space.store) throw new AppError('backend_failed', `user space ${space.id} keeps no object bytes (its shardStore is null)`);
+  return space.store;
+}
+
+/**
+ * Streams bytes into a space, refusing more than one object may hold (413) or the space has room
+ * for (507); `what` names them in the error.
+ */
 export async function storeShard(core: Core, space: SpaceHandle, content: Readable, what: string): Promise<StoredShard> {
   try {
-    return await space.store.write(content, core.config.maxObjectSize);
+    return await storeOf(space).write(content, core.config.maxObjectSize);
   } catch (err) {
     if (err instanceof ShardTooLarge) throw new AppError('too_large', `${what} is ${err.message}`);
-    throw err;
+    if (err instanceof SpaceFull) throw insufficientStorage(`${what} does not fit in user space ${space.id}: ${err.message}`);
+    throw asClientError(err);
   }
 }
 
 /**
- * One upload request: files are streamed into the space as they arrive; `commit` makes all of them
- * visible at once (replacing objects at the same paths). An upload never committed leaves only
+ * One upload: files are streamed into the space as they arrive; `commit` makes all of them visible
+ * at once (replacing objects at the same paths). An upload never committed leaves only
  * unreferenced bytes, which the sweeper removes.
  */
 export class Upload {
@@ -76,23 +87,29 @@ export class Upload {
 
   constructor(
     private readonly core: Core,
-    private readonly packageId: number,
     private readonly space: SpaceHandle,
+    private readonly packageId?: number,
   ) {}
 
-  async add(path: string, content: Readable): Promise<void> {
-    checkObjectPath(path, 'files[].filename');
+  async add(path: string, content: Readable, field = 'files[].filename'): Promise<void> {
+    checkObjectPath(path, field);
     this.files.set(path, await storeShard(this.core, this.space, content, `object '${path}'`));
   }
 
-  async commit(): Promise<StorageObject[]> {
+  get count(): number {
+    return this.files.size;
+  }
+
+  /** Commits into the upload's package, or into the one `intoPackage` gives within the same transaction (it may create it). */
+  async commit(intoPackage?: (trx: Db) => Promise<number>): Promise<StorageObject[]> {
     const now = Date.now();
     const rows = await this.core.db.transaction().execute(async (trx) => {
+      const packageId = intoPackage ? await intoPackage(trx) : this.packageId!;
       const out: ObjectRow[] = [];
       for (const [path, { hash, size }] of this.files) {
         const row = await trx
           .insertInto('objects')
-          .values({ package_id: this.packageId, path, size, hash, space_id: this.space.id, redundancy: 'none', created_at: now, updated_at: now })
+          .values({ package_id: packageId, path, size, hash, space_id: this.space.id, redundancy: 'none', created_at: now, updated_at: now })
           .onConflict((oc) => oc.columns(['package_id', 'path']).doUpdateSet({ size, hash, space_id: this.space.id, redundancy: 'none', updated_at: now }))
           .returning(OBJECT_RETURNING)
           .executeTakeFirstOrThrow();
@@ -106,10 +123,11 @@ export class Upload {
   }
 }
 
-export async function beginUpload(core: Core, actor: Actor, packageId: number): Promise<Upload> {
+/** An upload into a package; bytes go to the `affinity` space (0 or absent: the tenant's default). */
+export async function beginUpload(core: Core, actor: Actor, packageId: number, affinity?: number): Promise<Upload> {
   requireRole(actor, 'member');
   await ownPackage(core, actor, packageId);
-  return new Upload(core, packageId, await defaultSpace(core, actor.tenantId));
+  return new Upload(core, await spaceForUpload(core, actor.tenantId, affinity), packageId);
 }
 
 export async function getPackageObjects(core: Core, actor: Actor, packageId: number): Promise<StorageObject[]> {
@@ -121,12 +139,16 @@ export async function getPackageObjects(core: Core, actor: Actor, packageId: num
 export interface OpenedObject {
   object: StorageObject;
   size: number;
-  read: (range?: { start: number; end: number }) => Readable;
+  read: (range?: { start: number; end: number }) => Promise<Readable>;
 }
 
 async function opened(core: Core, row: ObjectRow): Promise<OpenedObject> {
   const space = await spaceById(core, row.space_id);
-  return { object: toStorageObject(row), size: row.size, read: (range) => space.store.read(row.hash, range) };
+  return {
+    object: toStorageObject(row),
+    size: row.size,
+    read: (range) => storeOf(space).read(row.hash, range).catch((err: unknown) => Promise.reject(asClientError(err))),
+  };
 }
 
 /** One object of the actor's tenant, or 404. */

@@ -1,6 +1,7 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import { iso } from '../time.ts';
 import type { Core } from '../core.ts';
+import type { Db } from '../db/index.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { conflict, notFound } from '../errors.ts';
 import { ownBucket } from './buckets.ts';
@@ -25,8 +26,13 @@ function tenantPackages(core: Core, actor: Actor) {
 export async function createPackage(core: Core, actor: Actor, bucketId: number, name: string): Promise<Package> {
   requireRole(actor, 'member');
   await ownBucket(core, actor, bucketId);
+  return insertPackage(core.db, bucketId, name);
+}
+
+/** Adds a package to a bucket the caller has checked is the actor's (409 when the name is taken). */
+export async function insertPackage(db: Db, bucketId: number, name: string): Promise<Package> {
   try {
-    const row = await core.db
+    const row = await db
       .insertInto('packages')
       .values({ bucket_id: bucketId, name, created_at: Date.now() })
       .returning(['id', 'name', 'bucket_id', 'created_at'])

@@ -22,7 +22,7 @@ function shardFiles(dataDir: string): string[] {
   const out: string[] = [];
   const spaces = join(dataDir, 'spaces');
   for (const space of readdirSync(spaces)) {
-    const shards = join(spaces, space, 'shards');
+    const shards = join(spaces, space, '.yunji', 'shards');
     for (const prefix of (() => { try { return readdirSync(shards); } catch { return []; } })()) out.push(...readdirSync(join(shards, prefix)));
   }
   return out;

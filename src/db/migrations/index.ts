@@ -3,6 +3,7 @@ import * as accounts from './0001_accounts.ts';
 import * as bucketsPackages from './0002_buckets_packages.ts';
 import * as spacesObjects from './0003_spaces_objects.ts';
 import * as multipart from './0004_multipart.ts';
+import * as spaceBackends from './0005_space_backends.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   '0002_buckets_packages': bucketsPackages,
   '0003_spaces_objects': spacesObjects,
   '0004_multipart': multipart,
+  '0005_space_backends': spaceBackends,
 };

@@ -16,6 +16,8 @@ const codeOfKind: Record<ClientFailure['kind'], string> = {
   unsupported_media_type: 'UnsupportedMediaType',
   rate_limited: 'TooManyRequests',
   unavailable: 'OperationFailed',
+  backend_failed: 'OperationFailed',
+  insufficient_storage: 'OperationFailed',
   internal: 'OperationFailed',
 };
 
@@ -28,7 +30,7 @@ export const V1Error = Type.Object(
 export const V1 = <T extends TSchema>(data: T) => Type.Object({ code: Type.Literal('OK'), message: Type.String(), data });
 export const v1 = <T>(data: T) => ({ code: 'OK' as const, message: '', data });
 
-export const v1ErrorResponses = Object.fromEntries([400, 401, 403, 404, 405, 409, 413].map((s) => [s, V1Error]));
+export const v1ErrorResponses = Object.fromEntries([400, 401, 403, 404, 405, 409, 413, 502, 507].map((s) => [s, V1Error]));
 
 /** The storage envelope of a failure. */
 export const v1ErrorBody = (failure: Pick<ClientFailure, 'kind' | 'message'>) => ({ code: codeOfKind[failure.kind], message: failure.message, data: null });

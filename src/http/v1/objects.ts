@@ -62,7 +62,7 @@ const downloadResponses = {
 };
 
 /** Streams an object: `offset`/`length` → 200 with that slice; else a `Range` header → 206 (416 when unsatisfiable). */
-function sendObject(request: FastifyRequest, reply: FastifyReply, { object, size, read }: OpenedObject, offset?: number, length?: number) {
+async function sendObject(request: FastifyRequest, reply: FastifyReply, { object, size, read }: OpenedObject, offset?: number, length?: number) {
   let range: { start: number; end: number } | undefined;
   let status: 200 | 206 = 200;
   const rangeHeader = request.headers.range;
@@ -78,17 +78,18 @@ function sendObject(request: FastifyRequest, reply: FastifyReply, { object, size
       return reply.code(416).send(v1ErrorBody({ kind: 'bad_request', message: `range '${rangeHeader}' cannot be satisfied for ${size} bytes` }));
     }
     status = 206;
-    reply.header('content-range', `bytes ${range.start}-${range.end}/${size}`);
   }
   const bytes = range ? range.end - range.start + 1 : size;
+  // Opened before any header is set, so a backend failure answers in the envelope.
+  const content = bytes > 0 ? await read(range) : undefined;
+  if (status === 206 && range) reply.header('content-range', `bytes ${range.start}-${range.end}/${size}`);
   reply
     .code(status)
     .header('content-type', 'application/octet-stream')
     .header('content-length', String(bytes))
     .header('etag', `"${object.fileHash}"`)
     .header('accept-ranges', 'bytes');
-  if (bytes <= 0) return reply.send('');
-  return reply.send(read(range));
+  return reply.send(content ?? '');
 }
 
 export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, { core }) => {
@@ -113,8 +114,8 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       const actor = actorOf(request);
       if (!request.isMultipart()) throw badRequest('send multipart/form-data: an info field, then files parts');
       const parts = request.parts();
-      const { packageID } = (await readInfo(parts, UploadInfo, actor)) as { packageID: number };
-      const upload = await beginUpload(core, actor, packageID);
+      const { packageID, affinity } = (await readInfo(parts, UploadInfo, actor)) as { packageID: number; affinity?: number };
+      const upload = await beginUpload(core, actor, packageID, affinity);
       for await (const part of parts) {
         if (part.type !== 'file' || part.fieldname !== 'files') throw badRequest(`unexpected part '${part.fieldname}'; only 'files' parts may follow 'info'`);
         let path: string;

@@ -1,0 +1,56 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * A storage system a user space keeps bytes in, seen as files under `/`-separated keys relative to
+ * the space's root. The shard store, package import/export and sync all work through this, so a
+ * new kind of storage only implements these operations.
+ */
+export interface BackendEntry {
+  key: string;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface ByteRange {
+  start: number;
+  /** Inclusive. */
+  end: number;
+}
+
+export interface Backend {
+  /** Stores `source` at `key`, atomically: readers see the old content or the new, never a part. */
+  put(key: string, source: Readable, options?: { mtimeMs?: number }): Promise<{ size: number }>;
+  get(key: string, range?: ByteRange): Promise<Readable>;
+  stat(key: string): Promise<BackendEntry | undefined>;
+  /** Removes `key`; a missing key is fine. */
+  remove(key: string): Promise<void>;
+  /** Moves `from` over `to` (replacing it); `to`'s modification time becomes now. */
+  rename(from: string, to: string): Promise<void>;
+  /** Every file at or under `prefix` (a key or a folder), recursively, ordered by key bytes. */
+  list(prefix: string): AsyncIterable<BackendEntry>;
+  /** Removes what interrupted writes left behind, if older than `olderThanMs` (epoch ms); returns how many. */
+  cleanup(olderThanMs: number): Promise<number>;
+  /** Releases connections (a backend is dropped when its space changes). */
+  close?(): void;
+  /** Human-readable location for messages, without secrets. */
+  describe(): string;
+}
+
+/** A backend refused or failed; `message` is its reason, fit to show the user. */
+export class BackendError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'not_found' | 'denied' | 'unreachable' | 'failed' = 'failed',
+  ) {
+    super(message);
+    this.name = 'BackendError';
+  }
+}
+
+/** Joins key segments, dropping empty ones: `joinKey('', 'a/', 'b')` is `a/b`. */
+export function joinKey(...parts: string[]): string {
+  return parts
+    .flatMap((p) => p.split('/'))
+    .filter((s) => s !== '')
+    .join('/');
+}

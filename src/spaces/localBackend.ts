@@ -1,0 +1,194 @@
+import { randomUUID } from 'node:crypto';
+import { createWriteStream, type Dirent } from 'node:fs';
+import { mkdir, open, readdir, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BackendError, type Backend, type BackendEntry, type ByteRange } from './backend.ts';
+import { RESERVED_DIR } from './layout.ts';
+
+/** Files being written, renamed over their target when complete: `<root>/.yunji/partial/`. */
+const PARTIAL_DIR = join(RESERVED_DIR, 'partial');
+
+/**
+ * A directory on this machine. Keys never leave it: `..` and `.` segments are refused, and every
+ * directory a key goes through is resolved (symlinks included) and must lie inside the root.
+ * Listing does not follow symlinks.
+ */
+export class LocalBackend implements Backend {
+  private realRoot: string | undefined;
+  /** Directories already proven to resolve inside the root. */
+  private readonly verified = new Set<string>();
+
+  constructor(readonly root: string) {}
+
+  describe(): string {
+    return `local directory ${this.root}`;
+  }
+
+  private pathOf(key: string): string {
+    const segments = key.split('/').filter((s) => s !== '');
+    if (segments.some((s) => s === '..' || s === '.' || s.includes('\\') || s.includes('\0'))) {
+      throw new BackendError(`'${key}' is not a path inside the space`, 'denied');
+    }
+    return join(this.root, ...segments);
+  }
+
+  private async rootReal(): Promise<string> {
+    if (this.realRoot === undefined) {
+      await mkdir(this.root, { recursive: true });
+      this.realRoot = await realpath(this.root);
+    }
+    return this.realRoot;
+  }
+
+  /** Throws unless `dir` (which exists) resolves inside the root. */
+  private async checkInside(dir: string): Promise<void> {
+    if (this.verified.has(dir)) return;
+    const root = await this.rootReal();
+    const real = await realpath(dir);
+    if (real !== root && !real.startsWith(root + sep)) throw new BackendError(`'${dir}' leads outside the space (through a symbolic link)`, 'denied');
+    if (this.verified.size > 10_000) this.verified.clear();
+    this.verified.add(dir);
+  }
+
+  /** The parent directory of `key`, created and checked. */
+  private async parentOf(key: string): Promise<string> {
+    const path = this.pathOf(key);
+    const dir = dirname(path);
+    await this.rootReal();
+    await mkdir(dir, { recursive: true });
+    await this.checkInside(dir);
+    return path;
+  }
+
+  async put(key: string, source: Readable, options: { mtimeMs?: number } = {}): Promise<{ size: number }> {
+    const partial = join(this.root, PARTIAL_DIR, randomUUID());
+    try {
+      const path = await this.parentOf(key);
+      await mkdir(dirname(partial), { recursive: true });
+      const out = createWriteStream(partial, { flags: 'wx' });
+      await pipeline(source, out);
+      if (options.mtimeMs !== undefined) await utimes(partial, new Date(), new Date(options.mtimeMs));
+      await rename(partial, path);
+      return { size: out.bytesWritten };
+    } catch (err) {
+      await rm(partial, { force: true }).catch(() => undefined);
+      throw localError(err, key);
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    const path = this.pathOf(key);
+    try {
+      await this.checkInside(dirname(path));
+      const handle = await open(path, 'r');
+      return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
+    } catch (err) {
+      throw localError(err, key);
+    }
+  }
+
+  async stat(key: string): Promise<BackendEntry | undefined> {
+    const path = this.pathOf(key);
+    if (path === join(this.root)) return undefined; // the root is a directory
+    try {
+      await this.checkInside(dirname(path));
+      const st = await stat(path);
+      return st.isFile() ? { key, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw localError(err, key);
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    const path = this.pathOf(key);
+    try {
+      await this.checkInside(dirname(path));
+      await rm(path, { force: true });
+    } catch (err) {
+      if (!isMissing(err)) throw localError(err, key);
+    }
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const source = this.pathOf(from);
+    try {
+      const target = await this.parentOf(to);
+      await this.checkInside(dirname(source));
+      await rename(source, target);
+    } catch (err) {
+      throw localError(err, from);
+    }
+  }
+
+  async cleanup(olderThanMs: number): Promise<number> {
+    const dir = join(this.root, PARTIAL_DIR);
+    let removed = 0;
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const st = await stat(join(dir, name)).catch(() => undefined);
+      if (st && st.mtimeMs < olderThanMs) {
+        await rm(join(dir, name), { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  async *list(prefix: string): AsyncIterable<BackendEntry> {
+    const path = this.pathOf(prefix);
+    const top = await this.stat(prefix);
+    if (top) {
+      yield top;
+      return;
+    }
+    try {
+      await this.checkInside(path);
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    yield* this.walk(path, prefix.split('/').filter(Boolean).join('/'));
+  }
+
+  /** Depth first, each directory's entries sorted so that keys come out in byte order. */
+  private async *walk(dir: string, keyPrefix: string): AsyncIterable<BackendEntry> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw localError(err, keyPrefix);
+    }
+    const sortable = entries
+      .filter((e) => e.isFile() || (e.isDirectory() && e.name !== RESERVED_DIR))
+      .map((e) => ({ entry: e, order: Buffer.from(e.isDirectory() ? `${e.name}/` : e.name) }))
+      .sort((a, b) => Buffer.compare(a.order, b.order));
+    for (const { entry } of sortable) {
+      const key = keyPrefix ? `${keyPrefix}/${entry.name}` : entry.name;
+      const full = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        yield* this.walk(full, key);
+        continue;
+      }
+      const st = await stat(full).catch(() => undefined);
+      if (st?.isFile()) yield { key, size: st.size, mtimeMs: st.mtimeMs };
+    }
+  }
+}
+
+function isMissing(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR';
+}
+
+function localError(err: unknown, key: string): Error {
+  if (err instanceof BackendError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new BackendError(`'${key}' does not exist`, 'not_found');
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new BackendError(`'${key}': permission denied (${code})`, 'denied');
+  if (code === 'ENOSPC') return new BackendError(`the disk is full (${code})`, 'failed');
+  if (code === 'EISDIR') return new BackendError(`'${key}' is a directory`, 'failed');
+  if (code === 'EEXIST' || code === 'ENOTDIR') return new BackendError(`a file is in the way of '${key}' (${code})`, 'failed');
+  return err as Error;
+}

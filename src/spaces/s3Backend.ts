@@ -1,0 +1,242 @@
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  AbortMultipartUploadCommand,
+  S3Client,
+  UploadPartCopyCommand,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { BackendError, type Backend, type BackendEntry, type ByteRange } from './backend.ts';
+import { RESERVED_DIR } from './layout.ts';
+
+// The SDK is pinned to a release that supports Node 20 (see docs/DECISIONS.md); its reminder that
+// later releases will not is not news to an operator reading our logs.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+export interface S3Location {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  forcePathStyle: boolean;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** Objects larger than this are copied in parts (S3's single CopyObject limit is 5 GiB). */
+const COPY_LIMIT = 5 * 1024 ** 3;
+const COPY_PART = 1024 ** 3;
+const UPLOAD_PART = 8 * 1024 ** 2;
+const MTIME_META = 'yunji-mtime';
+
+/** A bucket of any S3-compatible service, through the AWS SDK. Keys are used as object keys. */
+export class S3Backend implements Backend {
+  private readonly client: S3Client;
+
+  constructor(private readonly location: S3Location) {
+    this.client = new S3Client({
+      endpoint: location.endpoint || undefined,
+      region: location.region || 'us-east-1',
+      forcePathStyle: location.forcePathStyle,
+      credentials: { accessKeyId: location.accessKeyId, secretAccessKey: location.secretAccessKey },
+      // Checksums only where S3 requires them: several S3-compatible services reject the newer
+      // trailing-checksum uploads. Integrity is checked by our own SHA-256 anyway.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 3,
+    });
+  }
+
+  describe(): string {
+    return `bucket '${this.location.bucket}' at ${this.location.endpoint || 'AWS S3'}`;
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+
+  async put(key: string, source: Readable, options: { mtimeMs?: number } = {}): Promise<{ size: number }> {
+    let size = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        size += chunk.length;
+        done(null, chunk);
+      },
+    });
+    const body = new PassThrough({ highWaterMark: UPLOAD_PART });
+    const upload = new Upload({
+      client: this.client,
+      params: {
+        Bucket: this.location.bucket,
+        Key: key,
+        Body: body,
+        Metadata: options.mtimeMs !== undefined ? { [MTIME_META]: String(Math.round(options.mtimeMs)) } : undefined,
+      },
+      partSize: UPLOAD_PART,
+      queueSize: 4,
+      leavePartsOnError: false,
+    });
+    const feeding = pipeline(source, meter, body);
+    try {
+      await Promise.all([feeding, upload.done()]);
+    } catch (err) {
+      await upload.abort().catch(() => undefined);
+      body.destroy();
+      throw s3Error(err, key, this);
+    }
+    return { size };
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: this.location.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
+      );
+      return out.Body as Readable;
+    } catch (err) {
+      throw s3Error(err, key, this);
+    }
+  }
+
+  async stat(key: string): Promise<BackendEntry | undefined> {
+    if (key === '') return undefined;
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: key }));
+      return { key, size: head.ContentLength ?? 0, mtimeMs: mtimeOf(head.Metadata, head.LastModified) };
+    } catch (err) {
+      const failure = s3Error(err, key, this);
+      if (failure instanceof BackendError && failure.code === 'not_found' && !isMissingBucket(err)) return undefined;
+      throw failure;
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: key }));
+    } catch (err) {
+      const failure = s3Error(err, key, this);
+      if (!(failure instanceof BackendError && failure.code === 'not_found' && !isMissingBucket(err))) throw failure;
+    }
+  }
+
+  /** S3 has no rename: a server-side copy (no bytes pass through Yunji), then a delete. */
+  async rename(from: string, to: string): Promise<void> {
+    const bucket = this.location.bucket;
+    const source = `${bucket}/${encodeURIComponent(from).replaceAll('%2F', '/')}`;
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: from }));
+      const size = head.ContentLength ?? 0;
+      if (size <= COPY_LIMIT) {
+        await this.client.send(new CopyObjectCommand({ Bucket: bucket, Key: to, CopySource: source, MetadataDirective: 'COPY' }));
+      } else {
+        await this.copyInParts(source, to, size, head.Metadata);
+      }
+      await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: from }));
+    } catch (err) {
+      throw s3Error(err, from, this);
+    }
+  }
+
+  private async copyInParts(source: string, to: string, size: number, metadata: Record<string, string> | undefined): Promise<void> {
+    const bucket = this.location.bucket;
+    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: to, Metadata: metadata }));
+    try {
+      const parts: { ETag: string; PartNumber: number }[] = [];
+      for (let start = 0, n = 1; start < size; start += COPY_PART, n++) {
+        const end = Math.min(size, start + COPY_PART) - 1;
+        const out = await this.client.send(
+          new UploadPartCopyCommand({ Bucket: bucket, Key: to, UploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }),
+        );
+        parts.push({ ETag: out.CopyPartResult?.ETag ?? '', PartNumber: n });
+      }
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: to, UploadId, MultipartUpload: { Parts: parts } }));
+    } catch (err) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: to, UploadId })).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Aborts multipart uploads that a crashed write left open. */
+  async cleanup(olderThanMs: number): Promise<number> {
+    let aborted = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.location.bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+        for (const u of page.Uploads ?? []) {
+          if ((u.Initiated?.getTime() ?? 0) >= olderThanMs) continue;
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.location.bucket, Key: u.Key, UploadId: u.UploadId }));
+          aborted++;
+        }
+        keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+        uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+      } while (keyMarker);
+    } catch (err) {
+      throw s3Error(err, '', this);
+    }
+    return aborted;
+  }
+
+  async *list(prefix: string): AsyncIterable<BackendEntry> {
+    const exact = await this.stat(prefix);
+    if (exact) {
+      yield exact;
+      return;
+    }
+    const folder = prefix === '' ? '' : `${prefix.replace(/\/+$/, '')}/`;
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: folder, ContinuationToken: token }));
+      } catch (err) {
+        throw s3Error(err, prefix, this);
+      }
+      for (const item of page.Contents ?? []) {
+        const key = item.Key ?? '';
+        // Folder markers (keys ending in '/') hold no file; Yunji's own folder is never listed.
+        if (key.endsWith('/') || key.slice(folder.length).split('/').includes(RESERVED_DIR)) continue;
+        yield { key, size: item.Size ?? 0, mtimeMs: item.LastModified?.getTime() ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+}
+
+function mtimeOf(metadata: Record<string, string> | undefined, lastModified: Date | undefined): number {
+  const kept = Number(metadata?.[MTIME_META]);
+  return Number.isFinite(kept) && kept > 0 ? kept : (lastModified?.getTime() ?? 0);
+}
+
+function isMissingBucket(err: unknown): boolean {
+  return err instanceof S3ServiceException && err.name === 'NoSuchBucket';
+}
+
+/** The service's reason, as a BackendError a user can act on. */
+function s3Error(err: unknown, key: string, backend: S3Backend): Error {
+  if (err instanceof BackendError) return err;
+  if (err instanceof S3ServiceException) {
+    const status = err.$metadata.httpStatusCode;
+    const reason = `${err.name}${err.message && err.message !== err.name && err.message !== 'UnknownError' ? `: ${err.message}` : ''}`;
+    if (err.name === 'NoSuchBucket') return new BackendError(`${backend.describe()}: the bucket does not exist (${reason})`, 'not_found');
+    if (err.name === 'NoSuchKey' || err.name === 'NotFound' || status === 404) return new BackendError(`'${key}' does not exist in ${backend.describe()}`, 'not_found');
+    if (status === 401 || status === 403 || ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(err.name)) {
+      return new BackendError(`${backend.describe()} refused the credentials (${reason})`, 'denied');
+    }
+    return new BackendError(`${backend.describe()} failed on '${key}' (${reason}, HTTP ${status ?? '?'})`, 'failed');
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH'].includes(code)) {
+    return new BackendError(`${backend.describe()} cannot be reached (${code})`, 'unreachable');
+  }
+  return err as Error;
+}
