@@ -43,7 +43,9 @@ async function waitHealthy(url: string, child: ChildProcess, output: () => strin
 
 /** Starts a TypeScript entry point as its own process (logs discarded) and waits for /healthz. */
 export async function startProcess(script: string, args: string[], env: Record<string, string>, port: number): Promise<Proc> {
-  const child = spawn(process.execPath, ['--import', TSX, script, ...args], {
+  // BENCH_CPU_PROFILE=<dir>: each process under test writes a V8 CPU profile there when it exits.
+  const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', TSX, script, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -71,7 +73,7 @@ export async function startProcess(script: string, args: string[], env: Record<s
 export const ADMIN = { email: 'admin@example.com', password: 'bench-admin-password' };
 
 /** Yunji's real server on a fresh data dir (SQLite) or the given PostgreSQL URL. */
-export async function startYunji(databaseUrl = '', env: Record<string, string> = {}): Promise<Proc> {
+export async function startYunji(databaseUrl = '', env: Record<string, string> = {}): Promise<Proc & { dataDir: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'yunji-bench-'));
   const port = await freePort();
   const proc = await startProcess(
@@ -88,7 +90,7 @@ export async function startYunji(databaseUrl = '', env: Record<string, string> =
     port,
   );
   const stop = proc.stop;
-  return { ...proc, stop: async () => (await stop(), rmSync(dataDir, { recursive: true, force: true })) };
+  return { ...proc, dataDir, stop: async () => (await stop(), rmSync(dataDir, { recursive: true, force: true })) };
 }
 
 export async function loginToken(url: string): Promise<string> {

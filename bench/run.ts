@@ -2,12 +2,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { accountsBench } from './accounts.ts';
 import { ROOT } from './lib.ts';
+import { listingBench } from './listing.ts';
 import { storageBench } from './storage.ts';
 
 /** `npm run bench [-- name…]`: runs the named benchmarks (all by default), prints and saves JSON. */
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   accounts: accountsBench,
   storage: storageBench,
+  listing: listingBench,
 };
 
 const wanted = process.argv.slice(2);

@@ -112,7 +112,7 @@ export async function exportPackage(core: Core, actor: Actor, request: ExportReq
 async function* completeObjects(core: Core, packageId: number) {
   let after = '';
   for (;;) {
-    const page = await objectsOfPackage(core, packageId).where('o.path', '>', after).where('o.redundancy', '!=', 'multipartUpload').orderBy('o.path').limit(500).execute();
+    const page = await objectsOfPackage(core.db, packageId).where('o.path', '>', after).where('o.redundancy', '!=', 'multipartUpload').orderBy('o.path').limit(500).execute();
     yield* page;
     if (page.length < 500) return;
     after = page[page.length - 1]!.path;

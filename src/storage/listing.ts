@@ -1,8 +1,11 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
+import { sql } from 'kysely';
+import { prepared } from '../db/prepared.ts';
+import type { Db } from '../db/index.ts';
 import { badRequest } from '../errors.ts';
 import type { StorageObject } from './models.ts';
-import { objectsOfPackage, ownPackage, toStorageObject } from './objects.ts';
+import { OBJECT_RETURNING, objectsOfPackage, ownPackage, toStorageObject, type ObjectRow } from './objects.ts';
 
 export const MAX_KEYS = 1000;
 
@@ -32,27 +35,79 @@ export function prefixUpperBound(prefix: string): string | undefined {
   return undefined;
 }
 
-/** Where a page starts: after an object's path, or at the first path past a common prefix. */
+/** Where a page starts: the smallest path it may hold. */
 interface Cursor {
-  op: '>' | '>=';
+  op: '>=';
   key: string;
 }
 
-// Opaque to clients.
+/**
+ * Object paths never hold control characters (paths.ts), so `path + U+0001` is the smallest
+ * string above `path` that any object could have: "after this object" becomes an inclusive bound.
+ */
+const justAfter = (path: string) => `${path}\u0001`;
+/** A folded directory `a/b/` ends with '/', and '0' is the character right after it: every path past the directory is ≥ `a/b0`. */
+const pastDirectory = (commonPrefix: string) => `${commonPrefix.slice(0, -1)}0`;
+const byteMax = (a: string, b: string) => (Buffer.compare(Buffer.from(a), Buffer.from(b)) >= 0 ? a : b);
+
+// Opaque to clients. Tokens of the earlier form `{op: '>', key}` still work.
 const encodeToken = (c: Cursor) => Buffer.from(JSON.stringify(c), 'utf8').toString('base64url');
 function decodeToken(token: string): Cursor {
   try {
-    const c = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Partial<Cursor>;
-    if ((c.op === '>' || c.op === '>=') && typeof c.key === 'string') return { op: c.op, key: c.key };
+    const c = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { op?: unknown; key?: unknown };
+    if (typeof c.key === 'string' && c.op === '>=') return { op: '>=', key: c.key };
+    if (typeof c.key === 'string' && c.op === '>') return { op: '>=', key: justAfter(c.key) };
   } catch {
     // fall through
   }
   throw badRequest('continuationToken is not one this server issued', 'continuationToken');
 }
 
+/** A page of objects from `from` on, in byte order (`upper` excluded); compiled once, as listings are the hot read. */
+const pageFrom = prepared((db: Db, packageId: number, from: string, limit: number) =>
+  objectsOfPackage(db, packageId).where('o.path', '>=', from).orderBy('o.path').limit(limit),
+);
+const pageBetween = prepared((db: Db, packageId: number, from: string, upper: string, limit: number) =>
+  objectsOfPackage(db, packageId).where('o.path', '>=', from).where('o.path', '<', upper).orderBy('o.path').limit(limit),
+);
+
+/**
+ * The first `limit` entries at or after `from` under `prefix`, directories folded: one row per
+ * directory (its first object), after which the walk jumps past the directory. One statement does
+ * the whole walk (a recursive query, one index seek per entry), so a page of folded directories
+ * costs one round trip, not one per directory. The cross join keeps SQLite from scanning the
+ * package to meet the walk.
+ */
+async function foldedWalk(core: Core, packageId: number, prefix: string, from: string, upper: string | undefined, limit: number): Promise<ObjectRow[]> {
+  const pg = core.dialect === 'postgres';
+  const position = sql.raw(pg ? 'strpos' : 'instr');
+  const nextChar = pg ? sql`chr(1)` : sql`char(1)`;
+  const skip = [...prefix].length; // characters, as substr counts them on both databases
+  const below = upper === undefined ? sql`` : sql`and o.path < ${upper}`;
+  const rest = sql`substr(w.path, ${skip + 1})`;
+  const { rows } = await sql<ObjectRow>`
+    with recursive walk(path, step) as (
+      select (select o.path from objects o where o.package_id = ${packageId} and o.path >= ${from} ${below} order by o.path limit 1), 1
+      union all
+      select (
+        select o.path from objects o
+        where o.package_id = ${packageId} ${below} and o.path >= case
+          when ${position}(${rest}, '/') > 0 then substr(w.path, 1, ${skip} + ${position}(${rest}, '/') - 1) || '0'
+          else w.path || ${nextChar} end
+        order by o.path limit 1
+      ), w.step + 1
+      from walk w where w.path is not null and w.step < ${limit}
+    )
+    select ${sql.join(OBJECT_RETURNING.map((c) => sql.ref(`o.${c}`)))}
+    from walk w cross join objects o
+    where o.package_id = ${packageId} and o.path = w.path
+    order by w.step`.execute(core.db);
+  return rows;
+}
+
 /**
  * listByPath: one object by exact path, or every object under a prefix in byte order; with
- * `noRecursive`, deeper paths fold into `commonPrefixes` (like S3's delimiter `/`). Each query
+ * `noRecursive`, deeper paths fold into `commonPrefixes` (like S3's delimiter `/`). Every query
  * starts at the page's cursor and reads at most the page, so a page costs the same in a package of
  * ten objects or a million.
  */
@@ -60,45 +115,34 @@ export async function listByPath(core: Core, actor: Actor, q: ListQuery): Promis
   requireRole(actor, 'viewer');
   await ownPackage(core, actor, q.packageID);
   if (!q.isPrefix) {
-    const row = await objectsOfPackage(core, q.packageID).where('o.path', '=', q.path).executeTakeFirst();
+    const row = await objectsOfPackage(core.db, q.packageID).where('o.path', '=', q.path).executeTakeFirst();
     return { objects: row ? [toStorageObject(row)] : [], commonPrefixes: [], isTruncated: false, nextContinuationToken: '' };
   }
   const maxKeys = Math.min(q.maxKeys ?? MAX_KEYS, MAX_KEYS);
   const prefix = q.path;
   const upper = prefixUpperBound(prefix);
-  let cursor: Cursor = q.continuationToken ? decodeToken(q.continuationToken) : { op: '>=', key: prefix };
-
-  type Entry = { object: StorageObject; next: Cursor } | { commonPrefix: string; next: Cursor };
-  const entries: Entry[] = [];
-  let exhausted = false;
-  while (entries.length <= maxKeys && !exhausted) {
-    const want = maxKeys + 1 - entries.length;
-    let query = objectsOfPackage(core, q.packageID).where('o.path', '>=', prefix).where('o.path', cursor.op, cursor.key).orderBy('o.path').limit(want);
-    if (upper !== undefined) query = query.where('o.path', '<', upper);
-    const rows = await query.execute();
-    exhausted = rows.length < want;
-    for (const row of rows) {
-      const slash = q.noRecursive ? row.path.indexOf('/', prefix.length) : -1;
-      if (slash >= 0) {
-        // Everything under this directory is one entry; the next query jumps past it.
-        const commonPrefix = row.path.slice(0, slash + 1);
-        cursor = { op: '>=', key: prefixUpperBound(commonPrefix)! };
-        entries.push({ commonPrefix, next: cursor });
-        exhausted = false;
-        break;
-      }
-      cursor = { op: '>', key: row.path };
-      entries.push({ object: toStorageObject(row), next: cursor });
-      if (entries.length > maxKeys) break;
-    }
+  // One lower bound, so the index range starts at the page and not at the prefix.
+  const from = q.continuationToken ? byteMax(decodeToken(q.continuationToken).key, prefix) : prefix;
+  type Entry = { object?: ObjectRow; commonPrefix?: string; next: string };
+  let entries: Entry[];
+  if (!q.noRecursive) {
+    const rows = upper === undefined ? await pageFrom(core.db, q.packageID, from, maxKeys + 1) : await pageBetween(core.db, q.packageID, from, upper, maxKeys + 1);
+    entries = rows.map((row) => ({ object: row, next: justAfter(row.path) }));
+  } else {
+    entries = (await foldedWalk(core, q.packageID, prefix, from, upper, maxKeys + 1)).map((row) => {
+      const slash = row.path.indexOf('/', prefix.length);
+      if (slash < 0) return { object: row, next: justAfter(row.path) };
+      const commonPrefix = row.path.slice(0, slash + 1);
+      return { commonPrefix, next: pastDirectory(commonPrefix) };
+    });
   }
   const isTruncated = entries.length > maxKeys;
   const page = entries.slice(0, maxKeys);
   const last = page[page.length - 1];
   return {
-    objects: page.flatMap((e) => ('object' in e ? [e.object] : [])),
-    commonPrefixes: page.flatMap((e) => ('commonPrefix' in e ? [e.commonPrefix] : [])),
+    objects: page.flatMap((e) => (e.object ? [toStorageObject(e.object)] : [])),
+    commonPrefixes: page.flatMap((e) => (e.commonPrefix !== undefined ? [e.commonPrefix] : [])),
     isTruncated,
-    nextContinuationToken: isTruncated && last ? encodeToken(last.next) : '',
+    nextContinuationToken: isTruncated && last ? encodeToken({ op: '>=', key: last.next }) : '',
   };
 }

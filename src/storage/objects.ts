@@ -4,6 +4,7 @@ import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { Db } from '../db/index.ts';
+import { prepared } from '../db/prepared.ts';
 import type { ObjectsTable } from '../db/schema.ts';
 import { AppError, badRequest, insufficientStorage, notFound } from '../errors.ts';
 import { ShardTooLarge, SpaceFull, type StoredShard } from '../spaces/shardStore.ts';
@@ -16,7 +17,7 @@ const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_
 /** What writes return: the whole row, as `toStorageObject` needs it. */
 export const OBJECT_RETURNING = ['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'] as const;
 
-type ObjectRow = Selectable<ObjectsTable>;
+export type ObjectRow = Selectable<ObjectsTable>;
 
 export function toStorageObject(r: ObjectRow): StorageObject {
   return {
@@ -33,27 +34,31 @@ export function toStorageObject(r: ObjectRow): StorageObject {
 
 /** Objects of the actor's tenant only (through package and bucket). */
 function tenantObjects(core: Core, actor: Actor) {
-  return core.db
+  return objectsOfTenant(core.db, actor.tenantId);
+}
+
+function objectsOfTenant(db: Db, tenantId: number) {
+  return db
     .selectFrom('objects as o')
     .innerJoin('packages as p', 'p.id', 'o.package_id')
     .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
     .select(columns)
-    .where('b.tenant_id', '=', actor.tenantId);
+    .where('b.tenant_id', '=', tenantId);
 }
+
+const objectOfTenant = prepared((db: Db, objectId: number, tenantId: number) => objectsOfTenant(db, tenantId).where('o.id', '=', objectId));
 
 /** Objects of one package (the caller has checked the package is the actor's). */
-export function objectsOfPackage(core: Core, packageId: number) {
-  return core.db.selectFrom('objects as o').select(columns).where('o.package_id', '=', packageId);
+export function objectsOfPackage(db: Db, packageId: number) {
+  return db.selectFrom('objects as o').select(columns).where('o.package_id', '=', packageId);
 }
 
+const packageOfTenant = prepared((db: Db, packageId: number, tenantId: number) =>
+  db.selectFrom('packages as p').innerJoin('buckets as b', 'b.id', 'p.bucket_id').select('p.id').where('p.id', '=', packageId).where('b.tenant_id', '=', tenantId),
+);
+
 export async function ownPackage(core: Core, actor: Actor, packageId: number): Promise<void> {
-  const row = await core.db
-    .selectFrom('packages as p')
-    .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
-    .select('p.id')
-    .where('p.id', '=', packageId)
-    .where('b.tenant_id', '=', actor.tenantId)
-    .executeTakeFirst();
+  const [row] = await packageOfTenant(core.db, packageId, actor.tenantId);
   if (!row) throw notFound(`package ${packageId}`);
 }
 
@@ -153,7 +158,7 @@ async function opened(core: Core, row: ObjectRow): Promise<OpenedObject> {
 
 /** One object of the actor's tenant, or 404. */
 export async function tenantObject(core: Core, actor: Actor, objectId: number): Promise<ObjectRow> {
-  const row = await tenantObjects(core, actor).where('o.id', '=', objectId).executeTakeFirst();
+  const [row] = await objectOfTenant(core.db, objectId, actor.tenantId);
   if (!row) throw notFound(`object ${objectId}`);
   return row;
 }

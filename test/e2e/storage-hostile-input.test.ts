@@ -37,7 +37,7 @@ describe.each(kinds)('hostile input to /v1 on %s', (kind) => {
   });
 
   const send = (path: string, raw: string, contentType = 'application/json') => call(server.url, 'POST', path, { token, raw, headers: { 'content-type': contentType } });
-  const expectBadArgument = (res: { status: number; body: any }, what: string, pattern?: RegExp) => {
+  const expectBadArgument = (res: { status: number; body: any; text?: string }, what: string, pattern?: RegExp) => {
     expect([res.status, res.body.code], `${what}: ${res.text ?? JSON.stringify(res.body)}`).toEqual([400, 'BadArgument']);
     expect(res.body.data, what).toBeNull();
     if (pattern) expect(res.body.message, what).toMatch(pattern);

@@ -82,6 +82,9 @@ describe.each(kinds)('/v1/object/listByPath on %s', (kind) => {
     expect(inside.objects.map((o) => o.path)).toEqual(Array.from({ length: 10 }, (_, f) => `dir03/f${String(f).padStart(3, '0')}.txt`));
     expect(inside.isTruncated).toBe(true);
     expect((await list({ path: 'z/', isPrefix: true, noRecursive: true })).commonPrefixes).toEqual(['z/deep/']);
+    // A prefix of multi-byte characters: the fold counts characters, not bytes.
+    expect((await list({ path: '中', isPrefix: true, noRecursive: true })).commonPrefixes).toEqual(['中文/']);
+    expect((await list({ path: '中文/', isPrefix: true, noRecursive: true })).objects.map((o) => o.path)).toEqual(['中文/文件.txt']);
     // A prefix that is not a directory boundary.
     expect((await list({ path: 'dir00', isPrefix: true, noRecursive: true })).commonPrefixes).toEqual(['dir00/']);
     expect((await list({ path: 'dir00', isPrefix: true, noRecursive: true })).objects.map((o) => o.path)).toEqual(['dir00-sibling.txt']);

@@ -4,6 +4,7 @@ import * as bucketsPackages from './0002_buckets_packages.ts';
 import * as spacesObjects from './0003_spaces_objects.ts';
 import * as multipart from './0004_multipart.ts';
 import * as spaceBackends from './0005_space_backends.ts';
+import * as listingIndex from './0006_listing_index.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '0003_spaces_objects': spacesObjects,
   '0004_multipart': multipart,
   '0005_space_backends': spaceBackends,
+  '0006_listing_index': listingIndex,
 };

@@ -1,0 +1,123 @@
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
+import { createPgDatabase, postgresUnavailableReason } from '../test/helpers/databases.ts';
+import { loginToken, percentile, round, startYunji } from './lib.ts';
+
+/**
+ * Issue 3's listing target: `listByPath` pages of 1,000 in a package of 1,000,000 objects, p99 ≤ 20 ms.
+ * The objects are inserted straight into the database (1,000 folders `dNNN/` of 1,000 files each);
+ * the requests go through the real server, one at a time, so each latency is a page's own cost.
+ */
+const OBJECTS = Number(process.env.BENCH_LIST_OBJECTS ?? 1_000_000);
+const FOLDERS = 1000;
+
+async function seed(databaseUrl: string, dataDir: string, packageId: number): Promise<number> {
+  const t = performance.now();
+  if (databaseUrl === '') {
+    const db = new BetterSqlite3(join(dataDir, 'yunji.db'));
+    db.pragma('busy_timeout = 10000');
+    const space = (db.prepare('select id from user_spaces where is_default = 1').get() as { id: number }).id;
+    db.prepare(
+      `with recursive s(i) as (select 0 union all select i + 1 from s where i + 1 < ?)
+       insert into objects (package_id, path, size, hash, space_id, redundancy, created_at, updated_at)
+       select ?, printf('d%03d/file-%07d', i % ${FOLDERS}, i), 4096, upper(hex(randomblob(32))), ?, 'none', 0, 0 from s`,
+    ).run(OBJECTS, packageId, space);
+    db.close();
+  } else {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    const space = (await client.query('select id from user_spaces where is_default = 1')).rows[0].id as number;
+    await client.query(
+      `insert into objects (package_id, path, size, hash, space_id, redundancy, created_at, updated_at)
+       select $1, 'd' || lpad((i % ${FOLDERS})::text, 3, '0') || '/file-' || lpad(i::text, 7, '0'), 4096, upper(md5(i::text) || md5((i + 1)::text)), $2, 'none', 0, 0
+       from generate_series(0, $3 - 1) i`,
+      [packageId, space, OBJECTS],
+    );
+    // A package this size would long have been vacuumed by autovacuum (which marks pages all-visible for index-only scans).
+    await client.query('vacuum analyze objects');
+    await client.end();
+  }
+  return round((performance.now() - t) / 1000, 1);
+}
+
+type Timings = { pages: number; p50: number; p99: number; max: number };
+const summary = (ms: number[]): Timings => {
+  const sorted = [...ms].sort((a, b) => a - b);
+  return { pages: ms.length, p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), max: round(sorted[sorted.length - 1]!) };
+};
+
+async function listingOn(databaseUrl: string) {
+  const yunji = await startYunji(databaseUrl);
+  try {
+    const token = await loginToken(yunji.url);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the bench reads the spec's fields by name
+    type Data = any;
+    const call = async (path: string, body?: unknown): Promise<Data> => {
+      const res = await fetch(yunji.url + path, {
+        method: body ? 'POST' : 'GET',
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      return ((await res.json()) as { data: Data }).data;
+    };
+    const { bucketID } = (await call('/v1/bucket/create', { name: 'list' })).bucket;
+    const { packageID } = (await call('/v1/package/create', { bucketID, name: 'million' })).package;
+    const seedSeconds = await seed(databaseUrl, yunji.dataDir, packageID);
+
+    const page = async (query: string) => {
+      const t = performance.now();
+      const data = await call(`/v1/object/listByPath?packageID=${packageID}&maxKeys=1000&${query}`);
+      return { ms: performance.now() - t, data };
+    };
+    // Warm up the server's caches the way a running server would have them.
+    for (let i = 0; i < 20; i++) await page('path=&isPrefix=true');
+
+    // 1. The whole package, page after page (1,000 pages of 1,000).
+    const whole: number[] = [];
+    let token2 = '';
+    let listed = 0;
+    do {
+      const { ms, data } = await page(`path=&isPrefix=true${token2 ? `&continuationToken=${encodeURIComponent(token2)}` : ''}`);
+      whole.push(ms);
+      listed += data.objects.length;
+      token2 = data.isTruncated ? data.nextContinuationToken : '';
+    } while (token2);
+    if (listed !== OBJECTS) throw new Error(`listed ${listed} of ${OBJECTS}`);
+
+    // 2. One folder's 1,000 files, for random folders.
+    const folders: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const folder = `d${String(Math.floor(Math.random() * FOLDERS)).padStart(3, '0')}/`;
+      const { ms, data } = await page(`path=${folder}&isPrefix=true`);
+      if (data.objects.length !== Math.min(1000, OBJECTS / FOLDERS)) throw new Error(`folder ${folder}: ${data.objects.length}`);
+      folders.push(ms);
+    }
+
+    // 3. The top level folded into commonPrefixes (1,000 folders in one page: one index seek per folder).
+    const top: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const { ms, data } = await page('path=&isPrefix=true&noRecursive=true');
+      if (data.commonPrefixes.length !== FOLDERS) throw new Error(`top level: ${data.commonPrefixes.length}`);
+      top.push(ms);
+    }
+    return { objects: OBJECTS, seedSeconds, wholePackage: summary(whole), oneFolder: summary(folders), topLevelFolded: summary(top), serverPeakRssMiB: yunji.peakRssMiB() };
+  } finally {
+    await yunji.stop();
+  }
+}
+
+export async function listingBench(): Promise<Record<string, unknown>> {
+  const results: Record<string, unknown> = { sqlite: await listingOn('') };
+  const skip = await postgresUnavailableReason();
+  if (skip) results.postgres = `skipped: ${skip}`;
+  else {
+    const db = await createPgDatabase();
+    try {
+      results.postgres = await listingOn(db.url);
+    } finally {
+      await db.drop();
+    }
+  }
+  return results;
+}
