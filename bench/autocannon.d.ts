@@ -11,6 +11,21 @@ declare module 'autocannon' {
     timeouts: number;
     non2xx: number;
   }
-  function autocannon(opts: { url: string; connections?: number; duration?: number; headers?: Record<string, string> }): Promise<Result>;
+  interface RawRequest {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+  }
+  interface Options {
+    url: string;
+    connections?: number;
+    duration?: number;
+    amount?: number;
+    method?: string;
+    headers?: Record<string, string>;
+    requests?: { setupRequest?: (req: RawRequest) => RawRequest; onResponse?: (status: number, body: string) => void }[];
+  }
+  function autocannon(opts: Options): Promise<Result>;
   export default autocannon;
 }

@@ -17,9 +17,18 @@ export interface ByteRange {
   end: number;
 }
 
+export interface PutOptions {
+  mtimeMs?: number;
+  scratch?: boolean;
+}
+
 export interface Backend {
-  /** Stores `source` at `key`, atomically: readers see the old content or the new, never a part. */
-  put(key: string, source: Readable, options?: { mtimeMs?: number }): Promise<{ size: number }>;
+  /**
+   * Stores `source` at `key`, atomically: readers see the old content or the new, never a part.
+   * `scratch`: the key is a new temporary name nobody reads until the caller renames it, so the
+   * backend may write it in place (a failed write may then leave a part there, for the caller to remove).
+   */
+  put(key: string, source: Readable, options?: PutOptions): Promise<{ size: number }>;
   get(key: string, range?: ByteRange): Promise<Readable>;
   stat(key: string): Promise<BackendEntry | undefined>;
   /** Removes `key`; a missing key is fine. */

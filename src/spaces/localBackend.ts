@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, type Dirent } from 'node:fs';
+import { createWriteStream, type Dirent, type WriteStream } from 'node:fs';
 import { mkdir, open, readdir, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BackendError, type Backend, type BackendEntry, type ByteRange } from './backend.ts';
+import { BackendError, type Backend, type BackendEntry, type ByteRange, type PutOptions } from './backend.ts';
 import { RESERVED_DIR } from './layout.ts';
 
 /** Files being written, renamed over their target when complete: `<root>/.yunji/partial/`. */
@@ -52,25 +52,39 @@ export class LocalBackend implements Backend {
     this.verified.add(dir);
   }
 
-  /** The parent directory of `key`, created and checked. */
-  private async parentOf(key: string): Promise<string> {
-    const path = this.pathOf(key);
-    const dir = dirname(path);
+  /** Creates `dir` (once: a directory already checked is taken to still exist) and checks it. */
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.verified.has(dir)) return;
     await this.rootReal();
     await mkdir(dir, { recursive: true });
     await this.checkInside(dir);
-    return path;
   }
 
-  async put(key: string, source: Readable, options: { mtimeMs?: number } = {}): Promise<{ size: number }> {
-    const partial = join(this.root, PARTIAL_DIR, randomUUID());
+  /**
+   * Runs `op` on `path` once its directory exists; if the directory has gone since it was checked
+   * (removed behind our back), makes it again and retries once.
+   */
+  private async inDir<T>(path: string, op: () => Promise<T>): Promise<T> {
+    const dir = dirname(path);
+    await this.ensureDir(dir);
     try {
-      const path = await this.parentOf(key);
-      await mkdir(dirname(partial), { recursive: true });
-      const out = createWriteStream(partial, { flags: 'wx' });
+      return await op();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.verified.delete(dir)) throw err;
+      await this.ensureDir(dir);
+      return op();
+    }
+  }
+
+  async put(key: string, source: Readable, options: PutOptions = {}): Promise<{ size: number }> {
+    const path = this.pathOf(key);
+    // A scratch key is written where it is; anything else through a partial file renamed over it.
+    const partial = options.scratch ? path : join(this.root, PARTIAL_DIR, randomUUID());
+    try {
+      const out = await this.inDir(partial, () => opened(createWriteStream(partial, { flags: 'wx' })));
       await pipeline(source, out);
       if (options.mtimeMs !== undefined) await utimes(partial, new Date(), new Date(options.mtimeMs));
-      await rename(partial, path);
+      if (partial !== path) await this.inDir(path, () => rename(partial, path));
       return { size: out.bytesWritten };
     } catch (err) {
       await rm(partial, { force: true }).catch(() => undefined);
@@ -114,10 +128,10 @@ export class LocalBackend implements Backend {
 
   async rename(from: string, to: string): Promise<void> {
     const source = this.pathOf(from);
+    const target = this.pathOf(to);
     try {
-      const target = await this.parentOf(to);
       await this.checkInside(dirname(source));
-      await rename(source, target);
+      await this.inDir(target, () => rename(source, target));
     } catch (err) {
       throw localError(err, from);
     }
@@ -176,6 +190,17 @@ export class LocalBackend implements Backend {
       if (st?.isFile()) yield { key, size: st.size, mtimeMs: st.mtimeMs };
     }
   }
+}
+
+/** A write stream once its file is open, so a failure to create it (a missing directory) is an error here, not later in the pipeline. */
+function opened(stream: WriteStream): Promise<WriteStream> {
+  return new Promise((resolve, reject) => {
+    stream.once('open', () => {
+      stream.off('error', reject);
+      resolve(stream);
+    });
+    stream.once('error', reject);
+  });
 }
 
 function isMissing(err: unknown): boolean {

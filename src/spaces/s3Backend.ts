@@ -15,7 +15,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { BackendError, type Backend, type BackendEntry, type ByteRange } from './backend.ts';
+import { BackendError, type Backend, type BackendEntry, type ByteRange, type PutOptions } from './backend.ts';
 import { RESERVED_DIR } from './layout.ts';
 
 // The SDK is pinned to a release that supports Node 20 (see docs/DECISIONS.md); its reminder that
@@ -63,7 +63,7 @@ export class S3Backend implements Backend {
     this.client.destroy();
   }
 
-  async put(key: string, source: Readable, options: { mtimeMs?: number } = {}): Promise<{ size: number }> {
+  async put(key: string, source: Readable, options: PutOptions = {}): Promise<{ size: number }> {
     let size = 0;
     const meter = new Transform({
       transform(chunk: Buffer, _enc, done) {

@@ -72,7 +72,7 @@ export class ShardStore {
     const tmp = joinKey(tmpPrefix(this.workingDir), randomUUID());
     let claimed = 0;
     try {
-      await this.backend.put(tmp, metered);
+      await this.backend.put(tmp, metered, { scratch: true });
       if (failure) throw failure;
       const hash = hasher.digest('hex').toUpperCase();
       const target = shardKey(this.workingDir, hash);

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { sql } from 'kysely';
+import type { Db } from '../db/index.ts';
+import { prepared } from '../db/prepared.ts';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
@@ -47,11 +49,15 @@ const SPACE_COLUMNS = ['id', 'tenant_id', 'name', 'storage_json', 'credential_se
 
 const handles = new Map<number, SpaceHandle>();
 
+const spaceUsage = prepared((db: Db, spaceId: number) => db.selectFrom('user_spaces').select(['used_bytes', 'shard_max_size']).where('id', '=', spaceId));
+const spaceRowById = prepared((db: Db, spaceId: number) => db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('id', '=', spaceId));
+const defaultSpaceOf = prepared((db: Db, tenantId: number) => db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('tenant_id', '=', tenantId).where('is_default', '=', 1));
+
 /** The byte count of a space's shard store lives in its row; a cap is enforced as shards are added. */
 function quotaOf(core: Core, spaceId: number): ShardQuota {
   return {
     async room() {
-      const row = await core.db.selectFrom('user_spaces').select(['used_bytes', 'shard_max_size']).where('id', '=', spaceId).executeTakeFirst();
+      const [row] = await spaceUsage(core.db, spaceId);
       if (!row || !row.shard_max_size) return Infinity;
       return Math.max(0, row.shard_max_size - row.used_bytes);
     },
@@ -117,7 +123,7 @@ function toUserSpace(core: Core, row: SpaceRow): UserSpace {
 }
 
 async function spaceRow(core: Core, spaceId: number): Promise<SpaceRow | undefined> {
-  return core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('id', '=', spaceId).executeTakeFirst();
+  return (await spaceRowById(core.db, spaceId))[0];
 }
 
 /** The space, if it is the tenant's (another tenant's space does not exist for them). */
@@ -128,7 +134,7 @@ async function ownRow(core: Core, tenantId: number, spaceId: number): Promise<Sp
 }
 
 export async function defaultSpace(core: Core, tenantId: number): Promise<SpaceHandle> {
-  const existing = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('tenant_id', '=', tenantId).where('is_default', '=', 1).executeTakeFirst();
+  const [existing] = await defaultSpaceOf(core.db, tenantId);
   if (existing) return handleOf(core, existing);
   const root = join(core.config.dataDir, 'spaces', `tenant-${tenantId}`);
   const now = Date.now();
