@@ -3,7 +3,7 @@ import { createWriteStream, type Dirent, type WriteStream } from 'node:fs';
 import { mkdir, open, readdir, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { pump } from '../streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type PutOptions } from './backend.ts';
 import { RESERVED_DIR } from './layout.ts';
 
@@ -82,7 +82,7 @@ export class LocalBackend implements Backend {
     const partial = options.scratch ? path : join(this.root, PARTIAL_DIR, randomUUID());
     try {
       const out = await this.inDir(partial, () => opened(createWriteStream(partial, { flags: 'wx' })));
-      await pipeline(source, out);
+      await pump(source, out);
       if (options.mtimeMs !== undefined) await utimes(partial, new Date(), new Date(options.mtimeMs));
       if (partial !== path) await this.inDir(path, () => rename(partial, path));
       return { size: out.bytesWritten };

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { pipeline, Transform, type Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { joinKey, type Backend, type ByteRange } from './backend.ts';
 import { shardKey, shardsPrefix, tmpPrefix } from './layout.ts';
 
@@ -51,7 +51,9 @@ export class ShardStore {
 
   /** Streams `source` into the store; more than `maxBytes`, or than the space has room for, is refused and nothing remains. */
   async write(source: Readable, maxBytes = Number.MAX_SAFE_INTEGER): Promise<StoredShard> {
-    const room = await this.quota.room();
+    // Listening before anything is awaited, so a client gone meanwhile is a failure, not an unheard 'error'.
+    let failure: Error | undefined;
+    let room = Infinity;
     const hasher = createHash('sha256');
     let size = 0;
     const meter = new Transform({
@@ -63,12 +65,22 @@ export class ShardStore {
         done(null, chunk);
       },
     });
-    // Bytes start flowing before the backend is ready for them, so failures are caught from the
-    // start; the first one (too large, space full, client gone) is the one reported.
-    let failure: Error | undefined;
-    const metered = pipeline(source, meter, (err) => {
-      if (err) failure ??= err;
+    // The first failure (too large, space full, client gone) is the one reported.
+    const fail = (err: Error) => {
+      failure ??= err;
+      meter.destroy(err);
+    };
+    source.once('error', fail);
+    source.once('close', () => {
+      if (!source.readableEnded) fail(new Error('the upload ended before its last byte'));
     });
+    meter.once('error', (err) => {
+      failure ??= err;
+      source.destroy();
+    });
+    room = await this.quota.room();
+    if (source.errored || (source.destroyed && !source.readableEnded)) fail(source.errored ?? new Error('the upload ended before its last byte'));
+    const metered = source.pipe(meter);
     const tmp = joinKey(tmpPrefix(this.workingDir), randomUUID());
     let claimed = 0;
     try {

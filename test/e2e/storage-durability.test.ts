@@ -144,8 +144,8 @@ describe.each(kinds)('storage durability on %s', (kind) => {
       body: up.body,
       duplex: 'half',
     } as RequestInit).catch((err: unknown) => err);
-    const partialDir = join(server.dataDir, 'spaces', 'tenant-1', '.yunji', 'partial');
-    await waitUntil(() => filesIn(partialDir).some((f) => statSync(f).size > 8 * MiB));
+    // A shard being written lives under tmp/ until it is complete.
+    await waitUntil(() => filesIn(join(space(), 'tmp')).some((f) => statSync(f).size > 8 * MiB));
     await restart('SIGKILL');
     expect(await request).toBeInstanceOf(Error);
 
@@ -168,8 +168,7 @@ describe.each(kinds)('storage durability on %s', (kind) => {
       expect(r.status).toBe(200);
     }
     const completing = admin.post('/v1/object/completeMultipartUpload', { objectID, indexes: [2, 0, 1, 0] }).catch((err: unknown) => err);
-    const partialDir = join(space(), 'partial');
-    await waitUntil(() => filesIn(partialDir).some((f) => statSync(f).size > 16 * MiB));
+    await waitUntil(() => filesIn(join(space(), 'tmp')).some((f) => statSync(f).size > 16 * MiB));
     await restart('SIGKILL');
     expect(await completing).toBeInstanceOf(Error);
 
