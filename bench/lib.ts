@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -45,7 +45,9 @@ async function waitHealthy(url: string, child: ChildProcess, output: () => strin
 export async function startProcess(script: string, args: string[], env: Record<string, string>, port: number): Promise<Proc> {
   // BENCH_CPU_PROFILE=<dir>: each process under test writes a V8 CPU profile there when it exits.
   const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', TSX, script, ...args], {
+  // Compiled JavaScript runs as is; TypeScript (the peers) through the tsx loader.
+  const loader = script.endsWith('.ts') ? ['--import', TSX] : [];
+  const child = spawn(process.execPath, [...profile, ...loader, script, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -72,12 +74,21 @@ export async function startProcess(script: string, args: string[], env: Record<s
 
 export const ADMIN = { email: 'admin@example.com', password: 'bench-admin-password' };
 
-/** Yunji's real server on a fresh data dir (SQLite) or the given PostgreSQL URL. */
+let built = false;
+
+/**
+ * Yunji's real server, as `npm start` runs it (compiled once per bench run), on a fresh data dir
+ * (SQLite) or the given PostgreSQL URL.
+ */
 export async function startYunji(databaseUrl = '', env: Record<string, string> = {}): Promise<Proc & { dataDir: string }> {
+  if (!built) {
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+    built = true;
+  }
   const dataDir = mkdtempSync(join(tmpdir(), 'yunji-bench-'));
   const port = await freePort();
   const proc = await startProcess(
-    'src/main.ts',
+    'bin/yunji.js',
     ['serve'],
     {
       YUNJI_PORT: String(port),
