@@ -4,11 +4,12 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import type { Core } from './core.ts';
 import { AppError } from './errors.ts';
 import { openRuntime } from './runtime.ts';
-import { serve } from './server.ts';
+import { serve, work } from './server.ts';
 
 const USAGE = `Usage: yunji <command>
 
-  serve                          run the API server (migrates and bootstraps first)
+  serve                          run the API server and job workers (migrates and bootstraps first)
+  worker                         run job workers only (YUNJI_WORKERS at once)
   migrate                        bring the database schema up to date
   admin create-user --email E [--password P] [--display-name N] [--tenant ID --role R]
   admin create-tenant --name N --owner EMAIL
@@ -93,6 +94,8 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'serve':
       return serve(config);
+    case 'worker':
+      return work(config);
     case 'migrate': {
       const { database } = await openRuntime(config);
       await database.close();

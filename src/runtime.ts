@@ -3,6 +3,9 @@ import { bootstrap } from './accounts/bootstrap.ts';
 import type { Config } from './config.ts';
 import type { Core } from './core.ts';
 import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
+import { actionCatalog } from './jobs/catalog.ts';
+import { JobEvents } from './jobs/events.ts';
+import { jobById } from './jobs/store.ts';
 import { sealerFor } from './sealing.ts';
 import { defaultSpace } from './spaces/spaces.ts';
 
@@ -29,7 +32,14 @@ export async function openRuntime(config: Config, log: Logger = createLogger(con
     await database.close();
     throw err;
   }
-  return { database, core: { db: database.db, dialect: database.dialect, config, log, sealer: sealerFor(config) } };
+  const events = new JobEvents(database.db, database.dialect, config.databaseUrl, log, (id) => jobById(core, id));
+  const core: Core = { db: database.db, dialect: database.dialect, config, log, sealer: sealerFor(config), jobs: { actions: actionCatalog(), events } };
+  const close = database.close;
+  database.close = async () => {
+    await core.jobs.events.close();
+    await close();
+  };
+  return { database, core };
 }
 
 /** First start: creates the default tenant and admin, and shows a generated password once. */

@@ -1,11 +1,13 @@
 import type { Config } from './config.ts';
 import { buildApp } from './http/app.ts';
+import { startJobEngine } from './jobs/engine.ts';
 import { bootstrapIfEmpty, createLogger, openRuntime } from './runtime.ts';
 import { startSweeper } from './spaces/sweeper.ts';
 
 /**
- * `yunji serve`: migrate, bootstrap, listen. SIGTERM/SIGINT drain in-flight requests (new ones get
- * 503) and close the database; a second signal exits at once.
+ * `yunji serve`: migrate, bootstrap, run jobs, listen. SIGTERM/SIGINT drain in-flight requests (new
+ * ones get 503), give running jobs the rest of the shutdown time (then hand them back to the
+ * queue) and close the database; a second signal exits at once.
  */
 export async function serve(config: Config): Promise<void> {
   const log = createLogger(config);
@@ -14,6 +16,7 @@ export async function serve(config: Config): Promise<void> {
   await bootstrapIfEmpty(core);
   // Bytes left by uploads that never committed, or no longer referenced, go once they are old enough.
   const stopSweeper = startSweeper(core);
+  const engine = await startJobEngine(core);
   const app = await buildApp(core);
   const address = await app.listen({ host: config.host, port: config.port });
   log.info({ address }, `yunji listening on ${address}`);
@@ -34,6 +37,35 @@ export async function serve(config: Config): Promise<void> {
     deadline.unref();
     app
       .close()
+      .then(() => engine.stop(Math.max(0, config.shutdownTimeout * 1000 - 2000)))
+      .then(() => database.close())
+      .then(() => {
+        log.info('stopped');
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** `yunji worker`: runs jobs (and interval triggers and webhooks) without serving HTTP. */
+export async function work(config: Config): Promise<void> {
+  const log = createLogger(config);
+  const { core, database } = await openRuntime(config, log);
+  if (config.workers === 0) throw new Error('YUNJI_WORKERS is 0: a worker process with no workers would do nothing');
+  const engine = await startJobEngine(core);
+  log.info({ database: database.dialect }, 'yunji worker running');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, 'stopping: letting running jobs finish');
+    engine
+      .stop(Math.max(0, config.shutdownTimeout * 1000 - 2000))
       .then(() => database.close())
       .then(() => {
         log.info('stopped');

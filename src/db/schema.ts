@@ -17,12 +17,20 @@ export interface Database {
   user_spaces: UserSpacesTable;
   objects: ObjectsTable;
   object_parts: ObjectPartsTable;
+  jobs: JobsTable;
+  job_logs: JobLogsTable;
+  job_triggers: JobTriggersTable;
+  job_deliveries: JobDeliveriesTable;
 }
 
 export interface TenantsTable {
   id: Generated<number>;
   name: string;
   project_key: string;
+  /** Where the tenant's jobs post their events when a job names no hook of its own. */
+  webhook_url: Generated<string | null>;
+  /** Signs every webhook of the tenant (sealed); made on first use. */
+  webhook_secret_sealed: Generated<string | null>;
   created_at: number;
   updated_at: number;
 }
@@ -137,6 +145,8 @@ export interface ObjectsTable {
   space_id: number;
   /** `none`, or `multipartUpload` while parts are being uploaded. */
   redundancy: string;
+  /** The user who uploaded (or cloned, or started the multipart upload of) the object. */
+  created_by: Generated<number | null>;
   created_at: number;
   updated_at: number;
 }
@@ -149,4 +159,87 @@ export interface ObjectPartsTable {
   hash: string;
   space_id: number;
   created_at: number;
+}
+
+/** One unit of long work (see src/jobs/). JSON columns hold what the job's action defines. */
+export interface JobsTable {
+  id: Generated<number>;
+  tenant_id: number;
+  action: string;
+  /** manual | interval | action | system */
+  trigger: string;
+  description: string;
+  reference_id: string | null;
+  params_json: string;
+  /** scheduled | running | completed | failed | cancelled */
+  status: string;
+  concurrency_key: string | null;
+  progress_json: string | null;
+  stats_json: string | null;
+  result_json: string | null;
+  /** The first errors (a bounded list); error_count counts all of them. */
+  errors_json: string | null;
+  error_count: Generated<number>;
+  notify_hook: string | null;
+  state: string | null;
+  parent_id: number | null;
+  trigger_id: number | null;
+  created_by: number | null;
+  attempts: Generated<number>;
+  max_attempts: number;
+  cancel_requested: Generated<number>;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  sequence: Generated<number>;
+  start_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  created_at: number;
+  updated_at: number | null;
+}
+
+export interface JobLogsTable {
+  job_id: number;
+  line: number;
+  level: string;
+  message: string;
+  at: number;
+}
+
+/** Creates a job every `interval_seconds`. */
+export interface JobTriggersTable {
+  id: Generated<number>;
+  tenant_id: number;
+  action: string;
+  params_json: string;
+  description: string;
+  reference_id: string | null;
+  concurrency_key: string | null;
+  notify_hook: string | null;
+  created_by: number | null;
+  interval_seconds: number;
+  next_run_at: number;
+  enabled: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** One webhook POST of one job event, kept until delivered or given up. */
+export interface JobDeliveriesTable {
+  id: Generated<number>;
+  job_id: number;
+  tenant_id: number;
+  sequence: number;
+  event: string;
+  url: string;
+  payload: string;
+  /** pending | delivered | failed */
+  status: string;
+  attempts: Generated<number>;
+  next_attempt_at: number;
+  last_status_code: number | null;
+  last_error: string | null;
+  lease_expires_at: number | null;
+  created_at: number;
+  delivered_at: number | null;
 }

@@ -7,6 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Core } from '../core.ts';
 import { authRoutes } from './api/auth.ts';
 import { usePlatformErrors } from './api/envelope.ts';
+import { jobRoutes } from './api/jobs.ts';
 import { keyRoutes } from './api/keys.ts';
 import { tenantRoutes } from './api/tenants.ts';
 import { userRoutes } from './api/users.ts';
@@ -18,6 +19,8 @@ import { objectRoutes } from './v1/objects.ts';
 import { packageRoutes } from './v1/packages.ts';
 import { userSpaceRoutes } from './v1/userSpaces.ts';
 import { trackRouteMethods } from './methods.ts';
+import { useTaskErrors } from './mj/envelope.ts';
+import { taskRoutes } from './mj/tasks.ts';
 import { validatorCompiler } from './validation.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -84,6 +87,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
       await api.register(tenantRoutes, { core });
       await api.register(userRoutes, { core });
       await api.register(keyRoutes, { core });
+      await api.register(jobRoutes, { core });
     },
     { prefix: '/api' },
   );
@@ -98,6 +102,14 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
       await storage.register(userSpaceRoutes, { core });
     },
     { prefix: '/v1' },
+  );
+  await app.register(
+    async (tasks) => {
+      useTaskErrors(tasks, allowedMethods);
+      useAuth(tasks, core);
+      await tasks.register(taskRoutes, { core });
+    },
+    { prefix: '/mj' },
   );
   return app;
 }

@@ -51,7 +51,7 @@ export async function importPackage(core: Core, actor: Actor, request: ImportReq
   const path = checkSpacePath(request.path, 'path');
   await ownBucket(core, actor, request.bucketID);
   const target = await spaceForUpload(core, actor.tenantId, request.spaceAffinity, 'spaceAffinity');
-  const upload = new Upload(core, target);
+  const upload = new Upload(core, target, actor.userId);
   const exact = path === '' ? undefined : await source.backend.stat(path).catch((err: unknown) => Promise.reject(asClientError(err)));
   try {
     await eachLimited(source.backend.list(path), CONCURRENCY, async (entry) => {

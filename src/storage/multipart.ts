@@ -26,7 +26,7 @@ export async function newMultipartUpload(core: Core, actor: Actor, packageId: nu
   try {
     const row = await core.db
       .insertInto('objects')
-      .values({ package_id: packageId, path, size: 0, hash: EMPTY_HASH, space_id: space.id, redundancy: 'multipartUpload', created_at: now, updated_at: now })
+      .values({ package_id: packageId, path, size: 0, hash: EMPTY_HASH, space_id: space.id, redundancy: 'multipartUpload', created_by: actor.userId, created_at: now, updated_at: now })
       .returning(OBJECT_RETURNING)
       .executeTakeFirstOrThrow();
     return toStorageObject(row);

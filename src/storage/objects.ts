@@ -17,7 +17,7 @@ const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_
 /** What writes return: the whole row, as `toStorageObject` needs it. */
 export const OBJECT_RETURNING = ['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'] as const;
 
-export type ObjectRow = Selectable<ObjectsTable>;
+export type ObjectRow = Omit<Selectable<ObjectsTable>, 'created_by'>;
 
 export function toStorageObject(r: ObjectRow): StorageObject {
   return {
@@ -93,6 +93,8 @@ export class Upload {
   constructor(
     private readonly core: Core,
     private readonly space: SpaceHandle,
+    /** The user whose upload it is (their objects go when their data is deleted). */
+    private readonly createdBy: number,
     private readonly packageId?: number,
   ) {}
 
@@ -114,8 +116,10 @@ export class Upload {
       for (const [path, { hash, size }] of this.files) {
         const row = await trx
           .insertInto('objects')
-          .values({ package_id: packageId, path, size, hash, space_id: this.space.id, redundancy: 'none', created_at: now, updated_at: now })
-          .onConflict((oc) => oc.columns(['package_id', 'path']).doUpdateSet({ size, hash, space_id: this.space.id, redundancy: 'none', updated_at: now }))
+          .values({ package_id: packageId, path, size, hash, space_id: this.space.id, redundancy: 'none', created_by: this.createdBy, created_at: now, updated_at: now })
+          .onConflict((oc) =>
+            oc.columns(['package_id', 'path']).doUpdateSet({ size, hash, space_id: this.space.id, redundancy: 'none', created_by: this.createdBy, updated_at: now }),
+          )
           .returning(OBJECT_RETURNING)
           .executeTakeFirstOrThrow();
         // Replacing an unfinished multipart upload drops its parts.
@@ -132,7 +136,7 @@ export class Upload {
 export async function beginUpload(core: Core, actor: Actor, packageId: number, affinity?: number): Promise<Upload> {
   requireRole(actor, 'member');
   await ownPackage(core, actor, packageId);
-  return new Upload(core, await spaceForUpload(core, actor.tenantId, affinity), packageId);
+  return new Upload(core, await spaceForUpload(core, actor.tenantId, affinity), actor.userId, packageId);
 }
 
 export async function getPackageObjects(core: Core, actor: Actor, packageId: number): Promise<StorageObject[]> {
@@ -222,7 +226,17 @@ export async function cloneObjects(
       const now = Date.now();
       const row = await core.db
         .insertInto('objects')
-        .values({ package_id: c.newPackageID, path: c.newPath, size: src.size, hash: src.hash, space_id: src.space_id, redundancy: src.redundancy, created_at: now, updated_at: now })
+        .values({
+          package_id: c.newPackageID,
+          path: c.newPath,
+          size: src.size,
+          hash: src.hash,
+          space_id: src.space_id,
+          redundancy: src.redundancy,
+          created_by: actor.userId,
+          created_at: now,
+          updated_at: now,
+        })
         .returning(OBJECT_RETURNING)
         .executeTakeFirstOrThrow();
       out.push(toStorageObject(row));

@@ -5,6 +5,7 @@ import * as spacesObjects from './0003_spaces_objects.ts';
 import * as multipart from './0004_multipart.ts';
 import * as spaceBackends from './0005_space_backends.ts';
 import * as listingIndex from './0006_listing_index.ts';
+import * as jobs from './0007_jobs.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '0004_multipart': multipart,
   '0005_space_backends': spaceBackends,
   '0006_listing_index': listingIndex,
+  '0007_jobs': jobs,
 };

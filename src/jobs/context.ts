@@ -1,0 +1,144 @@
+import type { Core } from '../core.ts';
+import type { JobContext } from './actions.ts';
+import { announce } from './announce.ts';
+import { KEPT_ERRORS, type Job, type JobError, type JobLogLine, type JobProgress } from './models.ts';
+import { toJob } from './store.ts';
+
+/** Progress is saved (and announced) at most this often; the last report is always saved. */
+const FLUSH_MS = 250;
+/** Log lines kept per job; later ones are dropped (and that is said once). */
+const MAX_LOG_LINES = 10_000;
+
+export class CancelledError extends Error {
+  override name = 'CancelledError';
+}
+
+/**
+ * A running job's reporting: progress, stats, per-item errors and log lines are buffered and
+ * written together, so a handler may report on every file without a write per call.
+ */
+export class RunContext implements JobContext {
+  private pendingProgress: JobProgress | undefined;
+  private stats_: Record<string, number> | null;
+  private errors: JobError[];
+  private errorCount: number;
+  private lines: JobLogLine[] = [];
+  private nextLine = 1;
+  private dirty = false;
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly core: Core,
+    public job: Job,
+    readonly signal: AbortSignal,
+    private readonly owner: string,
+  ) {
+    this.stats_ = job.stats;
+    this.errors = [...job.errors];
+    this.errorCount = job.errorCount;
+  }
+
+  get params(): unknown {
+    return this.job.params;
+  }
+
+  /** Continues the log numbering of earlier attempts. */
+  async init(): Promise<void> {
+    const row = await this.core.db.selectFrom('job_logs').select((eb) => eb.fn.max('line').as('last')).where('job_id', '=', this.job.id).executeTakeFirst();
+    this.nextLine = Number(row?.last ?? 0) + 1;
+  }
+
+  progress(current: number, total: number, info = ''): void {
+    this.pendingProgress = { current, total, info };
+    this.touch();
+  }
+
+  stats(values: Record<string, number>): void {
+    this.stats_ = { ...this.stats_, ...values };
+    this.touch();
+  }
+
+  log(message: string, level: JobLogLine['level'] = 'info'): void {
+    if (this.nextLine + this.lines.length > MAX_LOG_LINES + 1) return;
+    const text = this.nextLine + this.lines.length === MAX_LOG_LINES + 1 ? `(more than ${MAX_LOG_LINES} lines; the rest are not kept)` : message;
+    this.lines.push({ level, message: text.slice(0, 4000), at: Date.now() });
+    this.touch();
+  }
+
+  error(message: string, item?: string): void {
+    this.errorCount++;
+    if (this.errors.length < KEPT_ERRORS) this.errors.push({ message: message.slice(0, 2000), at: Date.now(), ...(item !== undefined ? { item } : {}) });
+    this.touch();
+  }
+
+  checkpoint(): void {
+    if (this.signal.aborted) throw new CancelledError('cancelled');
+  }
+
+  /** The job's kept errors and their count, as the final write records them. */
+  errorState(extra?: string): { errors_json: string | null; error_count: number } {
+    if (extra !== undefined) this.error(extra);
+    return { errors_json: this.errors.length ? JSON.stringify(this.errors) : null, error_count: this.errorCount };
+  }
+
+  get statsJson(): string | null {
+    return this.stats_ ? JSON.stringify(this.stats_) : null;
+  }
+
+  private touch(): void {
+    this.dirty = true;
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush().catch((err: unknown) => this.core.log.warn({ err, jobId: this.job.id }, 'saving job progress failed'));
+    }, FLUSH_MS);
+  }
+
+  /** Writes what was reported since the last write (one at a time, in order). */
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.flushing = this.flushing.then(() => this.write());
+    return this.flushing;
+  }
+
+  private async write(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const lines = this.lines.splice(0);
+    const progressChanged = this.pendingProgress !== undefined;
+    if (lines.length > 0) {
+      const first = this.nextLine;
+      this.nextLine += lines.length;
+      await this.core.db
+        .insertInto('job_logs')
+        .values(lines.map((l, i) => ({ job_id: this.job.id, line: first + i, level: l.level, message: l.message, at: l.at })))
+        .execute();
+    }
+    const now = Date.now();
+    const row = await this.core.db
+      .updateTable('jobs')
+      .set((eb) => ({
+        ...(this.pendingProgress ? { progress_json: JSON.stringify(this.pendingProgress) } : {}),
+        stats_json: this.statsJson,
+        ...this.errorState(),
+        updated_at: now,
+        ...(progressChanged ? { sequence: eb('sequence', '+', 1) } : {}),
+      }))
+      .where('id', '=', this.job.id)
+      .where('lease_owner', '=', this.owner)
+      .where('status', '=', 'running')
+      .returningAll()
+      .executeTakeFirst();
+    this.pendingProgress = undefined;
+    if (!row) return;
+    this.job = toJob(row);
+    for (const line of lines) await announce(this.core, { type: 'log', job: this.job, line });
+    if (progressChanged) await announce(this.core, { type: 'progress', job: this.job });
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+  }
+}

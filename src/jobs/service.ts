@@ -1,0 +1,161 @@
+import { requireRole, type Actor } from '../accounts/actor.ts';
+import type { Core } from '../core.ts';
+import { AppError, badRequest, notFound } from '../errors.ts';
+import type { Job, JobStatus } from './models.ts';
+import { cancelJob, jobLogs, listJobs, submitJob, tenantJob } from './store.ts';
+import { createTrigger, deleteTrigger, listTriggers, toTrigger, type Trigger } from './scheduler.ts';
+import { buttonsOf, parseCustomId } from './views.ts';
+import { jobDeliveries } from './webhooks.ts';
+
+/** Jobs as a signed-in actor sees and drives them: reading needs a viewer, changing a member, schedules an admin. */
+
+export async function actorJobs(core: Core, actor: Actor, f: { status?: JobStatus[]; action?: string; offset: number; limit: number }) {
+  requireRole(actor, 'viewer');
+  return listJobs(core, actor.tenantId, f);
+}
+
+export async function actorJob(core: Core, actor: Actor, id: number): Promise<Job> {
+  requireRole(actor, 'viewer');
+  return tenantJob(core, actor.tenantId, id);
+}
+
+export async function actorCancel(core: Core, actor: Actor, id: number): Promise<Job> {
+  requireRole(actor, 'member');
+  return cancelJob(core, actor.tenantId, id);
+}
+
+export interface SubmitRequest {
+  action: string;
+  params?: unknown;
+  description?: string;
+  referenceId?: string;
+  concurrencyKey?: string;
+  startAt?: number;
+  notifyHook?: string;
+  state?: string;
+}
+
+/** Submits a job by hand; its concurrency key is scoped to the tenant. */
+export async function actorSubmit(core: Core, actor: Actor, r: SubmitRequest): Promise<Job> {
+  requireRole(actor, 'member');
+  return submitJob(core, {
+    tenantId: actor.tenantId,
+    action: r.action,
+    params: r.params,
+    description: r.description,
+    referenceId: r.referenceId,
+    concurrencyKey: r.concurrencyKey ? `tenant:${actor.tenantId}:${r.concurrencyKey}` : null,
+    startAt: r.startAt,
+    notifyHook: r.notifyHook,
+    state: r.state,
+    createdBy: actor.userId,
+  });
+}
+
+export async function actorJobLogs(core: Core, actor: Actor, id: number, after: number, limit: number) {
+  await actorJob(core, actor, id);
+  return jobLogs(core, id, after, limit);
+}
+
+export async function actorDeliveries(core: Core, actor: Actor, id: number) {
+  await actorJob(core, actor, id);
+  return jobDeliveries(core, id);
+}
+
+export async function actorTriggers(core: Core, actor: Actor): Promise<Trigger[]> {
+  requireRole(actor, 'viewer');
+  return (await listTriggers(core, actor.tenantId)).map(toTrigger);
+}
+
+export async function actorCreateTrigger(core: Core, actor: Actor, r: { action: string; params?: unknown; interval: number; runNow?: boolean; notifyHook?: string }): Promise<Trigger> {
+  requireRole(actor, 'admin');
+  const row = await createTrigger(core, {
+    tenantId: actor.tenantId,
+    action: r.action,
+    params: r.params,
+    intervalSeconds: r.interval,
+    runNow: r.runNow,
+    notifyHook: r.notifyHook,
+    createdBy: actor.userId,
+  });
+  return toTrigger(row);
+}
+
+export async function actorDeleteTrigger(core: Core, actor: Actor, id: number): Promise<void> {
+  requireRole(actor, 'admin');
+  await deleteTrigger(core, actor.tenantId, id);
+}
+
+/** Why a follow-up action cannot be taken; the task surface answers each with its own code. */
+export class FollowUpRefused extends AppError {
+  constructor(
+    readonly reason: 'no_task' | 'bad_button',
+    message: string,
+  ) {
+    super(reason === 'no_task' ? 'not_found' : 'bad_request', message);
+  }
+}
+
+/**
+ * Submits a finished job's follow-up action (`rerun`, `retry` or the action's own): a new job,
+ * its `parentId` the original, with the caller's hook and state. Returns it and how many of the
+ * tenant's jobs are due ahead of it when the tenant's workers are all busy (0 otherwise).
+ */
+export async function followUp(
+  core: Core,
+  actor: Actor,
+  r: { taskId: string; customId: string; notifyHook?: string; state?: string },
+): Promise<{ job: Job; queuedAhead: number }> {
+  requireRole(actor, 'member');
+  if (!/^[1-9]\d{0,15}$/.test(r.taskId)) throw new FollowUpRefused('no_task', `task '${r.taskId.slice(0, 40)}' does not exist`);
+  const original = await tenantJob(core, actor.tenantId, Number(r.taskId)).catch((err: unknown) => {
+    if (err instanceof AppError && err.kind === 'not_found') throw new FollowUpRefused('no_task', `task ${r.taskId} does not exist`);
+    throw err;
+  });
+  const parsed = parseCustomId(r.customId);
+  const button = parsed && parsed.jobId === original.id ? buttonsOf(original, core.jobs.actions).find((b) => b.name === parsed.name) : undefined;
+  if (!button) {
+    const offered = buttonsOf(original, core.jobs.actions);
+    throw new FollowUpRefused(
+      'bad_button',
+      offered.length === 0
+        ? `task ${original.id} is ${original.status}; follow-up actions are offered once it has finished`
+        : `customId '${r.customId.slice(0, 80)}' is not one of task ${original.id}'s buttons`,
+    );
+  }
+  const extra = core.jobs.actions.get(original.action)?.extraButtons?.find((e) => e.button.name === button.name);
+  const job = await submitJob(core, {
+    tenantId: actor.tenantId,
+    action: original.action,
+    params: extra ? extra.params(original) : original.params,
+    trigger: 'action',
+    referenceId: original.referenceId,
+    concurrencyKey: original.concurrencyKey,
+    notifyHook: r.notifyHook || original.notifyHook,
+    state: r.state ?? null,
+    parentId: original.id,
+    createdBy: actor.userId,
+  });
+  return { job, queuedAhead: await queuedAhead(core, job) };
+}
+
+/** Due jobs of the job's tenant ahead of it, when the tenant already runs as many as it may. */
+async function queuedAhead(core: Core, job: Job): Promise<number> {
+  const counts = await core.db
+    .selectFrom('jobs')
+    .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('tenant_id', '=', job.tenantId)
+    .where((eb) => eb.or([eb('status', '=', 'running'), eb.and([eb('status', '=', 'scheduled'), eb('start_at', '<=', Date.now()), eb('id', '<', job.id)])]))
+    .groupBy('status')
+    .execute();
+  const running = Number(counts.find((c) => c.status === 'running')?.n ?? 0);
+  const ahead = Number(counts.find((c) => c.status === 'scheduled')?.n ?? 0);
+  return running >= core.config.tenantJobConcurrency ? ahead + 1 : 0;
+}
+
+export function checkJobId(raw: string, field = 'jobId'): number {
+  if (!/^[1-9]\d{0,15}$/.test(raw)) throw badRequest(`${field} must be a positive integer (got '${raw.slice(0, 40)}')`, field);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n)) throw notFound(`job ${raw}`);
+  return n;
+}

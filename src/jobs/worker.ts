@@ -1,0 +1,340 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { sql } from 'kysely';
+import type { Core } from '../core.ts';
+import { PermanentJobError } from './actions.ts';
+import { announce } from './announce.ts';
+import { CancelledError, RunContext } from './context.ts';
+import type { Job, JobEventType } from './models.ts';
+import { runDueTriggers } from './scheduler.ts';
+import { toJob, type JobRow } from './store.ts';
+import { deliverDue } from './webhooks.ts';
+
+// Serializes claims across PostgreSQL processes, so per-tenant and global caps hold exactly.
+const CLAIM_LOCK = 0x59756e6a;
+
+type StopReason = 'cancel' | 'lease' | 'shutdown';
+
+interface Running {
+  job: Job;
+  controller: AbortController;
+  reason?: StopReason;
+  done: Promise<void>;
+}
+
+/** Delay before retry `attempts + 1`: 2 s, 4 s, 8 s … up to 5 minutes, ±25 % jitter. */
+export const retryDelayMs = (attempts: number) => Math.min(300_000, 2000 * 2 ** (attempts - 1)) * (0.75 + Math.random() * 0.5);
+
+/**
+ * Runs jobs in this process: claims due ones under a lease, heartbeats them, runs their action
+ * with an AbortSignal, and records the outcome (completed, retried with backoff, failed or
+ * cancelled). Also, in every process that runs jobs: expires other processes' stale leases, fires
+ * interval triggers and sends webhooks.
+ */
+export class Worker {
+  readonly id = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  private readonly running = new Map<number, Running>();
+  private stopped = false;
+  private wakeUp: (() => void) | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly offs: (() => void)[] = [];
+  private loop: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly core: Core,
+    private readonly concurrency = core.config.workers,
+  ) {}
+
+  private get leaseMs(): number {
+    return this.core.config.jobLease * 1000;
+  }
+
+  start(): void {
+    const { events } = this.core.jobs;
+    this.offs.push(events.on('wake', () => this.wake()));
+    this.offs.push(
+      events.on('cancel', (jobId) => {
+        const r = this.running.get(jobId);
+        if (r) this.abort(r, 'cancel');
+      }),
+    );
+    const every = (ms: number, task: () => Promise<unknown>, what: string) => {
+      let busy = false;
+      const t = setInterval(() => {
+        if (busy || this.stopped) return;
+        busy = true;
+        task()
+          .catch((err: unknown) => this.core.log.warn({ err }, `jobs: ${what} failed`))
+          .finally(() => (busy = false));
+      }, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    // Heartbeats well inside the lease, and often enough that a cancel noticed here (SQLite, or a
+    // lost notification) stops the job within about a second.
+    every(Math.min(1000, this.leaseMs / 3), () => this.heartbeat(), 'heartbeat');
+    every(Math.max(1000, this.leaseMs / 4), () => this.reapExpired(), 'expiring stale leases');
+    every(1000, () => runDueTriggers(this.core), 'interval triggers');
+    every(250, () => deliverDue(this.core), 'webhook delivery');
+    this.loop = this.claimLoop();
+  }
+
+  private wake(): void {
+    this.wakeUp?.();
+  }
+
+  private async claimLoop(): Promise<void> {
+    while (!this.stopped) {
+      const free = this.concurrency - this.running.size;
+      let claimed: Job[] = [];
+      if (free > 0) {
+        try {
+          claimed = await this.claim(free);
+        } catch (err) {
+          this.core.log.warn({ err }, 'jobs: claiming failed');
+        }
+      }
+      for (const job of claimed) this.start1(job);
+      // A full batch: more may be due. Otherwise wait for a job to end, a wake-up or the poll.
+      if (claimed.length > 0 && claimed.length === free) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.core.config.jobPoll);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+    }
+  }
+
+  /** Takes up to `n` due jobs, within the per-tenant and global caps. */
+  private async claim(n: number): Promise<Job[]> {
+    const { core } = this;
+    const pg = core.dialect === 'postgres';
+    const work = async (db: typeof core.db): Promise<JobRow[]> => {
+      const now = Date.now();
+      if (pg) await sql`select pg_advisory_xact_lock(${CLAIM_LOCK})`.execute(db);
+      const busy = await db.selectFrom('jobs').select(['tenant_id', (eb) => eb.fn.countAll<number>().as('n')]).where('status', '=', 'running').groupBy('tenant_id').execute();
+      const runningOf = new Map(busy.map((b) => [b.tenant_id, Number(b.n)]));
+      let room = n;
+      if (core.config.globalJobConcurrency > 0) {
+        const total = busy.reduce((s, b) => s + Number(b.n), 0);
+        room = Math.min(room, core.config.globalJobConcurrency - total);
+      }
+      if (room <= 0) return [];
+      const cap = core.config.tenantJobConcurrency;
+      const full = busy.filter((b) => Number(b.n) >= cap).map((b) => b.tenant_id);
+      let q = db.selectFrom('jobs').select(['id', 'tenant_id']).where('status', '=', 'scheduled').where('start_at', '<=', now);
+      if (full.length > 0) q = q.where('tenant_id', 'not in', full);
+      q = q.orderBy('start_at').orderBy('id').limit(room * 4);
+      const candidates = await (pg ? q.forUpdate().skipLocked() : q).execute();
+      const chosen: number[] = [];
+      for (const c of candidates) {
+        if (chosen.length >= room) break;
+        const r = runningOf.get(c.tenant_id) ?? 0;
+        if (r >= cap) continue;
+        runningOf.set(c.tenant_id, r + 1);
+        chosen.push(c.id);
+      }
+      if (chosen.length === 0) return [];
+      return db
+        .updateTable('jobs')
+        .set((eb) => ({
+          status: 'running',
+          lease_owner: this.id,
+          lease_expires_at: now + this.leaseMs,
+          attempts: eb('attempts', '+', 1),
+          started_at: eb.fn.coalesce('started_at', eb.val(now)),
+          updated_at: now,
+          sequence: eb('sequence', '+', 1),
+        }))
+        .where('id', 'in', chosen)
+        .where('status', '=', 'scheduled')
+        .returningAll()
+        .execute();
+    };
+    // SQLite: one process writes at a time anyway, and the final update re-checks each row's status.
+    const rows = pg ? await core.db.transaction().execute(work) : await work(core.db);
+    return rows.sort((a, b) => a.start_at - b.start_at || a.id - b.id).map(toJob);
+  }
+
+  private start1(job: Job): void {
+    const controller = new AbortController();
+    const entry: Running = { job, controller, done: Promise.resolve() };
+    this.running.set(job.id, entry);
+    entry.done = this.execute(entry)
+      .catch((err: unknown) => this.core.log.error({ err, jobId: job.id }, 'jobs: recording an outcome failed'))
+      .finally(() => {
+        this.running.delete(job.id);
+        this.wake();
+      });
+  }
+
+  private abort(r: Running, reason: StopReason): void {
+    if (r.controller.signal.aborted) return;
+    r.reason = reason;
+    r.controller.abort(new CancelledError(reason === 'cancel' ? 'cancelled' : reason === 'lease' ? 'lease lost' : 'shutting down'));
+  }
+
+  private async execute(r: Running): Promise<void> {
+    const { core } = this;
+    const job = r.job;
+    await announce(core, { type: 'begin', job });
+    const ctx = new RunContext(core, job, r.controller.signal, this.id);
+    if (job.cancelRequested) this.abort(r, 'cancel');
+    let result: unknown = null;
+    let failure: unknown;
+    try {
+      await ctx.init();
+      const action = core.jobs.actions.get(job.action);
+      if (!action) throw new PermanentJobError(`this build has no action '${job.action}'`);
+      result = (await action.run(ctx)) ?? null;
+    } catch (err) {
+      failure = err;
+    }
+    ctx.dispose();
+    await ctx.flush().catch(() => undefined);
+    const reason = r.reason;
+    if (reason === 'lease') {
+      core.log.warn({ jobId: job.id }, 'jobs: lease lost while running; another process owns the job now');
+      return;
+    }
+    if (reason === 'shutdown') {
+      // Not the job's fault: back to the queue without spending an attempt.
+      await this.finish(ctx, 'retry', { status: 'scheduled', start_at: Date.now(), attempts: job.attempts - 1 });
+      return;
+    }
+    if (reason === 'cancel') {
+      await this.finish(ctx, 'cancel', { status: 'cancelled' });
+      return;
+    }
+    if (failure === undefined) {
+      await this.finish(ctx, 'end', { status: 'completed', result_json: JSON.stringify(result) });
+      return;
+    }
+    const message = failure instanceof Error ? failure.message : String(failure);
+    if (!(failure instanceof PermanentJobError) && job.attempts < job.maxAttempts) {
+      core.log.info({ jobId: job.id, attempt: job.attempts, err: failure }, 'jobs: attempt failed; retrying');
+      await this.finish(ctx, 'retry', { status: 'scheduled', start_at: Date.now() + retryDelayMs(job.attempts) }, `attempt ${job.attempts} failed: ${message}`);
+      return;
+    }
+    core.log.info({ jobId: job.id, attempts: job.attempts, err: failure }, 'jobs: failed');
+    await this.finish(ctx, 'fail', { status: 'failed' }, message);
+  }
+
+  /** Records the outcome, if this process still holds the job, and announces it. */
+  private async finish(ctx: RunContext, event: JobEventType, set: { status: string; start_at?: number; attempts?: number; result_json?: string }, error?: string): Promise<void> {
+    const now = Date.now();
+    const terminal = set.status !== 'scheduled';
+    const row = await this.core.db
+      .updateTable('jobs')
+      .set((eb) => ({
+        ...set,
+        ...ctx.errorState(error),
+        stats_json: ctx.statsJson,
+        ended_at: terminal ? now : null,
+        updated_at: now,
+        lease_owner: null,
+        lease_expires_at: null,
+        cancel_requested: 0,
+        sequence: eb('sequence', '+', 1),
+      }))
+      .where('id', '=', ctx.job.id)
+      .where('lease_owner', '=', this.id)
+      .where('status', '=', 'running')
+      .returningAll()
+      .executeTakeFirst();
+    ctx.dispose();
+    if (!row) {
+      this.core.log.warn({ jobId: ctx.job.id }, 'jobs: the job was taken over before its outcome was recorded');
+      return;
+    }
+    await announce(this.core, { type: event, job: toJob(row) });
+    if (set.status === 'scheduled') await this.core.jobs.events.wake();
+  }
+
+  /** Extends the leases of this process's jobs; stops those cancelled elsewhere or taken over. */
+  private async heartbeat(): Promise<void> {
+    const ids = [...this.running.keys()];
+    if (ids.length === 0) return;
+    const rows = await this.core.db
+      .updateTable('jobs')
+      .set({ lease_expires_at: Date.now() + this.leaseMs })
+      .where('id', 'in', ids)
+      .where('lease_owner', '=', this.id)
+      .where('status', '=', 'running')
+      .returning(['id', 'cancel_requested'])
+      .execute();
+    const held = new Map(rows.map((r) => [r.id, r.cancel_requested]));
+    for (const id of ids) {
+      const r = this.running.get(id);
+      if (!r) continue;
+      if (!held.has(id)) this.abort(r, 'lease');
+      else if (held.get(id) === 1) this.abort(r, 'cancel');
+    }
+  }
+
+  /**
+   * Jobs whose worker stopped heartbeating (it died or hung): retried if attempts remain,
+   * otherwise failed; cancelled if a cancel was asked for. Never left running.
+   */
+  private async reapExpired(): Promise<void> {
+    const { core } = this;
+    const now = Date.now();
+    const stale = await core.db.selectFrom('jobs').selectAll().where('status', '=', 'running').where('lease_expires_at', '<', now).limit(100).execute();
+    for (const s of stale) {
+      const job = toJob(s);
+      const status = job.cancelRequested ? 'cancelled' : job.attempts < job.maxAttempts ? 'scheduled' : 'failed';
+      const errors = [...job.errors];
+      if (errors.length < 100) errors.push({ message: `attempt ${job.attempts}: the process running it stopped responding (lease expired)`, at: now });
+      const row = await core.db
+        .updateTable('jobs')
+        .set((eb) => ({
+          status,
+          start_at: status === 'scheduled' ? now : job.startAt,
+          ended_at: status === 'scheduled' ? null : now,
+          errors_json: JSON.stringify(errors),
+          error_count: job.errorCount + 1,
+          lease_owner: null,
+          lease_expires_at: null,
+          cancel_requested: 0,
+          updated_at: now,
+          sequence: eb('sequence', '+', 1),
+        }))
+        .where('id', '=', job.id)
+        .where('status', '=', 'running')
+        .where('lease_expires_at', '<', now)
+        .returningAll()
+        .executeTakeFirst();
+      if (!row) continue;
+      core.log.warn({ jobId: job.id, status }, 'jobs: lease expired');
+      await announce(core, { type: status === 'scheduled' ? 'retry' : status === 'failed' ? 'fail' : 'cancel', job: toJob(row) });
+      if (status === 'scheduled') await core.jobs.events.wake();
+    }
+  }
+
+  /**
+   * Stops claiming; running jobs get until `graceMs` to finish, then are stopped and go back to
+   * the queue for another process (their attempt not counted).
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wake();
+    for (const t of this.timers) clearInterval(t);
+    for (const off of this.offs) off();
+    await this.loop;
+    const all = () => Promise.all([...this.running.values()].map((r) => r.done));
+    const timeout = new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), graceMs).unref());
+    if ((await Promise.race([all(), timeout])) === 'timeout') {
+      for (const r of this.running.values()) this.abort(r, 'shutdown');
+      await all();
+    }
+  }
+
+  /** Jobs running in this process now. */
+  get active(): number {
+    return this.running.size;
+  }
+}
