@@ -2,10 +2,13 @@ import { randomUUID } from 'node:crypto';
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Core } from '../core.ts';
 import { authRoutes } from './api/auth.ts';
+import { sseRoutes } from './events/sse.ts';
+import { wsRoutes } from './events/ws.ts';
 import { usePlatformErrors } from './api/envelope.ts';
 import { jobRoutes } from './api/jobs.ts';
 import { keyRoutes } from './api/keys.ts';
@@ -88,6 +91,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
       await api.register(userRoutes, { core });
       await api.register(keyRoutes, { core });
       await api.register(jobRoutes, { core });
+      await api.register(sseRoutes, { core });
     },
     { prefix: '/api' },
   );
@@ -103,6 +107,11 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
     },
     { prefix: '/v1' },
   );
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  await app.register(async (ws) => {
+    useAuth(ws, core);
+    await ws.register(wsRoutes, { core });
+  });
   await app.register(
     async (tasks) => {
       useTaskErrors(tasks, allowedMethods);

@@ -14,18 +14,24 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** `false`: no credentials needed; `'optional'`: used when present. Default: required. */
     auth?: false | 'optional';
+    /** Also take the token from `?token=` (WebSocket and EventSource clients cannot set headers). */
+    queryToken?: boolean;
   }
 }
 
 const MAX_TOKEN_LENGTH = 256;
 
-/** The bearer token of a request: `Authorization: Bearer …`, else the session cookie. */
+/** The bearer token of a request: `Authorization: Bearer …`, else `?token=` where the route allows it, else the session cookie. */
 export function requestToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (header !== undefined) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) throw unauthorized('Authorization header must be "Bearer <token>"');
     return match[1];
+  }
+  if (request.routeOptions.config.queryToken) {
+    const token = (request.query as { token?: unknown } | undefined)?.token;
+    if (typeof token === 'string' && token !== '') return token;
   }
   return request.cookies?.[SESSION_COOKIE] || undefined;
 }
