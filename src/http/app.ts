@@ -23,6 +23,7 @@ import { packageRoutes } from './v1/packages.ts';
 import { userSpaceRoutes } from './v1/userSpaces.ts';
 import { trackRouteMethods } from './methods.ts';
 import { useTaskErrors } from './mj/envelope.ts';
+import { publicRoutes } from './public/jobs.ts';
 import { taskRoutes } from './mj/tasks.ts';
 import { validatorCompiler } from './validation.ts';
 
@@ -106,6 +107,13 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
       await storage.register(userSpaceRoutes, { core });
     },
     { prefix: '/v1' },
+  );
+  await app.register(
+    async (project) => {
+      useAuth(project, core);
+      await project.register(publicRoutes, { core });
+    },
+    { prefix: '/public' },
   );
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   await app.register(async (ws) => {

@@ -1,7 +1,9 @@
 import { ActionCatalog } from './actions.ts';
+import { packageFromSpace, packageToSpace } from '../spaces/transfer.ts';
+import { deleteUserData } from '../storage/userData.ts';
 import { noop } from './noop.ts';
 
 /** Every kind of job this build runs. */
 export function actionCatalog(): ActionCatalog {
-  return new ActionCatalog([noop]);
+  return new ActionCatalog([noop, deleteUserData, packageFromSpace, packageToSpace]);
 }

@@ -66,9 +66,11 @@ export class RunContext implements JobContext {
     this.touch();
   }
 
-  error(message: string, item?: string): void {
+  error(message: string, item?: string, code?: string): void {
     this.errorCount++;
-    if (this.errors.length < KEPT_ERRORS) this.errors.push({ message: message.slice(0, 2000), at: Date.now(), ...(item !== undefined ? { item } : {}) });
+    if (this.errors.length < KEPT_ERRORS) {
+      this.errors.push({ message: message.slice(0, 2000), at: Date.now(), ...(item !== undefined ? { item } : {}), ...(code !== undefined ? { code } : {}) });
+    }
     this.touch();
   }
 
@@ -77,8 +79,8 @@ export class RunContext implements JobContext {
   }
 
   /** The job's kept errors and their count, as the final write records them. */
-  errorState(extra?: string): { errors_json: string | null; error_count: number } {
-    if (extra !== undefined) this.error(extra);
+  errorState(extra?: string, code?: string): { errors_json: string | null; error_count: number } {
+    if (extra !== undefined) this.error(extra, undefined, code);
     return { errors_json: this.errors.length ? JSON.stringify(this.errors) : null, error_count: this.errorCount };
   }
 

@@ -3,7 +3,7 @@ import { Value } from '@sinclair/typebox/value';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { JobsTable } from '../db/schema.ts';
-import { AppError, badRequest, conflict, notFound } from '../errors.ts';
+import { AppError, badRequest, conflict, notFound, type ErrorKind } from '../errors.ts';
 import { announce } from './announce.ts';
 import { isTerminal, type Job, type JobStatus, type JobTrigger } from './models.ts';
 import { checkHookUrl } from './webhooks.ts';
@@ -176,6 +176,16 @@ export async function jobsByIds(core: Core, tenantId: number, ids: number[]): Pr
   if (ids.length === 0) return [];
   const rows = await core.db.selectFrom('jobs').selectAll().where('tenant_id', '=', tenantId).where('id', 'in', ids).execute();
   return rows.map(toJob);
+}
+
+const KINDS: readonly ErrorKind[] = ['bad_request', 'unauthorized', 'forbidden', 'not_found', 'conflict', 'too_large', 'rate_limited', 'unavailable', 'backend_failed', 'insufficient_storage'];
+
+/** A failed or cancelled job's failure as the error a request running it answers with. */
+export function failureOf(job: Job): AppError {
+  if (job.status === 'cancelled') return conflict(`job ${job.id} was cancelled`);
+  const fatal = [...job.errors].reverse().find((e) => e.item === undefined);
+  const kind = KINDS.find((k) => k === fatal?.code) ?? 'backend_failed';
+  return new AppError(kind, fatal?.message ?? `job ${job.id} failed`);
 }
 
 /** How long a cancel request waits for a running job to stop before answering with what it sees. */

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import type { Core } from '../core.ts';
+import { AppError } from '../errors.ts';
 import { PermanentJobError } from './actions.ts';
 import { announce } from './announce.ts';
 import { CancelledError, RunContext } from './context.ts';
@@ -214,24 +215,33 @@ export class Worker {
       return;
     }
     const message = failure instanceof Error ? failure.message : String(failure);
-    if (!(failure instanceof PermanentJobError) && job.attempts < job.maxAttempts) {
+    const code = failure instanceof AppError ? failure.kind : undefined;
+    // A client's mistake (a missing package, a bad path) fails the same way every time; a backend may recover.
+    const permanent = failure instanceof PermanentJobError || (failure instanceof AppError && failure.kind !== 'backend_failed' && failure.kind !== 'unavailable');
+    if (!permanent && job.attempts < job.maxAttempts) {
       core.log.info({ jobId: job.id, attempt: job.attempts, err: failure }, 'jobs: attempt failed; retrying');
       await this.finish(ctx, 'retry', { status: 'scheduled', start_at: Date.now() + retryDelayMs(job.attempts) }, `attempt ${job.attempts} failed: ${message}`);
       return;
     }
     core.log.info({ jobId: job.id, attempts: job.attempts, err: failure }, 'jobs: failed');
-    await this.finish(ctx, 'fail', { status: 'failed' }, message);
+    await this.finish(ctx, 'fail', { status: 'failed' }, message, code);
   }
 
   /** Records the outcome, if this process still holds the job, and announces it. */
-  private async finish(ctx: RunContext, event: JobEventType, set: { status: string; start_at?: number; attempts?: number; result_json?: string }, error?: string): Promise<void> {
+  private async finish(
+    ctx: RunContext,
+    event: JobEventType,
+    set: { status: string; start_at?: number; attempts?: number; result_json?: string },
+    error?: string,
+    code?: string,
+  ): Promise<void> {
     const now = Date.now();
     const terminal = set.status !== 'scheduled';
     const row = await this.core.db
       .updateTable('jobs')
       .set((eb) => ({
         ...set,
-        ...ctx.errorState(error),
+        ...ctx.errorState(error, code),
         stats_json: ctx.statsJson,
         ended_at: terminal ? now : null,
         updated_at: now,

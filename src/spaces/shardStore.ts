@@ -111,6 +111,20 @@ export class ShardStore {
   }
 
   /**
+   * Removes one shard if nothing uses it and it is older than `graceMs` (a younger one may be an
+   * upload's that has not committed yet; the sweeper takes it later if it stays unused). Returns
+   * the bytes freed, 0 if it stays.
+   */
+  async removeIfUnused(hash: string, graceMs: number, inUse: (hash: string) => Promise<boolean>): Promise<number> {
+    const key = shardKey(this.workingDir, hash);
+    const entry = await this.backend.stat(key);
+    if (!entry || entry.mtimeMs >= Date.now() - graceMs || (await inUse(hash))) return 0;
+    await this.backend.remove(key);
+    await this.quota.release(entry.size);
+    return entry.size;
+  }
+
+  /**
    * Removes temporary files and unused shards older than `graceMs`. A shard is looked at again just
    * before it goes, so one an upload has just renamed into place (new again) stays.
    */

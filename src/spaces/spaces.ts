@@ -325,6 +325,14 @@ export function asClientError(err: unknown): unknown {
  * Removes bytes no object references any more (older than the grace period), and what interrupted
  * writes left, in every space. `recount` also sets each space's byte count from what it holds.
  */
+/** Whether an object or an unfinished upload's part still names these bytes. */
+export async function shardInUse(core: Core, spaceId: number, hash: string): Promise<boolean> {
+  const ref = await core.db.selectFrom('objects').select('id').where('space_id', '=', spaceId).where('hash', '=', hash).limit(1).executeTakeFirst();
+  if (ref) return true;
+  const part = await core.db.selectFrom('object_parts').select('object_id').where('space_id', '=', spaceId).where('hash', '=', hash).limit(1).executeTakeFirst();
+  return part !== undefined;
+}
+
 export async function sweepSpaces(core: Core, options: { recount?: boolean } = {}): Promise<{ removed: number; bytes: number; failed: number }> {
   const rows = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('shard_max_size', 'is not', null).execute();
   const total = { removed: 0, bytes: 0, failed: 0 };
@@ -334,12 +342,7 @@ export async function sweepSpaces(core: Core, options: { recount?: boolean } = {
       const space = handleOf(core, row);
       const started = Date.now();
       await space.backend.cleanup(started - graceMs);
-      const result = await space.store!.sweep(graceMs, async (hash) => {
-        const ref = await core.db.selectFrom('objects').select('id').where('space_id', '=', space.id).where('hash', '=', hash).limit(1).executeTakeFirst();
-        if (ref) return true;
-        const part = await core.db.selectFrom('object_parts').select('object_id').where('space_id', '=', space.id).where('hash', '=', hash).limit(1).executeTakeFirst();
-        return part !== undefined;
-      });
+      const result = await space.store!.sweep(graceMs, (hash) => shardInUse(core, space.id, hash));
       if (options.recount) await core.db.updateTable('user_spaces').set({ used_bytes: result.kept }).where('id', '=', space.id).execute();
       total.removed += result.removed;
       total.bytes += result.bytes;
