@@ -176,7 +176,7 @@ function post(url: string, body: string, headers: Record<string, string>, timeou
 export const signature = (secret: string, body: string) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 
 /** Seconds before attempt `n + 1`: 1, 2, 4 … 64, with jitter. */
-const backoffMs = (attempts: number) => Math.min(64, 2 ** (attempts - 1)) * 1000 * (0.75 + Math.random() * 0.5);
+const backoffMs = (attempts: number) => Math.round(Math.min(64, 2 ** (attempts - 1)) * 1000 * (0.75 + Math.random() * 0.5));
 
 /**
  * Sends what is due: for each job, only its lowest pending sequence (so a hook never sees event

@@ -24,7 +24,7 @@ interface Running {
 }
 
 /** Delay before retry `attempts + 1`: 2 s, 4 s, 8 s … up to 5 minutes, ±25 % jitter. */
-export const retryDelayMs = (attempts: number) => Math.min(300_000, 2000 * 2 ** (attempts - 1)) * (0.75 + Math.random() * 0.5);
+export const retryDelayMs = (attempts: number) => Math.round(Math.min(300_000, 2000 * 2 ** (attempts - 1)) * (0.75 + Math.random() * 0.5));
 
 /**
  * Runs jobs in this process: claims due ones under a lease, heartbeats them, runs their action
