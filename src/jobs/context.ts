@@ -25,6 +25,8 @@ export class RunContext implements JobContext {
   private lines: JobLogLine[] = [];
   private nextLine = 1;
   private dirty = false;
+  /** Stats or errors changed since the last write (log lines alone need no update of the job). */
+  private stateChanged = false;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -45,6 +47,7 @@ export class RunContext implements JobContext {
 
   /** Continues the log numbering of earlier attempts. */
   async init(): Promise<void> {
+    if (this.job.attempts <= 1) return;
     const row = await this.core.db.selectFrom('job_logs').select((eb) => eb.fn.max('line').as('last')).where('job_id', '=', this.job.id).executeTakeFirst();
     this.nextLine = Number(row?.last ?? 0) + 1;
   }
@@ -56,6 +59,7 @@ export class RunContext implements JobContext {
 
   stats(values: Record<string, number>): void {
     this.stats_ = { ...this.stats_, ...values };
+    this.stateChanged = true;
     this.touch();
   }
 
@@ -68,6 +72,7 @@ export class RunContext implements JobContext {
 
   error(message: string, item?: string, code?: string): void {
     this.errorCount++;
+    this.stateChanged = true;
     if (this.errors.length < KEPT_ERRORS) {
       this.errors.push({ message: message.slice(0, 2000), at: Date.now(), ...(item !== undefined ? { item } : {}), ...(code !== undefined ? { code } : {}) });
     }
@@ -118,6 +123,11 @@ export class RunContext implements JobContext {
         .values(lines.map((l, i) => ({ job_id: this.job.id, line: first + i, level: l.level, message: l.message, at: l.at })))
         .execute();
     }
+    if (!progressChanged && !this.stateChanged) {
+      for (const line of lines) await announce(this.core, { type: 'log', job: this.job, line });
+      return;
+    }
+    this.stateChanged = false;
     const now = Date.now();
     const row = await this.core.db
       .updateTable('jobs')

@@ -28,6 +28,8 @@ export class JobEvents {
   private readonly origin = randomUUID();
   private listener: pg.Client | undefined;
   private closed = false;
+  private queue: string[] = [];
+  private flushing: Promise<void> | undefined;
 
   constructor(
     private readonly db: Db,
@@ -80,24 +82,39 @@ export class JobEvents {
     if (m.o === this.origin) return;
     if (m.k === 'wake') this.emitter.emit('wake');
     else if (m.k === 'cancel') this.emitter.emit('cancel', m.jobId);
-    else if (m.k === 'event') this.emitter.emit('event', m.event);
+    else if (m.k === 'event') {
+      this.emitter.emit('event', m.event);
+      if (m.event.type === 'created' || m.event.type === 'retry') this.emitter.emit('wake');
+    }
     else if (m.k === 'eventRef') {
       const job = await this.load(m.jobId).catch(() => undefined);
       if (job) this.emitter.emit('event', { type: m.type, job } satisfies JobEvent);
+      if (m.type === 'created' || m.type === 'retry') this.emitter.emit('wake');
     }
   }
 
-  private async notify(m: Message): Promise<void> {
-    if (this.dialect !== 'postgres' || this.closed) return;
+  /**
+   * Queues a notification; everything queued in the same turn of the event loop goes in one
+   * statement (`pg_notify` over an array), so a burst of job events costs one round trip.
+   */
+  private notify(m: Message): Promise<void> {
+    if (this.dialect !== 'postgres' || this.closed) return Promise.resolve();
     let payload = JSON.stringify(m);
     if (payload.length > MAX_PAYLOAD && m.k === 'event') {
       payload = JSON.stringify({ o: this.origin, k: 'eventRef', type: m.event.type, jobId: m.event.job.id } satisfies Message);
     }
-    try {
-      await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(this.db);
-    } catch (err) {
-      this.log.warn({ err }, 'job events: notify failed');
-    }
+    this.queue.push(payload);
+    this.flushing ??= new Promise<void>((resolve) => {
+      setImmediate(() => {
+        const batch = this.queue.splice(0);
+        this.flushing = undefined;
+        sql`select pg_notify(${CHANNEL}, m) from unnest(${batch}::text[]) with ordinality as t(m, n) order by n`
+          .execute(this.db)
+          .catch((err: unknown) => this.log.warn({ err }, 'job events: notify failed'))
+          .finally(resolve);
+      });
+    });
+    return this.flushing;
   }
 
   publish(event: JobEvent): Promise<void> {
@@ -105,10 +122,13 @@ export class JobEvents {
     return this.notify({ o: this.origin, k: 'event', event });
   }
 
-  /** A job became due: idle workers, here and elsewhere, look now. */
-  wake(): Promise<void> {
+  /**
+   * A job became due: idle workers here look now. Other processes' workers wake on the job's
+   * `created` or `retry` event; `notifyOthers` is for changes that have no such event.
+   */
+  wake(notifyOthers = false): Promise<void> {
     this.emitter.emit('wake');
-    return this.notify({ o: this.origin, k: 'wake' });
+    return notifyOthers ? this.notify({ o: this.origin, k: 'wake' }) : Promise.resolve();
   }
 
   /** A running job should stop, wherever it runs. */
