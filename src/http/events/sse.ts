@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsync } from 'fastify';
 import { requireRole } from '../../accounts/actor.ts';
 import type { Core } from '../../core.ts';
+import { errorResponses } from '../api/envelope.ts';
 import { actorOf } from '../auth.ts';
 import { subscribeTenant } from './subscribe.ts';
 
@@ -18,7 +19,14 @@ export const sseRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { core 
   app.addHook('preClose', async () => {
     for (const res of open) res.end();
   });
-  app.get('/events', { config: { queryToken: true }, schema: { tags: ['Jobs'], summary: "The tenant's job events as Server-Sent Events", security: [{ bearer: [] }] } }, (request, reply) => {
+  app.get('/events', { config: { queryToken: true }, schema: {
+        tags: ['Jobs'],
+        summary: "The tenant's job events as Server-Sent Events",
+        description: 'A `text/event-stream`: `event: <cmd>`, `id: <job id>-<sequence>`, `data: {cmd, code, msg, data}` as on `/ws`. Token: header, cookie or `?token=`.',
+        security: [{ bearer: [] }],
+        response: errorResponses,
+      },
+    }, (request, reply) => {
     const actor = actorOf(request);
     requireRole(actor, 'viewer');
     reply.hijack();

@@ -14,6 +14,7 @@ const PING_MS = 30_000;
  * Messages from the client are ignored.
  */
 export const wsRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { core }) => {
+  // OpenAPI cannot describe a WebSocket; the README does.
   app.get('/ws', { websocket: true, config: { queryToken: true }, schema: { hide: true } }, (socket, request) => {
     const actor = actorOf(request);
     requireRole(actor, 'viewer');
