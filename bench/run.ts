@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { accountsBench } from './accounts.ts';
+import { jobsBench } from './jobs.ts';
 import { ROOT } from './lib.ts';
 import { listingBench } from './listing.ts';
 import { storageBench } from './storage.ts';
@@ -10,6 +11,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   accounts: accountsBench,
   storage: storageBench,
   listing: listingBench,
+  jobs: jobsBench,
 };
 
 const wanted = process.argv.slice(2);

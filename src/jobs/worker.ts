@@ -14,6 +14,8 @@ import { deliverDue } from './webhooks.ts';
 // Serializes claims across PostgreSQL processes, so per-tenant and global caps hold exactly.
 const CLAIM_LOCK = 0x59756e6a;
 
+const WAKE_GATHER_MS = 5;
+
 type StopReason = 'cancel' | 'lease' | 'shutdown';
 
 interface Running {
@@ -37,6 +39,7 @@ export class Worker {
   private readonly running = new Map<number, Running>();
   private stopped = false;
   private wakeUp: (() => void) | undefined;
+  private woken = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly offs: (() => void)[] = [];
   private loop: Promise<void> = Promise.resolve();
@@ -81,6 +84,8 @@ export class Worker {
   }
 
   private wake(): void {
+    // Remembered when the loop is busy claiming, so no wake-up is lost.
+    this.woken = true;
     this.wakeUp?.();
   }
 
@@ -98,14 +103,20 @@ export class Worker {
       for (const job of claimed) this.start1(job);
       // A full batch: more may be due. Otherwise wait for a job to end, a wake-up or the poll.
       if (claimed.length > 0 && claimed.length === free) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.core.config.jobPoll);
-        this.wakeUp = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wakeUp = undefined;
+      if (!this.woken) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.core.config.jobPoll);
+          this.wakeUp = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wakeUp = undefined;
+      }
+      // Wake-ups come in bursts (a job submitted, another ended): gathering them for a moment makes
+      // one claim of many jobs instead of many claims of one.
+      if (this.woken) await new Promise((r) => setTimeout(r, WAKE_GATHER_MS));
+      this.woken = false;
     }
   }
 
