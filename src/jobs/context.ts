@@ -102,6 +102,22 @@ export class RunContext implements JobContext {
     }, FLUSH_MS);
   }
 
+  /**
+   * For the final write of a job that completed: its unwritten log lines (numbered), after any
+   * progress or stats still to be saved have been written the usual way.
+   */
+  async finalLines(): Promise<{ job_id: number; line: number; level: string; message: string; at: number }[]> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flushing;
+    if (this.pendingProgress !== undefined || this.stateChanged) await this.flush();
+    this.dirty = false;
+    const lines = this.lines.splice(0);
+    const first = this.nextLine;
+    this.nextLine += lines.length;
+    return lines.map((l, i) => ({ job_id: this.job.id, line: first + i, level: l.level, message: l.message, at: l.at }));
+  }
+
   /** Writes what was reported since the last write (one at a time, in order). */
   flush(): Promise<void> {
     clearTimeout(this.timer);

@@ -5,6 +5,7 @@ import type { Core } from '../core.ts';
 import { AppError } from '../errors.ts';
 import { PermanentJobError } from './actions.ts';
 import { announce } from './announce.ts';
+import { Completions } from './completions.ts';
 import { CancelledError, RunContext } from './context.ts';
 import type { Job, JobEventType } from './models.ts';
 import { runDueTriggers } from './scheduler.ts';
@@ -43,11 +44,14 @@ export class Worker {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly offs: (() => void)[] = [];
   private loop: Promise<void> = Promise.resolve();
+  private readonly completions: Completions;
 
   constructor(
     private readonly core: Core,
     private readonly concurrency = core.config.workers,
-  ) {}
+  ) {
+    this.completions = new Completions(core, this.id);
+  }
 
   private get leaseMs(): number {
     return this.core.config.jobLease * 1000;
@@ -206,8 +210,13 @@ export class Worker {
       failure = err;
     }
     ctx.dispose();
-    await ctx.flush().catch(() => undefined);
     const reason = r.reason;
+    if (failure === undefined && reason === undefined) {
+      // The common case, written together with other jobs ending now.
+      if (!(await this.completions.add(ctx, result))) core.log.warn({ jobId: job.id }, 'jobs: the job was taken over before its outcome was recorded');
+      return;
+    }
+    await ctx.flush().catch(() => undefined);
     if (reason === 'lease') {
       core.log.warn({ jobId: job.id }, 'jobs: lease lost while running; another process owns the job now');
       return;

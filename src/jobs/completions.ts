@@ -1,0 +1,89 @@
+import { sql } from 'kysely';
+import type { Core } from '../core.ts';
+import { announce } from './announce.ts';
+import type { RunContext } from './context.ts';
+import { toJob, type JobRow } from './store.ts';
+
+interface Pending {
+  ctx: RunContext;
+  result: unknown;
+  done: (recorded: boolean) => void;
+  failed: (err: unknown) => void;
+}
+
+/** Completions written together at most; a bigger burst makes several statements. */
+const MAX_BATCH = 200;
+
+/**
+ * Records completed jobs of one worker in batches: the jobs that end in the same turn of the event
+ * loop get one insert for their log lines and one update for their outcomes, instead of two
+ * statements each. Each job's row is still only updated while this worker holds its lease.
+ */
+export class Completions {
+  private queue: Pending[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly core: Core,
+    private readonly owner: string,
+  ) {}
+
+  /** Resolves once written and announced: true, or false when the job was no longer this worker's. */
+  add(ctx: RunContext, result: unknown): Promise<boolean> {
+    return new Promise<boolean>((done, failed) => {
+      this.queue.push({ ctx, result, done, failed });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        void this.drain();
+      });
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      try {
+        const recorded = await this.write(batch);
+        for (const p of batch) p.done(recorded.has(p.ctx.job.id));
+      } catch (err) {
+        for (const p of batch) p.failed(err);
+      }
+    }
+  }
+
+  private async write(batch: Pending[]): Promise<Set<number>> {
+    const { core } = this;
+    const lines = (await Promise.all(batch.map((p) => p.ctx.finalLines()))).flat();
+    if (lines.length > 0) await core.db.insertInto('job_logs').values(lines).execute();
+    const now = Date.now();
+    const values = JSON.stringify(
+      batch.map((p) => {
+        const { errors_json, error_count } = p.ctx.errorState();
+        return { id: p.ctx.job.id, result: JSON.stringify(p.result), stats: p.ctx.statsJson, errors: errors_json, error_count };
+      }),
+    );
+    const set = sql`status = 'completed', result_json = v.result, stats_json = v.stats, errors_json = v.errors, error_count = v.error_count,
+      ended_at = ${now}, updated_at = ${now}, lease_owner = null, lease_expires_at = null, cancel_requested = 0`;
+    const { rows } =
+      core.dialect === 'postgres'
+        ? await sql<JobRow>`update jobs as j set ${set}, sequence = j.sequence + 1
+            from json_to_recordset(${values}::json) as v(id bigint, result text, stats text, errors text, error_count integer)
+            where j.id = v.id and j.lease_owner = ${this.owner} and j.status = 'running'
+            returning j.*`.execute(core.db)
+        : await sql<JobRow>`update jobs set ${set}, sequence = jobs.sequence + 1
+            from (select json_extract(value, '$.id') as id, json_extract(value, '$.result') as result, json_extract(value, '$.stats') as stats,
+                         json_extract(value, '$.errors') as errors, json_extract(value, '$.error_count') as error_count
+                  from json_each(${values})) as v
+            where jobs.id = v.id and jobs.lease_owner = ${this.owner} and jobs.status = 'running'
+            returning *`.execute(core.db);
+    const byId = new Map(batch.map((p) => [p.ctx.job.id, p.ctx]));
+    for (const line of lines) {
+      const ctx = byId.get(line.job_id)!;
+      await announce(core, { type: 'log', job: ctx.job, line: { level: line.level as 'info', message: line.message, at: line.at } });
+    }
+    for (const row of rows) await announce(core, { type: 'end', job: toJob(row) });
+    return new Set(rows.map((r) => r.id));
+  }
+}
