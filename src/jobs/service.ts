@@ -139,15 +139,22 @@ export async function followUp(
   return { job, queuedAhead: await queuedAhead(core, job) };
 }
 
-/** Due jobs of the job's tenant ahead of it, when the tenant already runs as many as it may. */
+/**
+ * The job's place in its tenant's queue (1: next) when the tenant already runs as many jobs as it
+ * may; 0 when it has started or a worker slot is free for it.
+ */
 async function queuedAhead(core: Core, job: Job): Promise<number> {
   const counts = await core.db
     .selectFrom('jobs')
     .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
     .where('tenant_id', '=', job.tenantId)
+    .where('id', '!=', job.id)
     .where((eb) => eb.or([eb('status', '=', 'running'), eb.and([eb('status', '=', 'scheduled'), eb('start_at', '<=', Date.now()), eb('id', '<', job.id)])]))
     .groupBy('status')
     .execute();
+  // Already claimed (workers were woken by the submit): it is not waiting.
+  const now = await core.db.selectFrom('jobs').select('status').where('id', '=', job.id).executeTakeFirst();
+  if (now?.status !== 'scheduled') return 0;
   const running = Number(counts.find((c) => c.status === 'running')?.n ?? 0);
   const ahead = Number(counts.find((c) => c.status === 'scheduled')?.n ?? 0);
   return running >= core.config.tenantJobConcurrency ? ahead + 1 : 0;

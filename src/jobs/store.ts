@@ -2,11 +2,12 @@ import type { Selectable } from 'kysely';
 import { Value } from '@sinclair/typebox/value';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
+import type { Db } from '../db/index.ts';
 import type { JobsTable } from '../db/schema.ts';
 import { AppError, badRequest, conflict, notFound, type ErrorKind } from '../errors.ts';
 import { announce } from './announce.ts';
 import { isTerminal, type Job, type JobStatus, type JobTrigger } from './models.ts';
-import { checkHookUrl } from './webhooks.ts';
+import { checkHookUrl, enqueueDelivery, hookFor } from './webhooks.ts';
 
 export type JobRow = Selectable<JobsTable>;
 
@@ -87,40 +88,49 @@ export async function submitJob(core: Core, spec: JobSpec): Promise<Job> {
   const definition = core.jobs.actions.get(spec.action)!;
   if (spec.notifyHook) await checkHookUrl(core, spec.notifyHook, 'notifyHook');
   const now = Date.now();
-  let row: JobRow;
+  const hook = await hookFor(core, spec.tenantId, spec.notifyHook || null);
+  let job: Job;
   try {
-    row = await core.db
-      .insertInto('jobs')
-      .values({
-        tenant_id: spec.tenantId,
-        action: spec.action,
-        trigger: spec.trigger ?? 'manual',
-        description: spec.description ?? definition.describe(params),
-        reference_id: spec.referenceId ?? null,
-        params_json: JSON.stringify(params),
-        status: 'scheduled',
-        concurrency_key: spec.concurrencyKey ?? null,
-        progress_json: null,
-        stats_json: null,
-        result_json: null,
-        errors_json: null,
-        notify_hook: spec.notifyHook || null,
-        state: spec.state ?? null,
-        parent_id: spec.parentId ?? null,
-        trigger_id: spec.triggerId ?? null,
-        created_by: spec.createdBy ?? null,
-        max_attempts: definition.maxAttempts,
-        lease_owner: null,
-        lease_expires_at: null,
-        sequence: 1,
-        start_at: spec.startAt ?? now,
-        started_at: null,
-        ended_at: null,
-        created_at: now,
-        updated_at: null,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    // The created event's webhook delivery is written with the job: another process may claim the
+    // job the moment it commits, and its later events must queue behind this one.
+    const insert = async (trx: Db) => {
+      const row = await trx
+        .insertInto('jobs')
+        .values({
+          tenant_id: spec.tenantId,
+          action: spec.action,
+          trigger: spec.trigger ?? 'manual',
+          description: spec.description ?? definition.describe(params),
+          reference_id: spec.referenceId ?? null,
+          params_json: JSON.stringify(params),
+          status: 'scheduled',
+          concurrency_key: spec.concurrencyKey ?? null,
+          progress_json: null,
+          stats_json: null,
+          result_json: null,
+          errors_json: null,
+          notify_hook: spec.notifyHook || null,
+          state: spec.state ?? null,
+          parent_id: spec.parentId ?? null,
+          trigger_id: spec.triggerId ?? null,
+          created_by: spec.createdBy ?? null,
+          max_attempts: definition.maxAttempts,
+          lease_owner: null,
+          lease_expires_at: null,
+          sequence: 1,
+          start_at: spec.startAt ?? now,
+          started_at: null,
+          ended_at: null,
+          created_at: now,
+          updated_at: null,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const created = toJob(row);
+      if (hook) await enqueueDelivery(core, { type: 'created', job: created }, trx);
+      return created;
+    };
+    job = hook ? await core.db.transaction().execute(insert) : await insert(core.db);
   } catch (err) {
     if (spec.concurrencyKey && isUniqueViolation(err)) {
       const existing = await activeJobByKey(core, spec.concurrencyKey);
@@ -129,8 +139,7 @@ export async function submitJob(core: Core, spec: JobSpec): Promise<Job> {
     }
     throw err;
   }
-  const job = toJob(row);
-  await announce(core, { type: 'created', job });
+  await announce(core, { type: 'created', job }, { deliveryRecorded: hook !== null });
   if (job.startAt <= now) await core.jobs.events.wake();
   return job;
 }

@@ -3,7 +3,9 @@ import { lookup } from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import type { Kysely } from 'kysely';
 import type { Core } from '../core.ts';
+import type { Database } from '../db/schema.ts';
 import { badRequest, notFound } from '../errors.ts';
 import type { JobEvent } from './models.ts';
 import { eventName, isTask, platformJob, task } from './views.ts';
@@ -88,12 +90,13 @@ export async function tenantWebhook(core: Core, tenantId: number): Promise<{ url
 // Tenants' default hooks, looked up once a second at most per tenant: every job event asks.
 const tenantHooks = new Map<number, { url: string | null; at: number }>();
 
-async function hookOf(core: Core, event: JobEvent): Promise<string | null> {
-  if (event.job.notifyHook) return event.job.notifyHook;
-  const cached = tenantHooks.get(event.job.tenantId);
+/** Where a job's events go: its own hook, else its tenant's default, else nowhere. */
+export async function hookFor(core: Core, tenantId: number, notifyHook: string | null): Promise<string | null> {
+  if (notifyHook) return notifyHook;
+  const cached = tenantHooks.get(tenantId);
   if (cached && cached.at > Date.now() - 1000) return cached.url;
-  const row = await core.db.selectFrom('tenants').select('webhook_url').where('id', '=', event.job.tenantId).executeTakeFirst();
-  tenantHooks.set(event.job.tenantId, { url: row?.webhook_url ?? null, at: Date.now() });
+  const row = await core.db.selectFrom('tenants').select('webhook_url').where('id', '=', tenantId).executeTakeFirst();
+  tenantHooks.set(tenantId, { url: row?.webhook_url ?? null, at: Date.now() });
   return row?.webhook_url ?? null;
 }
 
@@ -103,11 +106,15 @@ export function webhookPayload(core: Core, event: JobEvent): Record<string, unkn
   return { ...view, event: eventName(event.type, event.job, core.jobs.actions), sequence: event.job.sequence };
 }
 
-export async function enqueueDelivery(core: Core, event: JobEvent): Promise<void> {
-  const url = await hookOf(core, event);
+/**
+ * Records the event's delivery, if the job has a hook. `db` is a transaction when the event's
+ * change is being written in it, so the delivery exists as soon as the change does.
+ */
+export async function enqueueDelivery(core: Core, event: JobEvent, db: Kysely<Database> = core.db): Promise<void> {
+  const url = await hookFor(core, event.job.tenantId, event.job.notifyHook);
   if (!url) return;
   const now = Date.now();
-  await core.db
+  await db
     .insertInto('job_deliveries')
     .values({
       job_id: event.job.id,

@@ -29,6 +29,13 @@ const SubmitResult = Type.Object(
 const TaskIdText = Type.String({ minLength: 1, maxLength: 40 });
 const MAX_IDS = 1000;
 
+/** A task id is a job id written plainly (`"42"`); anything else (`"0"`, `"-1"`, `"1.5"`, `"007"`, beyond 2^53) names no task. */
+function jobIdOf(text: string): number | undefined {
+  if (!/^[1-9]\d{0,15}$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
 /**
  * The task surface (002-task-action): jobs shown as tasks, and follow-up actions on finished ones.
  * Application outcomes of `submit/action` are answered 200 with their `code`, as the spec's clients
@@ -43,16 +50,17 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
       schema: {
         tags,
         summary: 'One task',
-        description: 'An id that is not a number, or no task of your tenant: 404.',
+        description: 'An id that is not a positive integer, or no task of your tenant: 404 (another tenant\'s task is as absent as a missing one).',
         security,
-        params: Type.Object({ id: TaskIdText }),
+        params: Type.Object({ id: Type.String({ maxLength: 1000 }) }),
         response: { 200: Task, ...taskErrors },
       },
     },
     async (request) => {
       const actor = actorOf(request);
-      if (!/^[1-9]\d{0,15}$/.test(request.params.id)) throw new AppError('not_found', `task '${request.params.id}' not found`);
-      return view(await actorJob(core, actor, Number(request.params.id)));
+      const id = jobIdOf(request.params.id);
+      if (id === undefined) throw new AppError('not_found', `task '${request.params.id.slice(0, 40)}' not found`);
+      return view(await actorJob(core, actor, id));
     },
   );
 
@@ -62,20 +70,21 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
       schema: {
         tags,
         summary: 'Tasks by id',
-        description: `Up to ${MAX_IDS} ids; ids that are not tasks of your tenant are left out. The answer keeps the order of \`ids\`.`,
+        description: `Up to ${MAX_IDS} ids, as strings; ids that are not tasks of your tenant are left out. The answer keeps the order of \`ids\` (an id asked twice is answered twice).`,
         security,
-        body: Type.Object({ ids: Type.Array(TaskIdText, { maxItems: MAX_IDS }) }, { additionalProperties: false }),
+        body: Type.Object({ ids: Type.Array(Type.String({ maxLength: 40 }), { maxItems: MAX_IDS }) }, { additionalProperties: false }),
         response: { 200: Type.Array(Task), ...taskErrors },
       },
     },
     async (request) => {
       const actor = actorOf(request);
       requireRole(actor, 'viewer');
-      const ids = [...new Set(request.body.ids.filter((id) => /^[1-9]\d{0,15}$/.test(id)).map(Number))];
+      const wanted = request.body.ids.map(jobIdOf);
+      const ids = [...new Set(wanted.filter((id) => id !== undefined))];
       const byId = new Map((await jobsByIds(core, actor.tenantId, ids)).map((j) => [j.id, j]));
-      return request.body.ids.flatMap((id) => {
-        const job = byId.get(Number(id));
-        return job && /^[1-9]\d{0,15}$/.test(id) ? [view(job)] : [];
+      return wanted.flatMap((id) => {
+        const job = id === undefined ? undefined : byId.get(id);
+        return job ? [view(job)] : [];
       });
     },
   );
@@ -86,11 +95,16 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
       schema: {
         tags,
         summary: 'Take a follow-up action on a finished task',
-        description: 'customId is one of the task\'s `buttons` (`yunji::rerun::<id>`, `yunji::retry::<id>` …). The new task records the original as `parentId`.',
+        description:
+          'customId is one of the task\'s `buttons` (`yunji::rerun::<id>`, `yunji::retry::<id>` …). The new task records the original as `parentId`. ' +
+          'Answered 200 with `code` 1 (submitted; `result` is the new task id), 22 (submitted but queued behind the tenant\'s busy workers: `properties.numberOfQueues`), ' +
+          '3 (no such task of your tenant) or 4 (not one of that task\'s buttons, or the task has not finished). A malformed body is 400. ' +
+          '`chooseSameChannel` is required by the spec and has no effect here (one pool of workers). An empty or absent `notifyHook` keeps the original task\'s hook, else the tenant\'s default; ' +
+          'a hook to a loopback, private or link-local address is 400 unless the server allows them.',
         security,
         body: Type.Object(
           {
-            chooseSameChannel: Type.Boolean(),
+            chooseSameChannel: Type.Boolean({ description: 'Required; no effect (Yunji has one pool of workers).' }),
             customId: Type.String({ minLength: 1, maxLength: 200 }),
             taskId: TaskIdText,
             notifyHook: Type.Optional(Type.String({ maxLength: 2048 })),
@@ -105,7 +119,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
       const b = request.body;
       try {
         const { job, queuedAhead } = await followUp(core, actorOf(request), { taskId: b.taskId, customId: b.customId, notifyHook: b.notifyHook, state: b.state });
-        const properties = { parentId: b.taskId, action: job.action };
+        const properties = { parentId: String(job.parentId), action: job.action };
         if (queuedAhead > 0) return { code: 22, description: 'Queued behind busy workers', result: String(job.id), properties: { ...properties, numberOfQueues: queuedAhead } };
         return { code: 1, description: 'Success', result: String(job.id), properties };
       } catch (err) {
