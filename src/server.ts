@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { buildApp } from './http/app.ts';
 import { startJobEngine } from './jobs/engine.ts';
@@ -21,35 +22,45 @@ export async function serve(config: Config): Promise<void> {
   const address = await app.listen({ host: config.host, port: config.port });
   log.info({ address }, `yunji listening on ${address}`);
 
+  onStopSignals(log, config, async () => {
+    stopSweeper();
+    log.info('draining in-flight requests');
+    await app.close();
+    await engine.stop(Math.max(0, config.shutdownTimeout * 1000 - 2000));
+    await database.close();
+  });
+}
+
+/**
+ * On SIGTERM or SIGINT: runs `stop` and exits 0, or 1 if it fails or takes longer than
+ * `YUNJI_SHUTDOWN_TIMEOUT`; a second signal exits 1 at once.
+ */
+function onStopSignals(log: Logger, config: Config, stop: () => Promise<void>): void {
   let stopping = false;
-  const stop = (signal: string) => {
+  const handle = (signal: string) => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
     stopping = true;
-    stopSweeper();
-    log.info({ signal }, 'draining in-flight requests');
-    const deadline = setTimeout(() => {
-      log.error('drain timed out; exiting');
+    log.info({ signal }, 'stopping');
+    setTimeout(() => {
+      log.error('stopping timed out; exiting');
       process.exit(1);
-    }, config.shutdownTimeout * 1000);
-    deadline.unref();
-    app
-      .close()
-      .then(() => engine.stop(Math.max(0, config.shutdownTimeout * 1000 - 2000)))
-      .then(() => database.close())
-      .then(() => {
+    }, config.shutdownTimeout * 1000).unref();
+    stop().then(
+      () => {
         log.info('stopped');
         process.exit(0);
-      })
-      .catch((err: unknown) => {
+      },
+      (err: unknown) => {
         log.error({ err }, 'error while stopping');
         process.exit(1);
-      });
+      },
+    );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => handle('SIGTERM'));
+  process.on('SIGINT', () => handle('SIGINT'));
 }
 
 /** `yunji worker`: runs jobs (and interval triggers and webhooks) without serving HTTP. */
@@ -59,23 +70,9 @@ export async function work(config: Config): Promise<void> {
   if (config.workers === 0) throw new Error('YUNJI_WORKERS is 0: a worker process with no workers would do nothing');
   const engine = await startJobEngine(core);
   log.info({ database: database.dialect }, 'yunji worker running');
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    log.info({ signal }, 'stopping: letting running jobs finish');
-    engine
-      .stop(Math.max(0, config.shutdownTimeout * 1000 - 2000))
-      .then(() => database.close())
-      .then(() => {
-        log.info('stopped');
-        process.exit(0);
-      })
-      .catch((err: unknown) => {
-        log.error({ err }, 'error while stopping');
-        process.exit(1);
-      });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  onStopSignals(log, config, async () => {
+    log.info('letting running jobs finish');
+    await engine.stop(Math.max(0, config.shutdownTimeout * 1000 - 2000));
+    await database.close();
+  });
 }
