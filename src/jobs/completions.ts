@@ -79,11 +79,11 @@ export class Completions {
             where jobs.id = v.id and jobs.lease_owner = ${this.owner} and jobs.status = 'running'
             returning *`.execute(core.db);
     const byId = new Map(batch.map((p) => [p.ctx.job.id, p.ctx]));
-    for (const line of lines) {
-      const ctx = byId.get(line.job_id)!;
-      await announce(core, { type: 'log', job: ctx.job, line: { level: line.level as 'info', message: line.message, at: line.at } });
-    }
-    for (const row of rows) await announce(core, { type: 'end', job: toJob(row) });
+    // Announced in one turn, in order, so the whole batch's notifications go in one pg_notify.
+    await Promise.all([
+      ...lines.map((line) => announce(core, { type: 'log', job: byId.get(line.job_id)!.job, line: { level: line.level as 'info', message: line.message, at: line.at } })),
+      ...rows.map((row) => announce(core, { type: 'end', job: toJob(row) })),
+    ]);
     return new Set(rows.map((r) => r.id));
   }
 }

@@ -140,7 +140,7 @@ export class RunContext implements JobContext {
         .execute();
     }
     if (!progressChanged && !this.stateChanged) {
-      for (const line of lines) await announce(this.core, { type: 'log', job: this.job, line });
+      await Promise.all(lines.map((line) => announce(this.core, { type: 'log', job: this.job, line })));
       return;
     }
     this.stateChanged = false;
@@ -162,8 +162,11 @@ export class RunContext implements JobContext {
     this.pendingProgress = undefined;
     if (!row) return;
     this.job = toJob(row);
-    for (const line of lines) await announce(this.core, { type: 'log', job: this.job, line });
-    if (progressChanged) await announce(this.core, { type: 'progress', job: this.job });
+    // One turn, in order: one pg_notify for all of them.
+    await Promise.all([
+      ...lines.map((line) => announce(this.core, { type: 'log', job: this.job, line })),
+      progressChanged ? announce(this.core, { type: 'progress', job: this.job }) : undefined,
+    ]);
   }
 
   dispose(): void {

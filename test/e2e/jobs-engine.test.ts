@@ -79,6 +79,8 @@ describe.each(kinds)('job engine on %s', (kind) => {
     expect(second.body).toMatchObject({ code: 'conflict' });
     expect(second.body.message).toContain(`job ${first.body.id}`);
     await api.post(`/api/jobs/${first.body.id}/cancel`);
+    // The key is free once the job has ended (the cancel answer may come before, under load).
+    await untilStatus(api, first.body.id, ['cancelled']);
     const third = await api.post('/api/jobs', { action: 'noop', concurrency_key: 'nightly' });
     expect(third.status).toBe(201);
   });
