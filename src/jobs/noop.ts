@@ -25,6 +25,8 @@ export const noop = defineAction(NoopParams, {
     if (ms > 0) {
       const steps = Math.min(10, Math.ceil(ms / 100));
       for (let i = 0; i < steps; i++) {
+        // A signal that fired already never fires its listeners again: check first.
+        ctx.checkpoint();
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, ms / steps);
           ctx.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
