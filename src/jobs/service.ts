@@ -107,8 +107,9 @@ export async function followUp(
   r: { taskId: string; customId: string; notifyHook?: string; state?: string },
 ): Promise<{ job: Job; queuedAhead: number }> {
   requireRole(actor, 'member');
-  if (!/^[1-9]\d{0,15}$/.test(r.taskId)) throw new FollowUpRefused('no_task', `task '${r.taskId.slice(0, 40)}' does not exist`);
-  const original = await tenantJob(core, actor.tenantId, Number(r.taskId)).catch((err: unknown) => {
+  const taskId = jobIdOf(r.taskId);
+  if (taskId === undefined) throw new FollowUpRefused('no_task', `task '${r.taskId.slice(0, 40)}' does not exist`);
+  const original = await tenantJob(core, actor.tenantId, taskId).catch((err: unknown) => {
     if (err instanceof AppError && err.kind === 'not_found') throw new FollowUpRefused('no_task', `task ${r.taskId} does not exist`);
     throw err;
   });
@@ -160,9 +161,19 @@ async function queuedAhead(core: Core, job: Job): Promise<number> {
   return running >= core.config.tenantJobConcurrency ? ahead + 1 : 0;
 }
 
+const JOB_ID_TEXT = /^[1-9]\d{0,15}$/;
+
+/** A job id written plainly (`"42"`); anything else (`"0"`, `"-1"`, `"1.5"`, `"007"`, beyond 2^53) names no job. */
+export function jobIdOf(text: string): number | undefined {
+  if (!JOB_ID_TEXT.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** A job id from a path: 400 when it is not a positive integer, 404 when it is one no job can have. */
 export function checkJobId(raw: string, field = 'jobId'): number {
-  if (!/^[1-9]\d{0,15}$/.test(raw)) throw badRequest(`${field} must be a positive integer (got '${raw.slice(0, 40)}')`, field);
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n)) throw notFound(`job ${raw}`);
+  if (!JOB_ID_TEXT.test(raw)) throw badRequest(`${field} must be a positive integer (got '${raw.slice(0, 40)}')`, field);
+  const n = jobIdOf(raw);
+  if (n === undefined) throw notFound(`job ${raw}`);
   return n;
 }

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Core } from '../../core.ts';
 import { AppError } from '../../errors.ts';
-import { actorJob, followUp, FollowUpRefused } from '../../jobs/service.ts';
+import { actorJob, followUp, FollowUpRefused, jobIdOf } from '../../jobs/service.ts';
 import { jobsByIds } from '../../jobs/store.ts';
 import { task, Task } from '../../jobs/views.ts';
 import { actorOf } from '../auth.ts';
@@ -28,13 +28,6 @@ const SubmitResult = Type.Object(
 
 const TaskIdText = Type.String({ minLength: 1, maxLength: 40 });
 const MAX_IDS = 1000;
-
-/** A task id is a job id written plainly (`"42"`); anything else (`"0"`, `"-1"`, `"1.5"`, `"007"`, beyond 2^53) names no task. */
-function jobIdOf(text: string): number | undefined {
-  if (!/^[1-9]\d{0,15}$/.test(text)) return undefined;
-  const n = Number(text);
-  return Number.isSafeInteger(n) ? n : undefined;
-}
 
 /**
  * The task surface (002-task-action): jobs shown as tasks, and follow-up actions on finished ones.
