@@ -27,8 +27,9 @@ export interface Backend {
    * Stores `source` at `key`, atomically: readers see the old content or the new, never a part.
    * `scratch`: the key is a new temporary name nobody reads until the caller renames it, so the
    * backend may write it in place (a failed write may then leave a part there, for the caller to remove).
+   * Content already in memory (a small file) comes as a Buffer and is written in one go.
    */
-  put(key: string, source: Readable, options?: PutOptions): Promise<{ size: number }>;
+  put(key: string, source: Readable | Buffer, options?: PutOptions): Promise<{ size: number }>;
   get(key: string, range?: ByteRange): Promise<Readable>;
   stat(key: string): Promise<BackendEntry | undefined>;
   /** Removes `key`; a missing key is fine. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, type Dirent, type WriteStream } from 'node:fs';
-import { mkdir, open, readdir, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
+import { mkdir, open, readdir, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pump } from '../streams.ts';
@@ -76,16 +76,23 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async put(key: string, source: Readable, options: PutOptions = {}): Promise<{ size: number }> {
+  async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<{ size: number }> {
     const path = this.pathOf(key);
     // A scratch key is written where it is; anything else through a partial file renamed over it.
     const partial = options.scratch ? path : join(this.root, PARTIAL_DIR, randomUUID());
     try {
-      const out = await this.inDir(partial, () => opened(createWriteStream(partial, { flags: 'wx' })));
-      await pump(source, out);
+      let size: number;
+      if (Buffer.isBuffer(source)) {
+        await this.inDir(partial, () => writeFile(partial, source, { flag: 'wx' }));
+        size = source.length;
+      } else {
+        const out = await this.inDir(partial, () => opened(createWriteStream(partial, { flags: 'wx' })));
+        await pump(source, out);
+        size = out.bytesWritten;
+      }
       if (options.mtimeMs !== undefined) await utimes(partial, new Date(), new Date(options.mtimeMs));
       if (partial !== path) await this.inDir(path, () => rename(partial, path));
-      return { size: out.bytesWritten };
+      return { size };
     } catch (err) {
       await rm(partial, { force: true }).catch(() => undefined);
       throw localError(err, key);

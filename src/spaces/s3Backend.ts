@@ -9,6 +9,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   AbortMultipartUploadCommand,
   S3Client,
   UploadPartCopyCommand,
@@ -63,7 +64,16 @@ export class S3Backend implements Backend {
     this.client.destroy();
   }
 
-  async put(key: string, source: Readable, options: PutOptions = {}): Promise<{ size: number }> {
+  async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<{ size: number }> {
+    const Metadata = options.mtimeMs !== undefined ? { [MTIME_META]: String(Math.round(options.mtimeMs)) } : undefined;
+    if (Buffer.isBuffer(source)) {
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: source, ContentLength: source.length, Metadata }));
+      } catch (err) {
+        throw s3Error(err, key, this);
+      }
+      return { size: source.length };
+    }
     let size = 0;
     const meter = new Transform({
       transform(chunk: Buffer, _enc, done) {
@@ -78,7 +88,7 @@ export class S3Backend implements Backend {
         Bucket: this.location.bucket,
         Key: key,
         Body: body,
-        Metadata: options.mtimeMs !== undefined ? { [MTIME_META]: String(Math.round(options.mtimeMs)) } : undefined,
+        Metadata,
       },
       partSize: UPLOAD_PART,
       queueSize: 4,

@@ -42,6 +42,54 @@ export class SpaceFull extends Error {
   }
 }
 
+/** Content up to this size is gathered in memory and written in one call instead of streamed. */
+const SMALL_SHARD = 256 * 1024;
+
+/**
+ * Reads `source` while it stays within `limit` bytes: its whole content if it ended by then;
+ * otherwise undefined, with what was read put back at the front of the stream, which is paused.
+ * Rejects if the source fails or closes before its end.
+ */
+function readSmall(source: Readable, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const early = source.errored ?? (source.destroyed && !source.readableEnded ? new Error('the upload ended before its last byte') : null);
+    if (early) return reject(early);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onError);
+      source.off('close', onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size <= limit) return;
+      done();
+      source.pause();
+      source.unshift(Buffer.concat(chunks, size));
+      resolve(undefined);
+    };
+    const onEnd = () => {
+      done();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    const onClose = () => {
+      done();
+      reject(new Error('the upload ended before its last byte'));
+    };
+    source.on('data', onData);
+    source.once('end', onEnd);
+    source.once('error', onError);
+    source.once('close', onClose);
+  });
+}
+
 export class ShardStore {
   constructor(
     readonly backend: Backend,
@@ -51,6 +99,27 @@ export class ShardStore {
 
   /** Streams `source` into the store; more than `maxBytes`, or than the space has room for, is refused and nothing remains. */
   async write(source: Readable, maxBytes = Number.MAX_SAFE_INTEGER): Promise<StoredShard> {
+    const small = await readSmall(source, SMALL_SHARD);
+    return small ? this.writeBytes(small, maxBytes) : this.writeStream(source, maxBytes);
+  }
+
+  /** Content already in memory: hashed, then written in one call. */
+  private async writeBytes(bytes: Buffer, maxBytes: number): Promise<StoredShard> {
+    if (bytes.length > maxBytes) throw new ShardTooLarge(maxBytes);
+    const room = await this.quota.room();
+    if (bytes.length > room) throw new SpaceFull(room);
+    const hash = createHash('sha256').update(bytes).digest('hex').toUpperCase();
+    const tmp = joinKey(tmpPrefix(this.workingDir), randomUUID());
+    try {
+      await this.backend.put(tmp, bytes, { scratch: true });
+    } catch (err) {
+      await this.backend.remove(tmp).catch(() => undefined);
+      throw err;
+    }
+    return this.place(tmp, hash, bytes.length);
+  }
+
+  private async writeStream(source: Readable, maxBytes: number): Promise<StoredShard> {
     // Listening before anything is awaited, so a client gone meanwhile is a failure, not an unheard 'error'.
     let failure: Error | undefined;
     let room = Infinity;
@@ -82,11 +151,20 @@ export class ShardStore {
     if (source.errored || (source.destroyed && !source.readableEnded)) fail(source.errored ?? new Error('the upload ended before its last byte'));
     const metered = source.pipe(meter);
     const tmp = joinKey(tmpPrefix(this.workingDir), randomUUID());
-    let claimed = 0;
     try {
       await this.backend.put(tmp, metered, { scratch: true });
       if (failure) throw failure;
-      const hash = hasher.digest('hex').toUpperCase();
+    } catch (err) {
+      await this.backend.remove(tmp).catch(() => undefined);
+      throw failure ?? err;
+    }
+    return this.place(tmp, hasher.digest('hex').toUpperCase(), size);
+  }
+
+  /** Moves a complete temporary file to its shard's name, counting its bytes if the shard is new. */
+  private async place(tmp: string, hash: string, size: number): Promise<StoredShard> {
+    let claimed = 0;
+    try {
       const target = shardKey(this.workingDir, hash);
       if (!(await this.backend.stat(target))) {
         if (!(await this.quota.claim(size))) throw new SpaceFull(Math.max(0, await this.quota.room()));
@@ -97,7 +175,7 @@ export class ShardStore {
     } catch (err) {
       if (claimed) await this.quota.release(claimed);
       await this.backend.remove(tmp).catch(() => undefined);
-      throw failure ?? err;
+      throw err;
     }
   }
 

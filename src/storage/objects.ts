@@ -3,6 +3,7 @@ import type { Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
+import { inGroupCommit } from '../db/groupCommit.ts';
 import type { Db } from '../db/index.ts';
 import { prepared } from '../db/prepared.ts';
 import type { ObjectsTable } from '../db/schema.ts';
@@ -110,7 +111,7 @@ export class Upload {
   /** Commits into the upload's package, or into the one `intoPackage` gives within the same transaction (it may create it). */
   async commit(intoPackage?: (trx: Db) => Promise<number>): Promise<StorageObject[]> {
     const now = Date.now();
-    const rows = await this.core.db.transaction().execute(async (trx) => {
+    const rows = await inGroupCommit(this.core.db, async (trx) => {
       const packageId = intoPackage ? await intoPackage(trx) : this.packageId!;
       const out: ObjectRow[] = [];
       for (const [path, { hash, size }] of this.files) {

@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inGroupCommit } from '../../src/db/groupCommit.ts';
+import { databaseKinds } from '../helpers/databases.ts';
+import { openTestRuntime } from '../helpers/runtime.ts';
+
+const kinds = await databaseKinds();
+
+describe.each(kinds)('group commit on %s', (kind) => {
+  let rt: Awaited<ReturnType<typeof openTestRuntime>>;
+  beforeAll(async () => {
+    rt = await openTestRuntime(kind);
+  });
+  afterAll(async () => {
+    await rt?.dispose();
+  });
+
+  const tenantNamed = (name: string) => rt.core.db.selectFrom('tenants').select(['id', 'name']).where('name', '=', name).execute();
+  const addTenant = (name: string) => (trx: typeof rt.core.db) =>
+    trx.insertInto('tenants').values({ name, project_key: `pk-${name}`, created_at: Date.now(), updated_at: Date.now() }).returning('id').executeTakeFirstOrThrow();
+
+  it('commits concurrent items together, each with its own result, and a failing one alone is rolled back', async () => {
+    const names = Array.from({ length: 20 }, (_, i) => `gc-${kind}-${i}`);
+    const outcomes = await Promise.allSettled(
+      names.map((name, i) =>
+        inGroupCommit(rt.core.db, async (trx) => {
+          const row = await addTenant(name)(trx);
+          // Item 7 writes, then fails: its write must not survive, the others' must.
+          if (i === 7) throw new Error('item 7 fails after writing');
+          return row.id;
+        }),
+      ),
+    );
+    expect(outcomes.filter((o) => o.status === 'rejected')).toHaveLength(1);
+    expect((outcomes[7] as PromiseRejectedResult).reason.message).toBe('item 7 fails after writing');
+    const ids = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    expect(new Set(ids).size).toBe(19);
+    for (const [i, name] of names.entries()) expect(await tenantNamed(name)).toHaveLength(i === 7 ? 0 : 1);
+  });
+
+  it('an item that breaks a constraint fails alone; the statement error reaches its caller', async () => {
+    await inGroupCommit(rt.core.db, addTenant(`gc-${kind}-dup`));
+    const outcomes = await Promise.allSettled([
+      inGroupCommit(rt.core.db, async (trx) => {
+        await trx.insertInto('tenants').values({ name: `gc-${kind}-a`, project_key: `pk-gc-${kind}-dup`, created_at: Date.now(), updated_at: Date.now() }).execute();
+      }),
+      inGroupCommit(rt.core.db, addTenant(`gc-${kind}-b`)),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'fulfilled']);
+    expect(await tenantNamed(`gc-${kind}-a`)).toHaveLength(0);
+    expect(await tenantNamed(`gc-${kind}-b`)).toHaveLength(1);
+  });
+});
