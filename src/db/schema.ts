@@ -20,6 +20,7 @@ export interface Database {
   jobs: JobsTable;
   job_logs: JobLogsTable;
   job_triggers: JobTriggersTable;
+  sync_tasks: SyncTasksTable;
   job_deliveries: JobDeliveriesTable;
 }
 
@@ -242,4 +243,16 @@ export interface JobDeliveriesTable {
   lease_expires_at: number | null;
   created_at: number;
   delivered_at: number | null;
+}
+
+/** A space sync task (`/v1/spaceSyncer`); its runs are `space_sync` jobs. */
+export interface SyncTasksTable {
+  id: Generated<number>;
+  tenant_id: number;
+  definition_json: string;
+  trigger_id: number | null;
+  cancelled: Generated<number>;
+  created_by: number | null;
+  created_at: number;
+  updated_at: number;
 }

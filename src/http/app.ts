@@ -21,6 +21,7 @@ import { useOwnUserIdRule, useV1Errors } from './v1/envelope.ts';
 import { objectRoutes } from './v1/objects.ts';
 import { packageRoutes } from './v1/packages.ts';
 import { userSpaceRoutes } from './v1/userSpaces.ts';
+import { spaceSyncerRoutes } from './v1/spaceSyncer.ts';
 import { trackRouteMethods } from './methods.ts';
 import { useTaskErrors } from './mj/envelope.ts';
 import { publicRoutes } from './public/jobs.ts';
@@ -105,6 +106,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
       await storage.register(packageRoutes, { core });
       await storage.register(objectRoutes, { core });
       await storage.register(userSpaceRoutes, { core });
+      await storage.register(spaceSyncerRoutes, { core });
     },
     { prefix: '/v1' },
   );

@@ -2,8 +2,9 @@ import { ActionCatalog } from './actions.ts';
 import { packageFromSpace, packageToSpace } from '../spaces/transfer.ts';
 import { deleteUserData } from '../storage/userData.ts';
 import { noop } from './noop.ts';
+import { spaceSync } from '../sync/spaceSync.ts';
 
 /** Every kind of job this build runs. */
 export function actionCatalog(): ActionCatalog {
-  return new ActionCatalog([noop, deleteUserData, packageFromSpace, packageToSpace]);
+  return new ActionCatalog([noop, deleteUserData, packageFromSpace, packageToSpace, spaceSync]);
 }

@@ -9,6 +9,15 @@ export interface BackendEntry {
   key: string;
   size: number;
   mtimeMs: number;
+  /** `mtimeMs` is the store's own time (S3's LastModified), not the file's kept one: `stat` tells that. */
+  approximateTime?: boolean;
+  /** An empty folder, its key ending in `/` (listed only when asked for, by backends that have folders). */
+  emptyDir?: boolean;
+}
+
+export interface ListOptions {
+  /** Also list empty folders (as entries with `emptyDir`), where the backend has folders. */
+  emptyDirs?: boolean;
 }
 
 export interface ByteRange {
@@ -37,7 +46,13 @@ export interface Backend {
   /** Moves `from` over `to` (replacing it); `to`'s modification time becomes now. */
   rename(from: string, to: string): Promise<void>;
   /** Every file at or under `prefix` (a key or a folder), recursively, ordered by key bytes. */
-  list(prefix: string): AsyncIterable<BackendEntry>;
+  list(prefix: string, options?: ListOptions): AsyncIterable<BackendEntry>;
+  /** Makes an empty folder (backends without folders do not have this). */
+  makeDir?(key: string): Promise<void>;
+  /** The file on this machine that holds `key`, for a copy the kernel can do (local backends only). */
+  localFile?(key: string): Promise<string>;
+  /** Stores a copy of the file at `path` on this machine at `key`, atomically, as `put` does. */
+  putFile?(key: string, path: string, options?: PutOptions): Promise<{ size: number }>;
   /** Removes what interrupted writes left behind, if older than `olderThanMs` (epoch ms); returns how many. */
   cleanup(olderThanMs: number): Promise<number>;
   /** Releases connections (a backend is dropped when its space changes). */

@@ -215,7 +215,7 @@ export class S3Backend implements Backend {
         const key = item.Key ?? '';
         // Folder markers (keys ending in '/') hold no file; Yunji's own folder is never listed.
         if (key.endsWith('/') || key.slice(folder.length).split('/').includes(RESERVED_DIR)) continue;
-        yield { key, size: item.Size ?? 0, mtimeMs: item.LastModified?.getTime() ?? 0 };
+        yield { key, size: item.Size ?? 0, mtimeMs: item.LastModified?.getTime() ?? 0, approximateTime: true };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);

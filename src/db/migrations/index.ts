@@ -6,6 +6,7 @@ import * as multipart from './0004_multipart.ts';
 import * as spaceBackends from './0005_space_backends.ts';
 import * as listingIndex from './0006_listing_index.ts';
 import * as jobs from './0007_jobs.ts';
+import * as syncTasks from './0008_sync_tasks.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0005_space_backends': spaceBackends,
   '0006_listing_index': listingIndex,
   '0007_jobs': jobs,
+  '0008_sync_tasks': syncTasks,
 };

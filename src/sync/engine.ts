@@ -1,0 +1,227 @@
+import { createHash } from 'node:crypto';
+import { addAbortSignal, type Readable } from 'node:stream';
+import type { JobContext } from '../jobs/actions.ts';
+import { CancelledError } from '../jobs/context.ts';
+import { joinKey, type Backend } from '../spaces/backend.ts';
+import { compileFilters } from './filters.ts';
+import { emptyStats, type SyncFilter, type SyncMode, type SyncOptions, type SyncStats } from './models.ts';
+import { listBoth, mergeByPath, type TreeEntry, type TreeSide } from './tree.ts';
+
+export interface SyncSettings {
+  mode: SyncMode;
+  filters: SyncFilter[];
+  options: SyncOptions;
+  /** Only these paths (a retry of the files that failed); nothing is deleted then. */
+  only?: ReadonlySet<string>;
+  transfers?: number;
+  checkers?: number;
+}
+
+/** What a sync tells while it runs (a job's context, or a plain logger in tests). */
+export type SyncReport = Pick<JobContext, 'signal' | 'progress' | 'stats' | 'log' | 'error' | 'checkpoint'>;
+
+export const DEFAULT_TRANSFERS = 8;
+export const DEFAULT_CHECKERS = 16;
+/** Modification times this close are the same (file systems and S3 keep different precisions). */
+const TIME_TOLERANCE_MS = 1;
+
+/** Runs tasks with at most `limit` at once; `add` waits for a free slot, so the producer never runs far ahead. */
+class Pool {
+  private readonly running = new Set<Promise<void>>();
+  constructor(private readonly limit: number) {}
+
+  async add(task: () => Promise<void>): Promise<void> {
+    while (this.running.size >= this.limit) await Promise.race(this.running);
+    const p: Promise<void> = task().finally(() => this.running.delete(p));
+    this.running.add(p);
+  }
+
+  async drain(): Promise<void> {
+    while (this.running.size > 0) await Promise.race(this.running);
+  }
+}
+
+async function sha256Of(backend: Backend, key: string, signal: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of addAbortSignal(signal, await backend.get(key))) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+type Verdict = 'copy' | 'update' | 'skip';
+
+/**
+ * Syncs one destination from one source: copies what is missing or differs, deletes what the
+ * source lacks when asked to (after every copy succeeded, and never more than `maxDelete`), and
+ * returns the counts. Per-file failures are reported and counted; they do not stop the run. A
+ * cancel stops it between files; a copy cut short leaves nothing at the destination.
+ */
+export async function syncTree(src: TreeSide, dst: TreeSide, settings: SyncSettings, report: SyncReport, totals: SyncStats = emptyStats()): Promise<SyncStats> {
+  const stats = emptyStats();
+  // Counted here, told to the job once per file (at `step`): a report per counter was a tenth of a re-sync's time.
+  const count = (field: keyof SyncStats, n = 1) => {
+    stats[field] += n;
+    totals[field] += n;
+  };
+  const { mode, options } = settings;
+  const dryRun = options.dryRun === true;
+  const passes = compileFilters(settings.filters);
+  const transfers = new Pool(settings.transfers ?? DEFAULT_TRANSFERS);
+  const checkers = new Pool(settings.checkers ?? DEFAULT_CHECKERS);
+  const deletions: TreeEntry[] = [];
+  const wantDirs = options.noEmptyDirectories !== true;
+  let seen = 0;
+  let done = 0;
+  const step = (info: string) => {
+    done++;
+    report.progress(done, seen, info);
+    report.stats({ ...totals });
+  };
+  const fileFailed = (path: string, err: unknown) => {
+    if (err instanceof CancelledError || report.signal.aborted) return;
+    count('failed');
+    report.error(`${(err as Error).message}`, path);
+  };
+
+  const copy = async (entry: TreeEntry, verdict: 'copy' | 'update') => {
+    if (dryRun) {
+      report.log(`would ${verdict} '${entry.path}' (${entry.size} bytes)`);
+      count(verdict === 'copy' ? 'copied' : 'updated');
+      count('bytes', entry.size);
+      return step(`would ${verdict} '${entry.path}'`);
+    }
+    await transfers.add(async () => {
+      try {
+        report.checkpoint();
+        const key = joinKey(dst.root, entry.path);
+        const put = { mtimeMs: entry.mtimeMs };
+        let written: { size: number };
+        if (src.backend.localFile && dst.backend.putFile) {
+          written = await dst.backend.putFile(key, await src.backend.localFile(entry.key), put);
+        } else {
+          const content: Readable = addAbortSignal(report.signal, await src.backend.get(entry.key));
+          written = await dst.backend.put(key, content, put);
+        }
+        if (written.size !== entry.size) throw new Error(`copied ${written.size} bytes but the source has ${entry.size} (it changed while being copied?)`);
+        count(verdict === 'copy' ? 'copied' : 'updated');
+        count('bytes', entry.size);
+        step(`${verdict === 'copy' ? 'copied' : 'updated'} '${entry.path}'`);
+      } catch (err) {
+        fileFailed(entry.path, err);
+        step(`failed '${entry.path}'`);
+      }
+    });
+  };
+
+  /** Whether a file present on both sides must be copied again. */
+  const compare = async (s: TreeEntry, d: TreeEntry): Promise<Verdict> => {
+    if (mode.type === 'Full') return 'update';
+    if (!mode.includeSize && !mode.includeModTime) {
+      if (s.size !== d.size) return 'update';
+      const [a, b] = await Promise.all([sha256Of(src.backend, s.key, report.signal), sha256Of(dst.backend, d.key, report.signal)]);
+      return a === b ? 'skip' : 'update';
+    }
+    if (mode.includeSize && s.size !== d.size) return 'update';
+    if (mode.includeModTime) {
+      let dTime = d.mtimeMs;
+      let sTime = s.mtimeMs;
+      // Listings of S3 give the upload time; the file's own time (kept in metadata) needs a look.
+      if (Math.abs(sTime - dTime) >= TIME_TOLERANCE_MS && d.approximateTime) dTime = (await dst.backend.stat(d.key))?.mtimeMs ?? dTime;
+      if (Math.abs(sTime - dTime) >= TIME_TOLERANCE_MS && s.approximateTime) sTime = (await src.backend.stat(s.key))?.mtimeMs ?? sTime;
+      if (Math.abs(sTime - dTime) >= TIME_TOLERANCE_MS) return 'update';
+    }
+    return 'skip';
+  };
+
+  const { source, dest } = await listBoth(src, dst, wantDirs);
+  for await (const [s, d] of mergeByPath(source, dest)) {
+    report.checkpoint();
+    if (s && settings.only && !settings.only.has(s.path)) continue;
+    if (!s) {
+      if (options.delete && !settings.only && !d!.emptyDir) deletions.push(d!);
+      continue;
+    }
+    if (s.emptyDir) {
+      if (!d && !dryRun) await dst.backend.makeDir?.(joinKey(dst.root, s.path)).catch((err: unknown) => fileFailed(s.path, err));
+      continue;
+    }
+    if (!passes(s)) continue;
+    seen++;
+    count('checked');
+    if (!d || d.emptyDir) {
+      await copy(s, 'copy');
+      continue;
+    }
+    const needsLook = mode.type === 'Diff' && ((!mode.includeSize && !mode.includeModTime) || s.approximateTime || d.approximateTime);
+    if (!needsLook) {
+      const verdict = await compare(s, d);
+      if (verdict === 'skip') {
+        count('skipped');
+        step(`unchanged '${s.path}'`);
+      } else await copy(s, verdict);
+      continue;
+    }
+    await checkers.add(async () => {
+      try {
+        const verdict = await compare(s, d);
+        if (verdict === 'skip') {
+          count('skipped');
+          step(`unchanged '${s.path}'`);
+        } else await copy(s, verdict);
+      } catch (err) {
+        fileFailed(s.path, err);
+        step(`failed '${s.path}'`);
+      }
+    });
+  }
+  await checkers.drain();
+  await transfers.drain();
+  report.stats({ ...totals });
+  report.checkpoint();
+
+  if (deletions.length > 0) await deleteExtra(dst, deletions, settings, stats, report, count, totals);
+  return stats;
+}
+
+async function deleteExtra(
+  dst: TreeSide,
+  deletions: TreeEntry[],
+  settings: SyncSettings,
+  stats: SyncStats,
+  report: SyncReport,
+  count: (field: keyof SyncStats, n?: number) => void,
+  totals: SyncStats,
+): Promise<void> {
+  const { maxDelete, dryRun } = settings.options;
+  // As rclone does: a run where a copy failed deletes nothing (the source may have been misread).
+  if (stats.failed > 0) {
+    report.log(`not deleting ${deletions.length} files at the destination: ${stats.failed} files failed`, 'warn');
+    return;
+  }
+  if (maxDelete !== undefined && deletions.length > maxDelete) {
+    throw new MaxDeleteExceeded(`${deletions.length} files would be deleted, more than maxDelete (${maxDelete}); nothing was deleted`);
+  }
+  const pool = new Pool(settings.transfers ?? DEFAULT_TRANSFERS);
+  for (const d of deletions) {
+    report.checkpoint();
+    if (dryRun) {
+      report.log(`would delete '${d.path}'`);
+      count('deleted');
+      continue;
+    }
+    await pool.add(async () => {
+      try {
+        await dst.backend.remove(d.key);
+        count('deleted');
+      } catch (err) {
+        count('failed');
+        report.error(`could not delete: ${(err as Error).message}`, d.path);
+      }
+    });
+  }
+  await pool.drain();
+  report.stats({ ...totals });
+}
+
+export class MaxDeleteExceeded extends Error {
+  override name = 'MaxDeleteExceeded';
+}
