@@ -1,11 +1,8 @@
-import { createHash } from 'node:crypto';
-import { addAbortSignal, type Readable } from 'node:stream';
 import type { JobContext } from '../jobs/actions.ts';
 import { CancelledError } from '../jobs/context.ts';
-import { joinKey, type Backend } from '../spaces/backend.ts';
 import { compileFilters } from './filters.ts';
 import { emptyStats, type SyncFilter, type SyncMode, type SyncOptions, type SyncStats } from './models.ts';
-import { listBoth, mergeByPath, type TreeEntry, type TreeSide } from './tree.ts';
+import { listBoth, mergeByPath, sha256Of, type SyncTree, type TreeEntry } from './tree.ts';
 
 export interface SyncSettings {
   mode: SyncMode;
@@ -41,12 +38,6 @@ class Pool {
   }
 }
 
-async function sha256Of(backend: Backend, key: string, signal: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of addAbortSignal(signal, await backend.get(key))) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 type Verdict = 'copy' | 'update' | 'skip';
 
 /**
@@ -55,7 +46,7 @@ type Verdict = 'copy' | 'update' | 'skip';
  * returns the counts. Per-file failures are reported and counted; they do not stop the run. A
  * cancel stops it between files; a copy cut short leaves nothing at the destination.
  */
-export async function syncTree(src: TreeSide, dst: TreeSide, settings: SyncSettings, report: SyncReport, totals: SyncStats = emptyStats()): Promise<SyncStats> {
+export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSettings, report: SyncReport, totals: SyncStats = emptyStats()): Promise<SyncStats> {
   const stats = emptyStats();
   // Counted here, told to the job once per file (at `step`): a report per counter was a tenth of a re-sync's time.
   const count = (field: keyof SyncStats, n = 1) => {
@@ -92,15 +83,7 @@ export async function syncTree(src: TreeSide, dst: TreeSide, settings: SyncSetti
     await transfers.add(async () => {
       try {
         report.checkpoint();
-        const key = joinKey(dst.root, entry.path);
-        const put = { mtimeMs: entry.mtimeMs };
-        let written: { size: number };
-        if (src.backend.localFile && dst.backend.putFile) {
-          written = await dst.backend.putFile(key, await src.backend.localFile(entry.key), put);
-        } else {
-          const content: Readable = addAbortSignal(report.signal, await src.backend.get(entry.key));
-          written = await dst.backend.put(key, content, put);
-        }
+        const written = await dst.write(entry, src, report.signal);
         if (written.size !== entry.size) throw new Error(`copied ${written.size} bytes but the source has ${entry.size} (it changed while being copied?)`);
         count(verdict === 'copy' ? 'copied' : 'updated');
         count('bytes', entry.size);
@@ -115,9 +98,12 @@ export async function syncTree(src: TreeSide, dst: TreeSide, settings: SyncSetti
   /** Whether a file present on both sides must be copied again. */
   const compare = async (s: TreeEntry, d: TreeEntry): Promise<Verdict> => {
     if (mode.type === 'Full') return 'update';
+    // What the trees know without reading: a content hash on both sides, or the source's version token.
+    if (s.hash && d.hash) return s.hash === d.hash ? 'skip' : 'update';
+    if (s.tag !== undefined && d.tag !== undefined) return s.tag === d.tag ? 'skip' : 'update';
     if (!mode.includeSize && !mode.includeModTime) {
       if (s.size !== d.size) return 'update';
-      const [a, b] = await Promise.all([sha256Of(src.backend, s.key, report.signal), sha256Of(dst.backend, d.key, report.signal)]);
+      const [a, b] = await Promise.all([sha256Of(src, s, report.signal), sha256Of(dst, d, report.signal)]);
       return a === b ? 'skip' : 'update';
     }
     if (mode.includeSize && s.size !== d.size) return 'update';
@@ -125,8 +111,8 @@ export async function syncTree(src: TreeSide, dst: TreeSide, settings: SyncSetti
       let dTime = d.mtimeMs;
       let sTime = s.mtimeMs;
       // Listings of S3 give the upload time; the file's own time (kept in metadata) needs a look.
-      if (Math.abs(sTime - dTime) >= TIME_TOLERANCE_MS && d.approximateTime) dTime = (await dst.backend.stat(d.key))?.mtimeMs ?? dTime;
-      if (Math.abs(sTime - dTime) >= TIME_TOLERANCE_MS && s.approximateTime) sTime = (await src.backend.stat(s.key))?.mtimeMs ?? sTime;
+      if (Math.abs(sTime - dTime) >= TIME_TOLERANCE_MS && d.approximateTime) dTime = (await dst.exactTime?.(d)) ?? dTime;
+      if (Math.abs(sTime - dTime) >= TIME_TOLERANCE_MS && s.approximateTime) sTime = (await src.exactTime?.(s)) ?? sTime;
       if (Math.abs(sTime - dTime) >= TIME_TOLERANCE_MS) return 'update';
     }
     return 'skip';
@@ -141,7 +127,7 @@ export async function syncTree(src: TreeSide, dst: TreeSide, settings: SyncSetti
       continue;
     }
     if (s.emptyDir) {
-      if (!d && !dryRun) await dst.backend.makeDir?.(joinKey(dst.root, s.path)).catch((err: unknown) => fileFailed(s.path, err));
+      if (!d && !dryRun) await dst.makeDir?.(s.path).catch((err: unknown) => fileFailed(s.path, err));
       continue;
     }
     if (!passes(s)) continue;
@@ -183,7 +169,7 @@ export async function syncTree(src: TreeSide, dst: TreeSide, settings: SyncSetti
 }
 
 async function deleteExtra(
-  dst: TreeSide,
+  dst: SyncTree,
   deletions: TreeEntry[],
   settings: SyncSettings,
   stats: SyncStats,
@@ -210,7 +196,7 @@ async function deleteExtra(
     }
     await pool.add(async () => {
       try {
-        await dst.backend.remove(d.key);
+        await dst.remove(d);
         count('deleted');
       } catch (err) {
         count('failed');

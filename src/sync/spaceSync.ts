@@ -4,6 +4,7 @@ import { checkSpacePath } from '../spaces/spacePaths.ts';
 import { asClientError, tenantSpace } from '../spaces/spaces.ts';
 import { Id } from '../storage/models.ts';
 import { MaxDeleteExceeded, syncTree } from './engine.ts';
+import { BackendTree } from './tree.ts';
 import { emptyStats, SyncFilter, SyncMode, SyncOptions, type SyncStats } from './models.ts';
 
 /** A `space_sync` job: one source folder of a user space into one or more destination folders. */
@@ -63,8 +64,8 @@ export const spaceSync = defineAction(SpaceSyncParams, {
       ctx.log(`syncing '${p.srcPath}' of user space ${source.id} to '${d.path}' of user space ${target.id}`);
       try {
         const stats = await syncTree(
-          { backend: source.backend, root: srcRoot },
-          { backend: target.backend, root: checkSpacePath(d.path, 'destPathes') },
+          new BackendTree(source.backend, srcRoot),
+          new BackendTree(target.backend, checkSpacePath(d.path, 'destPathes')),
           { mode: p.mode, filters: p.filters, options: p.options, only },
           ctx,
           totals,

@@ -1,40 +1,108 @@
+import { createHash } from 'node:crypto';
+import { addAbortSignal, type Readable } from 'node:stream';
 import { joinKey, type Backend, type BackendEntry } from '../spaces/backend.ts';
-
-/** A folder (or one file) of a backend, as one side of a sync. */
-export interface TreeSide {
-  backend: Backend;
-  /** Key of the folder or file, relative to the backend's root; '' for the root. */
-  root: string;
-}
 
 /** A file (or an empty folder, its path ending in `/`) relative to the synced folder. */
 export interface TreeEntry {
   path: string;
   size: number;
   mtimeMs: number;
+  /** `mtimeMs` is the store's own time (S3's LastModified): `exactTime` tells the file's. */
   approximateTime: boolean;
   emptyDir: boolean;
-  /** Its key in the backend. */
+  /** Where the tree keeps it (a backend key, an object id, a URL). */
   key: string;
+  /** Upper-case hex SHA-256, where the tree knows it without reading the content. */
+  hash?: string;
+  /** A version token of the source (an ETag) as the destination last recorded it. */
+  tag?: string;
 }
 
-function toEntry(e: BackendEntry, base: string): TreeEntry {
-  return {
-    path: base === '' ? e.key : e.key.slice(base.length + 1),
-    size: e.size,
-    mtimeMs: e.mtimeMs,
-    approximateTime: e.approximateTime === true,
-    emptyDir: e.emptyDir === true,
-    key: e.key,
-  };
+/**
+ * One side of a sync: a folder of a user space, a package, or a list of URLs. The engine only
+ * lists, reads, writes and removes through this, so every kind of sync is the same code.
+ */
+export interface SyncTree {
+  /** Entries in byte order of their paths. `only` names one file to look for (a single-file source). */
+  entries(emptyDirs: boolean, only?: string): AsyncIterable<TreeEntry>;
+  /** The single file this tree is, when it is a file rather than a folder. */
+  singleFile?(): Promise<string | undefined>;
+  read(entry: TreeEntry, signal: AbortSignal): Promise<Readable>;
+  /** Writes `entry` of `from` at the same path here, atomically, keeping its time (and tag). */
+  write(entry: TreeEntry, from: SyncTree, signal: AbortSignal): Promise<{ size: number }>;
+  remove(entry: TreeEntry): Promise<void>;
+  makeDir?(path: string): Promise<void>;
+  exactTime?(entry: TreeEntry): Promise<number | undefined>;
 }
 
-/** Everything under `base` in key order, paths relative to `base`. */
-export async function* entriesUnder(backend: Backend, prefix: string, base: string, emptyDirs: boolean): AsyncGenerator<TreeEntry> {
-  for await (const e of backend.list(prefix, { emptyDirs })) {
-    // A backend lists a prefix that names a file as that file; here only what is inside `base` counts.
-    if (base !== '' && !e.key.startsWith(`${base}/`)) continue;
-    yield toEntry(e, base);
+export async function sha256Of(tree: SyncTree, entry: TreeEntry, signal: AbortSignal): Promise<string> {
+  if (entry.hash) return entry.hash;
+  const hash = createHash('sha256');
+  for await (const chunk of await tree.read(entry, signal)) hash.update(chunk as Buffer);
+  return hash.digest('hex').toUpperCase();
+}
+
+/** A folder (or one file) of a backend. */
+export class BackendTree implements SyncTree {
+  constructor(
+    readonly backend: Backend,
+    /** Key of the folder or file, relative to the backend's root; '' for the root. */
+    readonly root: string,
+  ) {}
+
+  private toEntry(e: BackendEntry): TreeEntry {
+    return {
+      path: this.root === '' ? e.key : e.key.slice(this.root.length + 1),
+      size: e.size,
+      mtimeMs: e.mtimeMs,
+      approximateTime: e.approximateTime === true,
+      emptyDir: e.emptyDir === true,
+      key: e.key,
+    };
+  }
+
+  async singleFile(): Promise<string | undefined> {
+    if (this.root === '') return undefined;
+    return (await this.backend.stat(this.root)) ? this.root.slice(this.root.lastIndexOf('/') + 1) : undefined;
+  }
+
+  async *entries(emptyDirs: boolean, only?: string): AsyncIterable<TreeEntry> {
+    if (only !== undefined) {
+      const e = await this.backend.stat(joinKey(this.root, only));
+      if (e) yield this.toEntry(e);
+      return;
+    }
+    for await (const e of this.backend.list(this.root, { emptyDirs })) {
+      // A backend lists a prefix that names a file as that file; only what is inside the folder counts.
+      if (this.root !== '' && !e.key.startsWith(`${this.root}/`)) continue;
+      yield this.toEntry(e);
+    }
+  }
+
+  async read(entry: TreeEntry, signal: AbortSignal): Promise<Readable> {
+    return addAbortSignal(signal, await this.backend.get(entry.key));
+  }
+
+  async write(entry: TreeEntry, from: SyncTree, signal: AbortSignal): Promise<{ size: number }> {
+    const key = joinKey(this.root, entry.path);
+    const put = { mtimeMs: entry.mtimeMs };
+    // Local to local: the kernel copies the file.
+    if (from instanceof BackendTree && from.backend.localFile && this.backend.putFile) {
+      return this.backend.putFile(key, await from.backend.localFile(entry.key), put);
+    }
+    return this.backend.put(key, await from.read(entry, signal), put);
+  }
+
+  remove(entry: TreeEntry): Promise<void> {
+    return this.backend.remove(entry.key);
+  }
+
+  async makeDir(path: string): Promise<void> {
+    await this.backend.makeDir?.(joinKey(this.root, path));
+  }
+
+  async exactTime(entry: TreeEntry): Promise<number | undefined> {
+    return (await this.backend.stat(entry.key))?.mtimeMs;
   }
 }
 
@@ -81,19 +149,13 @@ export async function* mergeByPath(a: AsyncIterator<TreeEntry>, b: AsyncIterator
   }
 }
 
-/**
- * The two listings of a sync. A source that is one file syncs that file into the destination
- * folder under its own name.
- */
-export async function listBoth(src: TreeSide, dst: TreeSide, emptyDirs: boolean): Promise<{ source: AsyncIterator<TreeEntry>; dest: AsyncIterator<TreeEntry> }> {
-  const single = src.root === '' ? undefined : await src.backend.stat(src.root);
-  if (single) {
-    const name = src.root.slice(src.root.lastIndexOf('/') + 1);
-    const parent = src.root.includes('/') ? src.root.slice(0, src.root.lastIndexOf('/')) : '';
-    return {
-      source: entriesUnder(src.backend, src.root, parent, false),
-      dest: entriesUnder(dst.backend, joinKey(dst.root, name), dst.root, false),
-    };
+/** The two listings of a sync. A source that is one file syncs that file into the destination folder under its own name. */
+export async function listBoth(src: SyncTree, dst: SyncTree, emptyDirs: boolean): Promise<{ source: AsyncIterator<TreeEntry>; dest: AsyncIterator<TreeEntry> }> {
+  const single = await src.singleFile?.();
+  if (single !== undefined) {
+    const parentOf = (t: BackendTree) => new BackendTree(t.backend, t.root.includes('/') ? t.root.slice(0, t.root.lastIndexOf('/')) : '');
+    const source = src instanceof BackendTree ? parentOf(src).entries(false, single) : src.entries(false);
+    return { source: source[Symbol.asyncIterator](), dest: dst.entries(false, single)[Symbol.asyncIterator]() };
   }
-  return { source: entriesUnder(src.backend, src.root, src.root, emptyDirs), dest: entriesUnder(dst.backend, dst.root, dst.root, emptyDirs) };
+  return { source: src.entries(emptyDirs)[Symbol.asyncIterator](), dest: dst.entries(emptyDirs)[Symbol.asyncIterator]() };
 }
