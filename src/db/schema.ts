@@ -21,6 +21,7 @@ export interface Database {
   job_logs: JobLogsTable;
   job_triggers: JobTriggersTable;
   sync_tasks: SyncTasksTable;
+  sync_sources: SyncSourcesTable;
   job_deliveries: JobDeliveriesTable;
 }
 
@@ -150,6 +151,9 @@ export interface ObjectsTable {
   created_by: Generated<number | null>;
   created_at: number;
   updated_at: number;
+  /** For an object a source sync wrote: the source file's modification time and version token. */
+  source_mtime: Generated<number | null>;
+  source_tag: Generated<string | null>;
 }
 
 /** Parts of an object being uploaded in pieces; each part's bytes are a shard of its space. */
@@ -253,6 +257,21 @@ export interface SyncTasksTable {
   trigger_id: number | null;
   cancelled: Generated<number>;
   created_by: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** An external data source of a tenant (`/api/sync/sources`), synced into a package. */
+export interface SyncSourcesTable {
+  id: Generated<number>;
+  tenant_id: number;
+  name: string;
+  type: string;
+  config_json: string;
+  secret_sealed: string | null;
+  package_id: number;
+  mirror: number;
+  is_default: number;
   created_at: number;
   updated_at: number;
 }

@@ -11,6 +11,7 @@ import { sseRoutes } from './events/sse.ts';
 import { wsRoutes } from './events/ws.ts';
 import { usePlatformErrors } from './api/envelope.ts';
 import { jobRoutes } from './api/jobs.ts';
+import { syncRoutes } from './api/sync.ts';
 import { keyRoutes } from './api/keys.ts';
 import { tenantRoutes } from './api/tenants.ts';
 import { userRoutes } from './api/users.ts';
@@ -94,6 +95,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
       await api.register(keyRoutes, { core });
       await api.register(jobRoutes, { core });
       await api.register(sseRoutes, { core });
+      await api.register(syncRoutes, { core });
     },
     { prefix: '/api' },
   );

@@ -3,8 +3,9 @@ import { packageFromSpace, packageToSpace } from '../spaces/transfer.ts';
 import { deleteUserData } from '../storage/userData.ts';
 import { noop } from './noop.ts';
 import { spaceSync } from '../sync/spaceSync.ts';
+import { sourceSync } from '../sync/sourceSync.ts';
 
 /** Every kind of job this build runs. */
 export function actionCatalog(): ActionCatalog {
-  return new ActionCatalog([noop, deleteUserData, packageFromSpace, packageToSpace, spaceSync]);
+  return new ActionCatalog([noop, deleteUserData, packageFromSpace, packageToSpace, spaceSync, sourceSync]);
 }

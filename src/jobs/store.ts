@@ -165,6 +165,7 @@ export async function tenantJob(core: Core, tenantId: number, id: number): Promi
 export interface JobFilter {
   status?: JobStatus[];
   action?: string;
+  referenceId?: string;
   offset: number;
   limit: number;
 }
@@ -174,6 +175,7 @@ export async function listJobs(core: Core, tenantId: number, f: JobFilter): Prom
   let q = core.db.selectFrom('jobs').where('tenant_id', '=', tenantId);
   if (f.status?.length) q = q.where('status', 'in', f.status);
   if (f.action) q = q.where('action', '=', f.action);
+  if (f.referenceId !== undefined) q = q.where('reference_id', '=', f.referenceId);
   const [rows, count] = await Promise.all([
     q.selectAll().orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute(),
     q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),

@@ -145,7 +145,7 @@ export async function jobDeliveries(core: Core, jobId: number) {
 }
 
 /** Connects only to addresses a hook may reach, also when DNS answers differently than at submit time. */
-function guardedLookup(allowPrivate: boolean): LookupFunction {
+export function guardedLookup(allowPrivate: boolean): LookupFunction {
   return (hostname, options, callback) => {
     lookup(hostname, { all: true, family: options.family as number | undefined }).then(
       (addresses) => {

@@ -191,6 +191,11 @@ async function otherTenantRoots(core: Core, tenantId: number): Promise<string[]>
   return rows.map((r) => JSON.parse(r.storage_json) as StorageConfig).flatMap((s) => (s.type === 'local' ? [s.root] : []));
 }
 
+/** A directory a tenant may read from (a `local` sync source): allow-listed, and no other tenant's space. */
+export async function checkReadableDir(core: Core, tenantId: number, path: string): Promise<string> {
+  return checkLocalRoot(core, path, await otherTenantRoots(core, tenantId));
+}
+
 /** `storage` and `credential` checked for their type; a local root also against the allow-list. */
 async function checkedStorage(core: Core, tenantId: number, storageInput: unknown, credentialInput: unknown) {
   const storage = checkStorage(storageInput);

@@ -18,7 +18,7 @@ const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_
 /** What writes return: the whole row, as `toStorageObject` needs it. */
 export const OBJECT_RETURNING = ['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'] as const;
 
-export type ObjectRow = Omit<Selectable<ObjectsTable>, 'created_by'>;
+export type ObjectRow = Omit<Selectable<ObjectsTable>, 'created_by' | 'source_mtime' | 'source_tag'>;
 
 export function toStorageObject(r: ObjectRow): StorageObject {
   return {
@@ -83,13 +83,19 @@ export async function storeShard(core: Core, space: SpaceHandle, content: Readab
   }
 }
 
+/** Where a synced object came from: the source file's time and version token (absent for uploads). */
+export interface SourceOrigin {
+  mtimeMs?: number;
+  tag?: string;
+}
+
 /**
  * One upload: files are streamed into the space as they arrive; `commit` makes all of them visible
  * at once (replacing objects at the same paths). An upload never committed leaves only
  * unreferenced bytes, which the sweeper removes.
  */
 export class Upload {
-  private readonly files = new Map<string, { hash: string; size: number }>();
+  private readonly files = new Map<string, { hash: string; size: number; origin?: SourceOrigin }>();
 
   constructor(
     private readonly core: Core,
@@ -99,9 +105,11 @@ export class Upload {
     private readonly packageId?: number,
   ) {}
 
-  async add(path: string, content: Readable, field = 'files[].filename'): Promise<void> {
+  async add(path: string, content: Readable, field = 'files[].filename', origin?: SourceOrigin): Promise<StoredShard> {
     checkObjectPath(path, field);
-    this.files.set(path, await storeShard(this.core, this.space, content, `object '${path}'`));
+    const shard = await storeShard(this.core, this.space, content, `object '${path}'`);
+    this.files.set(path, { ...shard, origin });
+    return shard;
   }
 
   get count(): number {
@@ -114,12 +122,13 @@ export class Upload {
     const rows = await inGroupCommit(this.core.db, async (trx) => {
       const packageId = intoPackage ? await intoPackage(trx) : this.packageId!;
       const out: ObjectRow[] = [];
-      for (const [path, { hash, size }] of this.files) {
+      for (const [path, { hash, size, origin }] of this.files) {
+        const source = { source_mtime: origin?.mtimeMs ?? null, source_tag: origin?.tag ?? null };
         const row = await trx
           .insertInto('objects')
-          .values({ package_id: packageId, path, size, hash, space_id: this.space.id, redundancy: 'none', created_by: this.createdBy, created_at: now, updated_at: now })
+          .values({ package_id: packageId, path, size, hash, space_id: this.space.id, redundancy: 'none', created_by: this.createdBy, created_at: now, updated_at: now, ...source })
           .onConflict((oc) =>
-            oc.columns(['package_id', 'path']).doUpdateSet({ size, hash, space_id: this.space.id, redundancy: 'none', created_by: this.createdBy, updated_at: now }),
+            oc.columns(['package_id', 'path']).doUpdateSet({ size, hash, space_id: this.space.id, redundancy: 'none', created_by: this.createdBy, updated_at: now, ...source }),
           )
           .returning(OBJECT_RETURNING)
           .executeTakeFirstOrThrow();

@@ -84,9 +84,9 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
       try {
         report.checkpoint();
         const written = await dst.write(entry, src, report.signal);
-        if (written.size !== entry.size) throw new Error(`copied ${written.size} bytes but the source has ${entry.size} (it changed while being copied?)`);
+        if (entry.size >= 0 && written.size !== entry.size) throw new Error(`copied ${written.size} bytes but the source has ${entry.size} (it changed while being copied?)`);
         count(verdict === 'copy' ? 'copied' : 'updated');
-        count('bytes', entry.size);
+        count('bytes', written.size);
         step(`${verdict === 'copy' ? 'copied' : 'updated'} '${entry.path}'`);
       } catch (err) {
         fileFailed(entry.path, err);
@@ -102,12 +102,14 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
     if (s.hash && d.hash) return s.hash === d.hash ? 'skip' : 'update';
     if (s.tag !== undefined && d.tag !== undefined) return s.tag === d.tag ? 'skip' : 'update';
     if (!mode.includeSize && !mode.includeModTime) {
-      if (s.size !== d.size) return 'update';
+      if (s.size >= 0 && s.size !== d.size) return 'update';
       const [a, b] = await Promise.all([sha256Of(src, s, report.signal), sha256Of(dst, d, report.signal)]);
       return a === b ? 'skip' : 'update';
     }
-    if (mode.includeSize && s.size !== d.size) return 'update';
+    // A size of -1 or a time of NaN: the source does not say (a manifest entry without them).
+    if (mode.includeSize && s.size >= 0 && s.size !== d.size) return 'update';
     if (mode.includeModTime) {
+      if (Number.isNaN(s.mtimeMs)) return 'update';
       let dTime = d.mtimeMs;
       let sTime = s.mtimeMs;
       // Listings of S3 give the upload time; the file's own time (kept in metadata) needs a look.

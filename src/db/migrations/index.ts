@@ -7,6 +7,7 @@ import * as spaceBackends from './0005_space_backends.ts';
 import * as listingIndex from './0006_listing_index.ts';
 import * as jobs from './0007_jobs.ts';
 import * as syncTasks from './0008_sync_tasks.ts';
+import * as syncSources from './0009_sync_sources.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '0006_listing_index': listingIndex,
   '0007_jobs': jobs,
   '0008_sync_tasks': syncTasks,
+  '0009_sync_sources': syncSources,
 };

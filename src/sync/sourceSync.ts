@@ -1,0 +1,102 @@
+import { Type } from '@sinclair/typebox';
+import { requireRole, type Actor } from '../accounts/actor.ts';
+import type { Core } from '../core.ts';
+import { badRequest, notFound } from '../errors.ts';
+import { defineAction, PermanentJobError } from '../jobs/actions.ts';
+import type { Job, JobStatus } from '../jobs/models.ts';
+import { listJobs, submitJob, tenantJob } from '../jobs/store.ts';
+import { LocalBackend } from '../spaces/localBackend.ts';
+import { asClientError } from '../spaces/spaces.ts';
+import { openBackend } from '../spaces/storageConfig.ts';
+import { syncTree } from './engine.ts';
+import { ManifestTree } from './manifestTree.ts';
+import { emptyStats } from './models.ts';
+import { PackageTree } from './packageTree.ts';
+import { defaultSource, ownSource, sourceConfig, sourceNamed, type SourceConfig, type SourceRow } from './sources.ts';
+import { BackendTree, type SyncTree } from './tree.ts';
+
+/** A `source_sync` job: one external data source into its package. */
+const SourceSyncParams = Type.Object({ sourceId: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+
+const referenceOf = (sourceId: number) => `source:${sourceId}`;
+
+async function treeOf(core: Core, row: SourceRow, signal: AbortSignal): Promise<{ tree: SyncTree; problems: { path: string; message: string }[] }> {
+  const config: SourceConfig = sourceConfig(core, row);
+  if (row.type === 'local') return { tree: new BackendTree(new LocalBackend((config as { path: string }).path), ''), problems: [] };
+  if (row.type === 's3') {
+    const c = config as { endpoint?: string; region?: string; bucket: string; prefix?: string; force_path_style?: boolean; access_key_id: string; secret_access_key: string };
+    const backend = openBackend(
+      { type: 'S3', bucket: c.bucket, ...(c.endpoint ? { endpoint: c.endpoint } : {}), ...(c.region ? { region: c.region } : {}), forcePathStyle: c.force_path_style ?? true },
+      { type: 'S3', accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key },
+    );
+    return { tree: new BackendTree(backend, c.prefix ?? ''), problems: [] };
+  }
+  const c = config as { url: string; headers?: Record<string, string> };
+  const manifest = new ManifestTree(new URL(c.url), { timeoutMs: core.config.sourceTimeout * 1000, allowPrivate: core.config.webhookAllowPrivate, headers: c.headers });
+  await manifest.load(signal);
+  return { tree: manifest, problems: manifest.problems };
+}
+
+export const sourceSync = defineAction(SourceSyncParams, {
+  name: 'source_sync',
+  family: 'sync',
+  maxAttempts: 3,
+  describe: (p) => `Sync external data source ${p.sourceId} into its package`,
+  async run(ctx) {
+    const row = await ownSource(ctx.core, ctx.job.tenantId, ctx.params.sourceId).catch(() => {
+      throw new PermanentJobError(`source ${ctx.params.sourceId} no longer exists`);
+    });
+    const totals = emptyStats();
+    ctx.log(`syncing source '${row.name}' (${row.type}) into package ${row.package_id}${row.mirror ? ', mirroring' : ''}`);
+    try {
+      const { tree, problems } = await treeOf(ctx.core, row, ctx.signal);
+      for (const p of problems) ctx.error(p.message, p.path);
+      totals.failed += problems.length;
+      await syncTree(
+        tree,
+        new PackageTree(ctx.core, ctx.job.tenantId, ctx.job.createdBy ?? 0, row.package_id),
+        { mode: { type: 'Diff', includeSize: true, includeModTime: true }, filters: [], options: { delete: row.mirror === 1 } },
+        ctx,
+        totals,
+      );
+    } catch (err) {
+      throw asClientError(err);
+    }
+    ctx.stats({ ...totals });
+    if (totals.failed > 0) throw new PermanentJobError(`${totals.failed} files of source '${row.name}' failed (see the errors)`);
+    return totals;
+  },
+});
+
+/** Starts a sync of `source` (a name or id; absent: the tenant's default source). 409 while one of it is pending or running. */
+export async function startSourceSync(core: Core, actor: Actor, source: string | undefined): Promise<Job> {
+  requireRole(actor, 'member');
+  const row = source === undefined ? await defaultSource(core, actor.tenantId) : await sourceNamed(core, actor.tenantId, source);
+  if (!row) throw badRequest(source === undefined ? 'the tenant has no default source; name one in `source`' : `unknown source '${source.slice(0, 100)}'`, 'source');
+  return submitJob(core, {
+    tenantId: actor.tenantId,
+    action: sourceSync.name,
+    params: { sourceId: row.id },
+    trigger: 'manual',
+    description: `Sync source '${row.name}' (${row.type}) into package ${row.package_id}`,
+    referenceId: referenceOf(row.id),
+    concurrencyKey: `sourceSync:${row.id}`,
+    createdBy: actor.userId,
+  });
+}
+
+export async function listSourceSyncJobs(core: Core, actor: Actor, f: { status?: JobStatus[]; source?: string; offset: number; limit: number }): Promise<{ jobs: Job[]; total: number }> {
+  let referenceId: string | undefined;
+  if (f.source !== undefined) {
+    const row = await sourceNamed(core, actor.tenantId, f.source);
+    if (!row) return { jobs: [], total: 0 };
+    referenceId = referenceOf(row.id);
+  }
+  return listJobs(core, actor.tenantId, { status: f.status, action: sourceSync.name, referenceId, offset: f.offset, limit: f.limit });
+}
+
+export async function sourceSyncJob(core: Core, actor: Actor, id: number): Promise<Job> {
+  const job = await tenantJob(core, actor.tenantId, id);
+  if (job.action !== sourceSync.name) throw notFound(`sync job ${id}`);
+  return job;
+}
