@@ -22,12 +22,25 @@ export function compileValidator(schema: object, fromText: boolean): ValidateFun
 
 const compiled = new WeakMap<TSchema, ValidateFunction>();
 
-/** Why `value` does not fit `schema`, or undefined when it does. */
-export function schemaProblem(schema: TSchema, value: unknown): string | undefined {
+function validatorOf(schema: TSchema): ValidateFunction {
   let validate = compiled.get(schema);
   if (!validate) {
     validate = strictAjv.compile(schema);
     compiled.set(schema, validate);
   }
-  return validate(value) ? undefined : (validate.errors?.[0]?.message ?? 'is invalid');
+  return validate;
+}
+
+/** Why `value` does not fit `schema`, or undefined when it does. Fills in the schema's defaults. */
+export function schemaProblem(schema: TSchema, value: unknown): string | undefined {
+  return schemaIssue(schema, value)?.message;
+}
+
+/** Like `schemaProblem`, with where in `value` the problem is (`a.b.0`, '' for the value itself). */
+export function schemaIssue(schema: TSchema, value: unknown): { path: string; message: string } | undefined {
+  const validate = validatorOf(schema);
+  if (validate(value)) return undefined;
+  const first = validate.errors?.[0];
+  const path = (first?.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.');
+  return { path, message: first?.message ?? 'is invalid' };
 }

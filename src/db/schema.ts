@@ -22,6 +22,8 @@ export interface Database {
   job_triggers: JobTriggersTable;
   sync_tasks: SyncTasksTable;
   sync_sources: SyncSourcesTable;
+  workspaces: WorkspacesTable;
+  workspace_files: WorkspaceFilesTable;
   job_deliveries: JobDeliveriesTable;
 }
 
@@ -274,4 +276,27 @@ export interface SyncSourcesTable {
   is_default: number;
   created_at: number;
   updated_at: number;
+}
+
+/** A tenant's two-way workspace sync profile and its last outcome. */
+export interface WorkspacesTable {
+  tenant_id: number;
+  local_space_id: number;
+  local_path: string;
+  cloud_space_id: number;
+  cloud_path: string;
+  cloud_name: Generated<string>;
+  last_synced_at: number | null;
+  stat: Generated<string>;
+  last_error: string | null;
+  updated_at: number;
+}
+
+/** One file as both sides of a workspace held it after the last sync. */
+export interface WorkspaceFilesTable {
+  tenant_id: number;
+  path: string;
+  size: number;
+  local_mtime: number;
+  cloud_mtime: number;
 }

@@ -12,6 +12,7 @@ import { wsRoutes } from './events/ws.ts';
 import { usePlatformErrors } from './api/envelope.ts';
 import { jobRoutes } from './api/jobs.ts';
 import { syncRoutes } from './api/sync.ts';
+import { performSyncRoutes } from './api/performSync.ts';
 import { keyRoutes } from './api/keys.ts';
 import { tenantRoutes } from './api/tenants.ts';
 import { userRoutes } from './api/users.ts';
@@ -96,6 +97,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
       await api.register(jobRoutes, { core });
       await api.register(sseRoutes, { core });
       await api.register(syncRoutes, { core });
+      await api.register(performSyncRoutes, { core });
     },
     { prefix: '/api' },
   );

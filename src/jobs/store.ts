@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import { Value } from '@sinclair/typebox/value';
+import { schemaIssue } from '../validation.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { Db } from '../db/index.ts';
@@ -76,9 +76,13 @@ export class JobKeyConflict extends AppError {
 export function checkedParams(core: Core, action: string, params: unknown): unknown {
   const definition = core.jobs.actions.get(action);
   if (!definition) throw badRequest(`unknown action '${action}' (known: ${core.jobs.actions.names().join(', ')})`, 'action');
-  const value = Value.Default(definition.params, Value.Clone(params ?? {}));
-  const first = Value.Errors(definition.params, value).First();
-  if (first) throw badRequest(`params${first.path.replace(/\//g, '.')}: ${first.message}`, `params${first.path.replace(/\//g, '.')}`);
+  // The project's one validator (formats, string enums), which also fills in defaults.
+  const value = structuredClone(params ?? {});
+  const issue = schemaIssue(definition.params, value);
+  if (issue) {
+    const field = issue.path ? `params.${issue.path}` : 'params';
+    throw badRequest(`${field}: ${issue.message}`, field);
+  }
   return value;
 }
 

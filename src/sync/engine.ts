@@ -2,6 +2,7 @@ import type { JobContext } from '../jobs/actions.ts';
 import { CancelledError } from '../jobs/context.ts';
 import { compileFilters } from './filters.ts';
 import { emptyStats, type SyncFilter, type SyncMode, type SyncOptions, type SyncStats } from './models.ts';
+import { Pool } from './pool.ts';
 import { listBoth, mergeByPath, sha256Of, type SyncTree, type TreeEntry } from './tree.ts';
 
 export interface SyncSettings {
@@ -20,23 +21,7 @@ export type SyncReport = Pick<JobContext, 'signal' | 'progress' | 'stats' | 'log
 export const DEFAULT_TRANSFERS = 8;
 export const DEFAULT_CHECKERS = 16;
 /** Modification times this close are the same (file systems and S3 keep different precisions). */
-const TIME_TOLERANCE_MS = 1;
-
-/** Runs tasks with at most `limit` at once; `add` waits for a free slot, so the producer never runs far ahead. */
-class Pool {
-  private readonly running = new Set<Promise<void>>();
-  constructor(private readonly limit: number) {}
-
-  async add(task: () => Promise<void>): Promise<void> {
-    while (this.running.size >= this.limit) await Promise.race(this.running);
-    const p: Promise<void> = task().finally(() => this.running.delete(p));
-    this.running.add(p);
-  }
-
-  async drain(): Promise<void> {
-    while (this.running.size > 0) await Promise.race(this.running);
-  }
-}
+export const TIME_TOLERANCE_MS = 1;
 
 type Verdict = 'copy' | 'update' | 'skip';
 
@@ -121,53 +106,62 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
   };
 
   const { source, dest } = await listBoth(src, dst, wantDirs);
-  for await (const [s, d] of mergeByPath(source, dest)) {
-    report.checkpoint();
-    if (s && settings.only && !settings.only.has(s.path)) continue;
-    if (!s) {
-      if (options.delete && !settings.only && !d!.emptyDir) deletions.push(d!);
-      continue;
-    }
-    if (s.emptyDir) {
-      if (!d && !dryRun) await dst.makeDir?.(s.path).catch((err: unknown) => fileFailed(s.path, err));
-      continue;
-    }
-    if (!passes(s)) continue;
-    seen++;
-    count('checked');
-    if (!d || d.emptyDir) {
-      await copy(s, 'copy');
-      continue;
-    }
-    const needsLook = mode.type === 'Diff' && ((!mode.includeSize && !mode.includeModTime) || s.approximateTime || d.approximateTime);
-    if (!needsLook) {
-      const verdict = await compare(s, d);
-      if (verdict === 'skip') {
-        count('skipped');
-        step(`unchanged '${s.path}'`);
-      } else await copy(s, verdict);
-      continue;
-    }
-    await checkers.add(async () => {
-      try {
-        const verdict = await compare(s, d);
-        if (verdict === 'skip') {
-          count('skipped');
-          step(`unchanged '${s.path}'`);
-        } else await copy(s, verdict);
-      } catch (err) {
-        fileFailed(s.path, err);
-        step(`failed '${s.path}'`);
-      }
-    });
+  try {
+    await plan();
+  } finally {
+    // Also on a cancel: the job ends only once no copy is still writing.
+    await checkers.drain();
+    await transfers.drain();
   }
-  await checkers.drain();
-  await transfers.drain();
   report.stats({ ...totals });
   report.checkpoint();
 
   if (deletions.length > 0) await deleteExtra(dst, deletions, settings, stats, report, count, totals);
   return stats;
+
+  async function plan(): Promise<void> {
+    for await (const [s, d] of mergeByPath(source, dest)) {
+      report.checkpoint();
+      if (s && settings.only && !settings.only.has(s.path)) continue;
+      if (!s) {
+        // A file the filters leave out is not the sync's to delete.
+        if (options.delete && !settings.only && !d!.emptyDir && passes(d!)) deletions.push(d!);
+        continue;
+      }
+      if (s.emptyDir) {
+        if (!d && !dryRun) await dst.makeDir?.(s.path).catch((err: unknown) => fileFailed(s.path, err));
+        continue;
+      }
+      if (!passes(s)) continue;
+      seen++;
+      count('checked');
+      if (!d || d.emptyDir) {
+        await copy(s, 'copy');
+        continue;
+      }
+      const needsLook = mode.type === 'Diff' && ((!mode.includeSize && !mode.includeModTime) || s.approximateTime || d.approximateTime);
+      if (!needsLook) {
+        const verdict = await compare(s, d);
+        if (verdict === 'skip') {
+          count('skipped');
+          step(`unchanged '${s.path}'`);
+        } else await copy(s, verdict);
+        continue;
+      }
+      await checkers.add(async () => {
+        try {
+          const verdict = await compare(s, d);
+          if (verdict === 'skip') {
+            count('skipped');
+            step(`unchanged '${s.path}'`);
+          } else await copy(s, verdict);
+        } catch (err) {
+          fileFailed(s.path, err);
+          step(`failed '${s.path}'`);
+        }
+      });
+    }
+  }
 }
 
 async function deleteExtra(
@@ -189,25 +183,32 @@ async function deleteExtra(
     throw new MaxDeleteExceeded(`${deletions.length} files would be deleted, more than maxDelete (${maxDelete}); nothing was deleted`);
   }
   const pool = new Pool(settings.transfers ?? DEFAULT_TRANSFERS);
-  for (const d of deletions) {
-    report.checkpoint();
-    if (dryRun) {
-      report.log(`would delete '${d.path}'`);
-      count('deleted');
-      continue;
-    }
-    await pool.add(async () => {
-      try {
-        await dst.remove(d);
-        count('deleted');
-      } catch (err) {
-        count('failed');
-        report.error(`could not delete: ${(err as Error).message}`, d.path);
-      }
-    });
+  try {
+    await deleteAll();
+  } finally {
+    await pool.drain();
   }
-  await pool.drain();
   report.stats({ ...totals });
+
+  async function deleteAll(): Promise<void> {
+    for (const d of deletions) {
+      report.checkpoint();
+      if (dryRun) {
+        report.log(`would delete '${d.path}'`);
+        count('deleted');
+        continue;
+      }
+      await pool.add(async () => {
+        try {
+          await dst.remove(d);
+          count('deleted');
+        } catch (err) {
+          count('failed');
+          report.error(`could not delete: ${(err as Error).message}`, d.path);
+        }
+      });
+    }
+  }
 }
 
 export class MaxDeleteExceeded extends Error {

@@ -8,6 +8,7 @@ import * as listingIndex from './0006_listing_index.ts';
 import * as jobs from './0007_jobs.ts';
 import * as syncTasks from './0008_sync_tasks.ts';
 import * as syncSources from './0009_sync_sources.ts';
+import * as workspaces from './0010_workspaces.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0007_jobs': jobs,
   '0008_sync_tasks': syncTasks,
   '0009_sync_sources': syncSources,
+  '0010_workspaces': workspaces,
 };

@@ -6,6 +6,7 @@ import { engineStatuses, PlatformJob, platformJob } from '../../jobs/views.ts';
 import { pageMeta, PageOf, PageQuery, pageWindow } from '../../paging.ts';
 import { listSourceSyncJobs, sourceSyncJob, startSourceSync } from '../../sync/sourceSync.ts';
 import { CreateSourceBody, createSource, deleteSource, ExternalDataSource, listSources, ownSource, toSource, UpdateSourceBody, updateSource } from '../../sync/sources.ts';
+import { getWorkspace, putWorkspace, WorkspaceProfile } from '../../sync/workspace.ts';
 import { actorOf } from '../auth.ts';
 import { errorResponses } from './envelope.ts';
 
@@ -66,6 +67,18 @@ export const syncRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
       await deleteSource(core, actorOf(request), request.params.id);
       return reply.code(204).send(null);
     },
+  );
+
+  const WorkspaceView = Type.Object({ ...WorkspaceProfile.properties, cloud_name: Type.String(), updated_at: Type.String({ format: 'date-time' }) }, { title: 'Workspace' });
+  app.put(
+    '/sync/workspace',
+    { schema: { tags, summary: "Set the tenant's workspace: the local and cloud folders performSync keeps equal (admin)", security, body: WorkspaceProfile, response: { 200: WorkspaceView, ...errorResponses } } },
+    async (request) => putWorkspace(core, actorOf(request), request.body),
+  );
+  app.get(
+    '/sync/workspace',
+    { schema: { tags, summary: "The tenant's workspace profile", security, response: { 200: WorkspaceView, ...errorResponses } } },
+    async (request) => getWorkspace(core, actorOf(request)),
   );
 
   app.post(
