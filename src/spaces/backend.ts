@@ -13,6 +13,8 @@ export interface BackendEntry {
   approximateTime?: boolean;
   /** An empty folder, its key ending in `/` (listed only when asked for, by backends that have folders). */
   emptyDir?: boolean;
+  /** Why this file cannot be read as a key (a name that is not UTF-8): it is listed to be reported, not used. */
+  problem?: string;
 }
 
 export interface ListOptions {

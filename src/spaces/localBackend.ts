@@ -207,16 +207,18 @@ export class LocalBackend implements Backend {
 
   /** Depth first, each directory's entries sorted so that keys come out in byte order. */
   private async *walk(dir: string, keyPrefix: string, emptyDirs: boolean, top = true): AsyncIterable<BackendEntry> {
-    let entries: Dirent[];
+    let entries: Dirent<Buffer>[];
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      // Names as bytes: one that is not UTF-8 cannot be a key, and must be told, not lost.
+      entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
     } catch (err) {
       if (isMissing(err)) return;
       throw localError(err, keyPrefix);
     }
     const sortable = entries
-      .filter((e) => e.isFile() || (e.isDirectory() && e.name !== RESERVED_DIR))
-      .map((e) => ({ entry: e, order: Buffer.from(e.isDirectory() ? `${e.name}/` : e.name) }))
+      .map((e) => ({ entry: e, name: e.name.toString('utf8') }))
+      .filter(({ entry, name }) => entry.isFile() || (entry.isDirectory() && name !== RESERVED_DIR))
+      .map((e) => ({ ...e, order: Buffer.from(e.entry.isDirectory() ? `${e.name}/` : e.name) }))
       .sort((a, b) => Buffer.compare(a.order, b.order));
     if (emptyDirs && !top && sortable.length === 0) {
       const st = await stat(dir).catch(() => undefined);
@@ -224,9 +226,13 @@ export class LocalBackend implements Backend {
       if (st) yield { key: `${keyPrefix}/`, size: 0, mtimeMs: st.mtimeMs, emptyDir: true };
       return;
     }
-    for (const { entry } of sortable) {
-      const key = keyPrefix ? `${keyPrefix}/${entry.name}` : entry.name;
-      const full = join(dir, entry.name);
+    for (const { entry, name } of sortable) {
+      const key = keyPrefix ? `${keyPrefix}/${name}` : name;
+      if (!Buffer.from(name).equals(entry.name)) {
+        yield { key, size: 0, mtimeMs: 0, problem: `the name of '${key}' (bytes ${entry.name.toString('hex')}) is not valid UTF-8` };
+        continue;
+      }
+      const full = join(dir, name);
       if (entry.isDirectory()) {
         yield* this.walk(full, key, emptyDirs, false);
         continue;

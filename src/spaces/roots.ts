@@ -38,8 +38,7 @@ const within = (path: string, dir: string) => path === dir || path.startsWith(di
 const overlap = (a: string, b: string) => within(a, b) || within(b, a);
 
 /** The real directory for a local space's `root`, or a 400 naming what is wrong. */
-export async function checkLocalRoot(core: Core, root: string, otherTenantRoots: string[]): Promise<string> {
-  const field = 'storage.root';
+export async function checkLocalRoot(core: Core, root: string, otherTenantRoots: string[], field = 'storage.root'): Promise<string> {
   if (!isAbsolute(root)) throw badRequest(`${field} must be an absolute path`, field);
   if (root.includes('\0')) throw badRequest(`${field} contains a NUL character`, field);
   const real = await resolved(resolve(root));

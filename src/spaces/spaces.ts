@@ -192,8 +192,8 @@ async function otherTenantRoots(core: Core, tenantId: number): Promise<string[]>
 }
 
 /** A directory a tenant may read from (a `local` sync source): allow-listed, and no other tenant's space. */
-export async function checkReadableDir(core: Core, tenantId: number, path: string): Promise<string> {
-  return checkLocalRoot(core, path, await otherTenantRoots(core, tenantId));
+export async function checkReadableDir(core: Core, tenantId: number, path: string, field: string): Promise<string> {
+  return checkLocalRoot(core, path, await otherTenantRoots(core, tenantId), field);
 }
 
 /** `storage` and `credential` checked for their type; a local root also against the allow-list. */

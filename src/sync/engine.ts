@@ -123,6 +123,11 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
     for await (const [s, d] of mergeByPath(source, dest)) {
       report.checkpoint();
       if (s && settings.only && !settings.only.has(s.path)) continue;
+      if (d?.problem && !s) continue;
+      if (s?.problem) {
+        fileFailed(s.path, new Error(s.problem));
+        continue;
+      }
       if (!s) {
         // A file the filters leave out is not the sync's to delete.
         if (options.delete && !settings.only && !d!.emptyDir && passes(d!)) deletions.push(d!);
@@ -174,9 +179,9 @@ async function deleteExtra(
   totals: SyncStats,
 ): Promise<void> {
   const { maxDelete, dryRun } = settings.options;
-  // As rclone does: a run where a copy failed deletes nothing (the source may have been misread).
-  if (stats.failed > 0) {
-    report.log(`not deleting ${deletions.length} files at the destination: ${stats.failed} files failed`, 'warn');
+  // As rclone does: a run where a file failed (here, or listing the source) deletes nothing: the source may have been misread.
+  if (stats.failed > 0 || totals.failed > 0) {
+    report.log(`not deleting ${deletions.length} files at the destination: ${totals.failed} files failed`, 'warn');
     return;
   }
   if (maxDelete !== undefined && deletions.length > maxDelete) {

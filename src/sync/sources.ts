@@ -38,7 +38,7 @@ const S3Config = Type.Object(
 const ManifestConfig = Type.Object(
   {
     url: Type.String({ minLength: 1, maxLength: 2048 }),
-    headers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$' }), Type.String({ maxLength: 4096 }), { maxProperties: 20 })),
+    headers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$' }), Type.String({ maxLength: 4096 }), { maxProperties: 20, additionalProperties: false })),
   },
   strict,
 );
@@ -99,7 +99,7 @@ async function splitConfig(core: Core, tenantId: number, type: SourceType, input
   if (problem) throw badRequest(`config (type '${type}'): ${problem}`, 'config');
   if (type === 'local') {
     const { path } = input as LocalConfig;
-    return { open: { path: await checkReadableDir(core, tenantId, path) }, secret: null };
+    return { open: { path: await checkReadableDir(core, tenantId, path, 'config.path') }, secret: null };
   }
   if (type === 's3') {
     const { secret_access_key, ...rest } = input as S3Config;

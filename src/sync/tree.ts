@@ -16,6 +16,8 @@ export interface TreeEntry {
   hash?: string;
   /** A version token of the source (an ETag) as the destination last recorded it. */
   tag?: string;
+  /** Why the file cannot be synced (a name that is not UTF-8). */
+  problem?: string;
 }
 
 /**
@@ -58,6 +60,7 @@ export class BackendTree implements SyncTree {
       approximateTime: e.approximateTime === true,
       emptyDir: e.emptyDir === true,
       key: e.key,
+      ...(e.problem !== undefined ? { problem: e.problem } : {}),
     };
   }
 

@@ -117,6 +117,13 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
     for await (const [l, c] of lister) {
       report.checkpoint();
       const path = (l ?? c)!.path;
+      const problem = l?.problem ?? c?.problem;
+      if (problem) {
+        // Neither copied nor deleted: a file whose name cannot be a key stays as it is on both sides.
+        stats.failed++;
+        report.error(problem, path);
+        continue;
+      }
       while (!s.done && compareUtf8(s.value.path, path) < 0) s = await snap.next();
       const prior = !s.done && s.value.path === path ? s.value : undefined;
       stats.checked++;

@@ -89,11 +89,15 @@ export const syncRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
         summary: 'Start a sync of an external data source into its package',
         description: 'The answer is the new job (pending); it runs in the background. 409 while a sync of that source is pending or running.',
         security,
-        body: Type.Optional(CreateSyncJobRequest),
+        body: CreateSyncJobRequest,
         response: { 200: PlatformJob, ...errorResponses },
       },
+      // No body at all (the spec allows it) is the same as `{}`: the default source.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
     },
-    async (request) => view(await startSourceSync(core, actorOf(request), request.body?.source)),
+    async (request) => view(await startSourceSync(core, actorOf(request), request.body.source)),
   );
 
   app.get(
