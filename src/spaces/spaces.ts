@@ -343,7 +343,8 @@ export async function shardInUse(core: Core, spaceId: number, hash: string): Pro
 }
 
 export async function sweepSpaces(core: Core, options: { recount?: boolean } = {}): Promise<{ removed: number; bytes: number; failed: number }> {
-  const rows = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('shard_max_size', 'is not', null).execute();
+  // Every space: one without a shard store still gets partial files from interrupted syncs and exports.
+  const rows = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).execute();
   const total = { removed: 0, bytes: 0, failed: 0 };
   const graceMs = core.config.shardGrace * 1000;
   for (const row of rows) {
@@ -351,7 +352,8 @@ export async function sweepSpaces(core: Core, options: { recount?: boolean } = {
       const space = handleOf(core, row);
       const started = Date.now();
       await space.backend.cleanup(started - graceMs);
-      const result = await space.store!.sweep(graceMs, (hash) => shardInUse(core, space.id, hash));
+      if (!space.store) continue;
+      const result = await space.store.sweep(graceMs, (hash) => shardInUse(core, space.id, hash));
       if (options.recount) await core.db.updateTable('user_spaces').set({ used_bytes: result.kept }).where('id', '=', space.id).execute();
       total.removed += result.removed;
       total.bytes += result.bytes;
