@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { sql } from 'kysely';
 import type { Db } from '../db/index.ts';
-import { inGroupCommit } from '../db/groupCommit.ts';
 import { prepared } from '../db/prepared.ts';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
@@ -63,15 +62,12 @@ function quotaOf(core: Core, spaceId: number): ShardQuota {
       return Math.max(0, row.shard_max_size - row.used_bytes);
     },
     async claim(bytes) {
-      // Every upload of new bytes counts them: shared commits keep that from costing a transaction each.
-      const result = await inGroupCommit(core.db, (trx) =>
-        trx
-          .updateTable('user_spaces')
-          .set({ used_bytes: sql`used_bytes + ${bytes}` })
-          .where('id', '=', spaceId)
-          .where((eb) => eb.or([eb('shard_max_size', 'is', null), eb('shard_max_size', '=', 0), eb(sql`used_bytes + ${bytes}`, '<=', eb.ref('shard_max_size'))]))
-          .executeTakeFirst(),
-      );
+      const result = await core.db
+        .updateTable('user_spaces')
+        .set({ used_bytes: sql`used_bytes + ${bytes}` })
+        .where('id', '=', spaceId)
+        .where((eb) => eb.or([eb('shard_max_size', 'is', null), eb('shard_max_size', '=', 0), eb(sql`used_bytes + ${bytes}`, '<=', eb.ref('shard_max_size'))]))
+        .executeTakeFirst();
       return Number(result.numUpdatedRows) > 0;
     },
     async release(bytes) {

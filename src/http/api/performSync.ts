@@ -41,6 +41,16 @@ export const performSyncRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = asyn
 
   const info = { 200: Envelope({ synced: Type.Integer({ description: 'Epoch ms of the last successful sync (0: never)' }), stat: Type.String(), syncing: Type.Boolean(), lastError: Type.String() }), ...failures };
   const handler = async (request: FastifyRequest) => ({ code: 0, msg: '', data: await syncInfo(core, actorOf(request)) });
-  app.post('/sync/getSyncInfo', { schema: { tags, summary: 'The last workspace sync and whether one is running', security, response: info } }, handler);
+  app.post(
+    '/sync/getSyncInfo',
+    {
+      schema: { tags, summary: 'The last workspace sync and whether one is running', security, body: Type.Object({}, { additionalProperties: false, description: 'Nothing, or {}' }), response: info },
+      // Clients post nothing at all as often as `{}`.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+    },
+    handler,
+  );
   app.get('/sync/getSyncInfo', { schema: { tags, summary: 'The last workspace sync and whether one is running', security, response: info } }, handler);
 };
