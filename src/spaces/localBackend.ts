@@ -70,7 +70,9 @@ export class LocalBackend implements Backend {
     try {
       return await op();
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.verified.delete(dir)) throw err;
+      // Every operation that met the missing directory retries (not only the first to notice).
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.verified.delete(dir);
       await this.ensureDir(dir);
       return op();
     }

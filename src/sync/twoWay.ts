@@ -26,12 +26,17 @@ export interface TwoWayStats {
 
 const TRANSFERS = 8;
 
-/** `dir/name.ext` → `dir/name.conflict-<time>.ext` (no extension: `name.conflict-<time>`). */
-export function conflictPath(path: string, at: number): string {
-  const stamp = new Date(at).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+/** `dir/name.ext` → `dir/name.conflict-<time>[-n].ext` (no extension: `name.conflict-<time>[-n]`). */
+export function conflictPath(path: string, at: number, n = 1): string {
+  const stamp = new Date(at).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z') + (n > 1 ? `-${n}` : '');
   const slash = path.lastIndexOf('/');
   const dot = path.lastIndexOf('.');
   return dot > slash + 1 ? `${path.slice(0, dot)}.conflict-${stamp}${path.slice(dot)}` : `${path}.conflict-${stamp}`;
+}
+
+async function exists(tree: SyncTree, path: string): Promise<boolean> {
+  for await (const _ of tree.entries(false, path)) return true;
+  return false;
 }
 
 const changed = (e: TreeEntry, size: number, mtime: number) => e.size !== size || Math.abs(e.mtimeMs - mtime) >= TIME_TOLERANCE_MS;
@@ -90,9 +95,19 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
       stats.bytes += (await local.write(c, cloud, signal)).size;
       stats.downloaded++;
     });
+  /** Conflict copies made by this run: never a name either side has (an earlier conflict in the same second), never planned again. */
+  const made = new Set<string>();
+  const freeConflictPath = async (path: string) => {
+    for (let n = 1; ; n++) {
+      const candidate = conflictPath(path, startedAt, n);
+      if (made.has(candidate)) continue;
+      made.add(candidate);
+      if (!(await exists(local, candidate)) && !(await exists(cloud, candidate))) return candidate;
+    }
+  };
   const conflict = (l: TreeEntry, c: TreeEntry) =>
     run(l.path, 'kept both versions of', async () => {
-      const copy = { ...c, path: conflictPath(c.path, startedAt) };
+      const copy = { ...c, path: await freeConflictPath(c.path) };
       await local.write(copy, cloud, signal);
       await cloud.write(copy, cloud, signal);
       stats.bytes += (await cloud.write(l, local, signal)).size + 2 * c.size;
@@ -117,6 +132,8 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
     for await (const [l, c] of lister) {
       report.checkpoint();
       const path = (l ?? c)!.path;
+      // A conflict copy this run made may show up in a listing page read after it was written.
+      if (made.has(path)) continue;
       const problem = l?.problem ?? c?.problem;
       if (problem) {
         // Neither copied nor deleted: a file whose name cannot be a key stays as it is on both sides.

@@ -75,7 +75,11 @@ export async function putWorkspace(core: Core, actor: Actor, body: WorkspaceProf
       .values({ tenant_id: actor.tenantId, ...values, last_synced_at: null, last_error: null })
       .onConflict((oc) => oc.column('tenant_id').doUpdateSet(values))
       .execute();
-    if (!same) await forget(trx, actor.tenantId);
+    // Other folders: the last sync and the cloud folder name chosen for the old ones no longer apply.
+    if (!same) {
+      await forget(trx, actor.tenantId);
+      await trx.updateTable('workspaces').set({ cloud_name: '' }).where('tenant_id', '=', actor.tenantId).execute();
+    }
   });
   return getWorkspace(core, actor);
 }
