@@ -5,6 +5,7 @@ import { jobsBench } from './jobs.ts';
 import { ROOT } from './lib.ts';
 import { listingBench } from './listing.ts';
 import { storageBench } from './storage.ts';
+import { syncBench } from './sync.ts';
 
 /** `npm run bench [-- name…]`: runs the named benchmarks (all by default), prints and saves JSON. */
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -12,6 +13,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   storage: storageBench,
   listing: listingBench,
   jobs: jobsBench,
+  sync: syncBench,
 };
 
 const wanted = process.argv.slice(2);
