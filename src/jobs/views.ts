@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { badRequest } from '../errors.ts';
 import { isoOrNull, iso } from '../time.ts';
 import type { ActionCatalog } from './actions.ts';
 import { JobError, JobProgress, type Job, type JobButton, type JobEventType } from './models.ts';
@@ -80,6 +81,14 @@ export const platformStatus = (s: Job['status']) => PLATFORM_STATUS[s];
 export function engineStatuses(filter: string): Job['status'][] | undefined {
   for (const [engine, platform] of Object.entries(PLATFORM_STATUS)) if (filter === engine || filter === platform) return [engine as Job['status']];
   return undefined;
+}
+
+/** A `status` query parameter of a platform job list: absent, or the statuses it means (400 otherwise). */
+export function statusFilter(raw: string | undefined): Job['status'][] | undefined {
+  if (raw === undefined) return undefined;
+  const status = engineStatuses(raw);
+  if (!status) throw badRequest(`status must be one of pending, running, succeeded, failed, cancelled (got '${raw}')`, 'status');
+  return status;
 }
 
 export const JobButtonView = Type.Object({ customId: Type.String(), label: Type.String(), emoji: Type.String(), style: Type.Integer(), type: Type.Integer() }, { title: 'JobButton' });

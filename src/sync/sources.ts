@@ -1,7 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
+import type { Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
+import type { SyncSourcesTable } from '../db/schema.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { checkHookUrl } from '../jobs/webhooks.ts';
 import { StringEnum } from '../schema.ts';
@@ -78,19 +80,7 @@ export const ExternalDataSource = Type.Object(
 );
 export type ExternalDataSource = Static<typeof ExternalDataSource>;
 
-export interface SourceRow {
-  id: number;
-  tenant_id: number;
-  name: string;
-  type: string;
-  config_json: string;
-  secret_sealed: string | null;
-  package_id: number;
-  mirror: number;
-  is_default: number;
-  created_at: number;
-  updated_at: number;
-}
+export type SourceRow = Selectable<SyncSourcesTable>;
 
 /** Checks a config for its type; returns what is stored in the open and what is sealed. */
 async function splitConfig(core: Core, tenantId: number, type: SourceType, input: unknown): Promise<{ open: Record<string, unknown>; secret: Record<string, unknown> | null }> {

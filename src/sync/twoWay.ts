@@ -178,13 +178,6 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
 /** The files both sides now hold alike: the snapshot the next sync compares against. */
 export async function* matchingPairs(local: SyncTree, cloud: SyncTree, signal: AbortSignal): AsyncGenerator<SnapshotEntry> {
   for await (const [l, c] of mergeByPath(local.entries(false)[Symbol.asyncIterator](), cloud.entries(false)[Symbol.asyncIterator]())) {
-    if (!l || !c || l.size !== c.size) continue;
-    let lt = l.mtimeMs;
-    let ct = c.mtimeMs;
-    if (Math.abs(lt - ct) >= TIME_TOLERANCE_MS && c.approximateTime) ct = (await cloud.exactTime?.(c)) ?? ct;
-    if (Math.abs(lt - ct) >= TIME_TOLERANCE_MS && l.approximateTime) lt = (await local.exactTime?.(l)) ?? lt;
-    // Same size and time: the same file. Same size, other times (a first merge of equal files): the content decides.
-    if (Math.abs(lt - ct) >= TIME_TOLERANCE_MS && (await sha256Of(local, l, signal)) !== (await sha256Of(cloud, c, signal))) continue;
-    yield { path: l.path, size: l.size, localMtime: l.mtimeMs, cloudMtime: c.mtimeMs };
+    if (l && c && (await same(local, l, cloud, c, signal))) yield { path: l.path, size: l.size, localMtime: l.mtimeMs, cloudMtime: c.mtimeMs };
   }
 }

@@ -12,7 +12,7 @@ import {
   actorSubmit,
   actorTriggers,
 } from '../../jobs/service.ts';
-import { engineStatuses, PlatformJob, platformJob } from '../../jobs/views.ts';
+import { PlatformJob, platformJob, statusFilter } from '../../jobs/views.ts';
 import { setTenantWebhook, tenantWebhook } from '../../jobs/webhooks.ts';
 import { requireRole } from '../../accounts/actor.ts';
 import { Id } from '../../accounts/models.ts';
@@ -101,8 +101,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, 
     },
     async (request) => {
       const { page, pageSize, offset } = pageWindow(request.query);
-      const status = request.query.status === undefined ? undefined : engineStatuses(request.query.status);
-      if (request.query.status !== undefined && !status) throw badRequest(`status must be one of pending, running, succeeded, failed, cancelled (got '${request.query.status}')`, 'status');
+      const status = statusFilter(request.query.status);
       const { jobs, total } = await actorJobs(core, actorOf(request), { status, action: request.query.action, offset, limit: pageSize });
       return { items: jobs.map(view), meta: pageMeta(page, pageSize, total) };
     },

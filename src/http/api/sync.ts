@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { Id } from '../../accounts/models.ts';
 import type { Core } from '../../core.ts';
 import { badRequest } from '../../errors.ts';
-import { engineStatuses, PlatformJob, platformJob } from '../../jobs/views.ts';
+import { PlatformJob, platformJob, statusFilter } from '../../jobs/views.ts';
 import { pageMeta, PageOf, PageQuery, pageWindow } from '../../paging.ts';
 import { listSourceSyncJobs, sourceSyncJob, startSourceSync } from '../../sync/sourceSync.ts';
 import { CreateSourceBody, createSource, deleteSource, ExternalDataSource, listSources, ownSource, toSource, UpdateSourceBody, updateSource } from '../../sync/sources.ts';
@@ -117,8 +117,7 @@ export const syncRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
     },
     async (request) => {
       const { page, pageSize, offset } = pageWindow(request.query);
-      const status = request.query.status === undefined ? undefined : engineStatuses(request.query.status);
-      if (request.query.status !== undefined && !status) throw badRequest(`status must be one of pending, running, succeeded, failed, cancelled (got '${request.query.status}')`, 'status');
+      const status = statusFilter(request.query.status);
       const { jobs, total } = await listSourceSyncJobs(core, actorOf(request), { status, source: request.query.source, offset, limit: pageSize });
       return { items: jobs.map(view), meta: pageMeta(page, pageSize, total) };
     },
