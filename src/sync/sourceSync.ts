@@ -14,6 +14,7 @@ import { emptyStats } from './models.ts';
 import { PackageTree } from './packageTree.ts';
 import { defaultSource, ownSource, sourceConfig, sourceNamed, type SourceConfig, type SourceRow } from './sources.ts';
 import { BackendTree, type SyncTree } from './tree.ts';
+import { YunjiTree } from './yunjiTree.ts';
 
 /** A `source_sync` job: one external data source into its package. */
 const SourceSyncParams = Type.Object({ sourceId: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
@@ -31,8 +32,13 @@ async function treeOf(core: Core, row: SourceRow, signal: AbortSignal): Promise<
     );
     return { tree: new BackendTree(backend, c.prefix ?? ''), problems: [] };
   }
+  const fetching = { timeoutMs: core.config.sourceTimeout * 1000, allowPrivate: core.config.webhookAllowPrivate };
+  if (row.type === 'yunji') {
+    const c = config as { url: string; package_id: number; api_key: string };
+    return { tree: new YunjiTree(new URL(c.url), c.package_id, c.api_key, { ...fetching, signal }), problems: [] };
+  }
   const c = config as { url: string; headers?: Record<string, string> };
-  const manifest = new ManifestTree(new URL(c.url), { timeoutMs: core.config.sourceTimeout * 1000, allowPrivate: core.config.webhookAllowPrivate, headers: c.headers });
+  const manifest = new ManifestTree(new URL(c.url), { ...fetching, headers: c.headers });
   await manifest.load(signal);
   return { tree: manifest, problems: manifest.problems };
 }

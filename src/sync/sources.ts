@@ -19,7 +19,7 @@ import { schemaProblem } from '../validation.ts';
  * package they fill. Secrets (an S3 secret key, manifest request headers) are sealed apart from
  * the rest of the settings and never shown again.
  */
-export const SOURCE_TYPES = ['http_manifest', 's3', 'local'] as const;
+export const SOURCE_TYPES = ['http_manifest', 's3', 'local', 'yunji'] as const;
 export type SourceType = (typeof SOURCE_TYPES)[number];
 const MASK = '********';
 const strict = { additionalProperties: false } as const;
@@ -44,16 +44,27 @@ const ManifestConfig = Type.Object(
   },
   strict,
 );
+const YunjiConfig = Type.Object(
+  {
+    url: Type.String({ minLength: 1, maxLength: 2048, description: "The other server's base URL" }),
+    package_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'The package there' }),
+    api_key: Type.String({ minLength: 1, maxLength: 512, description: 'An API key of that server that can read the package' }),
+  },
+  strict,
+);
+type YunjiConfig = Static<typeof YunjiConfig>;
 type LocalConfig = Static<typeof LocalConfig>;
 type S3Config = Static<typeof S3Config>;
 type ManifestConfig = Static<typeof ManifestConfig>;
-export type SourceConfig = LocalConfig | S3Config | ManifestConfig;
+export type SourceConfig = LocalConfig | S3Config | ManifestConfig | YunjiConfig;
 
 export const CreateSourceBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 255 }),
     type: StringEnum(SOURCE_TYPES),
-    config: Type.Record(Type.String(), Type.Unknown(), { description: 'http_manifest: {url, headers?}; s3: {endpoint?, region?, bucket, prefix?, force_path_style?, access_key_id, secret_access_key}; local: {path}' }),
+    config: Type.Record(Type.String(), Type.Unknown(), {
+      description: 'http_manifest: {url, headers?}; s3: {endpoint?, region?, bucket, prefix?, force_path_style?, access_key_id, secret_access_key}; local: {path}; yunji: {url, package_id, api_key}',
+    }),
     package_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
     mirror: Type.Optional(Type.Boolean({ description: 'Delete objects whose file the source no longer has (default false)' })),
     is_default: Type.Optional(Type.Boolean({ description: 'The source a sync job without `source` uses (one per tenant)' })),
@@ -84,7 +95,7 @@ export type SourceRow = Selectable<SyncSourcesTable>;
 
 /** Checks a config for its type; returns what is stored in the open and what is sealed. */
 async function splitConfig(core: Core, tenantId: number, type: SourceType, input: unknown): Promise<{ open: Record<string, unknown>; secret: Record<string, unknown> | null }> {
-  const schema = type === 'local' ? LocalConfig : type === 's3' ? S3Config : ManifestConfig;
+  const schema = type === 'local' ? LocalConfig : type === 's3' ? S3Config : type === 'yunji' ? YunjiConfig : ManifestConfig;
   const problem = schemaProblem(schema, input);
   if (problem) throw badRequest(`config (type '${type}'): ${problem}`, 'config');
   if (type === 'local') {
@@ -96,6 +107,11 @@ async function splitConfig(core: Core, tenantId: number, type: SourceType, input
     checkStorage({ type: 'S3', bucket: rest.bucket, ...(rest.endpoint ? { endpoint: rest.endpoint } : {}) });
     if (rest.prefix !== undefined) rest.prefix = checkSpacePath(rest.prefix, 'config.prefix');
     return { open: rest, secret: { secret_access_key } };
+  }
+  if (type === 'yunji') {
+    const { api_key, ...rest } = input as YunjiConfig;
+    await checkHookUrl(core, rest.url, 'config.url');
+    return { open: rest, secret: { api_key } };
   }
   const { url, headers } = input as ManifestConfig;
   await checkHookUrl(core, url, 'config.url');
@@ -113,6 +129,7 @@ export function toSource(core: Core, row: SourceRow): ExternalDataSource {
   const open = JSON.parse(row.config_json) as Record<string, unknown>;
   let config = open;
   if (row.type === 's3') config = { ...open, secret_access_key: MASK };
+  if (row.type === 'yunji') config = { ...open, api_key: MASK };
   if (row.type === 'http_manifest' && row.secret_sealed) {
     const { headers } = sourceConfig(core, row) as ManifestConfig;
     config = { ...open, headers: Object.fromEntries(Object.keys(headers ?? {}).map((k) => [k, MASK])) };
