@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
+import { AppError } from '../errors.ts';
 import { guardedLookup, isPrivateAddress } from '../jobs/webhooks.ts';
 
 /**
@@ -20,7 +21,10 @@ export function httpGet(url: URL, opts: { timeoutMs: number; allowPrivate: boole
     const req = client.get(url, { headers: opts.headers, lookup: guardedLookup(opts.allowPrivate), timeout: opts.timeoutMs, signal: opts.signal }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
-        return reject(new Error(`${url.origin}${url.pathname} answered HTTP ${res.statusCode}`));
+        const message = `${url.origin}${url.pathname} answered HTTP ${res.statusCode}`;
+        // A 4xx is the source's settings (a wrong URL or key): trying again will not help; a 5xx may pass.
+        const status = res.statusCode ?? 0;
+        return reject(status >= 400 && status < 500 ? new AppError('bad_request', message) : new Error(message));
       }
       res.setTimeout(opts.timeoutMs, () => res.destroy(new Error(`${url.origin}${url.pathname} stopped sending for ${opts.timeoutMs / 1000} s`)));
       resolve(res);
