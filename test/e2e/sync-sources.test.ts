@@ -820,6 +820,18 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     expect(await sync(src.name)).toMatchObject({ status: 'succeeded', stats: stats({}) });
   });
 
+  it('refuses a manifest of more than 1,000,000 entries at once, with the limit in the error, and stays up', async () => {
+    const s = site();
+    const entries = Array.from({ length: 1_000_001 }, (_, i) => `{"path":"f${i}","url":"u"}`);
+    s.serve('huge.json', { body: `[${entries.join(',')}]`, contentType: 'application/json' });
+    const huge = await manifestSource(s.url('huge.json'));
+    const job = await sync(huge.name);
+    expect(job).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(job.error_message).toMatch(/lists 1000001 files, more than 1000000/);
+    expect(await objectsOf(huge.package_id)).toEqual({});
+    expect((await admin.get('/api/sync/sources')).status).toBe(200);
+  });
+
   it('fails a sync whose manifest is not JSON, or not a list; a file answering HTTP 500 fails that entry only', async () => {
     const s = site();
     s.serve('html.json', { body: '<html>not json</html>', contentType: 'text/html' });
