@@ -48,7 +48,17 @@ export class Completions {
         const recorded = await this.write(batch);
         for (const p of batch) p.done(recorded.has(p.ctx.job.id));
       } catch (err) {
-        for (const p of batch) p.failed(err);
+        // A batch can fail as a whole where one job alone would not (PostgreSQL may end it as a
+        // deadlock victim against a heartbeat of the same rows): each is recorded alone before its
+        // job is left to its lease.
+        if (batch.length > 1) this.core.log.warn({ err, jobs: batch.length }, 'jobs: recording a batch of completions failed; recording each alone');
+        for (const p of batch) {
+          try {
+            p.done((await this.write([p])).has(p.ctx.job.id));
+          } catch (one) {
+            p.failed(one);
+          }
+        }
       }
     }
   }
