@@ -101,8 +101,11 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
     for (let n = 1; ; n++) {
       const candidate = conflictPath(path, startedAt, n);
       if (made.has(candidate)) continue;
-      made.add(candidate);
-      if (!(await exists(local, candidate)) && !(await exists(cloud, candidate))) return candidate;
+      // Only the name chosen is set aside: an existing file with a tried name is still planned as usual.
+      if (!(await exists(local, candidate)) && !(await exists(cloud, candidate))) {
+        made.add(candidate);
+        return candidate;
+      }
     }
   };
   const conflict = (l: TreeEntry, c: TreeEntry) =>
