@@ -23,6 +23,18 @@ export const DEFAULT_CHECKERS = 16;
 /** Modification times this close are the same (file systems and S3 keep different precisions). */
 export const TIME_TOLERANCE_MS = 1;
 
+/**
+ * Whether two files' modification times agree (within 1 ms). Listings of S3 give the upload time,
+ * so where they differ the file's own time (kept in metadata) of such a side is looked up.
+ */
+export async function sameTime(aTree: SyncTree, a: TreeEntry, bTree: SyncTree, b: TreeEntry): Promise<boolean> {
+  let at = a.mtimeMs;
+  let bt = b.mtimeMs;
+  if (Math.abs(at - bt) >= TIME_TOLERANCE_MS && b.approximateTime) bt = (await bTree.exactTime?.(b)) ?? bt;
+  if (Math.abs(at - bt) >= TIME_TOLERANCE_MS && a.approximateTime) at = (await aTree.exactTime?.(a)) ?? at;
+  return Math.abs(at - bt) < TIME_TOLERANCE_MS;
+}
+
 type Verdict = 'copy' | 'update' | 'skip';
 
 /**
@@ -95,12 +107,7 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
     if (mode.includeSize && s.size >= 0 && s.size !== d.size) return 'update';
     if (mode.includeModTime) {
       if (Number.isNaN(s.mtimeMs)) return 'update';
-      let dTime = d.mtimeMs;
-      let sTime = s.mtimeMs;
-      // Listings of S3 give the upload time; the file's own time (kept in metadata) needs a look.
-      if (Math.abs(sTime - dTime) >= TIME_TOLERANCE_MS && d.approximateTime) dTime = (await dst.exactTime?.(d)) ?? dTime;
-      if (Math.abs(sTime - dTime) >= TIME_TOLERANCE_MS && s.approximateTime) sTime = (await src.exactTime?.(s)) ?? sTime;
-      if (Math.abs(sTime - dTime) >= TIME_TOLERANCE_MS) return 'update';
+      if (!(await sameTime(src, s, dst, d))) return 'update';
     }
     return 'skip';
   };

@@ -1,6 +1,6 @@
 import { CancelledError } from '../jobs/context.ts';
 import type { SyncReport } from './engine.ts';
-import { TIME_TOLERANCE_MS } from './engine.ts';
+import { sameTime, TIME_TOLERANCE_MS } from './engine.ts';
 import { Pool } from './pool.ts';
 import { compareUtf8, mergeByPath, sha256Of, type SyncTree, type TreeEntry } from './tree.ts';
 
@@ -44,11 +44,7 @@ const changed = (e: TreeEntry, size: number, mtime: number) => e.size !== size |
 /** Whether the two sides hold the same file: same size, and the same time (each side's own) or, failing that, the same content. */
 async function same(local: SyncTree, l: TreeEntry, cloud: SyncTree, c: TreeEntry, signal: AbortSignal): Promise<boolean> {
   if (l.size !== c.size) return false;
-  let lt = l.mtimeMs;
-  let ct = c.mtimeMs;
-  if (Math.abs(lt - ct) >= TIME_TOLERANCE_MS && c.approximateTime) ct = (await cloud.exactTime?.(c)) ?? ct;
-  if (Math.abs(lt - ct) >= TIME_TOLERANCE_MS && l.approximateTime) lt = (await local.exactTime?.(l)) ?? lt;
-  if (Math.abs(lt - ct) < TIME_TOLERANCE_MS) return true;
+  if (await sameTime(local, l, cloud, c)) return true;
   const [a, b] = await Promise.all([sha256Of(local, l, signal), sha256Of(cloud, c, signal)]);
   return a === b;
 }
