@@ -96,6 +96,8 @@ async function smallObjects(databaseUrl: string) {
     const { token, packageID } = await setup(yunji);
     const boundary = 'yunji-bench-boundary';
     let next = 0;
+    // Timed to the last answer: autocannon itself notices it is done only at its next one-second tick.
+    let last = 0;
     const t = performance.now();
     const result = await autocannon({
       url: `${yunji.url}/v1/object/upload`,
@@ -103,9 +105,9 @@ async function smallObjects(databaseUrl: string) {
       amount: SMALL_COUNT,
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
-      requests: [{ setupRequest: (req) => ({ ...req, body: smallUploadBody(boundary, packageID, next++) }) }],
+      requests: [{ setupRequest: (req) => ({ ...req, body: smallUploadBody(boundary, packageID, next++) }), onResponse: () => void (last = performance.now()) }],
     });
-    const seconds = (performance.now() - t) / 1000;
+    const seconds = (last - t) / 1000;
     if (result.errors || result.non2xx) throw new Error(`${result.errors} errors, ${result.non2xx} non-2xx answers`);
     const listed = await countObjects(yunji, token, packageID);
     if (listed !== SMALL_COUNT) throw new Error(`${listed} objects listed after ${SMALL_COUNT} uploads`);

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import type { Db } from './index.ts';
 
 /**
@@ -22,6 +22,11 @@ interface Item {
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
+
+// Compiled once: built anew, each would cost more than SQLite takes to run it.
+const SAVEPOINT = CompiledQuery.raw('savepoint yunji_item');
+const RELEASE = CompiledQuery.raw('release savepoint yunji_item');
+const ROLLBACK = CompiledQuery.raw('rollback to savepoint yunji_item');
 
 /** Largest group: bounds how long one transaction holds the writer. */
 const MAX_GROUP = 256;
@@ -69,14 +74,14 @@ class Committer {
     try {
       await this.db.transaction().execute(async (trx) => {
         for (const item of group) {
-          await sql`savepoint yunji_item`.execute(trx);
+          await trx.executeQuery(SAVEPOINT);
           try {
             const value = await item.work(trx);
-            await sql`release savepoint yunji_item`.execute(trx);
+            await trx.executeQuery(RELEASE);
             outcomes.push({ ok: true, value });
           } catch (err) {
-            await sql`rollback to savepoint yunji_item`.execute(trx);
-            await sql`release savepoint yunji_item`.execute(trx);
+            await trx.executeQuery(ROLLBACK);
+            await trx.executeQuery(RELEASE);
             outcomes.push({ ok: false, err });
           }
         }

@@ -1,5 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Compilable, CompiledQuery, Kysely } from 'kysely';
+import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
+import { dialectOf, type DialectName } from './dialect.ts';
 
 /**
  * A read query built and compiled once per database, then run with new parameter values. Kysely
@@ -56,5 +57,35 @@ export function prepared<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...
     const parameters = query.parameters.map((p, i) => (slots[i]! >= 0 ? args[slots[i]!] : p));
     if (statement) return rowsOf<R>(statement, columns, parameters);
     return (await db.executeQuery<R>({ ...query, parameters })).rows;
+  };
+}
+
+interface WriteEntry<R> {
+  query: CompiledQuery<R>;
+  slots: number[];
+}
+
+/**
+ * A statement built and compiled once per kind of database, then run with new parameter values on
+ * the instance given: the database or one of its transactions (so, unlike `prepared`, it sees and
+ * takes part in the caller's transaction). Meant for the writes every upload makes, where Kysely's
+ * building and compiling cost more than SQLite takes to run them. `build` must use each argument
+ * only as a bound value, as for `prepared`.
+ */
+export function preparedWrite<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...args: A) => Compilable<R>) {
+  const compiled = new Map<DialectName, WriteEntry<R>>();
+  return async (db: Kysely<DB>, ...args: A): Promise<QueryResult<R>> => {
+    const dialect = dialectOf(db as Kysely<unknown>);
+    let entry = compiled.get(dialect);
+    if (!entry) {
+      const markers = args.map((_, i) => `\u0000arg${i}\u0000`);
+      const query = build(db, ...(markers as unknown as A)).compile();
+      entry = { query, slots: query.parameters.map((p) => markers.indexOf(p as string)) };
+      compiled.set(dialect, entry);
+    }
+    const { query, slots } = entry;
+    // Plugins see each run as they would a query built anew (the write watcher tells caches before a write).
+    db.getExecutor().transformQuery(query.query, query.queryId);
+    return db.executeQuery<R>({ ...query, parameters: query.parameters.map((p, i) => (slots[i]! >= 0 ? args[slots[i]!] : p)) });
   };
 }

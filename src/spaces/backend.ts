@@ -31,6 +31,14 @@ export interface ByteRange {
 export interface PutOptions {
   mtimeMs?: number;
   scratch?: boolean;
+  /** Also say whether a file was at the key before (`replaced`); a backend that cannot tell for free makes a request more for it. */
+  reportReplaced?: boolean;
+}
+
+export interface Put {
+  size: number;
+  /** Whether the put replaced a file at its key: given when asked for, or when the backend knew anyway. */
+  replaced?: boolean;
 }
 
 export interface Backend {
@@ -40,7 +48,7 @@ export interface Backend {
    * backend may write it in place (a failed write may then leave a part there, for the caller to remove).
    * Content already in memory (a small file) comes as a Buffer and is written in one go.
    */
-  put(key: string, source: Readable | Buffer, options?: PutOptions): Promise<{ size: number }>;
+  put(key: string, source: Readable | Buffer, options?: PutOptions): Promise<Put>;
   get(key: string, range?: ByteRange): Promise<Readable>;
   stat(key: string): Promise<BackendEntry | undefined>;
   /** Removes `key`; a missing key is fine. */

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, statSync, utimesSync, type Dirent, type Stats, type WriteStream } from 'node:fs';
-import { copyFile, mkdir, open, readdir, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pump } from '../streams.ts';
-import { BackendError, type Backend, type BackendEntry, type ByteRange, type ListOptions, type PutOptions } from './backend.ts';
+import { BackendError, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
+import { writeSmallFile } from './smallFileWriter.ts';
 import { RESERVED_DIR } from './layout.ts';
 
 /** Files being written, renamed over their target when complete: `<root>/.yunji/partial/`. */
@@ -61,42 +62,43 @@ export class LocalBackend implements Backend {
   }
 
   /**
-   * Runs `op` on `path` once its directory exists; if the directory has gone since it was checked
-   * (removed behind our back), makes it again and retries once.
+   * Runs `op` once the directories of `paths` exist; if one has gone since it was checked (removed
+   * behind our back), makes them again and retries once.
    */
-  private async inDir<T>(path: string, op: () => Promise<T>): Promise<T> {
-    const dir = dirname(path);
-    await this.ensureDir(dir);
+  private async inDir<T>(paths: string | string[], op: () => Promise<T>): Promise<T> {
+    const dirs = [...new Set((Array.isArray(paths) ? paths : [paths]).map((p) => dirname(p)))];
+    for (const dir of dirs) await this.ensureDir(dir);
     try {
       return await op();
     } catch (err) {
       // Every operation that met the missing directory retries (not only the first to notice).
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      this.verified.delete(dir);
-      await this.ensureDir(dir);
+      for (const dir of dirs) {
+        this.verified.delete(dir);
+        await this.ensureDir(dir);
+      }
       return op();
     }
   }
 
-  async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<{ size: number }> {
+  async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<Put> {
     const path = this.pathOf(key);
     // A scratch key is written where it is; anything else through a partial file renamed over it.
     const partial = options.scratch ? path : join(this.root, PARTIAL_DIR, randomUUID());
     try {
-      let size: number;
       if (Buffer.isBuffer(source)) {
-        await this.inDir(partial, () => writeFile(partial, source, { flag: 'wx' }));
-        size = source.length;
-      } else {
-        const out = await this.inDir(partial, () => opened(createWriteStream(partial, { flags: 'wx' })));
-        await pump(source, out);
-        size = out.bytesWritten;
+        const { replaced } = await this.inDir([partial, path], () => writeSmallFile({ partial, target: path, bytes: source, mtimeMs: options.mtimeMs }));
+        return { size: source.length, replaced: options.scratch ? undefined : replaced };
       }
+      const out = await this.inDir(partial, () => opened(createWriteStream(partial, { flags: 'wx' })));
+      await pump(source, out);
       if (options.mtimeMs !== undefined) await setTime(partial, options.mtimeMs);
+      const replaced = options.reportReplaced && partial !== path ? statSync(path, { throwIfNoEntry: false }) !== undefined : undefined;
       if (partial !== path) await this.inDir(path, () => rename(partial, path));
-      return { size };
+      return { size: out.bytesWritten, replaced };
     } catch (err) {
-      await rm(partial, { force: true }).catch(() => undefined);
+      // The small-file writer leaves nothing behind itself; a stream may have left a part.
+      if (!Buffer.isBuffer(source)) await rm(partial, { force: true }).catch(() => undefined);
       throw localError(err, key);
     }
   }

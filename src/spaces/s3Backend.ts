@@ -16,7 +16,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { BackendError, type Backend, type BackendEntry, type ByteRange, type PutOptions } from './backend.ts';
+import { BackendError, type Backend, type BackendEntry, type ByteRange, type Put, type PutOptions } from './backend.ts';
 import { RESERVED_DIR } from './layout.ts';
 
 // The SDK is pinned to a release that supports Node 20 (see docs/DECISIONS.md); its reminder that
@@ -64,15 +64,17 @@ export class S3Backend implements Backend {
     this.client.destroy();
   }
 
-  async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<{ size: number }> {
+  async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<Put> {
     const Metadata = options.mtimeMs !== undefined ? { [MTIME_META]: String(Math.round(options.mtimeMs)) } : undefined;
+    // S3 cannot say what a PUT replaced: a HEAD before it can (a race with another writer of the key aside).
+    const replaced = options.reportReplaced ? (await this.stat(key)) !== undefined : undefined;
     if (Buffer.isBuffer(source)) {
       try {
         await this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: source, ContentLength: source.length, Metadata }));
       } catch (err) {
         throw s3Error(err, key, this);
       }
-      return { size: source.length };
+      return { size: source.length, replaced };
     }
     let size = 0;
     const meter = new Transform({
@@ -102,7 +104,7 @@ export class S3Backend implements Backend {
       body.destroy();
       throw s3Error(err, key, this);
     }
-    return { size };
+    return { size, replaced };
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {

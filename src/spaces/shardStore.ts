@@ -5,10 +5,11 @@ import { shardKey, shardsPrefix, tmpPrefix } from './layout.ts';
 
 /**
  * Content-addressed bytes of one space: each distinct content is stored once, named by its SHA-256
- * (upper-case hex). A write streams into a temporary key while hashing, then renames it into place,
- * so a shard is either absent or complete. Nothing here knows which objects use a shard: the
- * sweeper asks (`inUse`), and only removes shards older than a grace period (an upload renames its
- * shard before it commits the object that references it; the rename makes the shard new again).
+ * (upper-case hex). A write streams into a temporary key while hashing, then renames it into place
+ * (small content, hashed in memory, is put at its name at once), so a shard is either absent or
+ * complete. Nothing here knows which objects use a shard: the sweeper asks (`inUse`), and only
+ * removes shards older than a grace period (an upload writes its shard before it commits the object
+ * that references it; the rename or put makes the shard new again).
  */
 export interface StoredShard {
   hash: string;
@@ -103,12 +104,21 @@ export class ShardStore {
     return small ? this.writeBytes(small, maxBytes) : this.writeStream(source, maxBytes);
   }
 
-  /** Content already in memory: hashed, then written in one call. */
+  /**
+   * Content already in memory: hashed, then written in one call. Into a space without a cap it goes
+   * straight to its name (a put is atomic), its bytes counted afterwards if it is new; a capped
+   * space claims room first, so it takes the temporary name and the checked `place`.
+   */
   private async writeBytes(bytes: Buffer, maxBytes: number): Promise<StoredShard> {
     if (bytes.length > maxBytes) throw new ShardTooLarge(maxBytes);
     const room = await this.quota.room();
     if (bytes.length > room) throw new SpaceFull(room);
     const hash = createHash('sha256').update(bytes).digest('hex').toUpperCase();
+    if (room === Infinity) {
+      const { replaced } = await this.backend.put(shardKey(this.workingDir, hash), bytes, { reportReplaced: true });
+      if (!replaced) await this.quota.claim(bytes.length);
+      return { hash, size: bytes.length };
+    }
     const tmp = joinKey(tmpPrefix(this.workingDir), randomUUID());
     try {
       await this.backend.put(tmp, bytes, { scratch: true });

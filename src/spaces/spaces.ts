@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { sql } from 'kysely';
 import type { Db } from '../db/index.ts';
-import { prepared } from '../db/prepared.ts';
+import { prepared, preparedWrite } from '../db/prepared.ts';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
+import { inGroupCommit } from '../db/groupCommit.ts';
 import { backendFailed, badRequest, conflict, notFound } from '../errors.ts';
 import { BackendError, joinKey, type Backend } from './backend.ts';
 import type { CreateUserSpaceBody, S3Credential, StorageConfig, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from './models.ts';
@@ -53,23 +54,29 @@ const spaceUsage = prepared((db: Db, spaceId: number) => db.selectFrom('user_spa
 const spaceRowById = prepared((db: Db, spaceId: number) => db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('id', '=', spaceId));
 const defaultSpaceOf = prepared((db: Db, tenantId: number) => db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('tenant_id', '=', tenantId).where('is_default', '=', 1));
 
-/** The byte count of a space's shard store lives in its row; a cap is enforced as shards are added. */
-function quotaOf(core: Core, spaceId: number): ShardQuota {
+/** Adds `bytes` to a space's count unless that passes its cap (none, or 0, is no cap). */
+const claimBytes = preparedWrite((db: Db, spaceId: number, bytes: number) =>
+  db
+    .updateTable('user_spaces')
+    .set({ used_bytes: sql`used_bytes + ${bytes}` })
+    .where('id', '=', spaceId)
+    .where((eb) => eb.or([eb('shard_max_size', 'is', null), eb('shard_max_size', '=', 0), eb(sql`used_bytes + ${bytes}`, '<=', eb.ref('shard_max_size'))])),
+);
+
+/**
+ * The byte count of a space's shard store lives in its row; a cap is enforced as shards are added.
+ * `cap` is the row's, as the handle was opened with (changing it bumps the revision, which opens a
+ * new handle), so a space without one answers its room without a query.
+ */
+function quotaOf(core: Core, spaceId: number, cap: number): ShardQuota {
   return {
     async room() {
+      if (!cap) return Infinity;
       const [row] = await spaceUsage(core.db, spaceId);
       if (!row || !row.shard_max_size) return Infinity;
       return Math.max(0, row.shard_max_size - row.used_bytes);
     },
-    async claim(bytes) {
-      const result = await core.db
-        .updateTable('user_spaces')
-        .set({ used_bytes: sql`used_bytes + ${bytes}` })
-        .where('id', '=', spaceId)
-        .where((eb) => eb.or([eb('shard_max_size', 'is', null), eb('shard_max_size', '=', 0), eb(sql`used_bytes + ${bytes}`, '<=', eb.ref('shard_max_size'))]))
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) > 0;
-    },
+    claim: cap ? (bytes) => claimAgainstCap(core, spaceId, bytes) : counterOf(core, spaceId),
     async release(bytes) {
       await core.db
         .updateTable('user_spaces')
@@ -77,6 +84,38 @@ function quotaOf(core: Core, spaceId: number): ShardQuota {
         .where('id', '=', spaceId)
         .execute();
     },
+  };
+}
+
+// Counted in a transaction shared with concurrent uploads' (a commit costs more than the update).
+async function claimAgainstCap(core: Core, spaceId: number, bytes: number): Promise<boolean> {
+  const result = await inGroupCommit(core.db, (trx) => claimBytes(trx, spaceId, bytes));
+  return Number(result.numAffectedRows) > 0;
+}
+
+/**
+ * Counting for a space without a cap, where a claim cannot be refused: claims made before the
+ * count is written are added up and written as one update.
+ */
+function counterOf(core: Core, spaceId: number): (bytes: number) => Promise<boolean> {
+  let pending = 0;
+  let writing: Promise<boolean> | undefined;
+  return (bytes) => {
+    pending += bytes;
+    writing ??= (() => {
+      let taken: number | undefined;
+      return inGroupCommit(core.db, async (trx) => {
+        // Taken once: a group that failed runs its items again, and this sum must not change then.
+        if (taken === undefined) {
+          taken = pending;
+          pending = 0;
+          writing = undefined;
+        }
+        await claimBytes(trx, spaceId, taken);
+        return true;
+      });
+    })();
+    return writing;
   };
 }
 
@@ -103,7 +142,7 @@ function handleOf(core: Core, row: SpaceRow): SpaceHandle {
     storage,
     workingDir: row.working_dir,
     backend,
-    store: row.shard_max_size === null ? null : new ShardStore(backend, row.working_dir, quotaOf(core, row.id)),
+    store: row.shard_max_size === null ? null : new ShardStore(backend, row.working_dir, quotaOf(core, row.id, row.shard_max_size)),
   };
   handles.set(row.id, handle);
   return handle;

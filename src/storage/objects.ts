@@ -5,7 +5,7 @@ import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { inGroupCommit } from '../db/groupCommit.ts';
 import type { Db } from '../db/index.ts';
-import { prepared } from '../db/prepared.ts';
+import { prepared, preparedWrite } from '../db/prepared.ts';
 import type { ObjectsTable } from '../db/schema.ts';
 import { AppError, badRequest, insufficientStorage, notFound } from '../errors.ts';
 import { ShardTooLarge, SpaceFull, type StoredShard } from '../spaces/shardStore.ts';
@@ -123,17 +123,10 @@ export class Upload {
       const packageId = intoPackage ? await intoPackage(trx) : this.packageId!;
       const out: ObjectRow[] = [];
       for (const [path, { hash, size, origin }] of this.files) {
-        const source = { source_mtime: origin?.mtimeMs ?? null, source_tag: origin?.tag ?? null };
-        const row = await trx
-          .insertInto('objects')
-          .values({ package_id: packageId, path, size, hash, space_id: this.space.id, redundancy: 'none', created_by: this.createdBy, created_at: now, updated_at: now, ...source })
-          .onConflict((oc) =>
-            oc.columns(['package_id', 'path']).doUpdateSet({ size, hash, space_id: this.space.id, redundancy: 'none', created_by: this.createdBy, updated_at: now, ...source }),
-          )
-          .returning(OBJECT_RETURNING)
-          .executeTakeFirstOrThrow();
+        const { rows } = await upsertObject(trx, packageId, path, size, hash, this.space.id, this.createdBy, now, origin?.mtimeMs ?? null, origin?.tag ?? null);
+        const row = rows[0]!;
         // Replacing an unfinished multipart upload drops its parts.
-        await trx.deleteFrom('object_parts').where('object_id', '=', row.id).execute();
+        await deleteParts(trx, row.id);
         out.push(row);
       }
       return out;
@@ -141,6 +134,19 @@ export class Upload {
     return rows.map(toStorageObject);
   }
 }
+
+const upsertObject = preparedWrite(
+  (db: Db, packageId: number, path: string, size: number, hash: string, spaceId: number, createdBy: number, now: number, sourceMtime: number | null, sourceTag: string | null) => {
+    const replaced = { size, hash, space_id: spaceId, redundancy: 'none' as const, created_by: createdBy, updated_at: now, source_mtime: sourceMtime, source_tag: sourceTag };
+    return db
+      .insertInto('objects')
+      .values({ package_id: packageId, path, created_at: now, ...replaced })
+      .onConflict((oc) => oc.columns(['package_id', 'path']).doUpdateSet(replaced))
+      .returning(OBJECT_RETURNING);
+  },
+);
+
+const deleteParts = preparedWrite((db: Db, objectId: number) => db.deleteFrom('object_parts').where('object_id', '=', objectId));
 
 /** An upload into a package; bytes go to the `affinity` space (0 or absent: the tenant's default). */
 export async function beginUpload(core: Core, actor: Actor, packageId: number, affinity?: number): Promise<Upload> {

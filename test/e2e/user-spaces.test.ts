@@ -219,6 +219,22 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
     expectCode(await upload({ packageID, affinity: space.userSpaceID }, [['second', randomBytes(80_000)]]), 200, 'OK');
   });
 
+  it('counts the bytes of a space without a cap, concurrent and repeated uploads included, so a cap set later holds exactly', async () => {
+    const root = join(roots, 'uncapped');
+    const space = (await admin.post('/v1/userSpace/create', { name: 'uncapped', storage: { type: 'local', root }, shardStore: { maxSize: 0 } })).body.data.userSpace;
+    const packageID = await newPackage('uncapped');
+    const contents = Array.from({ length: 24 }, (_, i) => randomBytes(1000 + i));
+    // Each content twice at once, under two paths: stored (and counted) once.
+    const answers = await Promise.all(
+      [...contents, ...contents].map((c, i) => upload({ packageID, affinity: space.userSpaceID }, [[`f${i}`, c]])),
+    );
+    for (const a of answers) expectCode(a, 200, 'OK');
+    const total = contents.reduce((n, c) => n + c.length, 0);
+    await admin.post('/v1/userSpace/update', { userSpaceID: space.userSpaceID, shardStore: { maxSize: total + 500 } });
+    expectCode(await upload({ packageID, affinity: space.userSpaceID }, [['fits', randomBytes(500)]]), 200, 'OK');
+    expectCode(await upload({ packageID, affinity: space.userSpaceID }, [['over', Buffer.from('x')]]), 507, 'OperationFailed');
+  });
+
   it('imports a folder or a file of a space into a new package, and writes a package into a space', async () => {
     const root = join(roots, 'share');
     mkdirSync(join(root, 'docs', 'deep'), { recursive: true });

@@ -1,0 +1,77 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalBackend } from '../../src/spaces/localBackend.ts';
+import { writeSmallFile } from '../../src/spaces/smallFileWriter.ts';
+
+/** Content in memory goes through the small-file writer thread: these pin what it must keep of `put`'s contract. */
+describe('LocalBackend: small files written whole', () => {
+  let root: string;
+  let backend: LocalBackend;
+  const partials = () => readdirSync(join(root, '.yunji', 'partial'));
+
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'yunji-local-'));
+    backend = new LocalBackend(root);
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('writes the bytes, says whether a file was replaced, and leaves no partial file', async () => {
+    expect(await backend.put('a/b/c.bin', Buffer.from('first'))).toEqual({ size: 5, replaced: false });
+    expect(await backend.put('a/b/c.bin', Buffer.from('second!'))).toEqual({ size: 7, replaced: true });
+    expect(readFileSync(join(root, 'a/b/c.bin'), 'utf8')).toBe('second!');
+    expect(partials()).toEqual([]);
+  });
+
+  it('keeps a given modification time to the sub-millisecond', async () => {
+    const mtimeMs = 1_700_000_000_123.25;
+    await backend.put('t.txt', Buffer.from('x'), { mtimeMs });
+    expect(Math.abs(statSync(join(root, 't.txt')).mtimeMs - mtimeMs)).toBeLessThan(0.001);
+  });
+
+  it('many writes at once all land, each whole', async () => {
+    const files = Array.from({ length: 300 }, (_, i) => ({ key: `d${i % 7}/f${i}`, bytes: Buffer.alloc(1000 + i, i % 256) }));
+    await Promise.all(files.map((f) => backend.put(f.key, f.bytes)));
+    for (const f of files) expect(readFileSync(join(root, f.key)).equals(f.bytes)).toBe(true);
+    expect(partials()).toEqual([]);
+  });
+
+  it('remakes a directory removed behind its back', async () => {
+    await backend.put('gone/x', Buffer.from('1'));
+    rmSync(join(root, 'gone'), { recursive: true });
+    await backend.put('gone/y', Buffer.from('2'));
+    expect(readFileSync(join(root, 'gone/y'), 'utf8')).toBe('2');
+  });
+
+  it('fails with the reason when a directory is in the way, and leaves nothing', async () => {
+    mkdirSync(join(root, 'taken'), { recursive: true });
+    await expect(backend.put('taken', Buffer.from('x'))).rejects.toThrow(/is a directory|in the way/);
+    expect(partials()).toEqual([]);
+    writeFileSync(join(root, 'file'), 'x');
+    await expect(backend.put('file/under', Buffer.from('x'))).rejects.toThrow(/in the way|does not exist/);
+    expect(partials()).toEqual([]);
+  });
+
+  it('refuses to write through a symbolic link leading out of the root', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'yunji-outside-'));
+    try {
+      symlinkSync(outside, join(root, 'link'));
+      await expect(backend.put('link/escape', Buffer.from('x'))).rejects.toThrow(/outside the space/);
+      expect(readdirSync(outside)).toEqual([]);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('the writer keeps the error code of the file system and removes what it created', async () => {
+    const dir = join(root, 'w');
+    mkdirSync(dir);
+    await expect(writeSmallFile({ partial: join(dir, 'p'), target: join(root, 'missing', 't'), bytes: Buffer.from('x') })).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(readdirSync(dir)).toEqual([]);
+    writeFileSync(join(dir, 'exists'), 'keep');
+    // An exclusive create never touches a file that is already there.
+    await expect(writeSmallFile({ partial: join(dir, 'exists'), target: join(dir, 'exists'), bytes: Buffer.from('x') })).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(readFileSync(join(dir, 'exists'), 'utf8')).toBe('keep');
+  });
+});
