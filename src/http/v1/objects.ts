@@ -1,14 +1,14 @@
-import multipart, { type Multipart } from '@fastify/multipart';
 import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../core.ts';
-import { AppError, badRequest } from '../../errors.ts';
+import { badRequest } from '../../errors.ts';
 import { Id, StorageObject } from '../../storage/models.ts';
 import { listByPath, MAX_KEYS } from '../../storage/listing.ts';
 import { completeMultipartUpload, MAX_PART_INDEX, newMultipartUpload, uploadPart } from '../../storage/multipart.ts';
 import { beginUpload, cloneObjects, deleteObjects, getPackageObjects, moveObjects, openObject, openObjectByPath, type OpenedObject } from '../../storage/objects.ts';
 import { Nullable } from '../../schema.ts';
 import { schemaProblem } from '../../validation.ts';
+import { formBoundary, FormReader } from '../formReader.ts';
 import { actorOf } from '../auth.ts';
 import type { Actor } from '../../accounts/actor.ts';
 import { assertOwnUserId, V1, v1, V1Error, v1ErrorBody, v1ErrorResponses } from './envelope.ts';
@@ -19,15 +19,22 @@ const UploadInfo = Type.Object({ userID: Type.Optional(Id), packageID: Id, affin
 const PartInfo = Type.Object({ userID: Type.Optional(Id), objectID: Id, index: Type.Integer({ minimum: 0, maximum: MAX_PART_INDEX }) }, { additionalProperties: false });
 const MAX_FILES_PER_UPLOAD = 10_000;
 
+/** The request's multipart/form-data body, part by part (the caller closes it with `return()`). */
+function formOf(request: FastifyRequest, what: string): FormReader {
+  const boundary = formBoundary(request.headers['content-type']);
+  if (!boundary) throw badRequest(`send multipart/form-data with a boundary: ${what}`);
+  return new FormReader(request.raw, boundary, { parts: MAX_FILES_PER_UPLOAD + 1, fieldSize: 64 * 1024 });
+}
+
 /** The leading `info` field of a multipart request, parsed and checked against `schema`. */
-async function readInfo(parts: AsyncIterableIterator<Multipart>, schema: TSchema, actor: Actor): Promise<unknown> {
-  const first = await parts.next();
-  if (first.done || first.value.type !== 'field' || first.value.fieldname !== 'info') {
+async function readInfo(form: FormReader, schema: TSchema, actor: Actor): Promise<unknown> {
+  const first = await form.next();
+  if (first.done || first.value.kind !== 'field' || first.value.name !== 'info') {
     throw badRequest("the first part must be the field 'info' (JSON), before any file", 'info');
   }
   let info: unknown;
   try {
-    info = JSON.parse(String(first.value.value));
+    info = JSON.parse(first.value.value);
   } catch {
     throw badRequest("'info' is not valid JSON", 'info');
   }
@@ -93,9 +100,8 @@ async function sendObject(request: FastifyRequest, reply: FastifyReply, { object
 }
 
 export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, { core }) => {
-  await app.register(multipart, {
-    limits: { fileSize: core.config.maxObjectSize, files: MAX_FILES_PER_UPLOAD, parts: MAX_FILES_PER_UPLOAD + 1, fields: 1, fieldSize: 64 * 1024 },
-  });
+  // Multipart bodies are left unread here: the upload routes stream them through a FormReader.
+  app.addContentTypeParser('multipart/form-data', (_request, _payload, done) => done(null));
 
   app.post(
     '/object/upload',
@@ -112,22 +118,24 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
     },
     async (request) => {
       const actor = actorOf(request);
-      if (!request.isMultipart()) throw badRequest('send multipart/form-data: an info field, then files parts');
-      const parts = request.parts();
-      const { packageID, affinity } = (await readInfo(parts, UploadInfo, actor)) as { packageID: number; affinity?: number };
-      const upload = await beginUpload(core, actor, packageID, affinity);
-      for await (const part of parts) {
-        if (part.type !== 'file' || part.fieldname !== 'files') throw badRequest(`unexpected part '${part.fieldname}'; only 'files' parts may follow 'info'`);
-        let path: string;
-        try {
-          path = decodeURIComponent(part.filename);
-        } catch {
-          throw badRequest(`file name '${part.filename}' is not valid URL encoding`, 'files[].filename');
+      const form = formOf(request, 'an info field, then files parts');
+      try {
+        const { packageID, affinity } = (await readInfo(form, UploadInfo, actor)) as { packageID: number; affinity?: number };
+        const upload = await beginUpload(core, actor, packageID, affinity);
+        for await (const part of form) {
+          if (part.kind !== 'file' || part.name !== 'files') throw badRequest(`unexpected part '${part.name}'; only 'files' parts may follow 'info'`);
+          let path: string;
+          try {
+            path = decodeURIComponent(part.filename);
+          } catch {
+            throw badRequest(`file name '${part.filename}' is not valid URL encoding`, 'files[].filename');
+          }
+          await upload.add(path, part.content);
         }
-        await upload.add(path, part.file);
-        if (part.file.truncated) throw new AppError('too_large', `object '${path}' is larger than ${core.config.maxObjectSize} bytes`);
+        return v1({ uploadeds: await upload.commit() });
+      } finally {
+        await form.return();
       }
-      return v1({ uploadeds: await upload.commit() });
     },
   );
 
@@ -238,15 +246,18 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
     },
     async (request) => {
       const actor = actorOf(request);
-      if (!request.isMultipart()) throw badRequest('send multipart/form-data: an info field, then the file part');
-      const parts = request.parts();
-      const info = (await readInfo(parts, PartInfo, actor)) as { objectID: number; index: number };
-      const next = await parts.next();
-      if (next.done || next.value.type !== 'file') throw badRequest("a 'file' part must follow 'info'", 'file');
-      await uploadPart(core, actor, info.objectID, info.index, next.value.file);
-      if (next.value.file.truncated) throw new AppError('too_large', `part ${info.index} is larger than ${core.config.maxObjectSize} bytes`);
-      for await (const extra of parts) throw badRequest(`unexpected part '${extra.fieldname}' after the file`);
-      return v1(null);
+      const form = formOf(request, 'an info field, then the file part');
+      try {
+        const info = (await readInfo(form, PartInfo, actor)) as { objectID: number; index: number };
+        const next = await form.next();
+        if (next.done || next.value.kind !== 'file') throw badRequest("a 'file' part must follow 'info'", 'file');
+        await uploadPart(core, actor, info.objectID, info.index, next.value.content);
+        const extra = await form.next();
+        if (!extra.done) throw badRequest(`unexpected part '${extra.value.name}' after the file`);
+        return v1(null);
+      } finally {
+        await form.return();
+      }
     },
   );
 
