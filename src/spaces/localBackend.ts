@@ -8,6 +8,12 @@ import { BackendError, type Backend, type BackendEntry, type ByteRange, type Lis
 import { writeSmallFile } from './smallFileWriter.ts';
 import { RESERVED_DIR } from './layout.ts';
 
+/**
+ * What a file being streamed may buffer: chunks that arrive while one write is under way go down
+ * together in the next (one thread-pool trip for many network chunks).
+ */
+const WRITE_BUFFER = 1024 * 1024;
+
 /** Files being written, renamed over their target when complete: `<root>/.yunji/partial/`. */
 const PARTIAL_DIR = join(RESERVED_DIR, 'partial');
 
@@ -90,7 +96,7 @@ export class LocalBackend implements Backend {
         const { replaced } = await this.inDir([partial, path], () => writeSmallFile({ partial, target: path, bytes: source, mtimeMs: options.mtimeMs }));
         return { size: source.length, replaced: options.scratch ? undefined : replaced };
       }
-      const out = await this.inDir(partial, () => opened(createWriteStream(partial, { flags: 'wx' })));
+      const out = await this.inDir(partial, () => opened(createWriteStream(partial, { flags: 'wx', highWaterMark: WRITE_BUFFER })));
       await pump(source, out);
       if (options.mtimeMs !== undefined) await setTime(partial, options.mtimeMs);
       const replaced = options.reportReplaced && partial !== path ? statSync(path, { throwIfNoEntry: false }) !== undefined : undefined;
