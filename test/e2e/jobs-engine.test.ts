@@ -85,6 +85,20 @@ describe.each(kinds)('job engine on %s', (kind) => {
     expect(third.status).toBe(201);
   });
 
+  it('submits sent together keep their own outcome: one job per key, every other job created with the id it answered', async () => {
+    // Sent at once, these reach the database as one multi-row insert, which the taken key fails whole.
+    const keyed = Array.from({ length: 6 }, () => api.post('/api/jobs', { action: 'noop', params: { ms: 600_000 }, concurrency_key: 'together' }));
+    const plain = Array.from({ length: 10 }, (_, i) => api.post('/api/jobs', { action: 'noop', reference_id: `plain-${i}` }));
+    const [keyedAnswers, plainAnswers] = await Promise.all([Promise.all(keyed), Promise.all(plain)]);
+    expect(keyedAnswers.map((a) => a.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
+    expect(plainAnswers.map((a) => a.status)).toEqual(Array(10).fill(201));
+    // Each answer is the job stored under its id.
+    for (const [i, a] of plainAnswers.entries()) expect((await api.get(`/api/jobs/${a.body.id}`)).body).toMatchObject({ id: a.body.id, reference_id: `plain-${i}` });
+    const winner = keyedAnswers.find((a) => a.status === 201)!.body;
+    await api.post(`/api/jobs/${winner.id}/cancel`);
+    await untilStatus(api, winner.id, ['cancelled']);
+  });
+
   it('lists jobs newest first with filters, and refuses bad input', async () => {
     const page = await api.get('/api/jobs?page=1&page_size=2&status=cancelled');
     expect(page.status).toBe(200);
