@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Core } from '../core.ts';
 import { announce } from './announce.ts';
 import type { RunContext } from './context.ts';
+import type { OneAtATime } from './oneAtATime.ts';
 import { toJob, type JobRow } from './store.ts';
 
 interface Pending {
@@ -26,6 +27,8 @@ export class Completions {
   constructor(
     private readonly core: Core,
     private readonly owner: string,
+    /** Shared with the worker's heartbeats (see OneAtATime). */
+    private readonly rowWrites: OneAtATime,
   ) {}
 
   /** Resolves once written and announced: true, or false when the job was no longer this worker's. */
@@ -48,9 +51,8 @@ export class Completions {
         const recorded = await this.write(batch);
         for (const p of batch) p.done(recorded.has(p.ctx.job.id));
       } catch (err) {
-        // A batch can fail as a whole where one job alone would not (PostgreSQL may end it as a
-        // deadlock victim against a heartbeat of the same rows): each is recorded alone before its
-        // job is left to its lease.
+        // A batch can fail as a whole where one job alone would not: each is recorded alone before
+        // its job is left to its lease.
         if (batch.length > 1) this.core.log.warn({ err, jobs: batch.length }, 'jobs: recording a batch of completions failed; recording each alone');
         for (const p of batch) {
           try {
@@ -76,18 +78,19 @@ export class Completions {
     );
     const set = sql`status = 'completed', result_json = v.result, stats_json = v.stats, errors_json = v.errors, error_count = v.error_count,
       ended_at = ${now}, updated_at = ${now}, lease_owner = null, lease_expires_at = null, cancel_requested = 0`;
-    const { rows } =
+    const { rows } = await this.rowWrites.run(() =>
       core.dialect === 'postgres'
-        ? await sql<JobRow>`update jobs as j set ${set}, sequence = j.sequence + 1
+        ? sql<JobRow>`update jobs as j set ${set}, sequence = j.sequence + 1
             from json_to_recordset(${values}::json) as v(id bigint, result text, stats text, errors text, error_count integer)
             where j.id = v.id and j.lease_owner = ${this.owner} and j.status = 'running'
             returning j.*`.execute(core.db)
-        : await sql<JobRow>`update jobs set ${set}, sequence = jobs.sequence + 1
+        : sql<JobRow>`update jobs set ${set}, sequence = jobs.sequence + 1
             from (select json_extract(value, '$.id') as id, json_extract(value, '$.result') as result, json_extract(value, '$.stats') as stats,
                          json_extract(value, '$.errors') as errors, json_extract(value, '$.error_count') as error_count
                   from json_each(${values})) as v
             where jobs.id = v.id and jobs.lease_owner = ${this.owner} and jobs.status = 'running'
-            returning *`.execute(core.db);
+            returning *`.execute(core.db),
+    );
     const byId = new Map(batch.map((p) => [p.ctx.job.id, p.ctx]));
     // Announced in one turn, in order, so the whole batch's notifications go in one pg_notify.
     await Promise.all([

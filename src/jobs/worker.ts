@@ -6,6 +6,7 @@ import { AppError } from '../errors.ts';
 import { PermanentJobError } from './actions.ts';
 import { announce } from './announce.ts';
 import { Completions } from './completions.ts';
+import { OneAtATime } from './oneAtATime.ts';
 import { CancelledError, RunContext } from './context.ts';
 import type { Job, JobEventType } from './models.ts';
 import { runDueTriggers } from './scheduler.ts';
@@ -45,12 +46,14 @@ export class Worker {
   private readonly offs: (() => void)[] = [];
   private loop: Promise<void> = Promise.resolve();
   private readonly completions: Completions;
+  /** Heartbeats and recorded outcomes, which update the same rows, one at a time. */
+  private readonly rowWrites = new OneAtATime();
 
   constructor(
     private readonly core: Core,
     private readonly concurrency = core.config.workers,
   ) {
-    this.completions = new Completions(core, this.id);
+    this.completions = new Completions(core, this.id, this.rowWrites);
   }
 
   private get leaseMs(): number {
@@ -288,14 +291,16 @@ export class Worker {
   private async heartbeat(): Promise<void> {
     const ids = [...this.running.keys()];
     if (ids.length === 0) return;
-    const rows = await this.core.db
-      .updateTable('jobs')
-      .set({ lease_expires_at: Date.now() + this.leaseMs })
-      .where('id', 'in', ids)
-      .where('lease_owner', '=', this.id)
-      .where('status', '=', 'running')
-      .returning(['id', 'cancel_requested'])
-      .execute();
+    const rows = await this.rowWrites.run(() =>
+      this.core.db
+        .updateTable('jobs')
+        .set({ lease_expires_at: Date.now() + this.leaseMs })
+        .where('id', 'in', ids)
+        .where('lease_owner', '=', this.id)
+        .where('status', '=', 'running')
+        .returning(['id', 'cancel_requested'])
+        .execute(),
+    );
     const held = new Map(rows.map((r) => [r.id, r.cancel_requested]));
     for (const id of ids) {
       const r = this.running.get(id);
