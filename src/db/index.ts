@@ -2,9 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
-import pg from 'pg';
 import type { DialectName } from './dialect.ts';
 import { migrations } from './migrations/index.ts';
+import { pgDriver } from './pgDriver.ts';
 import { observeDatabase, WriteWatcher } from './observe.ts';
 import { usePointReader } from './prepared.ts';
 import type { Database } from './schema.ts';
@@ -12,8 +12,6 @@ import type { Database } from './schema.ts';
 export type { Database } from './schema.ts';
 export type Db = Kysely<Database>;
 
-// int8 (bigint) columns hold ids and epoch-ms times, all far below 2^53: read them as numbers.
-pg.types.setTypeParser(20, (v) => Number(v));
 
 export interface DatabaseHandle {
   db: Db;
@@ -59,7 +57,7 @@ function withStatementCache(sqlite: BetterSqlite3.Database): BetterSqlite3.Datab
 export function openDatabase(databaseUrl: string, dataDir: string): DatabaseHandle {
   const { dialect, target } = resolveDatabaseUrl(databaseUrl, dataDir);
   if (dialect === 'postgres') {
-    const pool = new pg.Pool({ connectionString: target, max: 10 });
+    const pool = new (pgDriver().Pool)({ connectionString: target, max: 10 });
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on('error', () => {});
     const watcher = new WriteWatcher();

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { sql } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
+import { pgDriver } from '../db/pgDriver.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import type { DialectName } from '../db/dialect.ts';
@@ -45,7 +46,7 @@ export class JobEvents {
   /** Starts listening to other processes (PostgreSQL); reconnects when the connection drops. */
   async listen(): Promise<void> {
     if (this.dialect !== 'postgres' || this.listener || this.closed) return;
-    const client = new pg.Client({ connectionString: this.databaseUrl });
+    const client = new (pgDriver().Client)({ connectionString: this.databaseUrl });
     this.listener = client;
     const retry = () => {
       if (this.listener !== client) return;

@@ -18,19 +18,11 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type Put, type PutOptions } from './backend.ts';
 import { RESERVED_DIR } from './layout.ts';
+import { describeS3, type S3Location } from './s3Location.ts';
 
 // The SDK is pinned to a release that supports Node 20 (see docs/DECISIONS.md); its reminder that
 // later releases will not is not news to an operator reading our logs.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
-export interface S3Location {
-  endpoint: string;
-  region: string;
-  bucket: string;
-  forcePathStyle: boolean;
-  accessKeyId: string;
-  secretAccessKey: string;
-}
 
 /** Objects larger than this are copied in parts (S3's single CopyObject limit is 5 GiB). */
 const COPY_LIMIT = 5 * 1024 ** 3;
@@ -57,7 +49,7 @@ export class S3Backend implements Backend {
   }
 
   describe(): string {
-    return `bucket '${this.location.bucket}' at ${this.location.endpoint || 'AWS S3'}`;
+    return describeS3(this.location);
   }
 
   close(): void {

@@ -4,7 +4,7 @@ import { schemaProblem } from '../validation.ts';
 import type { Backend } from './backend.ts';
 import { LocalBackend } from './localBackend.ts';
 import { LocalStorage, S3_TYPES, S3Credential, S3Storage, type StorageConfig } from './models.ts';
-import { S3Backend } from './s3Backend.ts';
+import { LazyS3Backend } from './lazyS3Backend.ts';
 
 /**
  * A request's `storage` and `credential`, checked against the schema of their `type`, and the
@@ -49,7 +49,7 @@ export function checkCredential(storage: StorageConfig, input: unknown): S3Crede
 
 export function openBackend(storage: StorageConfig, credential: S3Credential | null): Backend {
   if (!isS3(storage)) return new LocalBackend(storage.root);
-  return new S3Backend({
+  return new LazyS3Backend({
     endpoint: storage.endpoint ?? '',
     region: storage.region ?? '',
     bucket: storage.bucket,
