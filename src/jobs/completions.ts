@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { TurnBatch } from '../turnBatch.ts';
 import type { Core } from '../core.ts';
 import { announce } from './announce.ts';
 import type { RunContext } from './context.ts';
@@ -8,8 +9,6 @@ import { toJob, type JobRow } from './store.ts';
 interface Pending {
   ctx: RunContext;
   result: unknown;
-  done: (recorded: boolean) => void;
-  failed: (err: unknown) => void;
 }
 
 /** Completions written together at most; a bigger burst makes several statements. */
@@ -21,48 +20,31 @@ const MAX_BATCH = 200;
  * statements each. Each job's row is still only updated while this worker holds its lease.
  */
 export class Completions {
-  private queue: Pending[] = [];
-  private scheduled = false;
+  private readonly batch: TurnBatch<Pending, boolean>;
 
   constructor(
     private readonly core: Core,
     private readonly owner: string,
     /** Shared with the worker's heartbeats (see OneAtATime). */
     private readonly rowWrites: OneAtATime,
-  ) {}
+  ) {
+    this.batch = new TurnBatch(
+      async (batch) => {
+        const recorded = await this.write(batch);
+        return batch.map((p) => recorded.has(p.ctx.job.id));
+      },
+      MAX_BATCH,
+      // A batch can fail as a whole where one job alone would not: each is recorded alone before
+      // its job is left to its lease.
+      (err, jobs) => {
+        if (jobs > 1) core.log.warn({ err, jobs }, 'jobs: recording a batch of completions failed; recording each alone');
+      },
+    );
+  }
 
   /** Resolves once written and announced: true, or false when the job was no longer this worker's. */
   add(ctx: RunContext, result: unknown): Promise<boolean> {
-    return new Promise<boolean>((done, failed) => {
-      this.queue.push({ ctx, result, done, failed });
-      if (this.scheduled) return;
-      this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        void this.drain();
-      });
-    });
-  }
-
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
-      try {
-        const recorded = await this.write(batch);
-        for (const p of batch) p.done(recorded.has(p.ctx.job.id));
-      } catch (err) {
-        // A batch can fail as a whole where one job alone would not: each is recorded alone before
-        // its job is left to its lease.
-        if (batch.length > 1) this.core.log.warn({ err, jobs: batch.length }, 'jobs: recording a batch of completions failed; recording each alone');
-        for (const p of batch) {
-          try {
-            p.done((await this.write([p])).has(p.ctx.job.id));
-          } catch (one) {
-            p.failed(one);
-          }
-        }
-      }
-    }
+    return this.batch.submit({ ctx, result });
   }
 
   private async write(batch: Pending[]): Promise<Set<number>> {

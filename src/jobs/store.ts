@@ -5,6 +5,8 @@ import { isUniqueViolation } from '../db/errors.ts';
 import type { Db } from '../db/index.ts';
 import type { JobsTable } from '../db/schema.ts';
 import { AppError, badRequest, conflict, notFound, type ErrorKind } from '../errors.ts';
+import { TurnBatch } from '../turnBatch.ts';
+import type { JobAction } from './actions.ts';
 import { announce } from './announce.ts';
 import { isTerminal, type Job, type JobStatus, type JobTrigger } from './models.ts';
 import { checkHookUrl, enqueueDelivery, hookFor } from './webhooks.ts';
@@ -109,7 +111,7 @@ export async function submitJob(core: Core, spec: JobSpec): Promise<Job> {
           await enqueueDelivery(core, { type: 'created', job: created }, trx);
           return created;
         });
-    job = hook ? await core.db.transaction().execute(withDelivery) : toJob(await jobInserterOf(core.db).insert(row));
+    job = hook ? await core.db.transaction().execute(withDelivery) : toJob(await jobInserterOf(core.db).submit(row));
   } catch (err) {
     if (spec.concurrencyKey && isUniqueViolation(err)) {
       const existing = await activeJobByKey(core, spec.concurrencyKey);
@@ -126,12 +128,12 @@ export async function submitJob(core: Core, spec: JobSpec): Promise<Job> {
 type NewJob = Omit<JobRow, 'id'>;
 
 /** The row a new job starts as. */
-function rowOf(spec: JobSpec, params: unknown, definition: { describe: (p: never) => string; maxAttempts: number }, now: number): NewJob {
+function rowOf(spec: JobSpec, params: unknown, definition: JobAction, now: number): NewJob {
   return {
     tenant_id: spec.tenantId,
     action: spec.action,
     trigger: spec.trigger ?? 'manual',
-    description: spec.description ?? definition.describe(params as never),
+    description: spec.description ?? definition.describe(params),
     reference_id: spec.referenceId ?? null,
     params_json: JSON.stringify(params),
     status: 'scheduled',
@@ -164,50 +166,23 @@ function rowOf(spec: JobSpec, params: unknown, definition: { describe: (p: never
 const MAX_INSERT_ROWS = 500;
 
 /**
- * New jobs submitted in one turn of the event loop go to the database as one multi-row insert
- * returning only their ids: a statement and its round trip cost more than a row (a submitter with
- * 16 submits in flight was capped by them). If the insert fails as a whole (a concurrency key
- * taken by one of them), each row is inserted on its own, so each submit keeps its own outcome.
+ * New jobs as one multi-row insert returning only their ids. If it fails as a whole (a concurrency
+ * key taken by one of them), TurnBatch inserts each row on its own.
  */
-class JobInserter {
-  private queue: { row: NewJob; resolve: (row: JobRow) => void; reject: (err: unknown) => void }[] = [];
-
-  constructor(private readonly db: Db) {}
-
-  insert(row: NewJob): Promise<JobRow> {
-    return new Promise((resolve, reject) => {
-      if (this.queue.length === 0) setImmediate(() => void this.flush());
-      this.queue.push({ row, resolve, reject });
-    });
-  }
-
-  private async flush(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_INSERT_ROWS);
-      try {
-        const ids = (await this.db.insertInto('jobs').values(batch.map((b) => b.row)).returning('id').execute()).map((r) => r.id);
-        // RETURNING's order is not promised (SQLite says so), but ids are handed out in the order
-        // of the VALUES rows on both databases: the sorted ids are the rows' in order.
-        ids.sort((a, b) => a - b);
-        batch.forEach((b, i) => b.resolve({ id: ids[i]!, ...b.row }));
-      } catch {
-        for (const b of batch) {
-          try {
-            b.resolve({ ...b.row, id: (await this.db.insertInto('jobs').values(b.row).returning('id').executeTakeFirstOrThrow()).id });
-          } catch (err) {
-            b.reject(err);
-          }
-        }
-      }
-    }
-  }
+async function insertJobs(db: Db, rows: NewJob[]): Promise<JobRow[]> {
+  const ids = (await db.insertInto('jobs').values(rows).returning('id').execute()).map((r) => r.id);
+  // RETURNING's order is not promised (SQLite says so), but ids are handed out in the order of the
+  // VALUES rows on both databases: the sorted ids are the rows' in order.
+  ids.sort((a, b) => a - b);
+  return rows.map((row, i) => ({ id: ids[i]!, ...row }));
 }
 
-const inserters = new WeakMap<Db, JobInserter>();
+/** Submits of one turn without a webhook share an insert (a submitter with 16 in flight was capped by one each). */
+const inserters = new WeakMap<Db, TurnBatch<NewJob, JobRow>>();
 
-function jobInserterOf(db: Db): JobInserter {
+function jobInserterOf(db: Db): TurnBatch<NewJob, JobRow> {
   let inserter = inserters.get(db);
-  if (!inserter) inserters.set(db, (inserter = new JobInserter(db)));
+  if (!inserter) inserters.set(db, (inserter = new TurnBatch((rows) => insertJobs(db, rows), MAX_INSERT_ROWS)));
   return inserter;
 }
 
