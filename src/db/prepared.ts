@@ -18,9 +18,24 @@ export function usePointReader(db: object, reader: BetterSqlite3.Database): void
   pointReaders.set(db, reader);
 }
 
-interface Entry<R> {
+/** A query compiled with a marker for each argument, and which argument each parameter is (-1: a constant of the query). */
+interface Template<R> {
   query: CompiledQuery<R>;
   slots: number[];
+}
+
+function compileTemplate<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...args: A) => Compilable<R>, db: Kysely<DB>, arity: number): Template<R> {
+  const markers = Array.from({ length: arity }, (_, i) => `\u0000arg${i}\u0000`);
+  const query = build(db, ...(markers as unknown as A)).compile();
+  return { query, slots: query.parameters.map((p) => markers.indexOf(p as string)) };
+}
+
+/** The template's parameters with these arguments in their places. */
+function bind(template: Template<unknown>, args: unknown[]): unknown[] {
+  return template.query.parameters.map((p, i) => (template.slots[i]! >= 0 ? args[template.slots[i]!] : p));
+}
+
+interface Entry<R> extends Template<R> {
   statement?: BetterSqlite3.Statement;
   columns: string[];
 }
@@ -47,22 +62,15 @@ export function prepared<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...
   return async (db: Kysely<DB>, ...args: A): Promise<R[]> => {
     let entry = compiled.get(db);
     if (!entry) {
-      const markers = args.map((_, i) => `\u0000arg${i}\u0000`);
-      const query = build(db, ...(markers as unknown as A)).compile();
-      const statement = pointReaders.get(db)?.prepare(query.sql).raw(true);
-      entry = { query, slots: query.parameters.map((p) => markers.indexOf(p as string)), statement, columns: statement?.columns().map((c) => c.name) ?? [] };
+      const template = compileTemplate(build, db, args.length);
+      const statement = pointReaders.get(db)?.prepare(template.query.sql).raw(true);
+      entry = { ...template, statement, columns: statement?.columns().map((c) => c.name) ?? [] };
       compiled.set(db, entry);
     }
-    const { query, slots, statement, columns } = entry;
-    const parameters = query.parameters.map((p, i) => (slots[i]! >= 0 ? args[slots[i]!] : p));
-    if (statement) return rowsOf<R>(statement, columns, parameters);
-    return (await db.executeQuery<R>({ ...query, parameters })).rows;
+    const parameters = bind(entry, args);
+    if (entry.statement) return rowsOf<R>(entry.statement, entry.columns, parameters);
+    return (await db.executeQuery<R>({ ...entry.query, parameters })).rows;
   };
-}
-
-interface WriteEntry<R> {
-  query: CompiledQuery<R>;
-  slots: number[];
 }
 
 /**
@@ -73,19 +81,14 @@ interface WriteEntry<R> {
  * only as a bound value, as for `prepared`.
  */
 export function preparedWrite<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...args: A) => Compilable<R>) {
-  const compiled = new Map<DialectName, WriteEntry<R>>();
+  const compiled = new Map<DialectName, Template<R>>();
   return async (db: Kysely<DB>, ...args: A): Promise<QueryResult<R>> => {
     const dialect = dialectOf(db as Kysely<unknown>);
-    let entry = compiled.get(dialect);
-    if (!entry) {
-      const markers = args.map((_, i) => `\u0000arg${i}\u0000`);
-      const query = build(db, ...(markers as unknown as A)).compile();
-      entry = { query, slots: query.parameters.map((p) => markers.indexOf(p as string)) };
-      compiled.set(dialect, entry);
-    }
-    const { query, slots } = entry;
+    let template = compiled.get(dialect);
+    if (!template) compiled.set(dialect, (template = compileTemplate(build, db, args.length)));
+    const { query } = template;
     // Plugins see each run as they would a query built anew (the write watcher tells caches before a write).
     db.getExecutor().transformQuery(query.query, query.queryId);
-    return db.executeQuery<R>({ ...query, parameters: query.parameters.map((p, i) => (slots[i]! >= 0 ? args[slots[i]!] : p)) });
+    return db.executeQuery<R>({ ...query, parameters: bind(template, args) });
   };
 }
