@@ -1,5 +1,5 @@
 import { createPgDatabase, postgresUnavailableReason } from '../test/helpers/databases.ts';
-import { freePort, load, loginToken, percentile, round, startProcess, startYunji, type LoadResult, type Proc } from './lib.ts';
+import { freePort, load, loginToken, median, percentile, round, startProcess, startYunji, type LoadResult, type Proc } from './lib.ts';
 
 /**
  * Issue 2's targets: GET /api/auth/session at 50 connections vs a bare Fastify route returning the
@@ -9,7 +9,6 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = 50;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /**
  * Yunji and the bare peer measured in alternating rounds (this machine's speed drifts between runs

@@ -11,7 +11,7 @@ import { loadConfig } from '../src/config.ts';
 import { submitJob } from '../src/jobs/store.ts';
 import { bootstrapIfEmpty, openRuntime } from '../src/runtime.ts';
 import { createPgDatabase, postgresUnavailableReason } from '../test/helpers/databases.ts';
-import { ADMIN, loginToken, percentile, ROOT, round, startYunji } from './lib.ts';
+import { ADMIN, loginToken, percentile, ROOT, round, startYunji, stopChild } from './lib.ts';
 
 /**
  * Issue 4's job benchmark.
@@ -85,12 +85,7 @@ async function startBackground(args: string[], env: Record<string, string>, read
   );
   return {
     child,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
+    stop: () => stopChild(child),
   };
 }
 

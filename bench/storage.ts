@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { createPgDatabase, postgresUnavailableReason } from '../test/helpers/databases.ts';
-import { loginToken, round, startYunji, type Proc } from './lib.ts';
+import { loginToken, median, round, startYunji, type Proc } from './lib.ts';
 
 /**
  * Issue 3's data-plane targets, side by side with `cp` on the same disk:
@@ -71,9 +71,9 @@ async function bigObject(dir: string) {
       if (statSync(join(dir, 'down.bin')).size !== bytes) throw new Error('downloaded size differs');
       rmSync(join(dir, 'down.bin'));
       rounds.push({
-        cpMiBps: round1(mib / cpSeconds),
-        uploadMiBps: round1(mib / upSeconds),
-        downloadMiBps: round1(mib / downSeconds),
+        cpMiBps: round(mib / cpSeconds, 1),
+        uploadMiBps: round(mib / upSeconds, 1),
+        downloadMiBps: round(mib / downSeconds, 1),
         uploadRatio: round(cpSeconds / upSeconds),
         downloadRatio: round(cpSeconds / downSeconds),
       });
@@ -89,9 +89,6 @@ async function bigObject(dir: string) {
     await yunji.stop();
   }
 }
-
-const round1 = (n: number) => round(n, 1);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** One upload request of one 4 KiB file whose content and path are unique to `i`, as a client would build it. */
 function smallUploadBody(boundary: string, packageID: number, i: number): Buffer {

@@ -5,7 +5,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { S3_CREDENTIAL } from '../test/helpers/s3.ts';
-import { freePort, loginToken, ROOT, round, startYunji, type Proc } from './lib.ts';
+import { freePort, loginToken, median, ROOT, round, startYunji, stopChild, type Proc } from './lib.ts';
 
 /**
  * The sync engine (docs/SYNC.md) against rclone, in the same run, one tool at a time:
@@ -48,7 +48,6 @@ const RCLONE_REMOTE = 'BENCHS3';
 const S3_REGION = 'us-east-1';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]) => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!);
 /** Waits (not timed) until the clock reaches `at`, when given. */
 const waitUntil = async (at: number | undefined) => {
   if (at !== undefined && Date.now() < at) await sleep(at - Date.now());
@@ -299,13 +298,8 @@ function walk(dir: string, prefix = '', out = new Map<string, { size: number; mt
   return out;
 }
 
-/**
- * Throws unless `dst` holds exactly the source's files with their sizes (and every 100th one its
- * content); returns the softer findings: modification times not kept (beyond 1 ms), and for a
- * re-sync, files changed since it started.
- */
-function checkLocal(dst: string, ds: Dataset, resyncStartedAt?: number): { problems: string[] } {
-  const got = walk(dst);
+/** Throws unless `got` (what `where` holds) is exactly the source's files, each with its size. */
+function checkInventory(where: string, got: Map<string, { size: number }>, ds: Dataset): void {
   const missing = [...ds.files.keys()].filter((k) => !got.has(k));
   const extra = [...got.keys()].filter((k) => !ds.files.has(k));
   const wrongSize = [...ds.files].filter(([k, size]) => got.has(k) && got.get(k)!.size !== size).map(([k]) => k);
@@ -313,9 +307,19 @@ function checkLocal(dst: string, ds: Dataset, resyncStartedAt?: number): { probl
   for (const v of got.values()) bytes += v.size;
   if (missing.length || extra.length || wrongSize.length || bytes !== ds.bytes) {
     throw new Error(
-      `${dst}: ${got.size} files, ${bytes} bytes (expected ${ds.files.size}, ${ds.bytes}); missing ${missing.length} (${missing.slice(0, 3).join(', ')}), extra ${extra.length} (${extra.slice(0, 3).join(', ')}), wrong size ${wrongSize.length} (${wrongSize.slice(0, 3).join(', ')})`,
+      `${where}: ${got.size} files, ${bytes} bytes (expected ${ds.files.size}, ${ds.bytes}); missing ${missing.length} (${missing.slice(0, 3).join(', ')}), extra ${extra.length} (${extra.slice(0, 3).join(', ')}), wrong size ${wrongSize.length} (${wrongSize.slice(0, 3).join(', ')})`,
     );
   }
+}
+
+/**
+ * Throws unless `dst` holds exactly the source's files with their sizes (and every 100th one its
+ * content); returns the softer findings: modification times not kept (beyond 1 ms), and for a
+ * re-sync, files changed since it started.
+ */
+function checkLocal(dst: string, ds: Dataset, resyncStartedAt?: number): { problems: string[] } {
+  const got = walk(dst);
+  checkInventory(dst, got, ds);
   const keys = [...ds.files.keys()];
   for (let i = 0; i < keys.length; i += SAMPLE_EVERY) {
     if (!readFileSync(join(dst, keys[i]!)).equals(readFileSync(join(ds.dir, keys[i]!)))) throw new Error(`${dst}/${keys[i]} differs from the source`);
@@ -354,16 +358,7 @@ const firstListings = new Map<string, Listing>();
  */
 async function checkS3(s3: S3Client, bucket: string, prefix: string, ds: Dataset, resyncStartedAt?: number): Promise<{ problems: string[]; notBefore?: number }> {
   const got = await listBucket(s3, bucket, prefix);
-  const missing = [...ds.files.keys()].filter((k) => !got.has(k));
-  const extra = [...got.keys()].filter((k) => !ds.files.has(k));
-  const wrongSize = [...ds.files].filter(([k, size]) => got.has(k) && got.get(k)!.size !== size).map(([k]) => k);
-  let bytes = 0;
-  for (const v of got.values()) bytes += v.size;
-  if (missing.length || extra.length || wrongSize.length || bytes !== ds.bytes) {
-    throw new Error(
-      `s3://${bucket}/${prefix}: ${got.size} objects, ${bytes} bytes (expected ${ds.files.size}, ${ds.bytes}); missing ${missing.length} (${missing.slice(0, 3).join(', ')}), extra ${extra.length} (${extra.slice(0, 3).join(', ')}), wrong size ${wrongSize.length}`,
-    );
-  }
+  checkInventory(`s3://${bucket}/${prefix}`, got, ds);
   const keys = [...ds.files.keys()];
   for (let i = 0; i < keys.length; i += SAMPLE_EVERY) {
     const body = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: prefix + keys[i]! }))).Body!.transformToByteArray();
@@ -409,12 +404,7 @@ async function startS3rver(directory: string, buckets: string[]): Promise<{ endp
   return {
     endpoint,
     child,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
+    stop: () => stopChild(child),
   };
 }
 
