@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
-import { client, login, startServer, waitForOutput, type RunningServer } from '../helpers/server.ts';
+import { client, login, newTenantClient, startServer, waitForOutput, type RunningServer } from '../helpers/server.ts';
 
 const kinds = await databaseKinds();
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').toUpperCase();
@@ -164,9 +164,7 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
 
     const mine = (await upload(uploadForm({ packageID }, [['private.txt', Buffer.from('secret')]]))).body.data.uploadeds[0];
     // The same user, in another tenant: a second session switched there.
-    const elsewhere = client(server.url, await login(server.url));
-    const t2 = (await elsewhere.post('/api/tenants', { name: 'T2' })).body;
-    await elsewhere.put('/api/auth/tenant', { tenant_id: t2.id });
+    const elsewhere = await newTenantClient(server.url, 'T2');
     const dl = await elsewhere.get(`/v1/object/download?objectID=${mine.objectID}`);
     expect([dl.status, dl.body.code]).toEqual([404, 'NotFound']);
     expect((await elsewhere.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).status).toBe(404);

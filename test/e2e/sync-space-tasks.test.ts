@@ -6,7 +6,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
 import { S3_CREDENTIAL, startS3, type S3Server } from '../helpers/s3.ts';
-import { call, client, login, startServer, type RunningServer } from '../helpers/server.ts';
+import { call, client, keyClient, login, newTenantClient, startServer, type RunningServer } from '../helpers/server.ts';
 import {
   emptyDirsUnder,
   filesUnder,
@@ -137,13 +137,9 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     server = await startServer(kind, { env: { YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100' } });
     const token = await login(server.url);
     admin = client(server.url, token);
-    viewer = client(server.url, (await admin.post('/api/keys', { name: 'viewer', role: 'viewer' })).body.key);
-    member = client(server.url, (await admin.post('/api/keys', { name: 'member', role: 'member' })).body.key);
-    // A second tenant, reached through a second session of the same user switched into it.
-    const second = await login(server.url);
-    const tenant = (await client(server.url, second).post('/api/tenants', { name: 'Other' })).body;
-    expect((await client(server.url, second).put('/api/auth/tenant', { tenant_id: tenant.id })).status).toBe(200);
-    other = client(server.url, second);
+    viewer = await keyClient(server.url, admin, 'viewer');
+    member = await keyClient(server.url, admin, 'member');
+    other = await newTenantClient(server.url, 'Other');
   });
   afterAll(async () => {
     // Whatever was thrown at it, the server still answers.

@@ -163,6 +163,23 @@ export async function login(base: string, email = ADMIN_EMAIL, password = ADMIN_
   return res.body.token as string;
 }
 
+/** A client of a new tenant: a second session of the admin, switched into it. */
+export async function newTenantClient(base: string, name: string): Promise<ReturnType<typeof client>> {
+  const session = client(base, await login(base));
+  const tenant = await session.post('/api/tenants', { name });
+  if (tenant.status !== 201) throw new Error(`creating tenant '${name}' failed: ${tenant.status} ${tenant.text}`);
+  const switched = await session.put('/api/auth/tenant', { tenant_id: tenant.body.id });
+  if (switched.status !== 200) throw new Error(`switching into tenant '${name}' failed: ${switched.status} ${switched.text}`);
+  return session;
+}
+
+/** A client holding a new API key of `role`, made by `by` in its tenant. */
+export async function keyClient(base: string, by: ReturnType<typeof client>, role: string): Promise<ReturnType<typeof client>> {
+  const key = await by.post('/api/keys', { name: role, role });
+  if (key.status !== 201) throw new Error(`creating a ${role} key failed: ${key.status} ${key.text}`);
+  return client(base, key.body.key);
+}
+
 /**
  * Declares a body of `size` bytes but sends only its first 64 KiB, then reads the answer. The server
  * must refuse on the declared length alone; sending all 10 MB would race its connection close
