@@ -4,6 +4,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
 import type { DialectName } from './dialect.ts';
 import { migrations } from './migrations/index.ts';
+import { withNamedStatements } from './namedStatements.ts';
 import { pgDriver } from './pgDriver.ts';
 import { observeDatabase, WriteWatcher } from './observe.ts';
 import { usePointReader } from './prepared.ts';
@@ -61,7 +62,7 @@ export function openDatabase(databaseUrl: string, dataDir: string): DatabaseHand
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on('error', () => {});
     const watcher = new WriteWatcher();
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: [watcher] });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withNamedStatements(pool) }), plugins: [watcher] });
     observeDatabase(db, watcher);
     const url = new URL(target);
     url.password = '';

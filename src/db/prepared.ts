@@ -1,6 +1,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
 import { dialectOf, type DialectName } from './dialect.ts';
+import { nameStatement } from './namedStatements.ts';
 
 /**
  * A read query built and compiled once per database, then run with new parameter values. Kysely
@@ -27,6 +28,8 @@ interface Template<R> {
 function compileTemplate<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...args: A) => Compilable<R>, db: Kysely<DB>, arity: number): Template<R> {
   const markers = Array.from({ length: arity }, (_, i) => `\u0000arg${i}\u0000`);
   const query = build(db, ...(markers as unknown as A)).compile();
+  // A fixed shape: on PostgreSQL it is parsed once per connection.
+  if (dialectOf(db as Kysely<unknown>) === 'postgres') nameStatement(query.sql);
   return { query, slots: query.parameters.map((p) => markers.indexOf(p as string)) };
 }
 
