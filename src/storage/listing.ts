@@ -1,11 +1,11 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
-import { sql } from 'kysely';
+import { sql, type Compilable, type Kysely } from 'kysely';
+import { dialectOf } from '../db/dialect.ts';
 import { prepared } from '../db/prepared.ts';
 import type { Db } from '../db/index.ts';
 import { badRequest } from '../errors.ts';
-import type { StorageObject } from './models.ts';
-import { OBJECT_RETURNING, objectsOfPackage, ownPackage, toStorageObject, type ObjectRow } from './objects.ts';
+import { objectJson, objectJsonColumns, objectJsonOfPackage, ownPackage, type ObjectJsonRow } from './objects.ts';
 
 export const MAX_KEYS = 1000;
 
@@ -19,7 +19,8 @@ export interface ListQuery {
 }
 
 export interface ListPage {
-  objects: StorageObject[];
+  /** The page's objects as a JSON array of `StorageObject`s, written by `objectJson`. */
+  objectsJson: string;
   commonPrefixes: string[];
   isTruncated: boolean;
   nextContinuationToken: string;
@@ -65,27 +66,31 @@ function decodeToken(token: string): Cursor {
 
 /** A page of objects from `from` on, in byte order (`upper` excluded); compiled once, as listings are the hot read. */
 const pageFrom = prepared((db: Db, packageId: number, from: string, limit: number) =>
-  objectsOfPackage(db, packageId).where('o.path', '>=', from).orderBy('o.path').limit(limit),
+  objectJsonOfPackage(db, packageId).where('o.path', '>=', from).orderBy('o.path').limit(limit),
 );
 const pageBetween = prepared((db: Db, packageId: number, from: string, upper: string, limit: number) =>
-  objectsOfPackage(db, packageId).where('o.path', '>=', from).where('o.path', '<', upper).orderBy('o.path').limit(limit),
+  objectJsonOfPackage(db, packageId).where('o.path', '>=', from).where('o.path', '<', upper).orderBy('o.path').limit(limit),
 );
+const exactly = prepared((db: Db, packageId: number, path: string) => objectJsonOfPackage(db, packageId).where('o.path', '=', path));
+
+/** A step of the folded walk: the path walked to, and the object's row when that path is an object of this level (not a folded directory's first object). */
+type WalkRow = { walked: string } & (ObjectJsonRow | { [K in keyof ObjectJsonRow]: null });
 
 /**
  * The first `limit` entries at or after `from` under `prefix`, directories folded: one row per
  * directory (its first object), after which the walk jumps past the directory. One statement does
  * the whole walk (a recursive query, one index seek per entry), so a page of folded directories
- * costs one round trip, not one per directory. The cross join keeps SQLite from scanning the
- * package to meet the walk.
+ * costs one round trip, not one per directory. Only the entries that are objects of this level are
+ * joined to their rows (a directory's key is null, so it costs no index probe: as a join filter it
+ * would cost one); the left join also keeps SQLite from scanning the package to meet the walk.
  */
-async function foldedWalk(core: Core, packageId: number, prefix: string, from: string, upper: string | undefined, limit: number): Promise<ObjectRow[]> {
-  const pg = core.dialect === 'postgres';
+function walk(db: Db, packageId: number, from: string, upper: string | undefined, skip: number, limit: number): Compilable<WalkRow> {
+  const pg = dialectOf(db as Kysely<unknown>) === 'postgres';
   const position = sql.raw(pg ? 'strpos' : 'instr');
   const nextChar = pg ? sql`chr(1)` : sql`char(1)`;
-  const skip = [...prefix].length; // characters, as substr counts them on both databases
   const below = upper === undefined ? sql`` : sql`and o.path < ${upper}`;
-  const rest = sql`substr(w.path, ${skip + 1})`;
-  const { rows } = await sql<ObjectRow>`
+  const rest = sql`substr(w.path, ${skip} + 1)`;
+  const query = sql<WalkRow>`
     with recursive walk(path, step) as (
       select (select o.path from objects o where o.package_id = ${packageId} and o.path >= ${from} ${below} order by o.path limit 1), 1
       union all
@@ -98,12 +103,15 @@ async function foldedWalk(core: Core, packageId: number, prefix: string, from: s
       ), w.step + 1
       from walk w where w.path is not null and w.step < ${limit}
     )
-    select ${sql.join(OBJECT_RETURNING.map((c) => sql.ref(`o.${c}`)))}
-    from walk w cross join objects o
-    where o.package_id = ${packageId} and o.path = w.path
-    order by w.step`.execute(core.db);
-  return rows;
+    select w.path as walked, ${sql.join(objectJsonColumns(db))}
+    from walk w left join objects o on o.package_id = ${packageId} and o.path = case when ${position}(${rest}, '/') = 0 then w.path end
+    where w.path is not null
+    order by w.step`;
+  return { compile: () => query.compile(db) };
 }
+// `skip` is the prefix's length in characters, as substr counts them on both databases.
+const walkFrom = prepared((db: Db, packageId: number, from: string, skip: number, limit: number) => walk(db, packageId, from, undefined, skip, limit));
+const walkBetween = prepared((db: Db, packageId: number, from: string, upper: string, skip: number, limit: number) => walk(db, packageId, from, upper, skip, limit));
 
 /**
  * listByPath: one object by exact path, or every object under a prefix in byte order; with
@@ -115,34 +123,40 @@ export async function listByPath(core: Core, actor: Actor, q: ListQuery): Promis
   requireRole(actor, 'viewer');
   await ownPackage(core, actor, q.packageID);
   if (!q.isPrefix) {
-    const row = await objectsOfPackage(core.db, q.packageID).where('o.path', '=', q.path).executeTakeFirst();
-    return { objects: row ? [toStorageObject(row)] : [], commonPrefixes: [], isTruncated: false, nextContinuationToken: '' };
+    const rows = await exactly(core.db, q.packageID, q.path);
+    return { objectsJson: `[${rows.map(objectJson).join(',')}]`, commonPrefixes: [], isTruncated: false, nextContinuationToken: '' };
   }
   const maxKeys = Math.min(q.maxKeys ?? MAX_KEYS, MAX_KEYS);
   const prefix = q.path;
   const upper = prefixUpperBound(prefix);
   // One lower bound, so the index range starts at the page and not at the prefix.
   const from = q.continuationToken ? byteMax(decodeToken(q.continuationToken).key, prefix) : prefix;
-  type Entry = { object?: ObjectRow; commonPrefix?: string; next: string };
-  let entries: Entry[];
+  const objects: string[] = [];
+  const commonPrefixes: string[] = [];
+  let isTruncated: boolean;
+  let next = ''; // where the next page starts, after the last entry of this one
   if (!q.noRecursive) {
     const rows = upper === undefined ? await pageFrom(core.db, q.packageID, from, maxKeys + 1) : await pageBetween(core.db, q.packageID, from, upper, maxKeys + 1);
-    entries = rows.map((row) => ({ object: row, next: justAfter(row.path) }));
+    isTruncated = rows.length > maxKeys;
+    const count = Math.min(rows.length, maxKeys);
+    for (let i = 0; i < count; i++) objects.push(objectJson(rows[i]!));
+    if (count > 0) next = justAfter(rows[count - 1]!.path);
   } else {
-    entries = (await foldedWalk(core, q.packageID, prefix, from, upper, maxKeys + 1)).map((row) => {
-      const slash = row.path.indexOf('/', prefix.length);
-      if (slash < 0) return { object: row, next: justAfter(row.path) };
-      const commonPrefix = row.path.slice(0, slash + 1);
-      return { commonPrefix, next: pastDirectory(commonPrefix) };
-    });
+    const skip = [...prefix].length;
+    const rows = upper === undefined ? await walkFrom(core.db, q.packageID, from, skip, maxKeys + 1) : await walkBetween(core.db, q.packageID, from, upper, skip, maxKeys + 1);
+    isTruncated = rows.length > maxKeys;
+    const count = Math.min(rows.length, maxKeys);
+    for (let i = 0; i < count; i++) {
+      const row = rows[i]!;
+      if (row.head !== null) {
+        objects.push(objectJson(row));
+        next = justAfter(row.walked);
+      } else {
+        const commonPrefix = row.walked.slice(0, row.walked.indexOf('/', prefix.length) + 1);
+        commonPrefixes.push(commonPrefix);
+        next = pastDirectory(commonPrefix);
+      }
+    }
   }
-  const isTruncated = entries.length > maxKeys;
-  const page = entries.slice(0, maxKeys);
-  const last = page[page.length - 1];
-  return {
-    objects: page.flatMap((e) => (e.object ? [toStorageObject(e.object)] : [])),
-    commonPrefixes: page.flatMap((e) => (e.commonPrefix !== undefined ? [e.commonPrefix] : [])),
-    isTruncated,
-    nextContinuationToken: isTruncated && last ? encodeToken({ op: '>=', key: last.next }) : '',
-  };
+  return { objectsJson: `[${objects.join(',')}]`, commonPrefixes, isTruncated, nextContinuationToken: isTruncated ? encodeToken({ op: '>=', key: next }) : '' };
 }

@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
-import type { Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { inGroupCommit } from '../db/groupCommit.ts';
+import { dialectOf } from '../db/dialect.ts';
 import type { Db } from '../db/index.ts';
 import { prepared, preparedWrite } from '../db/prepared.ts';
 import type { ObjectsTable } from '../db/schema.ts';
@@ -31,6 +32,33 @@ export function toStorageObject(r: ObjectRow): StorageObject {
     createTime: iso(r.created_at),
     updateTime: iso(r.updated_at),
   };
+}
+
+/**
+ * An object's JSON, exactly what `toStorageObject` and the `/v1` serializer make of its row, for
+ * listings (the hot read): the database writes everything but the times (it quotes the path and the
+ * redundancy), and `objectJson` adds the two times with `iso` (SQLite's `strftime` costs 1.5 µs a
+ * call, four times `iso`). A page of 1,000 then skips 1,000 row objects, 1,000 StorageObjects and
+ * the serializer's escaping of 6,000 strings. test/storage/objectJson.test.ts keeps the two agreeing.
+ */
+export interface ObjectJsonRow {
+  path: string;
+  head: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export function objectJsonColumns(db: Db) {
+  const quote = (column: 'o.path' | 'o.redundancy') => (dialectOf(db as Kysely<unknown>) === 'postgres' ? sql`to_json(${sql.ref(column)})::text` : sql`json_quote(${sql.ref(column)})`);
+  const head = sql<string>`'{"objectID":' || o.id || ',"packageID":' || o.package_id || ',"path":' || ${quote('o.path')} || ',"size":"' || o.size || '","fileHash":"Full' || o.hash || '","redundancy":{"type":' || ${quote('o.redundancy')} || '},"createTime":"'`;
+  return [sql.ref<string>('o.path').as('path'), head.as('head'), sql.ref<number>('o.created_at').as('created_at'), sql.ref<number>('o.updated_at').as('updated_at')] as const;
+}
+
+export const objectJson = (r: ObjectJsonRow): string => `${r.head}${iso(r.created_at)}","updateTime":"${iso(r.updated_at)}"}`;
+
+/** Objects of one package as `ObjectJsonRow`s (the caller has checked the package is the actor's). */
+export function objectJsonOfPackage(db: Db, packageId: number) {
+  return db.selectFrom('objects as o').select(objectJsonColumns(db)).where('o.package_id', '=', packageId);
 }
 
 /** Objects of the actor's tenant only (through package and bucket). */

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../core.ts';
 import { badRequest } from '../../errors.ts';
 import { Id, StorageObject } from '../../storage/models.ts';
-import { listByPath, MAX_KEYS } from '../../storage/listing.ts';
+import { listByPath, MAX_KEYS, type ListPage } from '../../storage/listing.ts';
 import { completeMultipartUpload, MAX_PART_INDEX, newMultipartUpload, uploadPart } from '../../storage/multipart.ts';
 import { beginUpload, cloneObjects, deleteObjects, getPackageObjects, moveObjects, openObject, openObjectByPath, type OpenedObject } from '../../storage/objects.ts';
 import { Nullable } from '../../schema.ts';
@@ -18,6 +18,15 @@ const security = [{ bearer: [] }];
 const UploadInfo = Type.Object({ userID: Type.Optional(Id), packageID: Id, affinity: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false });
 const PartInfo = Type.Object({ userID: Type.Optional(Id), objectID: Id, index: Type.Integer({ minimum: 0, maximum: MAX_PART_INDEX }) }, { additionalProperties: false });
 const MAX_FILES_PER_UPLOAD = 10_000;
+
+/**
+ * A listing's envelope as the route's response schema has it, written here because the objects come
+ * as JSON already (`objectJson`); a string body is sent as it is, without the serializer.
+ */
+function listPageBody(page: ListPage): string {
+  const data = `{"nextContinuationToken":${JSON.stringify(page.nextContinuationToken)},"isTruncated":${page.isTruncated},"commonPrefixes":${JSON.stringify(page.commonPrefixes)},"objects":${page.objectsJson}}`;
+  return `{"code":"OK","message":"","data":${data}}`;
+}
 
 /** The request's multipart/form-data body, part by part (the caller closes it with `return()`). */
 function formOf(request: FastifyRequest, what: string): FormReader {
@@ -201,7 +210,8 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         },
       },
     },
-    async (request) => v1(await listByPath(core, actorOf(request), request.query)),
+    // The body is already JSON (the type provider expects the object the schema describes).
+    async (request, reply) => reply.type('application/json; charset=utf-8').send(listPageBody(await listByPath(core, actorOf(request), request.query)) as never),
   );
 
   app.get(
