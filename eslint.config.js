@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/'] },
+  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', 'native/*/build/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -24,4 +24,6 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { patterns: [{ group: ['**/http/**', '../http/*', './http/*'], message: 'core modules must not import http/' }] }],
     },
   },
+  // The native module's loader is plain CommonJS, as Node's addons are loaded.
+  { files: ['native/**/*.js'], languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } }, rules: { '@typescript-eslint/no-require-imports': 'off' } },
 );

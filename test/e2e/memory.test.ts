@@ -1,0 +1,30 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tuneMalloc } from '../../src/mallocTuning.ts';
+import { databaseKinds } from '../helpers/databases.ts';
+import { login, startServer, type RunningServer } from '../helpers/server.ts';
+
+const kinds = await databaseKinds();
+const tuned = tuneMalloc();
+if (!tuned) console.warn('memory test skipped: native/malloc-tuning is not built here (no compiler, or not glibc)');
+
+const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+describe.each(kinds)('server memory on %s', (kind) => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer(kind);
+  });
+  afterAll(async () => {
+    await server?.dispose();
+  });
+
+  // Without the tuning, each of libuv's four threads keeps scrypt's 16 MiB once it has checked a password.
+  it.skipIf(!tuned)('gives back what password checks allocate: logins on every thread leave RSS about where it was', async () => {
+    await login(server.url);
+    const before = rssMiB(server.proc.pid!);
+    for (let round = 0; round < 3; round++) await Promise.all(Array.from({ length: 4 }, () => login(server.url)));
+    const grown = rssMiB(server.proc.pid!) - before;
+    expect(grown).toBeLessThan(24);
+  });
+});
