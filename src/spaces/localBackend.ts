@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, statSync, utimesSync, type Dirent, type Stats, type WriteStream } from 'node:fs';
+import { createWriteStream, statSync, utimesSync, type WriteStream } from 'node:fs';
 import { copyFile, mkdir, open, readdir, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pump } from '../streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
-import { writeSmallFile } from './smallFileWriter.ts';
+import { listDirectory, writeSmallFile, type ListedEntry, type Listing } from './fsThreads.ts';
 import { RESERVED_DIR } from './layout.ts';
 
 /**
@@ -16,6 +16,12 @@ const WRITE_BUFFER = 1024 * 1024;
 
 /** Files are read in chunks of this size: fewer thread-pool trips and socket writes than the default 64 KiB. */
 const READ_CHUNK = 1024 * 1024;
+
+/** Directories of a walk listed ahead of the one being read (each listing is held until reached). */
+const PREFETCH_DIRS = 4;
+
+/** Files copied by a file system thread (a copy holds up its thread for about a millisecond per MiB). */
+const SMALL_COPY = 1024 * 1024;
 
 /** Files being written, renamed over their target when complete: `<root>/.yunji/partial/`. */
 const PARTIAL_DIR = join(RESERVED_DIR, 'partial');
@@ -122,6 +128,11 @@ export class LocalBackend implements Backend {
     const path = this.pathOf(key);
     const partial = join(this.root, PARTIAL_DIR, randomUUID());
     try {
+      // A small file is copied, timed and moved into place by a file system thread in one hand-off.
+      if ((statSync(source, { throwIfNoEntry: false })?.size ?? Infinity) <= SMALL_COPY) {
+        const { size } = await this.inDir([partial, path], () => writeSmallFile({ partial, target: path, copyOf: source, mtimeMs: options.mtimeMs }));
+        return { size };
+      }
       await this.inDir(partial, () => copyFile(source, partial));
       // The new file's inode is in memory: setting its time and reading its size synchronously
       // costs microseconds, against a thread-pool trip each (see walk).
@@ -218,48 +229,51 @@ export class LocalBackend implements Backend {
     yield* this.walk(path, prefix.split('/').filter(Boolean).join('/'), options.emptyDirs === true);
   }
 
-  /** Depth first, each directory's entries sorted so that keys come out in byte order. */
-  private async *walk(dir: string, keyPrefix: string, emptyDirs: boolean, top = true): AsyncIterable<BackendEntry> {
-    let entries: Dirent<Buffer>[];
+  /**
+   * Depth first, each directory's entries sorted so that keys come out in byte order. A file system
+   * thread lists each directory with its files' sizes and times (one hand-off a directory, not a
+   * stat a file on this thread), and the listings of the next few subdirectories are asked for
+   * before they are reached, so the thread works while this one merges and compares.
+   */
+  private async *walk(dir: string, keyPrefix: string, emptyDirs: boolean, listing: Promise<Listing> = listDirectory(dir, RESERVED_DIR), top = true): AsyncIterable<BackendEntry> {
+    let entries: ListedEntry[];
+    let dirMtimeMs: number | undefined;
     try {
-      // Names as bytes: one that is not UTF-8 cannot be a key, and must be told, not lost.
-      entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
+      ({ entries, mtimeMs: dirMtimeMs } = await listing);
     } catch (err) {
       if (isMissing(err)) return;
       throw localError(err, keyPrefix);
     }
-    const sortable = entries
-      .map((e) => ({ entry: e, name: e.name.toString('utf8') }))
-      .filter(({ entry, name }) => entry.isFile() || (entry.isDirectory() && name !== RESERVED_DIR))
-      .map((e) => ({ ...e, order: Buffer.from(e.entry.isDirectory() ? `${e.name}/` : e.name) }))
-      .sort((a, b) => Buffer.compare(a.order, b.order));
-    if (emptyDirs && !top && sortable.length === 0) {
-      const st = await stat(dir).catch(() => undefined);
+    if (emptyDirs && !top && entries.length === 0) {
       // With its trailing slash the key sorts where the folder's files would.
-      if (st) yield { key: `${keyPrefix}/`, size: 0, mtimeMs: st.mtimeMs, emptyDir: true };
+      if (dirMtimeMs !== undefined) yield { key: `${keyPrefix}/`, size: 0, mtimeMs: dirMtimeMs, emptyDir: true };
       return;
     }
-    for (const { entry, name } of sortable) {
-      const key = keyPrefix ? `${keyPrefix}/${name}` : name;
-      if (!Buffer.from(name).equals(entry.name)) {
-        yield { key, size: 0, mtimeMs: 0, problem: `the name of '${key}' (bytes ${entry.name.toString('hex')}) is not valid UTF-8` };
+    const subdirs = entries.filter((e) => e.dir && e.badName === undefined);
+    const ahead = new Map<ListedEntry, Promise<Listing>>();
+    let next = 0;
+    const askAhead = () => {
+      for (; next < subdirs.length && ahead.size < PREFETCH_DIRS; next++) {
+        const listed = listDirectory(join(dir, subdirs[next]!.name), RESERVED_DIR);
+        listed.catch(() => undefined); // an error is thrown where the directory is reached
+        ahead.set(subdirs[next]!, listed);
+      }
+    };
+    askAhead();
+    for (const entry of entries) {
+      const key = keyPrefix ? `${keyPrefix}/${entry.name}` : entry.name;
+      if (entry.badName !== undefined) {
+        yield { key, size: 0, mtimeMs: 0, problem: `the name of '${key}' (bytes ${entry.badName}) is not valid UTF-8` };
         continue;
       }
-      const full = join(dir, name);
-      if (entry.isDirectory()) {
-        yield* this.walk(full, key, emptyDirs, false);
+      if (!entry.dir) {
+        yield { key, size: entry.size, mtimeMs: entry.mtimeMs };
         continue;
       }
-      // Synchronous on purpose: a stat of a file readdir just saw is answered from the inode cache in
-      // microseconds, while each asynchronous call costs a trip through the thread pool (about 90 µs
-      // of this thread on the 2-core VM measured in docs/BENCHMARKS.md); a walk makes one per file.
-      let st: Stats | undefined;
-      try {
-        st = statSync(full, { throwIfNoEntry: false });
-      } catch {
-        st = undefined;
-      }
-      if (st?.isFile()) yield { key, size: st.size, mtimeMs: st.mtimeMs };
+      const listed = ahead.get(entry)!;
+      ahead.delete(entry);
+      askAhead();
+      yield* this.walk(join(dir, entry.name), key, emptyDirs, listed, false);
     }
   }
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../../src/spaces/localBackend.ts';
-import { writeSmallFile } from '../../src/spaces/smallFileWriter.ts';
+import { writeSmallFile } from '../../src/spaces/fsThreads.ts';
 
 /** Content in memory goes through the small-file writer thread: these pin what it must keep of `put`'s contract. */
 describe('LocalBackend: small files written whole', () => {
