@@ -34,6 +34,23 @@ export type JobError = Static<typeof JobError>;
 /** The errors kept per job; later ones are only counted. */
 export const KEPT_ERRORS = 100;
 
+/**
+ * Adds `error` to a job's kept errors (at most KEPT_ERRORS). An error of the job itself (no `item`:
+ * why an attempt failed) is kept even when errors about items filled the list, in place of the last
+ * of those: it is what the job's views show as its failure.
+ */
+export function keepError(errors: JobError[], error: JobError): void {
+  if (errors.length < KEPT_ERRORS) {
+    errors.push(error);
+    return;
+  }
+  if (error.item !== undefined) return;
+  const last = errors.findLastIndex((e) => e.item !== undefined);
+  if (last < 0) return;
+  errors.splice(last, 1);
+  errors.push(error);
+}
+
 export interface Job {
   id: number;
   tenantId: number;

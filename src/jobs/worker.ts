@@ -8,7 +8,7 @@ import { announce } from './announce.ts';
 import { Completions } from './completions.ts';
 import { OneAtATime } from './oneAtATime.ts';
 import { CancelledError, RunContext } from './context.ts';
-import type { Job, JobEventType } from './models.ts';
+import { keepError, type Job, type JobEventType } from './models.ts';
 import { runDueTriggers } from './scheduler.ts';
 import { toJob, type JobRow } from './store.ts';
 import { deliverDue } from './webhooks.ts';
@@ -322,7 +322,7 @@ export class Worker {
       const job = toJob(s);
       const status = job.cancelRequested ? 'cancelled' : job.attempts < job.maxAttempts ? 'scheduled' : 'failed';
       const errors = [...job.errors];
-      if (errors.length < 100) errors.push({ message: `attempt ${job.attempts}: the process running it stopped responding (lease expired)`, at: now });
+      keepError(errors, { message: `attempt ${job.attempts}: the process running it stopped responding (lease expired)`, at: now });
       const row = await core.db
         .updateTable('jobs')
         .set((eb) => ({

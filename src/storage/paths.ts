@@ -8,15 +8,22 @@ const MAX_PATH_BYTES = 1024;
  * to a space, and must never escape it.
  */
 export function checkObjectPath(path: string, field = 'path'): string {
-  if (path.length === 0) throw badRequest(`${field} is empty`, field);
-  if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) throw badRequest(`${field} is longer than ${MAX_PATH_BYTES} bytes`, field);
-  if (path.startsWith('/')) throw badRequest(`${field} must be relative (no leading '/')`, field);
-  if (path.includes('\\')) throw badRequest(`${field} must use '/' as separator (no '\\\\')`, field);
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(path)) throw badRequest(`${field} contains a control character`, field);
-  if (!path.isWellFormed()) throw badRequest(`${field} is not valid UTF-8`, field);
-  for (const segment of path.split('/')) {
-    if (segment === '' || segment === '.' || segment === '..') throw badRequest(`${field} has an empty, '.' or '..' segment: '${path}'`, field);
-  }
+  const problem = objectPathProblem(path, field);
+  if (problem !== undefined) throw badRequest(problem, field);
   return path;
+}
+
+/** What is wrong with `path` as an object path (see checkObjectPath), or undefined: for callers checking many paths, without an exception each. */
+export function objectPathProblem(path: string, field = 'path'): string | undefined {
+  if (path.length === 0) return `${field} is empty`;
+  if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) return `${field} is longer than ${MAX_PATH_BYTES} bytes`;
+  if (path.startsWith('/')) return `${field} must be relative (no leading '/')`;
+  if (path.includes('\\')) return `${field} must use '/' as separator (no '\\\\')`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(path)) return `${field} contains a control character`;
+  if (!path.isWellFormed()) return `${field} is not valid UTF-8`;
+  for (const segment of path.split('/')) {
+    if (segment === '' || segment === '.' || segment === '..') return `${field} has an empty, '.' or '..' segment: '${path}'`;
+  }
+  return undefined;
 }

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
+import { setImmediate } from 'node:timers/promises';
 import { AppError } from '../errors.ts';
-import { checkObjectPath } from '../storage/paths.ts';
+import { objectPathProblem } from '../storage/paths.ts';
 import { httpGet } from './httpGet.ts';
 import { compareUtf8, type SyncTree, type TreeEntry } from './tree.ts';
 
@@ -21,6 +22,9 @@ export interface ManifestProblem {
   message: string;
 }
 
+/** Entries checked between two turns of the event loop: a manifest of a million entries must not stall the server. */
+const ENTRIES_PER_TURN = 10_000;
+
 function timeOf(value: unknown): number | undefined {
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
   if (typeof value === 'string') {
@@ -38,16 +42,19 @@ function timeOf(value: unknown): number | undefined {
  */
 export class ManifestTree implements SyncTree {
   private list: TreeEntry[] = [];
-  readonly problems: ManifestProblem[] = [];
 
   constructor(
     private readonly url: URL,
     private readonly settings: FetchSettings,
   ) {}
 
-  async load(signal: AbortSignal): Promise<void> {
+  /**
+   * Reads and checks the manifest. Each entry that cannot be synced is told to `problem` as it is
+   * found (none is kept here: a manifest may list a million of them).
+   */
+  async load(signal: AbortSignal, problem: (p: ManifestProblem) => void): Promise<void> {
     const body = await httpGet(this.url, { ...this.settings, signal });
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of body) {
       size += (chunk as Buffer).length;
@@ -57,48 +64,54 @@ export class ManifestTree implements SyncTree {
       }
       chunks.push(chunk as Buffer);
     }
+    let text: string | undefined = Buffer.concat(chunks, size).toString('utf8');
+    chunks = [];
     let parsed: unknown;
     try {
-      parsed = JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
+      parsed = JSON.parse(text);
     } catch {
       throw new AppError('bad_request', `the manifest at ${this.url.origin}${this.url.pathname} is not JSON`);
     }
+    text = undefined;
     const files = Array.isArray(parsed) ? parsed : (parsed as { files?: unknown } | null)?.files;
+    parsed = undefined;
     if (!Array.isArray(files)) throw new AppError('bad_request', 'the manifest is neither a JSON array nor an object with a "files" array');
     if (files.length > MAX_MANIFEST_ENTRIES) throw new AppError('bad_request', `the manifest lists ${files.length} files, more than ${MAX_MANIFEST_ENTRIES}`);
     const entries: TreeEntry[] = [];
-    files.forEach((raw: unknown, i: number) => {
-      const f = (raw ?? {}) as Record<string, unknown>;
-      const path = typeof f.path === 'string' ? f.path : `#${i}`;
-      try {
-        entries.push(this.entryOf(f, path));
-      } catch (err) {
-        this.problems.push({ path, message: `manifest entry ${i}: ${(err as Error).message}` });
+    for (let i = 0; i < files.length; i++) {
+      if (i > 0 && i % ENTRIES_PER_TURN === 0) {
+        await setImmediate();
+        signal.throwIfAborted();
       }
-    });
+      const f = (files[i] ?? {}) as Record<string, unknown>;
+      // Checked entries are dropped from the parsed list as it goes, so it need not stay whole beside them.
+      files[i] = undefined;
+      const path = typeof f.path === 'string' ? f.path : `#${i}`;
+      const entry = this.entryOf(f, path);
+      if (typeof entry === 'string') problem({ path, message: `manifest entry ${i}: ${entry}` });
+      else entries.push(entry);
+    }
     entries.sort((a, b) => compareUtf8(a.path, b.path));
     this.list = entries.filter((e, i) => {
       if (i === 0 || entries[i - 1]!.path !== e.path) return true;
-      this.problems.push({ path: e.path, message: 'the manifest lists this path more than once (the first entry is synced)' });
+      problem({ path: e.path, message: 'the manifest lists this path more than once (the first entry is synced)' });
       return false;
     });
   }
 
-  private entryOf(f: Record<string, unknown>, path: string): TreeEntry {
-    if (typeof f.path !== 'string') throw new Error("'path' must be a string");
-    checkObjectPath(path, 'path');
-    if (typeof f.url !== 'string' || f.url.length === 0 || f.url.length > 8192) throw new Error("'url' must be a URL of at most 8192 characters");
-    let url: URL;
-    try {
-      url = new URL(f.url, this.url);
-    } catch {
-      throw new Error(`'url' is not a URL: '${f.url.slice(0, 200)}'`);
-    }
-    if (f.size !== undefined && !(Number.isSafeInteger(f.size) && (f.size as number) >= 0)) throw new Error("'size' must be a whole number of bytes");
-    if (f.sha256 !== undefined && !(typeof f.sha256 === 'string' && /^[0-9a-fA-F]{64}$/.test(f.sha256))) throw new Error("'sha256' must be 64 hex digits");
-    if (f.etag !== undefined && !(typeof f.etag === 'string' && f.etag.length <= 256)) throw new Error("'etag' must be a string of at most 256 characters");
+  /** The entry, or what is wrong with it (returned, not thrown: an exception per refused entry took seconds a million times). */
+  private entryOf(f: Record<string, unknown>, path: string): TreeEntry | string {
+    if (typeof f.path !== 'string') return "'path' must be a string";
+    const pathProblem = objectPathProblem(path, 'path');
+    if (pathProblem !== undefined) return pathProblem;
+    if (typeof f.url !== 'string' || f.url.length === 0 || f.url.length > 8192) return "'url' must be a URL of at most 8192 characters";
+    const url = URL.parse(f.url, this.url.href);
+    if (url === null) return `'url' is not a URL: '${f.url.slice(0, 200)}'`;
+    if (f.size !== undefined && !(Number.isSafeInteger(f.size) && (f.size as number) >= 0)) return "'size' must be a whole number of bytes";
+    if (f.sha256 !== undefined && !(typeof f.sha256 === 'string' && /^[0-9a-fA-F]{64}$/.test(f.sha256))) return "'sha256' must be 64 hex digits";
+    if (f.etag !== undefined && !(typeof f.etag === 'string' && f.etag.length <= 256)) return "'etag' must be a string of at most 256 characters";
     const mtime = f.mtime === undefined ? undefined : timeOf(f.mtime);
-    if (f.mtime !== undefined && mtime === undefined) throw new Error("'mtime' must be epoch milliseconds or an ISO-8601 time");
+    if (f.mtime !== undefined && mtime === undefined) return "'mtime' must be epoch milliseconds or an ISO-8601 time";
     return {
       path,
       size: (f.size as number | undefined) ?? -1,

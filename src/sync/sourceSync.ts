@@ -9,7 +9,7 @@ import { LocalBackend } from '../spaces/localBackend.ts';
 import { asClientError } from '../spaces/spaces.ts';
 import { openBackend } from '../spaces/storageConfig.ts';
 import { syncTree } from './engine.ts';
-import { ManifestTree } from './manifestTree.ts';
+import { ManifestTree, type ManifestProblem } from './manifestTree.ts';
 import { emptyStats } from './models.ts';
 import { PackageTree } from './packageTree.ts';
 import { defaultSource, ownSource, sourceConfig, sourceNamed, type SourceConfig, type SourceRow } from './sources.ts';
@@ -21,26 +21,27 @@ const SourceSyncParams = Type.Object({ sourceId: Type.Integer({ minimum: 1 }) },
 
 const referenceOf = (sourceId: number) => `source:${sourceId}`;
 
-async function treeOf(core: Core, row: SourceRow, signal: AbortSignal): Promise<{ tree: SyncTree; problems: { path: string; message: string }[] }> {
+/** The source's tree; entries it lists but cannot sync (a manifest's bad entries) are told to `problem`. */
+async function treeOf(core: Core, row: SourceRow, signal: AbortSignal, problem: (p: ManifestProblem) => void): Promise<SyncTree> {
   const config: SourceConfig = sourceConfig(core, row);
-  if (row.type === 'local') return { tree: new BackendTree(new LocalBackend((config as { path: string }).path), ''), problems: [] };
+  if (row.type === 'local') return new BackendTree(new LocalBackend((config as { path: string }).path), '');
   if (row.type === 's3') {
     const c = config as { endpoint?: string; region?: string; bucket: string; prefix?: string; force_path_style?: boolean; access_key_id: string; secret_access_key: string };
     const backend = openBackend(
       { type: 'S3', bucket: c.bucket, ...(c.endpoint ? { endpoint: c.endpoint } : {}), ...(c.region ? { region: c.region } : {}), forcePathStyle: c.force_path_style ?? true },
       { type: 'S3', accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key },
     );
-    return { tree: new BackendTree(backend, c.prefix ?? ''), problems: [] };
+    return new BackendTree(backend, c.prefix ?? '');
   }
   const fetching = { timeoutMs: core.config.sourceTimeout * 1000, allowPrivate: core.config.webhookAllowPrivate };
   if (row.type === 'yunji') {
     const c = config as { url: string; package_id: number; api_key: string };
-    return { tree: new YunjiTree(new URL(c.url), c.package_id, c.api_key, { ...fetching, signal }), problems: [] };
+    return new YunjiTree(new URL(c.url), c.package_id, c.api_key, { ...fetching, signal });
   }
   const c = config as { url: string; headers?: Record<string, string> };
   const manifest = new ManifestTree(new URL(c.url), { ...fetching, headers: c.headers });
-  await manifest.load(signal);
-  return { tree: manifest, problems: manifest.problems };
+  await manifest.load(signal, problem);
+  return manifest;
 }
 
 export const sourceSync = defineAction(SourceSyncParams, {
@@ -55,9 +56,11 @@ export const sourceSync = defineAction(SourceSyncParams, {
     const totals = emptyStats();
     ctx.log(`syncing source '${row.name}' (${row.type}) into package ${row.package_id}${row.mirror ? ', mirroring' : ''}`);
     try {
-      const { tree, problems } = await treeOf(ctx.core, row, ctx.signal);
-      for (const p of problems) ctx.error(p.message, p.path);
-      totals.failed += problems.length;
+      const tree = await treeOf(ctx.core, row, ctx.signal, (p) => {
+        // The job keeps the first errors and counts the rest.
+        ctx.error(p.message, p.path);
+        totals.failed++;
+      });
       await syncTree(
         tree,
         new PackageTree(ctx.core, ctx.job.tenantId, ctx.job.createdBy ?? 0, row.package_id),

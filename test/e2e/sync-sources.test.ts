@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,6 +33,8 @@ interface Route {
   delayMs?: number;
   /** Accept the request and never answer. */
   hang?: boolean;
+  /** Answer only once this settles. */
+  gate?: Promise<unknown>;
 }
 
 /**
@@ -184,6 +186,7 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
         res.end(route.body ?? '');
       };
       if (route.delayMs) setTimeout(send, route.delayMs);
+      else if (route.gate) void route.gate.then(send);
       else send();
     });
     web.on('connection', (s) => {
@@ -831,6 +834,97 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     expect(await objectsOf(huge.package_id)).toEqual({});
     expect((await admin.get('/api/sync/sources')).status).toBe(200);
   });
+
+  it('syncs a manifest of exactly 1,000,000 entries (3 valid, the rest refused one by one): bounded errors, memory, and a server that keeps answering', async () => {
+    const s = site();
+    const N = 1_000_000;
+    const files: Record<string, Buffer> = { 'ok/first.txt': Buffer.from('first'), 'ok/middle.bin': randomBytes(1000), 'ok/last.txt': Buffer.from('last of a million') };
+    const valid = Object.keys(files);
+    // The middle file answers only once this test has seen the job running and the server answering.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    for (const p of valid) s.serve(p, p === 'ok/middle.bin' ? { body: files[p]!, gate } : { body: files[p]! });
+    const at = new Map([
+      [0, 'ok/first.txt'],
+      [N / 2, 'ok/middle.bin'],
+      [N - 1, 'ok/last.txt'],
+    ]);
+    // Every 10th refused entry has a bad sha256 (a fine path), the others a path escaping the package.
+    const parts: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const p = at.get(i);
+      if (p !== undefined) parts.push(JSON.stringify({ path: p, url: p, sha256: sha256(files[p]!) }));
+      else if (i % 10 === 1) parts.push(`{"path":"bad-sha/${i}","url":"u","sha256":"not-hex"}`);
+      else parts.push(`{"path":"../escape-${i}","url":"u"}`);
+    }
+    s.serve('million.json', { body: `[${parts.join(',')}]`, contentType: 'application/json' });
+    parts.length = 0;
+    const src = await manifestSource(s.url('million.json'));
+
+    // Peak memory of this sync only: writing 5 to clear_refs resets VmHWM (Linux).
+    const pid = server.proc.pid!;
+    const peakKb = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    } catch {
+      // Not resettable here: the bound below then covers the whole process's life.
+    }
+    const rssBefore = peakKb();
+
+    const started = await startSync(src.name);
+    // Other requests while the job runs: each must be answered.
+    let answeredWhileRunning = 0;
+    let last: unknown;
+    const probe = async (path: string) => {
+      const res = await admin.get(path);
+      expect(res.status, `${path} during the sync: ${res.text.slice(0, 500)}`).toBe(200);
+      return res;
+    };
+    const job = await until(
+      `sync job ${started.id} to end`,
+      async () => {
+        const before = (await probe(`/api/sync/jobs/${started.id}`)).body;
+        last = before;
+        if (TERMINAL_STATUSES.includes(before.status)) return before;
+        await probe('/api/sync/sources');
+        const after = (await probe(`/api/sync/jobs/${started.id}`)).body;
+        if (before.status === 'running' && after.status === 'running') {
+          answeredWhileRunning++;
+          open();
+        }
+        return undefined;
+      },
+      600_000,
+      () => JSON.stringify(last).slice(0, 2000),
+    );
+    open();
+    const rssPeakMb = peakKb() / 1024;
+    console.log(`[${kind}] 1,000,000-entry manifest sync: server VmHWM ${rssPeakMb.toFixed(0)} MB (${(rssBefore / 1024).toFixed(0)} MB before it)`);
+    expect(answeredWhileRunning).toBeGreaterThan(0);
+
+    const failed = N - valid.length;
+    const bytes = Object.values(files).reduce((n, b) => n + b.length, 0);
+    expect(job, JSON.stringify(job).slice(0, 2000)).toMatchObject({ status: 'failed', attempts: 1, stats: stats({ checked: 3, copied: 3, failed, bytes }), error_count: failed + 1 });
+    expect(job.error_message).toBe(`${failed} files of source '${src.name}' failed (see the errors)`);
+    // A bounded list: the first refusals, each naming its entry and why, then why the job failed.
+    expect(job.errors.length).toBeGreaterThan(10);
+    expect(job.errors.length).toBeLessThanOrEqual(100);
+    expect(job.errors.at(-1)).toEqual({ message: job.error_message, at: expect.any(Number) });
+    expect(job.errors).toContainEqual(expect.objectContaining({ item: '../escape-2', message: expect.stringMatching(/manifest entry 2: .*'\.\.' segment/) }));
+    expect(job.errors).toContainEqual(expect.objectContaining({ item: 'bad-sha/1', message: "manifest entry 1: 'sha256' must be 64 hex digits" }));
+    for (const path of ['/api/sync/jobs', '/api/jobs']) {
+      const res = await admin.get(`${path}/${job.id}`);
+      expect(res.status, res.text.slice(0, 500)).toBe(200);
+      expect(res.text.length, `${path}/${job.id} answers ${res.text.length} characters`).toBeLessThan(100_000);
+      expect(res.body).toMatchObject({ error_count: failed + 1, errors: job.errors, stats: job.stats });
+    }
+    expect(await contentsOf(src.package_id)).toEqual(files);
+    expect(s.fetches('million.json')).toBe(1);
+    for (const p of valid) expect(s.fetches(p), p).toBe(1);
+    expect(s.fetches('u')).toBe(0);
+    expect(rssPeakMb).toBeLessThan(1536);
+    expect((await admin.get('/api/sync/sources')).status).toBe(200);
+  }, 600_000);
 
   it('fails a sync whose manifest is not JSON, or not a list; a file answering HTTP 500 fails that entry only', async () => {
     const s = site();
