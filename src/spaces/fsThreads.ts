@@ -185,14 +185,22 @@ let queued: { request: Request; waiting: Pending }[] = [];
 let nextId = 1;
 
 /**
- * Writes of one turn of the event loop go to a thread as one message: waking a sleeping thread is
- * most of a hand-off's cost on this kind of VM, and concurrent uploads finish in the same turn.
+ * The work of one turn of the event loop goes to a thread as one message (or one per idle thread):
+ * waking a sleeping thread is most of a hand-off's cost on this kind of VM, and concurrent uploads
+ * finish in the same turn.
  */
 function flush(): void {
   const batch = queued;
   queued = [];
   for (let i = threads.length - 1; i >= 0; i--) if (threads[i]!.dead) threads.splice(i, 1);
   while (threads.length < THREADS) threads.push(new FsThread());
+  // Shared among the idle threads, so a sync's two walks (asking in the same turn) proceed at once.
+  const idle = threads.filter((t) => t.pending.size === 0);
+  if (idle.length > 1 && batch.length > 1) {
+    const share = Math.ceil(batch.length / idle.length);
+    idle.forEach((t, i) => i * share < batch.length && t.send(batch.slice(i * share, (i + 1) * share)));
+    return;
+  }
   threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a)).send(batch);
 }
 
