@@ -6,6 +6,7 @@ import { ROOT } from './lib.ts';
 import { listingBench } from './listing.ts';
 import { storageBench } from './storage.ts';
 import { syncBench } from './sync.ts';
+import { syncMillionBench } from './syncMillion.ts';
 
 /** `npm run bench [-- name…]`: runs the named benchmarks (all by default), prints and saves JSON. */
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -14,6 +15,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   listing: listingBench,
   jobs: jobsBench,
   sync: syncBench,
+  'sync-million': syncMillionBench,
 };
 
 const wanted = process.argv.slice(2);

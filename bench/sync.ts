@@ -15,8 +15,8 @@ import { freePort, loginToken, median, ROOT, round, startYunji, stopChild, type 
  * - local space → an S3-compatible server (s3rver, its own process on 127.0.0.1; Yunji and rclone
  *   each get their own bucket per round).
  *
- * For each tool: the first sync into an empty destination (a new folder each round, removed after
- * it; a new bucket each round on S3) and a no-change re-sync, wall time; the
+ * For each tool: the first sync into an empty destination (a new folder each round, all removed
+ * after the last round; a new bucket each round on S3) and a no-change re-sync, wall time; the
  * disk is flushed (`sync`, not timed) before each, and the time of a `sync` right after is reported
  * too (`secondsWithSync`), since the tools need not flush what they write. Peak RSS: Yunji's server
  * process, its peak reset before each run (`/proc/<pid>/clear_refs` 5) and read after (VmHWM),
@@ -43,19 +43,24 @@ const MAX_SIZE = 64 * 1024;
 const SEED = 20261123;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const S3_ROUNDS = Number(process.env.BENCH_SYNC_S3_ROUNDS ?? 1);
-const TOOLS = (process.env.BENCH_SYNC_TOOLS ?? 'yunji,rclone,rclone816').split(',').map((t) => t.trim());
+const TOOLS = benchSyncTools('yunji,rclone,rclone816');
 const RCLONE_REMOTE = 'BENCHS3';
 const S3_REGION = 'us-east-1';
+
+/** The tools `BENCH_SYNC_TOOLS` (comma-separated) names, or `defaults`. */
+export function benchSyncTools(defaults: string): string[] {
+  return (process.env.BENCH_SYNC_TOOLS ?? defaults).split(',').map((t) => t.trim());
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Waits (not timed) until the clock reaches `at`, when given. */
 const waitUntil = async (at: number | undefined) => {
   if (at !== undefined && Date.now() < at) await sleep(at - Date.now());
 };
-const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+export const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** A small, fast, seeded PRNG (mulberry32): the same sequence every run. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let s = seed | 0;
   return () => {
     s = (s + 0x6d2b79f5) | 0;
@@ -103,13 +108,13 @@ async function makeDataset(dir: string): Promise<Dataset> {
 
 // ---- process measurements (/proc) ----
 
-function procStatus(pid: number, field: string): number {
+export function procStatus(pid: number, field: string): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
 /** CPU time (user + system) of a process so far, in seconds (Linux clock ticks are 10 ms). */
-function cpuSecondsOf(pid: number | undefined): number {
+export function cpuSecondsOf(pid: number | undefined): number {
   if (pid === undefined) return NaN;
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -120,7 +125,7 @@ function cpuSecondsOf(pid: number | undefined): number {
 }
 
 /** Resets the process's peak RSS (VmHWM) to its current RSS; false where the kernel refuses. */
-function resetPeakRss(pid: number): boolean {
+export function resetPeakRss(pid: number): boolean {
   try {
     writeFileSync(`/proc/${pid}/clear_refs`, '5');
     return true;
@@ -130,7 +135,7 @@ function resetPeakRss(pid: number): boolean {
 }
 
 /** `sync(1)`: flushes what earlier steps wrote, so each measurement starts from a clean disk; returns its seconds. */
-function flush(): number {
+export function flush(): number {
   const t = performance.now();
   execFileSync('sync');
   return (performance.now() - t) / 1000;
@@ -158,7 +163,7 @@ interface Peer {
 }
 
 /** rclone under `/usr/bin/time -v` (its peak RSS and CPU from wait4), with nothing but the given environment. */
-async function runRclone(home: string, args: string[], env: Record<string, string> = {}): Promise<{ seconds: number; peakRssMiB: number; cpuSeconds: number }> {
+export async function runRclone(home: string, args: string[], env: Record<string, string> = {}): Promise<{ seconds: number; peakRssMiB: number; cpuSeconds: number }> {
   const t = performance.now();
   const child = spawn('/usr/bin/time', ['-v', 'rclone', '--config', '/dev/null', ...args], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, ...env },
@@ -177,13 +182,13 @@ async function runRclone(home: string, args: string[], env: Record<string, strin
   };
 }
 
-interface YunjiClient {
+export interface YunjiClient {
   proc: Proc;
   v1<T>(path: string, body: unknown): Promise<T>;
   job(id: string | number): Promise<JobView>;
 }
 
-interface JobView {
+export interface JobView {
   id: number;
   status: string;
   stats: Record<string, number> | null;
@@ -196,7 +201,7 @@ interface JobView {
   ended_at: string | null;
 }
 
-async function yunjiClient(proc: Proc): Promise<YunjiClient> {
+export async function yunjiClient(proc: Proc): Promise<YunjiClient> {
   // The server's own output (warnings and errors only), to tell why a request failed if the process died.
   let output = '';
   proc.child.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-8000)));
@@ -232,7 +237,7 @@ async function yunjiClient(proc: Proc): Promise<YunjiClient> {
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 
 /** One run of a task: from the runTask request until the job is seen terminal (polled every 20 ms). */
-async function runYunjiTask(client: YunjiClient, taskID: number): Promise<{ job: JobView; seconds: number; idleRssMiB: number; peakRssMiB: number; cpuSeconds: number; peakRssSource: string }> {
+export async function runYunjiTask(client: YunjiClient, taskID: number, timeoutMs = 600_000): Promise<{ job: JobView; seconds: number; idleRssMiB: number; peakRssMiB: number; cpuSeconds: number; peakRssSource: string }> {
   const pid = client.proc.child.pid!;
   const reset = resetPeakRss(pid);
   const idleRssMiB = procStatus(pid, 'VmRSS');
@@ -245,7 +250,7 @@ async function runYunjiTask(client: YunjiClient, taskID: number): Promise<{ job:
     job = await client.job(jobID);
     polledPeak = Math.max(polledPeak, procStatus(pid, 'VmRSS'));
     if (TERMINAL.includes(job.status)) break;
-    if (performance.now() - t > 600_000) throw new Error(`job ${jobID} not finished after 10 minutes: ${JSON.stringify(job)}`);
+    if (performance.now() - t > timeoutMs) throw new Error(`job ${jobID} not finished after ${round(timeoutMs / 60_000, 1)} minutes: ${JSON.stringify(job)}`);
     await sleep(20);
   }
   const seconds = (performance.now() - t) / 1000;
@@ -258,8 +263,11 @@ async function runYunjiTask(client: YunjiClient, taskID: number): Promise<{ job:
   return { job, seconds, idleRssMiB: round(idleRssMiB, 1), peakRssMiB: round(peakRssMiB, 1), cpuSeconds: round(cpuSeconds), peakRssSource: reset ? 'VmHWM after clear_refs' : 'VmRSS polled every 20 ms' };
 }
 
-/** What the job's stats should say, as problems (a wrong count is a finding, not a reason to stop the bench). */
-function checkStats(job: JobView, ds: Dataset, kind: 'first' | 'resync'): string[] {
+/**
+ * What the job's stats should say for a source of `expected.files` files (`expected.bytes` bytes), as
+ * problems (a wrong count is a finding, not a reason to stop the bench).
+ */
+export function checkStats(job: JobView, expected: { files: number; bytes: number }, kind: 'first' | 'resync'): string[] {
   const s = job.stats;
   if (!s) return ['job has no stats'];
   const problems: string[] = [];
@@ -270,14 +278,14 @@ function checkStats(job: JobView, ds: Dataset, kind: 'first' | 'resync'): string
   expect('deleted', 0);
   expect('updated', 0);
   if (kind === 'first') {
-    expect('copied', ds.files.size);
-    expect('bytes', ds.bytes);
+    expect('copied', expected.files);
+    expect('bytes', expected.bytes);
     expect('skipped', 0);
   } else {
     expect('copied', 0);
-    expect('skipped', ds.files.size);
+    expect('skipped', expected.files);
   }
-  if (s.checked !== undefined && s.checked !== ds.files.size) problems.push(`stats.checked = ${s.checked}, expected ${ds.files.size}`);
+  if (s.checked !== undefined && s.checked !== expected.files) problems.push(`stats.checked = ${s.checked}, expected ${expected.files}`);
   return problems;
 }
 
@@ -412,6 +420,23 @@ async function startS3rver(directory: string, buckets: string[]): Promise<{ endp
 
 const SYNC_TASK = { trigger: { type: 'Manual' }, mode: { type: 'Diff', includeSize: true, includeModTime: true }, filters: [], options: { noEmptyDirectories: false } };
 
+/** A user space of the bench's user, without a shard store; its id. */
+export async function createSpace(client: YunjiClient, name: string, storage: Record<string, unknown>, credential?: Record<string, unknown>): Promise<number> {
+  return (await client.v1<{ userSpace: { userSpaceID: number } }>('/v1/userSpace/create', { name, storage, ...(credential ? { credential } : {}), shardStore: null })).userSpace.userSpaceID;
+}
+
+/** The bench's Manual `Diff` task (size and modification time, as rclone compares) from `srcPath` of a space to one destination; its id. */
+export async function createSyncTask(client: YunjiClient, srcUserSpaceID: number, srcPath: string, dest: { userSpaceID: number; path: string }): Promise<number> {
+  const { task } = await client.v1<{ task: { taskID: number } }>('/v1/spaceSyncer/createTask', {
+    ...SYNC_TASK,
+    srcUserSpaceID,
+    srcPath,
+    destUserSpaceIDs: [dest.userSpaceID],
+    destPathes: [dest.path],
+  });
+  return task.taskID;
+}
+
 function yunjiPeer(
   client: YunjiClient,
   ds: Dataset,
@@ -449,21 +474,13 @@ function yunjiPeer(
       cpuSeconds: run.cpuSeconds,
       ...Object.fromEntries(Object.entries(after).map(([k, v]) => [k, round(v - before[k]!)])),
       stats: job.stats,
-      problems: [...checkStats(job, ds, kind), ...problems],
+      problems: [...checkStats(job, { files: ds.files.size, bytes: ds.bytes }, kind), ...problems],
     };
   };
   return {
     name: 'yunji',
     async first(r) {
-      const d = dest(r);
-      const { task } = await client.v1<{ task: { taskID: number } }>('/v1/spaceSyncer/createTask', {
-        ...SYNC_TASK,
-        srcUserSpaceID,
-        srcPath: 'src',
-        destUserSpaceIDs: [d.userSpaceID],
-        destPathes: [d.path],
-      });
-      tasks.set(r, task.taskID);
+      tasks.set(r, await createSyncTask(client, srcUserSpaceID, 'src', dest(r)));
       return measure(r, 'first');
     },
     resync: (r) => measure(r, 'resync'),
@@ -506,33 +523,46 @@ function rclonePeer(
   return { name, first: (r) => measure(r, 'first'), resync: (r) => measure(r, 'resync'), cleanup };
 }
 
-const RCLONE_FLAGS: Record<string, string[]> = { rclone: [], rclone816: ['--transfers', '8', '--checkers', '16'] };
+export const RCLONE_FLAGS: Record<string, string[]> = { rclone: [], rclone816: ['--transfers', '8', '--checkers', '16'] };
 
 type RoundResult = Record<string, { first?: Run; resync?: Run; error?: string }>;
 
-/** Each round, every peer (order rotated by round): first sync, re-sync, cleanup. A peer's failure is recorded, the others go on. */
+/**
+ * Each round, every peer (order rotated by round): first sync, re-sync; the destinations are
+ * removed only after the last round. Removed between runs, they made the next tool's first sync
+ * pay for them: for minutes after many files are deleted, ext4 scans past their inodes
+ * (`recently_deleted`) each time it creates one, which doubled some first syncs. A peer's failure
+ * is recorded, the others go on.
+ */
 async function rounds(peers: Peer[], n: number): Promise<RoundResult[]> {
   const out: RoundResult[] = [];
-  for (let r = 0; r < n; r++) {
-    const result: RoundResult = {};
-    const order = peers.map((_, i) => peers[(i + r) % peers.length]!);
-    for (const peer of order) {
-      const entry: RoundResult[string] = {};
-      result[peer.name] = entry;
-      try {
-        entry.first = await peer.first(r);
-        entry.resync = await peer.resync(r);
-      } catch (err) {
-        entry.error = errorText(err);
-        console.error(`[sync bench] ${peer.name}, round ${r + 1}: ${entry.error}`);
+  try {
+    for (let r = 0; r < n; r++) {
+      const result: RoundResult = {};
+      const order = peers.map((_, i) => peers[(i + r) % peers.length]!);
+      for (const peer of order) {
+        const entry: RoundResult[string] = {};
+        result[peer.name] = entry;
+        try {
+          entry.first = await peer.first(r);
+          entry.resync = await peer.resync(r);
+        } catch (err) {
+          entry.error = errorText(err);
+          console.error(`[sync bench] ${peer.name}, round ${r + 1}: ${entry.error}`);
+        }
       }
-      try {
-        await peer.cleanup(r);
-      } catch (err) {
-        console.error(`[sync bench] cleanup of ${peer.name}, round ${r + 1}: ${errorText(err)}`);
+      out.push(result);
+    }
+  } finally {
+    for (let r = 0; r < n; r++) {
+      for (const peer of peers) {
+        try {
+          await peer.cleanup(r);
+        } catch (err) {
+          console.error(`[sync bench] cleanup of ${peer.name}, round ${r + 1}: ${errorText(err)}`);
+        }
       }
     }
-    out.push(result);
   }
   return out;
 }
@@ -607,8 +637,7 @@ export async function syncBench(): Promise<Record<string, unknown>> {
 
     let client: YunjiClient | undefined;
     let srcSpaceID = 0;
-    const space = async (name: string, storage: Record<string, unknown>, credential?: Record<string, unknown>) =>
-      (await client!.v1<{ userSpace: { userSpaceID: number } }>('/v1/userSpace/create', { name, storage, ...(credential ? { credential } : {}), shardStore: null })).userSpace.userSpaceID;
+    const space = (name: string, storage: Record<string, unknown>, credential?: Record<string, unknown>) => createSpace(client!, name, storage, credential);
     if (TOOLS.includes('yunji')) {
       yunji = await startYunji('', { YUNJI_LOCAL_ROOTS: dir });
       client = await yunjiClient(yunji);
