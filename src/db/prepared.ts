@@ -29,7 +29,7 @@ function compileTemplate<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...
   const markers = Array.from({ length: arity }, (_, i) => `\u0000arg${i}\u0000`);
   const query = build(db, ...(markers as unknown as A)).compile();
   // A fixed shape: on PostgreSQL it is parsed once per connection.
-  if (dialectOf(db as Kysely<unknown>) === 'postgres') nameStatement(query.sql);
+  if (dialectOf(db) === 'postgres') nameStatement(query.sql);
   return { query, slots: query.parameters.map((p) => markers.indexOf(p as string)) };
 }
 
@@ -86,7 +86,7 @@ export function prepared<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...
 export function preparedWrite<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...args: A) => Compilable<R>) {
   const compiled = new Map<DialectName, Template<R>>();
   return async (db: Kysely<DB>, ...args: A): Promise<QueryResult<R>> => {
-    const dialect = dialectOf(db as Kysely<unknown>);
+    const dialect = dialectOf(db);
     let template = compiled.get(dialect);
     if (!template) compiled.set(dialect, (template = compileTemplate(build, db, args.length)));
     const { query } = template;

@@ -1,7 +1,7 @@
 import type { Core } from '../core.ts';
 import type { JobContext } from './actions.ts';
 import { announce } from './announce.ts';
-import { keepError, KEPT_ERRORS, type Job, type JobError, type JobLogLine, type JobProgress } from './models.ts';
+import { keepError, type Job, type JobError, type JobLogLine, type JobProgress } from './models.ts';
 import { toJob } from './store.ts';
 
 /** Progress is saved (and announced) at most this often; the last report is always saved. */
@@ -73,9 +73,7 @@ export class RunContext implements JobContext {
   error(message: string, item?: string, code?: string): void {
     this.errorCount++;
     this.stateChanged = true;
-    if (this.errors.length < KEPT_ERRORS || item === undefined) {
-      keepError(this.errors, { message: message.slice(0, 2000), at: Date.now(), ...(item !== undefined ? { item } : {}), ...(code !== undefined ? { code } : {}) });
-    }
+    keepError(this.errors, { message: message.slice(0, 2000), at: Date.now(), ...(item !== undefined ? { item } : {}), ...(code !== undefined ? { code } : {}) });
     this.touch();
   }
 

@@ -135,7 +135,7 @@ export class LocalBackend implements Backend {
       }
       await this.inDir(partial, () => copyFile(source, partial));
       // The new file's inode is in memory: setting its time and reading its size synchronously
-      // costs microseconds, against a thread-pool trip each (see walk).
+      // costs microseconds, against a thread-pool trip each (see fsThreads.ts).
       if (options.mtimeMs !== undefined) utimesSync(partial, Date.now() / 1000, options.mtimeMs / 1000);
       const { size } = statSync(partial);
       await this.inDir(path, () => rename(partial, path));

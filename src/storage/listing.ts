@@ -1,6 +1,6 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
-import { sql, type Compilable, type Kysely } from 'kysely';
+import { sql, type Compilable } from 'kysely';
 import { dialectOf } from '../db/dialect.ts';
 import { prepared } from '../db/prepared.ts';
 import type { Db } from '../db/index.ts';
@@ -85,7 +85,7 @@ type WalkRow = { walked: string } & (ObjectJsonRow | { [K in keyof ObjectJsonRow
  * would cost one); the left join also keeps SQLite from scanning the package to meet the walk.
  */
 function walk(db: Db, packageId: number, from: string, upper: string | undefined, skip: number, limit: number): Compilable<WalkRow> {
-  const pg = dialectOf(db as Kysely<unknown>) === 'postgres';
+  const pg = dialectOf(db) === 'postgres';
   const position = sql.raw(pg ? 'strpos' : 'instr');
   const nextChar = pg ? sql`chr(1)` : sql`char(1)`;
   const below = upper === undefined ? sql`` : sql`and o.path < ${upper}`;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
@@ -49,7 +49,7 @@ export interface ObjectJsonRow {
 }
 
 export function objectJsonColumns(db: Db) {
-  const quote = (column: 'o.path' | 'o.redundancy') => (dialectOf(db as Kysely<unknown>) === 'postgres' ? sql`to_json(${sql.ref(column)})::text` : sql`json_quote(${sql.ref(column)})`);
+  const quote = (column: 'o.path' | 'o.redundancy') => (dialectOf(db) === 'postgres' ? sql`to_json(${sql.ref(column)})::text` : sql`json_quote(${sql.ref(column)})`);
   const head = sql<string>`'{"objectID":' || o.id || ',"packageID":' || o.package_id || ',"path":' || ${quote('o.path')} || ',"size":"' || o.size || '","fileHash":"Full' || o.hash || '","redundancy":{"type":' || ${quote('o.redundancy')} || '},"createTime":"'`;
   return [sql.ref<string>('o.path').as('path'), head.as('head'), sql.ref<number>('o.created_at').as('created_at'), sql.ref<number>('o.updated_at').as('updated_at')] as const;
 }
