@@ -28,6 +28,13 @@ import { trackRouteMethods } from './methods.ts';
 import { useTaskErrors } from './mj/envelope.ts';
 import { publicRoutes } from './public/jobs.ts';
 import { taskRoutes } from './mj/tasks.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Set once the server has begun to close: every response from then on closes its connection. */
+    draining: boolean;
+  }
+}
 import { validatorCompiler } from './validation.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -57,12 +64,13 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
   });
   // While draining, every response closes its connection; otherwise a keep-alive connection whose
   // request finished after close() began would hold the server open until its idle timeout.
-  let draining = false;
+  // (A file body skips onSend hooks, so it reads the flag itself: see sendFileBody.)
+  app.decorate('draining', false);
   app.addHook('preClose', async () => {
-    draining = true;
+    app.draining = true;
   });
   app.addHook('onSend', async (_request, reply) => {
-    if (draining) reply.header('connection', 'close');
+    if (app.draining) reply.header('connection', 'close');
   });
   const allowedMethods = trackRouteMethods(app);
   usePlatformErrors(app, allowedMethods);

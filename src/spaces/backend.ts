@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 /**
@@ -61,6 +62,8 @@ export interface Backend {
   makeDir?(key: string): Promise<void>;
   /** The file on this machine that holds `key`, for a copy the kernel can do (local backends only). */
   localFile?(key: string): Promise<string>;
+  /** `key`'s file opened for reading, for a caller that reads it into buffers of its own (local backends only). */
+  openFile?(key: string): Promise<FileHandle>;
   /** Stores a copy of the file at `path` on this machine at `key`, atomically, as `put` does. */
   putFile?(key: string, path: string, options?: PutOptions): Promise<{ size: number }>;
   /** Removes what interrupted writes left behind, if older than `olderThanMs` (epoch ms); returns how many. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, statSync, utimesSync, type WriteStream } from 'node:fs';
-import { copyFile, mkdir, open, readdir, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, realpath, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pump } from '../streams.ts';
@@ -155,15 +155,19 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async get(key: string, range?: ByteRange): Promise<Readable> {
+  async openFile(key: string): Promise<FileHandle> {
     const path = this.pathOf(key);
     try {
       await this.checkInside(dirname(path));
-      const handle = await open(path, 'r');
-      return handle.createReadStream({ ...(range ? { start: range.start, end: range.end } : {}), highWaterMark: READ_CHUNK });
+      return await open(path, 'r');
     } catch (err) {
       throw localError(err, key);
     }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    const handle = await this.openFile(key);
+    return handle.createReadStream({ ...(range ? { start: range.start, end: range.end } : {}), highWaterMark: READ_CHUNK });
   }
 
   async stat(key: string): Promise<BackendEntry | undefined> {

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { joinKey, type Backend, type ByteRange } from './backend.ts';
 import { shardKey, shardsPrefix, tmpPrefix } from './layout.ts';
@@ -192,6 +193,11 @@ export class ShardStore {
   /** A shard's bytes, optionally a range. */
   read(hash: string, range?: ByteRange): Promise<Readable> {
     return this.backend.get(shardKey(this.workingDir, hash), range);
+  }
+
+  /** A shard's file opened for reading where the backend is a local directory; undefined elsewhere. */
+  async openFile(hash: string): Promise<FileHandle | undefined> {
+    return this.backend.openFile?.(shardKey(this.workingDir, hash));
   }
 
   async size(hash: string): Promise<number | undefined> {

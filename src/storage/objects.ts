@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { sql, type Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
@@ -193,6 +194,8 @@ export interface OpenedObject {
   object: StorageObject;
   size: number;
   read: (range?: { start: number; end: number }) => Promise<Readable>;
+  /** The bytes' file opened for reading, where the space is a local directory; undefined elsewhere. */
+  openFile: () => Promise<FileHandle | undefined>;
 }
 
 async function opened(core: Core, row: ObjectRow): Promise<OpenedObject> {
@@ -201,6 +204,7 @@ async function opened(core: Core, row: ObjectRow): Promise<OpenedObject> {
     object: toStorageObject(row),
     size: row.size,
     read: (range) => storeOf(space).read(row.hash, range).catch((err: unknown) => Promise.reject(asClientError(err))),
+    openFile: () => storeOf(space).openFile(row.hash).catch((err: unknown) => Promise.reject(asClientError(err))),
   };
 }
 

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, realpathSync, truncateSync } from 'node:fs';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
@@ -15,6 +16,16 @@ function uploadForm(info: unknown, files: [string, Buffer][], infoFirst = true):
   for (const [name, content] of files) form.append('files', new Blob([content]), encodeURIComponent(name));
   if (!infoFirst) add();
   return form;
+}
+
+/** The file holding the bytes of `hash` (upper-case hex SHA-256) in whichever space has it. */
+function shardPath(dataDir: string, hash: string): string {
+  const spaces = join(dataDir, 'spaces');
+  for (const space of readdirSync(spaces)) {
+    const path = join(spaces, space, '.yunji', 'shards', hash.slice(0, 2), hash);
+    if (existsSync(path)) return realpathSync(path);
+  }
+  throw new Error(`no shard ${hash}`);
 }
 
 /** Every shard file of every space under a data dir. */
@@ -96,6 +107,46 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
     const replaced = await upload(uploadForm({ packageID }, [['big.bin', Buffer.from('small now')]]));
     expect(replaced.body.data.uploadeds[0].objectID).toBe(obj.objectID);
     expect((await download(`objectID=${obj.objectID}`)).bytes.toString()).toBe('small now');
+  });
+
+  it('answers HEAD without a body, and survives downloads cut short by the client or by a shrunken file', async () => {
+    const content = randomBytes(8 * 1024 * 1024 + 5);
+    const obj = (await upload(uploadForm({ packageID }, [['cut/short.bin', content]]))).body.data.uploadeds[0];
+    const url = `${server.url}/v1/object/download?objectID=${obj.objectID}`;
+    const head = await fetch(url, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(content.length));
+    expect(head.headers.get('etag')).toBe(`"${obj.fileHash}"`);
+    expect(head.headers.get('x-request-id')).toBeTruthy();
+    expect((await head.arrayBuffer()).byteLength).toBe(0);
+
+    // Clients that go away after the first bytes: the server closes each file and goes on serving.
+    const shard = shardPath(server.dataDir, obj.fileHash.slice(4));
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const req = get(url, { headers: { authorization: `Bearer ${token}` } }, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.once('error', (err) => (req.destroyed ? resolve() : reject(err)));
+      });
+    }
+    const openShards = () => readdirSync(`/proc/${server.proc.pid}/fd`).filter((fd) => { try { return readlinkSync(`/proc/${server.proc.pid}/fd/${fd}`) === shard; } catch { return false; } }).length;
+    for (let i = 0; i < 50 && openShards() > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(openShards()).toBe(0);
+    expect(sha((await download(`objectID=${obj.objectID}`)).bytes)).toBe(sha(content));
+
+    // Bytes shrunk on disk behind the server's back: past the headers, the response is cut short
+    // (never padded, never hung), and the server goes on serving.
+    truncateSync(shard, 3 * 1024 * 1024);
+    const cut = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+    expect(cut.status).toBe(200);
+    await expect(cut.arrayBuffer()).rejects.toThrow();
+    await waitForOutput(server, /download cut short/);
+    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).status).toBe(200);
+    expect((await admin.post('/v1/object/delete', { objectIDs: [obj.objectID] })).status).toBe(200);
   });
 
   it('stores identical content once, and removes bytes once nothing references them', async () => {

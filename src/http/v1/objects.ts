@@ -8,6 +8,7 @@ import { completeMultipartUpload, MAX_PART_INDEX, newMultipartUpload, uploadPart
 import { beginUpload, cloneObjects, deleteObjects, getPackageObjects, moveObjects, openObject, openObjectByPath, type OpenedObject } from '../../storage/objects.ts';
 import { Nullable } from '../../schema.ts';
 import { schemaProblem } from '../../validation.ts';
+import { sendFileBody } from '../fileBody.ts';
 import { formBoundary, FormReader } from '../formReader.ts';
 import { actorOf } from '../auth.ts';
 import type { Actor } from '../../accounts/actor.ts';
@@ -78,7 +79,7 @@ const downloadResponses = {
 };
 
 /** Streams an object: `offset`/`length` → 200 with that slice; else a `Range` header → 206 (416 when unsatisfiable). */
-async function sendObject(request: FastifyRequest, reply: FastifyReply, { object, size, read }: OpenedObject, offset?: number, length?: number) {
+async function sendObject(request: FastifyRequest, reply: FastifyReply, { object, size, read, openFile }: OpenedObject, offset?: number, length?: number) {
   let range: { start: number; end: number } | undefined;
   let status: 200 | 206 = 200;
   const rangeHeader = request.headers.range;
@@ -97,7 +98,8 @@ async function sendObject(request: FastifyRequest, reply: FastifyReply, { object
   }
   const bytes = range ? range.end - range.start + 1 : size;
   // Opened before any header is set, so a backend failure answers in the envelope.
-  const content = bytes > 0 ? await read(range) : undefined;
+  const file = bytes > 0 ? await openFile() : undefined;
+  const content = bytes > 0 && !file ? await read(range) : undefined;
   if (status === 206 && range) reply.header('content-range', `bytes ${range.start}-${range.end}/${size}`);
   reply
     .code(status)
@@ -105,6 +107,7 @@ async function sendObject(request: FastifyRequest, reply: FastifyReply, { object
     .header('content-length', String(bytes))
     .header('etag', `"${object.fileHash}"`)
     .header('accept-ranges', 'bytes');
+  if (file) return sendFileBody(reply, file, range?.start ?? 0, bytes, reply.server.draining);
   return reply.send(content ?? '');
 }
 
