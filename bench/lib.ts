@@ -75,6 +75,17 @@ export async function startProcess(script: string, args: string[], env: Record<s
   };
 }
 
+/** CPU time (user + system) of a process so far, in seconds (Linux clock ticks are 10 ms). */
+export function cpuSecondsOf(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 export const ADMIN = { email: 'admin@example.com', password: 'bench-admin-password' };
 
 let built = false;

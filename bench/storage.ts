@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { createPgDatabase, postgresUnavailableReason } from '../test/helpers/databases.ts';
-import { loginToken, median, round, startYunji, type Proc } from './lib.ts';
+import { cpuSecondsOf, loginToken, median, round, startYunji, type Proc } from './lib.ts';
 
 /**
  * Issue 3's data-plane targets, side by side with `cp` on the same disk:
@@ -40,7 +40,6 @@ async function bigObject(dir: string) {
   // Written back before any round, so the first cp does not also pay for the source's writeback.
   execFileSync('sync');
   const bytes = statSync(source).size;
-  const expected = execFileSync('sha256sum', [source]).toString().slice(0, 64).toUpperCase();
   const seconds = (t: number) => (performance.now() - t) / 1000;
   const mib = bytes / 1048576;
 
@@ -48,26 +47,41 @@ async function bigObject(dir: string) {
   try {
     const { token, packageID } = await setup(yunji);
     const auth = ['--header', `authorization: Bearer ${token}`];
-    const rounds: { cpMiBps: number; uploadMiBps: number; downloadMiBps: number; uploadRatio: number; downloadRatio: number }[] = [];
+    const rounds: { cpMiBps: number; uploadMiBps: number; downloadMiBps: number; uploadRatio: number; downloadRatio: number; uploadServerCpuS: number; downloadServerCpuS: number }[] = [];
+    // The server's CPU time per transfer: a run where garbage collection went wrong shows here first.
+    const serverCpu = () => cpuSecondsOf(yunji.child.pid);
     for (let r = 0; r < ROUNDS; r++) {
+      // New content each round (its first 8 bytes), so every upload stores a new object: the same
+      // bytes again would only refresh the stored copy and never reach the disk.
+      const head = Buffer.alloc(8);
+      head.writeBigUInt64BE(BigInt(Date.now() * 100 + r));
+      const out = openSync(source, 'r+');
+      writeSync(out, head, 0, 8, 0);
+      closeSync(out);
+      execFileSync('sync');
+      const expected = execFileSync('sha256sum', [source]).toString().slice(0, 64).toUpperCase();
       let t = performance.now();
       execFileSync('cp', [source, join(dir, 'copy.bin')]);
       execFileSync('sync');
       const cpSeconds = seconds(t);
       rmSync(join(dir, 'copy.bin'));
       t = performance.now();
+      let cpu = serverCpu();
       const uploaded = JSON.parse(
         // `Expect:` off: curl would otherwise wait for a 100 Continue before sending a large body.
         curl([...auth, '--header', 'Expect:', '--form-string', `info=${JSON.stringify({ packageID })}`, '--form', `files=@${source};filename=big.bin`, `${yunji.url}/v1/object/upload`]),
       ) as { data: { uploadeds: { objectID: number; fileHash: string }[] } };
       execFileSync('sync');
       const upSeconds = seconds(t);
+      const uploadServerCpuS = round(serverCpu() - cpu);
       const { objectID, fileHash } = uploaded.data.uploadeds[0]!;
       if (fileHash !== `Full${expected}`) throw new Error(`fileHash ${fileHash} is not the source's SHA-256`);
       t = performance.now();
+      cpu = serverCpu();
       curl([...auth, '--output', join(dir, 'down.bin'), `${yunji.url}/v1/object/download?objectID=${objectID}`]);
       execFileSync('sync');
       const downSeconds = seconds(t);
+      const downloadServerCpuS = round(serverCpu() - cpu);
       if (statSync(join(dir, 'down.bin')).size !== bytes) throw new Error('downloaded size differs');
       rmSync(join(dir, 'down.bin'));
       rounds.push({
@@ -76,6 +90,8 @@ async function bigObject(dir: string) {
         downloadMiBps: round(mib / downSeconds, 1),
         uploadRatio: round(cpSeconds / upSeconds),
         downloadRatio: round(cpSeconds / downSeconds),
+        uploadServerCpuS,
+        downloadServerCpuS,
       });
     }
     return {

@@ -5,7 +5,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { S3_CREDENTIAL } from '../test/helpers/s3.ts';
-import { freePort, loginToken, median, ROOT, round, startYunji, stopChild, type Proc } from './lib.ts';
+import { cpuSecondsOf, freePort, loginToken, median, ROOT, round, startYunji, stopChild, type Proc } from './lib.ts';
 
 /**
  * The sync engine (docs/SYNC.md) against rclone, in the same run, one tool at a time:
@@ -111,17 +111,6 @@ async function makeDataset(dir: string): Promise<Dataset> {
 export function procStatus(pid: number, field: string): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
-}
-
-/** CPU time (user + system) of a process so far, in seconds (Linux clock ticks are 10 ms). */
-export function cpuSecondsOf(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
 }
 
 /** Resets the process's peak RSS (VmHWM) to its current RSS; false where the kernel refuses. */

@@ -193,6 +193,17 @@ export class LocalBackend implements Backend {
     }
   }
 
+  async touch(key: string): Promise<void> {
+    const path = this.pathOf(key);
+    try {
+      await this.checkInside(dirname(path));
+      const now = Date.now() / 1000;
+      await utimes(path, now, now);
+    } catch (err) {
+      throw localError(err, key);
+    }
+  }
+
   async rename(from: string, to: string): Promise<void> {
     const source = this.pathOf(from);
     const target = this.pathOf(to);

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
-import { joinKey, type Backend, type ByteRange } from './backend.ts';
+import { BackendError, joinKey, type Backend, type ByteRange } from './backend.ts';
 import { shardKey, shardsPrefix, tmpPrefix } from './layout.ts';
 
 /**
@@ -177,7 +177,12 @@ export class ShardStore {
     let claimed = 0;
     try {
       const target = shardKey(this.workingDir, hash);
-      if (!(await this.backend.stat(target))) {
+      const existing = await this.backend.stat(target);
+      if (existing?.size === size && (await this.keep(target))) {
+        await this.backend.remove(tmp);
+        return { hash, size };
+      }
+      if (!existing) {
         if (!(await this.quota.claim(size))) throw new SpaceFull(Math.max(0, await this.quota.room()));
         claimed = size;
       }
@@ -186,6 +191,24 @@ export class ShardStore {
     } catch (err) {
       if (claimed) await this.quota.release(claimed);
       await this.backend.remove(tmp).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Keeps a shard that is already stored when the same content arrives again, its time made now (a
+   * sweep takes only shards older than its grace), instead of moving the new copy over it: on a
+   * local disk the new copy's pages are then dropped unwritten, where the move made the file
+   * system write them (ext4 flushes a file renamed over another) and free the old copy's blocks.
+   * False when the backend cannot, or the shard went meanwhile.
+   */
+  private async keep(target: string): Promise<boolean> {
+    if (!this.backend.touch) return false;
+    try {
+      await this.backend.touch(target);
+      return true;
+    } catch (err) {
+      if (err instanceof BackendError && err.code === 'not_found') return false;
       throw err;
     }
   }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readlinkSync, realpathSync, truncateSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, realpathSync, statSync, truncateSync, utimesSync } from 'node:fs';
 import { get } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
 import { client, login, newTenantClient, startServer, waitForOutput, type RunningServer } from '../helpers/server.ts';
@@ -147,6 +147,22 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
     await waitForOutput(server, /download cut short/);
     expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).status).toBe(200);
     expect((await admin.post('/v1/object/delete', { objectIDs: [obj.objectID] })).status).toBe(200);
+  });
+
+  it('keeps the stored copy when a streamed upload brings the same bytes again, its time made new', async () => {
+    const content = randomBytes(3 * 1024 * 1024);
+    const first = (await upload(uploadForm({ packageID }, [['same/1.bin', content]]))).body.data.uploadeds[0];
+    const shard = shardPath(server.dataDir, sha(content));
+    const { ino } = statSync(shard);
+    utimesSync(shard, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    const second = (await upload(uploadForm({ packageID }, [['same/2.bin', content]]))).body.data.uploadeds[0];
+    expect(second.fileHash).toBe(first.fileHash);
+    const after = statSync(shard);
+    expect(after.ino).toBe(ino);
+    expect(after.mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+    expect(readdirSync(join(dirname(dirname(dirname(shard))), 'tmp'))).toEqual([]);
+    expect(sha((await download(`objectID=${second.objectID}`)).bytes)).toBe(sha(content));
+    expect((await admin.post('/v1/object/delete', { objectIDs: [first.objectID, second.objectID] })).status).toBe(200);
   });
 
   it('stores identical content once, and removes bytes once nothing references them', async () => {
