@@ -3,7 +3,6 @@ import { adminCreateApiKey, adminCreateTenant, adminCreateUser } from './admin.t
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import type { Core } from './core.ts';
 import { AppError } from './errors.ts';
-import { tuneGc } from './gcTuning.ts';
 import { tuneMalloc } from './mallocTuning.ts';
 import { openRuntime } from './runtime.ts';
 import { serve, work } from './server.ts';
@@ -93,7 +92,6 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   tuneMalloc();
-  tuneGc();
   const config = loadConfig();
   switch (command) {
     case 'serve':
