@@ -18,6 +18,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type Put, type PutOptions } from './backend.ts';
 import { RESERVED_DIR } from './layout.ts';
+import { S3Head } from './s3Head.ts';
 import { describeS3, type S3Location } from './s3Location.ts';
 
 // The SDK is pinned to a release that supports Node 20 (see docs/DECISIONS.md); its reminder that
@@ -33,8 +34,13 @@ const MTIME_META = 'yunji-mtime';
 /** A bucket of any S3-compatible service, through the AWS SDK. Keys are used as object keys. */
 export class S3Backend implements Backend {
   private readonly client: S3Client;
+  /** HEADs without the SDK, for buckets addressed by path at their own endpoint; dropped if the service refuses one. */
+  private lean: S3Head | undefined;
 
   constructor(private readonly location: S3Location) {
+    if (location.endpoint && location.forcePathStyle) {
+      this.lean = new S3Head(location.endpoint, location.bucket, { accessKeyId: location.accessKeyId, secretAccessKey: location.secretAccessKey, region: location.region || 'us-east-1' });
+    }
     this.client = new S3Client({
       endpoint: location.endpoint || undefined,
       region: location.region || 'us-east-1',
@@ -54,6 +60,7 @@ export class S3Backend implements Backend {
 
   close(): void {
     this.client.destroy();
+    this.lean?.close();
   }
 
   async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<Put> {
@@ -112,6 +119,13 @@ export class S3Backend implements Backend {
 
   async stat(key: string): Promise<BackendEntry | undefined> {
     if (key === '') return undefined;
+    const answer = await this.lean?.head(key).catch(() => undefined);
+    if (answer?.status === 200) return { key, size: answer.size, mtimeMs: mtimeOf(answer.metadata, answer.lastModified) };
+    // A HEAD's 404 has no body, so the SDK cannot tell a missing bucket from a missing key either.
+    if (answer?.status === 404) return undefined;
+    // Anything else is asked again through the SDK, which retries and names the error; a refusal
+    // may be of this signature, so later HEADs go through the SDK too.
+    if (answer?.status === 400 || answer?.status === 403) this.lean = undefined;
     try {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: key }));
       return { key, size: head.ContentLength ?? 0, mtimeMs: mtimeOf(head.Metadata, head.LastModified) };
