@@ -16,9 +16,10 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { readSmall } from '../streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type Put, type PutOptions } from './backend.ts';
 import { RESERVED_DIR } from './layout.ts';
-import { S3Head } from './s3Head.ts';
+import { S3Direct } from './s3Direct.ts';
 import { describeS3, type S3Location } from './s3Location.ts';
 
 // The SDK is pinned to a release that supports Node 20 (see docs/DECISIONS.md); its reminder that
@@ -29,17 +30,19 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const COPY_LIMIT = 5 * 1024 ** 3;
 const COPY_PART = 1024 ** 3;
 const UPLOAD_PART = 8 * 1024 ** 2;
+/** Content up to this size is gathered and sent in one PUT. */
+const SMALL_PUT = 1024 * 1024;
 const MTIME_META = 'yunji-mtime';
 
 /** A bucket of any S3-compatible service, through the AWS SDK. Keys are used as object keys. */
 export class S3Backend implements Backend {
   private readonly client: S3Client;
-  /** HEADs without the SDK, for buckets addressed by path at their own endpoint; dropped if the service refuses one. */
-  private lean: S3Head | undefined;
+  /** HEADs and small PUTs without the SDK, for buckets addressed by path at their own endpoint; dropped if the service refuses one. */
+  private direct: S3Direct | undefined;
 
   constructor(private readonly location: S3Location) {
     if (location.endpoint && location.forcePathStyle) {
-      this.lean = new S3Head(location.endpoint, location.bucket, { accessKeyId: location.accessKeyId, secretAccessKey: location.secretAccessKey, region: location.region || 'us-east-1' });
+      this.direct = new S3Direct(location.endpoint, location.bucket, { accessKeyId: location.accessKeyId, secretAccessKey: location.secretAccessKey, region: location.region || 'us-east-1' });
     }
     this.client = new S3Client({
       endpoint: location.endpoint || undefined,
@@ -60,21 +63,29 @@ export class S3Backend implements Backend {
 
   close(): void {
     this.client.destroy();
-    this.lean?.close();
+    this.direct?.close();
   }
 
   async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<Put> {
     const Metadata = options.mtimeMs !== undefined ? { [MTIME_META]: String(Math.round(options.mtimeMs)) } : undefined;
     // S3 cannot say what a PUT replaced: a HEAD before it can (a race with another writer of the key aside).
     const replaced = options.reportReplaced ? (await this.stat(key)) !== undefined : undefined;
-    if (Buffer.isBuffer(source)) {
-      try {
-        await this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: source, ContentLength: source.length, Metadata }));
-      } catch (err) {
-        throw s3Error(err, key, this);
+    // A stream that ends within SMALL_PUT bytes goes as one PUT instead of through the multipart uploader.
+    const bytes = Buffer.isBuffer(source) ? source : await readSmall(source, SMALL_PUT);
+    if (bytes) {
+      const status = await this.direct?.put(key, bytes, Metadata ?? {}).catch(() => undefined);
+      if (status === 400 || status === 403) this.direct = undefined;
+      if (status !== 200) {
+        // Not sent directly, or not taken: the SDK sends it (again: a PUT may be repeated), retries and names the error.
+        try {
+          await this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: bytes, ContentLength: bytes.length, Metadata }));
+        } catch (err) {
+          throw s3Error(err, key, this);
+        }
       }
-      return { size: source.length, replaced };
+      return { size: bytes.length, replaced };
     }
+    source = source as Readable;
     let size = 0;
     const meter = new Transform({
       transform(chunk: Buffer, _enc, done) {
@@ -119,13 +130,13 @@ export class S3Backend implements Backend {
 
   async stat(key: string): Promise<BackendEntry | undefined> {
     if (key === '') return undefined;
-    const answer = await this.lean?.head(key).catch(() => undefined);
+    const answer = await this.direct?.head(key).catch(() => undefined);
     if (answer?.status === 200) return { key, size: answer.size, mtimeMs: mtimeOf(answer.metadata, answer.lastModified) };
     // A HEAD's 404 has no body, so the SDK cannot tell a missing bucket from a missing key either.
     if (answer?.status === 404) return undefined;
     // Anything else is asked again through the SDK, which retries and names the error; a refusal
     // may be of this signature, so later HEADs go through the SDK too.
-    if (answer?.status === 400 || answer?.status === 403) this.lean = undefined;
+    if (answer?.status === 400 || answer?.status === 403) this.direct = undefined;
     try {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: key }));
       return { key, size: head.ContentLength ?? 0, mtimeMs: mtimeOf(head.Metadata, head.LastModified) };

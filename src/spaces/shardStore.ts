@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { BackendError, joinKey, type Backend, type ByteRange } from './backend.ts';
+import { readSmall } from '../streams.ts';
 import { shardKey, shardsPrefix, tmpPrefix } from './layout.ts';
 
 /**
@@ -46,51 +47,6 @@ export class SpaceFull extends Error {
 
 /** Content up to this size is gathered in memory and written in one call instead of streamed. */
 const SMALL_SHARD = 256 * 1024;
-
-/**
- * Reads `source` while it stays within `limit` bytes: its whole content if it ended by then;
- * otherwise undefined, with what was read put back at the front of the stream, which is paused.
- * Rejects if the source fails or closes before its end.
- */
-function readSmall(source: Readable, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const early = source.errored ?? (source.destroyed && !source.readableEnded ? new Error('the upload ended before its last byte') : null);
-    if (early) return reject(early);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = () => {
-      source.off('data', onData);
-      source.off('end', onEnd);
-      source.off('error', onError);
-      source.off('close', onClose);
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size <= limit) return;
-      done();
-      source.pause();
-      source.unshift(Buffer.concat(chunks, size));
-      resolve(undefined);
-    };
-    const onEnd = () => {
-      done();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error) => {
-      done();
-      reject(err);
-    };
-    const onClose = () => {
-      done();
-      reject(new Error('the upload ended before its last byte'));
-    };
-    source.on('data', onData);
-    source.once('end', onEnd);
-    source.once('error', onError);
-    source.once('close', onClose);
-  });
-}
 
 export class ShardStore {
   constructor(

@@ -36,21 +36,30 @@ function signingKeyOf(key: SigningKey, day: string): Buffer {
   return derived;
 }
 
+/** What a signed request carries besides method, host and path. */
+export interface Signed {
+  /** SHA-256 of the body in hex; the empty body's by default. */
+  payloadSha256?: string;
+  /** `x-amz-*` headers to send (S3 wants every one signed), names in lower case. */
+  amzHeaders?: Record<string, string>;
+  now?: Date;
+}
+
 /**
- * The headers that sign a request without a body or query string (`method` on `host` + `path`,
- * the path already encoded) with AWS Signature Version 4 for S3: `x-amz-date`,
- * `x-amz-content-sha256` and `authorization`.
+ * The headers that sign a request without a query string (`method` on `host` + `path`, the path
+ * already encoded) with AWS Signature Version 4 for S3: `x-amz-date`, `x-amz-content-sha256`,
+ * the given `x-amz-*` headers and `authorization`.
  */
-export function signedHeaders(method: string, host: string, path: string, key: SigningKey, now = new Date()): Record<string, string> {
-  const amzDate = now.toISOString().replace(/[-:]|\.\d{3}/g, '');
+export function signedHeaders(method: string, host: string, path: string, key: SigningKey, signed: Signed = {}): Record<string, string> {
+  const amzDate = (signed.now ?? new Date()).toISOString().replace(/[-:]|\.\d{3}/g, '');
   const day = amzDate.slice(0, 8);
-  const canonical = [method, path, '', `host:${host}`, `x-amz-content-sha256:${EMPTY_PAYLOAD_SHA256}`, `x-amz-date:${amzDate}`, '', 'host;x-amz-content-sha256;x-amz-date', EMPTY_PAYLOAD_SHA256].join('\n');
+  const payload = signed.payloadSha256 ?? EMPTY_PAYLOAD_SHA256;
+  const headers: Record<string, string> = { ...signed.amzHeaders, 'x-amz-date': amzDate, 'x-amz-content-sha256': payload };
+  const names = ['host', ...Object.keys(headers)].sort();
+  const value = (name: string) => (name === 'host' ? host : headers[name]!.trim());
+  const canonical = [method, path, '', ...names.map((n) => `${n}:${value(n)}`), '', names.join(';'), payload].join('\n');
   const scope = `${day}/${key.region}/s3/aws4_request`;
   const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
   const signature = createHmac('sha256', signingKeyOf(key, day)).update(toSign).digest('hex');
-  return {
-    'x-amz-date': amzDate,
-    'x-amz-content-sha256': EMPTY_PAYLOAD_SHA256,
-    authorization: `AWS4-HMAC-SHA256 Credential=${key.accessKeyId}/${scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=${signature}`,
-  };
+  return { ...headers, authorization: `AWS4-HMAC-SHA256 Credential=${key.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}` };
 }

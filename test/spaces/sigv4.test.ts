@@ -1,4 +1,5 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Backend } from '../../src/spaces/s3Backend.ts';
@@ -35,7 +36,7 @@ describe('S3 request signing (AWS Signature Version 4)', () => {
           const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
           const host = 'minio.example.test:9000';
           const path = `/bucket-1/${encodeKeyPath(key)}`;
-          const ours = signedHeaders('HEAD', host, path, { ...credentials, region }, date);
+          const ours = signedHeaders('HEAD', host, path, { ...credentials, region }, { now: date });
           const sdk = new SignatureV4({ service: 's3', region, credentials, sha256: Sha256, uriEscapePath: false });
           const signed = await sdk.sign(
             { method: 'HEAD', protocol: 'http:', hostname: 'minio.example.test', port: 9000, path, query: {}, headers: { host, 'x-amz-content-sha256': EMPTY_PAYLOAD_SHA256 } },
@@ -54,7 +55,7 @@ describe('S3 request signing (AWS Signature Version 4)', () => {
   });
 });
 
-describe('S3 HEAD without the SDK, against a real S3-protocol server', () => {
+describe('S3 HEADs and small PUTs without the SDK, against a real S3-protocol server', () => {
   let s3: S3Server;
   beforeAll(async () => {
     s3 = await startS3(['heads']);
@@ -63,13 +64,16 @@ describe('S3 HEAD without the SDK, against a real S3-protocol server', () => {
     await s3?.stop();
   });
 
-  it('reads size and kept time of odd keys, a missing key as missing, and reports refused credentials', async () => {
+  it('writes and reads back odd keys with their size and kept time, a missing key is missing, refused credentials are reported', async () => {
     const backend = new S3Backend({ endpoint: s3.endpoint, region: 'us-east-1', bucket: 'heads', forcePathStyle: true, ...S3_CREDENTIAL });
     try {
-      for (const [i, key] of KEYS.filter((k) => !k.endsWith('/')).entries()) {
-        const bytes = Buffer.alloc(100 + i, i);
-        await backend.put(key, bytes, { mtimeMs: 1_700_000_000_123 + i });
+      // Small content as a buffer and as a stream (one PUT each), and a stream past one PUT's size.
+      const contents = KEYS.filter((k) => !k.endsWith('/')).map((key, i) => ({ key, bytes: randomBytes(i === 0 ? 1536 * 1024 : 100 + i), stream: i % 2 === 0 }));
+      for (const [i, { key, bytes, stream }] of contents.entries()) {
+        await backend.put(key, stream ? Readable.from([bytes.subarray(0, 50), bytes.subarray(50)]) : bytes, { mtimeMs: 1_700_000_000_123 + i });
         expect(await backend.stat(key), key).toEqual({ key, size: bytes.length, mtimeMs: 1_700_000_000_123 + i });
+        const back = Buffer.concat(await (await backend.get(key)).toArray());
+        expect(back.equals(bytes), key).toBe(true);
       }
       expect(await backend.stat('no/such/key')).toBeUndefined();
     } finally {
@@ -80,6 +84,8 @@ describe('S3 HEAD without the SDK, against a real S3-protocol server', () => {
       const failure = await stranger.stat('plain.txt').then(() => undefined, (err: unknown) => err);
       expect(failure).toBeInstanceOf(BackendError);
       expect((failure as BackendError).code).toBe('denied');
+      const refused = await stranger.put('new.txt', Buffer.from('y')).then(() => undefined, (err: unknown) => err);
+      expect((refused as BackendError).code).toBe('denied');
     } finally {
       stranger.close();
     }
