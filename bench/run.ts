@@ -7,6 +7,7 @@ import { listingBench } from './listing.ts';
 import { storageBench } from './storage.ts';
 import { syncBench } from './sync.ts';
 import { syncMillionBench } from './syncMillion.ts';
+import { uploadIdleBench } from './uploadIdle.ts';
 
 /** `npm run bench [-- name…]`: runs the named benchmarks (all by default), prints and saves JSON. */
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -16,6 +17,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   jobs: jobsBench,
   sync: syncBench,
   'sync-million': syncMillionBench,
+  'upload-idle': uploadIdleBench,
 };
 
 const wanted = process.argv.slice(2);

@@ -15,7 +15,7 @@ const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 1024);
 const SMALL_COUNT = Number(process.env.BENCH_SMALL_COUNT ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-async function setup(proc: Proc) {
+export async function setup(proc: Proc) {
   const token = await loginToken(proc.url);
   const post = async <T>(path: string, body: unknown) =>
     ((await (await fetch(proc.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()) as { data: T }).data;
@@ -24,7 +24,7 @@ async function setup(proc: Proc) {
   return { token, packageID };
 }
 
-const curl = (args: string[]) => execFileSync('curl', ['--silent', '--show-error', '--fail-with-body', ...args], { maxBuffer: 1 << 20 }).toString();
+export const curl = (args: string[]) => execFileSync('curl', ['--silent', '--show-error', '--fail-with-body', ...args], { maxBuffer: 1 << 20 }).toString();
 
 /**
  * The big object goes up and down with curl, a native client (as most users would send it), so
