@@ -37,13 +37,12 @@ const MTIME_META = 'yunji-mtime';
 /** A bucket of any S3-compatible service, through the AWS SDK. Keys are used as object keys. */
 export class S3Backend implements Backend {
   private readonly client: S3Client;
-  /** HEADs and small PUTs without the SDK, for buckets addressed by path at their own endpoint; dropped if the service refuses one. */
-  private direct: S3Direct | undefined;
+  /** HEADs and small PUTs without the SDK, for buckets addressed by path at their own endpoint. */
+  private readonly direct: S3Direct | undefined;
 
   constructor(private readonly location: S3Location) {
-    if (location.endpoint && location.forcePathStyle) {
-      this.direct = new S3Direct(location.endpoint, location.bucket, { accessKeyId: location.accessKeyId, secretAccessKey: location.secretAccessKey, region: location.region || 'us-east-1' });
-    }
+    const key = { accessKeyId: location.accessKeyId, secretAccessKey: location.secretAccessKey, region: location.region || 'us-east-1' };
+    this.direct = location.endpoint && location.forcePathStyle ? new S3Direct(location.endpoint, location.bucket, key) : undefined;
     this.client = new S3Client({
       endpoint: location.endpoint || undefined,
       region: location.region || 'us-east-1',
@@ -73,9 +72,7 @@ export class S3Backend implements Backend {
     // A stream that ends within SMALL_PUT bytes goes as one PUT instead of through the multipart uploader.
     const bytes = Buffer.isBuffer(source) ? source : await readSmall(source, SMALL_PUT);
     if (bytes) {
-      const status = await this.direct?.put(key, bytes, Metadata ?? {}).catch(() => undefined);
-      if (status === 400 || status === 403) this.direct = undefined;
-      if (status !== 200) {
+      if (!(await this.direct?.put(key, bytes, Metadata ?? {}))) {
         // Not sent directly, or not taken: the SDK sends it (again: a PUT may be repeated), retries and names the error.
         try {
           await this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: bytes, ContentLength: bytes.length, Metadata }));
@@ -130,13 +127,11 @@ export class S3Backend implements Backend {
 
   async stat(key: string): Promise<BackendEntry | undefined> {
     if (key === '') return undefined;
-    const answer = await this.direct?.head(key).catch(() => undefined);
-    if (answer?.status === 200) return { key, size: answer.size, mtimeMs: mtimeOf(answer.metadata, answer.lastModified) };
-    // A HEAD's 404 has no body, so the SDK cannot tell a missing bucket from a missing key either.
-    if (answer?.status === 404) return undefined;
-    // Anything else is asked again through the SDK, which retries and names the error; a refusal
-    // may be of this signature, so later HEADs go through the SDK too.
-    if (answer?.status === 400 || answer?.status === 403) this.direct = undefined;
+    // Without a usable direct answer the SDK asks again, retries and names the error. Its HEAD's 404
+    // cannot tell a missing bucket from a missing key either.
+    const answer = await this.direct?.head(key);
+    if (answer === 'missing') return undefined;
+    if (answer) return { key, size: answer.size, mtimeMs: mtimeOf(answer.metadata, answer.lastModified) };
     try {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: key }));
       return { key, size: head.ContentLength ?? 0, mtimeMs: mtimeOf(head.Metadata, head.LastModified) };

@@ -5,14 +5,13 @@ import { encodeKeyPath, signedHeaders, type SigningKey } from './sigv4.ts';
 
 /** What a HEAD of one object told. */
 export interface HeadAnswer {
-  status: number;
   size: number;
   lastModified?: Date;
   /** The object's user metadata (`x-amz-meta-*`), names without the prefix. */
   metadata: Record<string, string>;
 }
 
-/** A request that has not answered by then is sent again by the caller's other path. */
+/** A request that has not answered by then is left to the caller's other path. */
 const TIMEOUT_MS = 30_000;
 
 /**
@@ -22,12 +21,15 @@ const TIMEOUT_MS = 30_000;
  * read a file's kept time, a PUT to write a small file), and through the SDK each cost about 1 ms
  * of CPU more than the request itself (its middleware, endpoint rules, signer; for a stream, the
  * multipart uploader); see docs/BENCHMARKS.md. The caller keeps the SDK for everything else and
- * for any answer this does not understand.
+ * for any answer this does not understand (undefined here: a network error, a status it cannot
+ * use). A 400 or 403 may be a refusal of this signing, so after one every request is left to the
+ * caller.
  */
 export class S3Direct {
   private readonly base: URL;
   private readonly agent: HttpAgent;
   private readonly transport: (options: RequestOptions, answer: (res: IncomingMessage) => void) => ReturnType<typeof httpRequest>;
+  private refused = false;
 
   constructor(
     endpoint: string,
@@ -40,28 +42,32 @@ export class S3Direct {
     this.transport = https ? httpsRequest : httpRequest;
   }
 
-  head(objectKey: string): Promise<HeadAnswer> {
-    return this.request('HEAD', objectKey, undefined, {}, (res) => {
-      const metadata: Record<string, string> = {};
-      for (const [name, value] of Object.entries(res.headers)) {
-        if (name.startsWith('x-amz-meta-') && typeof value === 'string') metadata[name.slice('x-amz-meta-'.length)] = value;
-      }
-      const modified = res.headers['last-modified'];
-      return { status: res.statusCode ?? 0, size: Number(res.headers['content-length'] ?? 0), lastModified: modified ? new Date(modified) : undefined, metadata };
-    });
+  /** The object's size, time and metadata; `missing` for a 404 (a HEAD's has no body to tell a missing bucket from a missing key). */
+  async head(objectKey: string): Promise<HeadAnswer | 'missing' | undefined> {
+    const res = await this.request('HEAD', objectKey, undefined, {});
+    if (res?.statusCode === 404) return 'missing';
+    if (res?.statusCode !== 200) return undefined;
+    const metadata: Record<string, string> = {};
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (name.startsWith('x-amz-meta-') && typeof value === 'string') metadata[name.slice('x-amz-meta-'.length)] = value;
+    }
+    const modified = res.headers['last-modified'];
+    return { size: Number(res.headers['content-length'] ?? 0), lastModified: modified ? new Date(modified) : undefined, metadata };
   }
 
-  /** Stores `body` at `objectKey` with the given user metadata (names without `x-amz-meta-`); answers the HTTP status. */
-  put(objectKey: string, body: Buffer, metadata: Record<string, string>): Promise<number> {
+  /** Stores `body` at `objectKey` with the given user metadata (names without `x-amz-meta-`); true once stored. */
+  async put(objectKey: string, body: Buffer, metadata: Record<string, string>): Promise<boolean> {
     const amzHeaders = Object.fromEntries(Object.entries(metadata).map(([name, value]) => [`x-amz-meta-${name.toLowerCase()}`, value]));
-    return this.request('PUT', objectKey, body, amzHeaders, (res) => res.statusCode ?? 0);
+    return (await this.request('PUT', objectKey, body, amzHeaders))?.statusCode === 200;
   }
 
-  private request<T>(method: string, objectKey: string, body: Buffer | undefined, amzHeaders: Record<string, string>, answer: (res: IncomingMessage) => T): Promise<T> {
+  /** The response, read to its end (so its connection is free for the next); undefined if there is none to use. */
+  private async request(method: string, objectKey: string, body: Buffer | undefined, amzHeaders: Record<string, string>): Promise<IncomingMessage | undefined> {
+    if (this.refused) return undefined;
     const path = `${this.base.pathname.replace(/\/+$/, '')}/${encodeKeyPath(this.bucket)}/${encodeKeyPath(objectKey)}`;
     const host = this.base.host;
     const payloadSha256 = body ? createHash('sha256').update(body).digest('hex') : undefined;
-    return new Promise((resolve, reject) => {
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = this.transport(
         {
           protocol: this.base.protocol,
@@ -75,15 +81,16 @@ export class S3Direct {
         },
         (res) => {
           res.resume();
-          // Answered once the response has been read to its end, so the connection is free for the next.
-          res.once('end', () => resolve(answer(res)));
+          res.once('end', () => resolve(res));
           res.once('error', reject);
         },
       );
       req.once('timeout', () => req.destroy(new Error(`no answer to a ${method} in ${TIMEOUT_MS / 1000} s`)));
       req.once('error', reject);
       req.end(body);
-    });
+    }).catch(() => undefined);
+    if (res?.statusCode === 400 || res?.statusCode === 403) this.refused = true;
+    return res;
   }
 
   close(): void {
