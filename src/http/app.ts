@@ -28,6 +28,7 @@ import { trackRouteMethods } from './methods.ts';
 import { useTaskErrors } from './mj/envelope.ts';
 import { publicRoutes } from './public/jobs.ts';
 import { taskRoutes } from './mj/tasks.ts';
+import { validatorCompiler } from './validation.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -35,7 +36,6 @@ declare module 'fastify' {
     draining: boolean;
   }
 }
-import { validatorCompiler } from './validation.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 

@@ -107,7 +107,7 @@ async function sendObject(request: FastifyRequest, reply: FastifyReply, { object
     .header('content-length', String(bytes))
     .header('etag', `"${object.fileHash}"`)
     .header('accept-ranges', 'bytes');
-  if (file) return sendFileBody(reply, file, range?.start ?? 0, bytes, reply.server.draining);
+  if (file) return sendFileBody(reply, file, range?.start ?? 0, bytes);
   return reply.send(content ?? '');
 }
 
