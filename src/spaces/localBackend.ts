@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, statSync, utimesSync, type WriteStream } from 'node:fs';
+import { statSync, utimesSync, type WriteStream } from 'node:fs';
 import { copyFile, mkdir, open, readdir, realpath, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -7,6 +7,7 @@ import { pump } from '../streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
 import { listDirectory, writeSmallFile, type ListedEntry, type Listing } from './fsThreads.ts';
 import { RESERVED_DIR } from './layout.ts';
+import { WriteBehindStream } from './writeBehind.ts';
 
 /**
  * What a file being streamed may buffer: chunks that arrive while one write is under way go down
@@ -105,7 +106,7 @@ export class LocalBackend implements Backend {
         const { replaced } = await this.inDir([partial, path], () => writeSmallFile({ partial, target: path, bytes: source, mtimeMs: options.mtimeMs }));
         return { size: source.length, replaced: options.scratch ? undefined : replaced };
       }
-      const out = await this.inDir(partial, () => opened(createWriteStream(partial, { flags: 'wx', highWaterMark: WRITE_BUFFER })));
+      const out = await this.inDir(partial, () => opened(new WriteBehindStream(partial, { flags: 'wx', highWaterMark: WRITE_BUFFER })));
       await pump(source, out);
       if (options.mtimeMs !== undefined) await setTime(partial, options.mtimeMs);
       const replaced = options.reportReplaced && partial !== path ? statSync(path, { throwIfNoEntry: false }) !== undefined : undefined;
