@@ -56,7 +56,7 @@ describe('write-behind file stream', () => {
       }
       const out = new WriteBehindStream(join(dir, `failed-${i}.bin`), { flags: 'wx', highWaterMark: 1024 * 1024 });
       await expect(pump(Readable.from(failing()), out)).rejects.toThrow('the client went away');
-      await new Promise((resolve) => (out.closed ? resolve(undefined) : out.once('close', resolve)));
+      await new Promise<void>((resolve) => (out.closed ? resolve() : out.once('close', () => resolve())));
     }
     expect(openFds()).toBe(before);
   });
