@@ -49,13 +49,13 @@ async function waitHealthy(url: string, child: ChildProcess, output: () => strin
   throw new Error(`not healthy after 30 s:\n${output()}`);
 }
 
-/** Starts a TypeScript entry point as its own process (logs discarded) and waits for /healthz. */
-export async function startProcess(script: string, args: string[], env: Record<string, string>, port: number): Promise<Proc> {
+/** Starts a TypeScript entry point as its own process (logs discarded) and waits for /healthz; `nodeFlags` go to Node before the script. */
+export async function startProcess(script: string, args: string[], env: Record<string, string>, port: number, nodeFlags: string[] = []): Promise<Proc> {
   // BENCH_CPU_PROFILE=<dir>: each process under test writes a V8 CPU profile there when it exits.
   const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
   // Compiled JavaScript runs as is; TypeScript (the peers) through the tsx loader.
   const loader = script.endsWith('.ts') ? ['--import', TSX] : [];
-  const child = spawn(process.execPath, [...profile, ...loader, script, ...args], {
+  const child = spawn(process.execPath, [...nodeFlags, ...profile, ...loader, script, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -90,6 +90,9 @@ export const ADMIN = { email: 'admin@example.com', password: 'bench-admin-passwo
 
 let built = false;
 
+/** The Node flags `npm start` runs the server with (package.json `config.nodeFlags`). */
+export const YUNJI_NODE_FLAGS = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { config: { nodeFlags: string } }).config.nodeFlags.split(' ').filter(Boolean);
+
 /**
  * Yunji's real server, as `npm start` runs it (compiled once per bench run), on a fresh data dir
  * (SQLite) or the given PostgreSQL URL.
@@ -113,6 +116,7 @@ export async function startYunji(databaseUrl = '', env: Record<string, string> =
       ...env,
     },
     port,
+    YUNJI_NODE_FLAGS,
   );
   const stop = proc.stop;
   return { ...proc, dataDir, stop: async () => (await stop(), rmSync(dataDir, { recursive: true, force: true })) };
