@@ -8,9 +8,9 @@ import { curl, setup } from './storage.ts';
 /**
  * The server's CPU for one 1 GiB upload and download, on fresh servers that have been idle for
  * a while first (`BENCH_IDLE_SECONDS`, default "0,10"; `BENCH_IDLE_RUNS` servers each, default 4).
- * V8 collects the HTTP parser's body buffers either as they go or with a full collection per
- * 64 MB, fixed for the life of the process, and which one a server gets depends on how long it
- * idled (docs/BENCHMARKS.md): this shows which one, and what it costs.
+ * Without `--initial-old-space-size` (package.json `config.nodeFlags`) a server that had idled
+ * ran a full marking per 32–64 MB of upload, which doubled the upload's CPU (docs/BENCHMARKS.md):
+ * this shows whether a server still does, and what it costs.
  */
 const IDLE = (process.env.BENCH_IDLE_SECONDS ?? '0,10').split(',').map(Number);
 const RUNS = Number(process.env.BENCH_IDLE_RUNS ?? 4);
