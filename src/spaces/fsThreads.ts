@@ -143,7 +143,7 @@ const THREADS = 2;
  * A thread's young generation, in MiB. V8 would grow it as for the main thread (to 32 MiB and
  * more during a walk) and keep it; what a thread allocates (one directory's listing, one small
  * file's bytes) dies young at any size. At 4 a sync's server ended 12 MiB smaller (148–151 MiB
- * against 160–163 after eleven syncs of 10,000 files, docs/BENCHMARKS.md) and no slower.
+ * against 160–163 after eleven syncs of 10,000 files, docs/DECISIONS.md) and no slower.
  */
 const THREAD_YOUNG_GENERATION_MB = 4;
 
