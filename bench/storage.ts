@@ -26,6 +26,15 @@ export async function setup(proc: Proc) {
 
 export const curl = (args: string[]) => execFileSync('curl', ['--silent', '--show-error', '--fail-with-body', ...args], { maxBuffer: 1 << 20 }).toString();
 
+/** Uploads the file `source` into `packageID` as one multipart request, with curl; the uploaded object. */
+export function curlUpload(url: string, token: string, packageID: number, source: string): { objectID: number; fileHash: string } {
+  const answer = JSON.parse(
+    // `Expect:` off: curl would otherwise wait for a 100 Continue before sending a large body.
+    curl(['--header', `authorization: Bearer ${token}`, '--header', 'Expect:', '--form-string', `info=${JSON.stringify({ packageID })}`, '--form', `files=@${source};filename=big.bin`, `${url}/v1/object/upload`]),
+  ) as { data: { uploadeds: { objectID: number; fileHash: string }[] } };
+  return answer.data.uploadeds[0]!;
+}
+
 /**
  * The big object goes up and down with curl, a native client (as most users would send it), so
  * the two shared cores spend their time on the server, not on a JavaScript client. `cp` of the
@@ -67,14 +76,10 @@ async function bigObject(dir: string) {
       rmSync(join(dir, 'copy.bin'));
       t = performance.now();
       let cpu = serverCpu();
-      const uploaded = JSON.parse(
-        // `Expect:` off: curl would otherwise wait for a 100 Continue before sending a large body.
-        curl([...auth, '--header', 'Expect:', '--form-string', `info=${JSON.stringify({ packageID })}`, '--form', `files=@${source};filename=big.bin`, `${yunji.url}/v1/object/upload`]),
-      ) as { data: { uploadeds: { objectID: number; fileHash: string }[] } };
+      const { objectID, fileHash } = curlUpload(yunji.url, token, packageID, source);
       execFileSync('sync');
       const upSeconds = seconds(t);
       const uploadServerCpuS = round(serverCpu() - cpu);
-      const { objectID, fileHash } = uploaded.data.uploadeds[0]!;
       if (fileHash !== `Full${expected}`) throw new Error(`fileHash ${fileHash} is not the source's SHA-256`);
       t = performance.now();
       cpu = serverCpu();

@@ -3,7 +3,7 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuSecondsOf, median, round, startYunji } from './lib.ts';
-import { curl, setup } from './storage.ts';
+import { curl, curlUpload, setup } from './storage.ts';
 
 /**
  * The server's CPU for one 1 GiB upload and download, on fresh servers that have been idle for
@@ -35,13 +35,11 @@ export async function uploadIdleBench(): Promise<Record<string, unknown>> {
           await new Promise((res) => setTimeout(res, idle * 1000));
           let cpu = cpuSecondsOf(yunji.child.pid);
           const t = performance.now();
-          const uploaded = JSON.parse(
-            curl([...auth, '--header', 'Expect:', '--form-string', `info=${JSON.stringify({ packageID })}`, '--form', `files=@${source};filename=big.bin`, `${yunji.url}/v1/object/upload`]),
-          ) as { data: { uploadeds: { objectID: number }[] } };
+          const { objectID } = curlUpload(yunji.url, token, packageID, source);
           const uploadSeconds = (performance.now() - t) / 1000;
           const uploadServerCpuS = cpuSecondsOf(yunji.child.pid) - cpu;
           cpu = cpuSecondsOf(yunji.child.pid);
-          curl([...auth, '--output', '/dev/null', `${yunji.url}/v1/object/download?objectID=${uploaded.data.uploadeds[0]!.objectID}`]);
+          curl([...auth, '--output', '/dev/null', `${yunji.url}/v1/object/download?objectID=${objectID}`]);
           runs.push({ uploadSeconds: round(uploadSeconds), uploadServerCpuS: round(uploadServerCpuS), downloadServerCpuS: round(cpuSecondsOf(yunji.child.pid) - cpu) });
         } finally {
           await yunji.stop();

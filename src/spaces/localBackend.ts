@@ -198,8 +198,7 @@ export class LocalBackend implements Backend {
     const path = this.pathOf(key);
     try {
       await this.checkInside(dirname(path));
-      const now = Date.now() / 1000;
-      await utimes(path, now, now);
+      await setTime(path, Date.now());
     } catch (err) {
       throw localError(err, key);
     }
