@@ -24,6 +24,9 @@ export interface Database {
   sync_sources: SyncSourcesTable;
   workspaces: WorkspacesTable;
   workspace_files: WorkspaceFilesTable;
+  /** A snapshot being written, moved into workspace_files once whole. */
+  workspace_files_next: WorkspaceFilesTable;
+  s3_object_times: S3ObjectTimesTable;
   job_deliveries: JobDeliveriesTable;
 }
 
@@ -299,4 +302,15 @@ export interface WorkspaceFilesTable {
   size: number;
   local_mtime: number;
   cloud_mtime: number;
+}
+
+/** An object Yunji wrote to an S3 bucket with a file time, as it was then (see src/spaces/keptTimes.ts). */
+export interface S3ObjectTimesTable {
+  /** The bucket and its endpoint (`keptTimesLocation`). */
+  location: string;
+  key: string;
+  /** As S3 gave it, without quotes. */
+  etag: string;
+  size: number;
+  mtime_ms: number;
 }

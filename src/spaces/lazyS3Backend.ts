@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Backend, BackendEntry, ByteRange, ListOptions, Put, PutOptions } from './backend.ts';
+import type { KeptTimes } from './keptTimes.ts';
 import { describeS3, type S3Location } from './s3Location.ts';
 
 /**
@@ -9,10 +10,13 @@ import { describeS3, type S3Location } from './s3Location.ts';
 export class LazyS3Backend implements Backend {
   private loading: Promise<Backend> | undefined;
 
-  constructor(private readonly location: S3Location) {}
+  constructor(
+    private readonly location: S3Location,
+    private readonly times?: KeptTimes,
+  ) {}
 
   private real(): Promise<Backend> {
-    this.loading ??= import('./s3Backend.ts').then(({ S3Backend }) => new S3Backend(this.location));
+    this.loading ??= import('./s3Backend.ts').then(({ S3Backend }) => new S3Backend(this.location, this.times));
     return this.loading;
   }
 

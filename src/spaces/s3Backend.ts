@@ -18,6 +18,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { readSmall } from '../streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type Put, type PutOptions } from './backend.ts';
+import { bareEtag, type KeptTimes, type WrittenObject } from './keptTimes.ts';
 import { RESERVED_DIR } from './layout.ts';
 import { S3Direct } from './s3Direct.ts';
 import { describeS3, type S3Location } from './s3Location.ts';
@@ -40,7 +41,11 @@ export class S3Backend implements Backend {
   /** HEADs and small PUTs without the SDK, for buckets addressed by path at their own endpoint. */
   private readonly direct: S3Direct | undefined;
 
-  constructor(private readonly location: S3Location) {
+  constructor(
+    private readonly location: S3Location,
+    /** Where the file times of what this writes are recorded, so that listings can give them. */
+    private readonly times?: KeptTimes,
+  ) {
     const key = { accessKeyId: location.accessKeyId, secretAccessKey: location.secretAccessKey, region: location.region || 'us-east-1' };
     this.direct = location.endpoint && location.forcePathStyle ? new S3Direct(location.endpoint, location.bucket, key) : undefined;
     this.client = new S3Client({
@@ -72,14 +77,16 @@ export class S3Backend implements Backend {
     // A stream that ends within SMALL_PUT bytes goes as one PUT instead of through the multipart uploader.
     const bytes = Buffer.isBuffer(source) ? source : await readSmall(source, SMALL_PUT);
     if (bytes) {
-      if (!(await this.direct?.put(key, bytes, Metadata ?? {}))) {
+      let etag = (await this.direct?.put(key, bytes, Metadata ?? {}))?.etag;
+      if (etag === undefined) {
         // Not sent directly, or not taken: the SDK sends it (again: a PUT may be repeated), retries and names the error.
         try {
-          await this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: bytes, ContentLength: bytes.length, Metadata }));
+          etag = (await this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: bytes, ContentLength: bytes.length, Metadata }))).ETag;
         } catch (err) {
           throw s3Error(err, key, this);
         }
       }
+      await this.recordTime(key, etag, bytes.length, options.mtimeMs);
       return { size: bytes.length, replaced };
     }
     source = source as Readable;
@@ -104,14 +111,28 @@ export class S3Backend implements Backend {
       leavePartsOnError: false,
     });
     const feeding = pipeline(source, meter, body);
+    let etag: string | undefined;
     try {
-      await Promise.all([feeding, upload.done()]);
+      [, { ETag: etag }] = await Promise.all([feeding, upload.done()]);
     } catch (err) {
       await upload.abort().catch(() => undefined);
       body.destroy();
       throw s3Error(err, key, this);
     }
+    await this.recordTime(key, etag, size, options.mtimeMs);
     return { size, replaced };
+  }
+
+  /**
+   * Records the file time an object was written with. Only puts with a time are recorded: a put
+   * without one over a recorded key leaves a record that matches only if the bytes are the same,
+   * and then the time it gives is that of the same content. A record that cannot be written costs
+   * a HEAD later, so the write, which S3 has taken, does not fail for it.
+   */
+  private async recordTime(key: string, etag: string | undefined, size: number, mtimeMs: number | undefined): Promise<void> {
+    const tag = bareEtag(etag);
+    if (!this.times || mtimeMs === undefined || tag === undefined) return;
+    await this.times.record(key, { etag: tag, size, mtimeMs: Math.round(mtimeMs) }).catch(() => undefined);
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
@@ -149,6 +170,7 @@ export class S3Backend implements Backend {
       const failure = s3Error(err, key, this);
       if (!(failure instanceof BackendError && failure.code === 'not_found' && !isMissingBucket(err))) throw failure;
     }
+    await this.times?.forget([key]).catch(() => undefined);
   }
 
   /** S3 has no rename: a server-side copy (no bytes pass through Yunji), then a delete. */
@@ -218,6 +240,7 @@ export class S3Backend implements Backend {
     }
     const folder = prefix === '' ? '' : `${prefix.replace(/\/+$/, '')}/`;
     let token: string | undefined;
+    let listed: string | undefined;
     do {
       let page;
       try {
@@ -225,14 +248,40 @@ export class S3Backend implements Backend {
       } catch (err) {
         throw s3Error(err, prefix, this);
       }
-      for (const item of page.Contents ?? []) {
+      const items = page.Contents ?? [];
+      const last = items.at(-1)?.Key;
+      const known = last !== undefined ? await this.keptTimesOf(items, { after: listed, from: folder, upTo: last }) : undefined;
+      for (const item of items) {
         const key = item.Key ?? '';
         // Folder markers (keys ending in '/') hold no file; Yunji's own folder is never listed.
         if (key.endsWith('/') || key.slice(folder.length).split('/').includes(RESERVED_DIR)) continue;
-        yield { key, size: item.Size ?? 0, mtimeMs: item.LastModified?.getTime() ?? 0, approximateTime: true };
+        const size = item.Size ?? 0;
+        const kept = known?.get(key);
+        if (kept && kept.size === size && kept.etag === bareEtag(item.ETag)) yield { key, size, mtimeMs: kept.mtimeMs };
+        else yield { key, size, mtimeMs: item.LastModified?.getTime() ?? 0, approximateTime: true };
       }
+      listed = last ?? listed;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /**
+   * The recorded times of a page's objects. Records in the page's range of keys that the page does
+   * not list are of objects deleted since (by another tool): they are dropped.
+   */
+  private async keptTimesOf(items: { Key?: string }[], range: { after?: string; from: string; upTo: string }): Promise<Map<string, WrittenObject> | undefined> {
+    if (!this.times) return undefined;
+    let known: Map<string, WrittenObject>;
+    try {
+      known = await this.times.between(range);
+    } catch {
+      return undefined; // every time is then read by a HEAD, as without records
+    }
+    if (known.size === 0) return known;
+    const present = new Set(items.map((i) => i.Key));
+    const gone = [...known.keys()].filter((k) => !present.has(k));
+    if (gone.length > 0) await this.times.forget(gone).catch(() => undefined);
+    return known;
   }
 }
 

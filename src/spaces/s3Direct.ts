@@ -55,10 +55,13 @@ export class S3Direct {
     return { size: Number(res.headers['content-length'] ?? 0), lastModified: modified ? new Date(modified) : undefined, metadata };
   }
 
-  /** Stores `body` at `objectKey` with the given user metadata (names without `x-amz-meta-`); true once stored. */
-  async put(objectKey: string, body: Buffer, metadata: Record<string, string>): Promise<boolean> {
+  /** Stores `body` at `objectKey` with the given user metadata (names without `x-amz-meta-`); the stored object's ETag (as sent, maybe '') once stored. */
+  async put(objectKey: string, body: Buffer, metadata: Record<string, string>): Promise<{ etag: string } | undefined> {
     const amzHeaders = Object.fromEntries(Object.entries(metadata).map(([name, value]) => [`x-amz-meta-${name.toLowerCase()}`, value]));
-    return (await this.request('PUT', objectKey, body, amzHeaders))?.statusCode === 200;
+    const res = await this.request('PUT', objectKey, body, amzHeaders);
+    if (res?.statusCode !== 200) return undefined;
+    const etag = res.headers.etag;
+    return { etag: typeof etag === 'string' ? etag : '' };
   }
 
   /** The response, read to its end (so its connection is free for the next); undefined if there is none to use. */

@@ -133,7 +133,7 @@ function handleOf(core: Core, row: SpaceRow): SpaceHandle {
   if (cached && cached.revision === row.revision) return cached;
   cached?.backend.close?.();
   const storage = JSON.parse(row.storage_json) as StorageConfig;
-  const backend = openBackend(storage, credentialOf(core, row));
+  const backend = openBackend(storage, credentialOf(core, row), core.db);
   const handle: SpaceHandle = {
     id: row.id,
     tenantId: row.tenant_id,

@@ -5,6 +5,8 @@ import type { Backend } from './backend.ts';
 import { LocalBackend } from './localBackend.ts';
 import { LocalStorage, S3_TYPES, S3Credential, S3Storage, type StorageConfig } from './models.ts';
 import { LazyS3Backend } from './lazyS3Backend.ts';
+import { keptTimesIn, keptTimesLocation } from './keptTimes.ts';
+import type { Db } from '../db/index.ts';
 
 /**
  * A request's `storage` and `credential`, checked against the schema of their `type`, and the
@@ -47,16 +49,19 @@ export function checkCredential(storage: StorageConfig, input: unknown): S3Crede
   return credential;
 }
 
-export function openBackend(storage: StorageConfig, credential: S3Credential | null): Backend {
+/** With `db`, an S3 backend records the file times of what it writes there (see keptTimes.ts). */
+export function openBackend(storage: StorageConfig, credential: S3Credential | null, db?: Db): Backend {
   if (!isS3(storage)) return new LocalBackend(storage.root);
+  const endpoint = storage.endpoint ?? '';
+  const times = db ? keptTimesIn(db, keptTimesLocation(endpoint, storage.bucket)) : undefined;
   return new LazyS3Backend({
-    endpoint: storage.endpoint ?? '',
+    endpoint,
     region: storage.region ?? '',
     bucket: storage.bucket,
     forcePathStyle: storage.forcePathStyle ?? storage.type === 'MinIO',
     accessKeyId: credential?.accessKeyId ?? '',
     secretAccessKey: credential?.secretAccessKey ?? '',
-  });
+  }, times);
 }
 
 /** What responses show of a credential: everything but the secret. */

@@ -30,6 +30,7 @@ async function treeOf(core: Core, row: SourceRow, signal: AbortSignal, problem: 
     const backend = openBackend(
       { type: 'S3', bucket: c.bucket, ...(c.endpoint ? { endpoint: c.endpoint } : {}), ...(c.region ? { region: c.region } : {}), forcePathStyle: c.force_path_style ?? true },
       { type: 'S3', accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key },
+      core.db,
     );
     return new BackendTree(backend, c.prefix ?? '');
   }

@@ -142,28 +142,40 @@ async function* snapshotOf(core: Core, tenantId: number): AsyncGenerator<Snapsho
   }
 }
 
+/**
+ * Records what both sides now hold alike. The pairs come from listing both sides (a network
+ * listing for an S3 side), so they are written in batches outside any transaction, into
+ * `workspace_files_next`; one transaction that only talks to the database then puts them in
+ * place. A run stopped half way leaves the last snapshot as it was.
+ */
 async function saveSnapshot(core: Core, tenantId: number, pairs: AsyncIterable<SnapshotEntry>, stat: string, syncedAt: number): Promise<number> {
-  return core.db.transaction().execute(async (trx) => {
+  // What an earlier run stopped half way staged.
+  await core.db.deleteFrom('workspace_files_next').where('tenant_id', '=', tenantId).execute();
+  let batch: SnapshotEntry[] = [];
+  let count = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const rows = batch.map((e) => ({ tenant_id: tenantId, path: e.path, size: e.size, local_mtime: Math.round(e.localMtime), cloud_mtime: Math.round(e.cloudMtime) }));
+    batch = [];
+    await core.db.insertInto('workspace_files_next').values(rows).execute();
+    count += rows.length;
+  };
+  for await (const e of pairs) {
+    batch.push(e);
+    if (batch.length >= 500) await flush();
+  }
+  await flush();
+  await core.db.transaction().execute(async (trx) => {
     await trx.deleteFrom('workspace_files').where('tenant_id', '=', tenantId).execute();
-    let batch: SnapshotEntry[] = [];
-    let count = 0;
-    const flush = async () => {
-      if (batch.length === 0) return;
-      await trx
-        .insertInto('workspace_files')
-        .values(batch.map((e) => ({ tenant_id: tenantId, path: e.path, size: e.size, local_mtime: Math.round(e.localMtime), cloud_mtime: Math.round(e.cloudMtime) })))
-        .execute();
-      count += batch.length;
-      batch = [];
-    };
-    for await (const e of pairs) {
-      batch.push(e);
-      if (batch.length >= 500) await flush();
-    }
-    await flush();
+    await trx
+      .insertInto('workspace_files')
+      .columns(['tenant_id', 'path', 'size', 'local_mtime', 'cloud_mtime'])
+      .expression((eb) => eb.selectFrom('workspace_files_next').select(['tenant_id', 'path', 'size', 'local_mtime', 'cloud_mtime']).where('tenant_id', '=', tenantId))
+      .execute();
+    await trx.deleteFrom('workspace_files_next').where('tenant_id', '=', tenantId).execute();
     await trx.updateTable('workspaces').set({ last_synced_at: syncedAt, stat, last_error: null }).where('tenant_id', '=', tenantId).execute();
-    return count;
   });
+  return count;
 }
 
 export const workspaceSync = defineAction(WorkspaceSyncParams, {

@@ -464,14 +464,23 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     expect(treeDifference(join(src.root, 'm'), join(d1.root, 'one'), { mtime: true })).toBeUndefined();
     expect(treeDifference(join(src.root, 'm'), join(d2.root, 'two', 'x'), { mtime: true })).toBeUndefined();
 
-    // Local to S3, then again with nothing changed.
-    const bucket = await s3Space('sync-s3-dest', 'sync-dest');
+    // Local to S3 (through the counting proxy), then again with nothing changed.
+    const bucket = await s3Space('sync-s3-dest', 'sync-dest', proxy.url);
     const toS3 = await createTask(taskBody(src.id, 'm', [[bucket.id, 'backup/x']]));
     await expectStats(await run(toS3.taskID), { copied: 4, failed: 0, bytes });
     const keys = await s3Keys(s3c, 'sync-dest', 'backup/');
     expect(keys).toEqual(Object.keys(files).map((f) => `backup/x/${f}`).sort());
     for (const [f, content] of Object.entries(files)) expect((await s3Get(s3c, 'sync-dest', `backup/x/${f}`)).equals(Buffer.from(content)), f).toBe(true);
+    proxy.resetRequests();
     await expectStats(await run(toS3.taskID), { copied: 0, updated: 0, skipped: 4, failed: 0 }, 'S3 re-run with no change');
+    // The times Yunji wrote are recorded: the re-run lists, and HEADs only the folder (is 'backup/x' an object?).
+    expect(proxy.requests(), 'requests of the no-change re-run').toEqual({ HEAD: 1, GET: 1 });
+    // A file rewritten behind Yunji's back (same size, other bytes) is looked at and copied again.
+    await s3Put(s3c, 'sync-dest', 'backup/x/r.txt', Buffer.from('ROOT FILE'));
+    proxy.resetRequests();
+    await expectStats(await run(toS3.taskID), { copied: 0, updated: 1, skipped: 3, failed: 0 }, 'S3 re-run after a change at the destination');
+    expect(proxy.requests(), 'requests after one change').toEqual({ HEAD: 2, GET: 1, PUT: 1 });
+    expect((await s3Get(s3c, 'sync-dest', 'backup/x/r.txt')).toString()).toBe('root file');
 
     // 16 destinations are allowed; lengths must agree and be 1 … 16.
     const sixteen = Array.from({ length: 16 }, (_, i) => [d1.id, `p${i}`] as [number, string]);

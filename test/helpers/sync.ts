@@ -147,6 +147,9 @@ export interface ThrottledProxy {
   url: string;
   /** Bytes per second of each object download; 0: no limit. */
   setRate(bytesPerSecond: number): void;
+  /** Requests passed on since the last reset, by method. */
+  requests(): Record<string, number>;
+  resetRequests(): void;
   stop(): Promise<void>;
 }
 
@@ -175,12 +178,14 @@ class Throttle extends Transform {
 
 /**
  * An HTTP proxy to `target` that slows object downloads (non-XML GET bodies) to a set rate, so a
- * sync reading from it takes long enough to be cancelled half way.
+ * sync reading from it takes long enough to be cancelled half way, and counts the requests.
  */
 export async function startThrottledProxy(target: string): Promise<ThrottledProxy> {
   let rate = 0;
+  let counts: Record<string, number> = {};
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
+    counts[req.method ?? '?'] = (counts[req.method ?? '?'] ?? 0) + 1;
     const upstream = httpRequest(target + req.url, { method: req.method, headers: req.headers }, (up: IncomingMessage) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       const xml = String(up.headers['content-type'] ?? '').includes('xml');
@@ -204,6 +209,10 @@ export async function startThrottledProxy(target: string): Promise<ThrottledProx
     url: `http://127.0.0.1:${port}`,
     setRate: (r) => {
       rate = r;
+    },
+    requests: () => ({ ...counts }),
+    resetRequests: () => {
+      counts = {};
     },
     stop: async () => {
       for (const s of sockets) s.destroy();

@@ -9,6 +9,8 @@ import * as jobs from './0007_jobs.ts';
 import * as syncTasks from './0008_sync_tasks.ts';
 import * as syncSources from './0009_sync_sources.ts';
 import * as workspaces from './0010_workspaces.ts';
+import * as s3ObjectTimes from './0011_s3_object_times.ts';
+import * as workspaceFilesNext from './0012_workspace_files_next.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -22,4 +24,6 @@ export const migrations: Record<string, Migration> = {
   '0008_sync_tasks': syncTasks,
   '0009_sync_sources': syncSources,
   '0010_workspaces': workspaces,
+  '0011_s3_object_times': s3ObjectTimes,
+  '0012_workspace_files_next': workspaceFilesNext,
 };
