@@ -27,21 +27,33 @@ export interface SmallFileWritten {
   size: number;
 }
 
-/** A directory's entry: a file with its size and time, or a directory. */
-export interface ListedEntry {
-  name: string;
-  dir: boolean;
-  size: number;
-  mtimeMs: number;
-  /** The name's bytes in hex when they are not UTF-8 (`name` is then not the real name). */
-  badName?: string;
+/** Entries of a walk a thread sends at a time. */
+const WALK_PAGE = 1000;
+
+/** Kinds of a walk's entries (see the worker's walkPage). */
+export const WALK_FILE = 0;
+export const WALK_EMPTY_DIR = 1;
+export const WALK_BAD_NAME = 2;
+export const WALK_ERROR = 3;
+
+/** Entries of a walk in byte order of their keys: entry i is `keys[i]`, `kinds[i]`, `sizes[i]`, `mtimes[i]`, `notes[i]`. */
+export interface WalkPage {
+  keys: string[];
+  kinds: Uint8Array;
+  sizes: Float64Array;
+  mtimes: Float64Array;
+  /** A bad name's bytes in hex; an error as JSON `{message, code}`. */
+  notes: Record<number, string>;
 }
 
-/** A directory's files and directories in byte order of their keys (a directory's name sorts as `name/`). */
-export interface Listing {
-  entries: ListedEntry[];
-  /** The directory's own time, when it holds nothing listed. */
-  mtimeMs?: number;
+interface PackedPage {
+  count: number;
+  keys: string;
+  kinds: Uint8Array;
+  sizes: Float64Array;
+  mtimes: Float64Array;
+  notes: Record<number, string>;
+  done: boolean;
 }
 
 // Plain CommonJS evaluated in the worker, so it runs the same from TypeScript sources and from the build.
@@ -70,7 +82,7 @@ function namesOf(dir, skip) {
     if (!file && !e.isDirectory()) continue;
     if (!file && e.name === skip) continue;
     // Bytes that are not UTF-8 come out as U+FFFD: such a directory is read again as bytes.
-    if (e.name.includes('\uFFFD')) undecoded = true;
+    if (e.name.includes('\\uFFFD')) undecoded = true;
     found.push({ name: e.name, file, key: file ? e.name : e.name + '/' });
   }
   if (undecoded) return rawNamesOf(dir, skip);
@@ -90,37 +102,80 @@ function rawNamesOf(dir, skip) {
   found.sort((a, b) => Buffer.compare(a.order, b.order));
   return found;
 }
-// Packed as one string and three arrays: copying them to the main thread costs a small part of
-// what as many objects would, there and here.
-function list({ id, dir, skip }) {
-  try {
-    const found = namesOf(dir, skip);
-    const kinds = new Uint8Array(found.length), sizes = new Float64Array(found.length), mtimes = new Float64Array(found.length);
-    const names = [];
-    const badNames = {};
-    const prefix = dir.endsWith('/') ? dir : dir + '/';
-    for (const f of found) {
-      const i = names.length;
-      if (f.badName !== undefined || !f.file) {
-        if (f.badName !== undefined) badNames[i] = f.badName;
-        kinds[i] = f.file ? 0 : 1;
-        names.push(f.name);
-        continue;
-      }
-      // A file gone or turned into something else since readdir is left out.
-      let st;
-      try { st = fs.statSync(prefix + f.name, { throwIfNoEntry: false }); } catch {}
-      if (!st || !st.isFile()) continue;
-      names.push(f.name);
-      sizes[i] = st.size;
-      mtimes[i] = st.mtimeMs;
-    }
-    const listing = { count: names.length, names: names.join('\0'), kinds, sizes, mtimes, badNames };
-    if (names.length === 0) { const st = fs.statSync(dir, { throwIfNoEntry: false }); if (st) listing.mtimeMs = st.mtimeMs; }
-    return { id, listing };
-  } catch (err) {
-    return { id, error: { message: err.message, code: err.code } };
+// A directory's entries in key order, each file with its size and time; a file gone or turned
+// into something else since readdir is left out.
+function listed(dir, skip) {
+  const out = [];
+  const prefix = dir.endsWith('/') ? dir : dir + '/';
+  for (const f of namesOf(dir, skip)) {
+    if (f.badName !== undefined || !f.file) { out.push(f); continue; }
+    let st;
+    try { st = fs.statSync(prefix + f.name, { throwIfNoEntry: false }); } catch {}
+    if (!st || !st.isFile()) continue;
+    f.size = st.size;
+    f.mtimeMs = st.mtimeMs;
+    out.push(f);
   }
+  return out;
+}
+const missing = (err) => err.code === 'ENOENT' || err.code === 'ENOTDIR';
+// Walks in progress, each resumed a page at a time: { skip, emptyDirs, stack of { dir, key, items, i } }.
+const walks = new Map();
+const PAGE = ${WALK_PAGE};
+function walkStart({ id, walk, dir, key, skip, emptyDirs }) {
+  let items;
+  try {
+    items = listed(dir, skip);
+  } catch (err) {
+    if (!missing(err)) return { id, error: { message: err.message, code: err.code } };
+    items = [];
+  }
+  walks.set(walk, { skip, emptyDirs, stack: [{ dir, key, items, i: 0 }] });
+  return walkPage(id, walk);
+}
+// The next entries in key order, depth first, packed as one string and three arrays: copying
+// them to the main thread costs a small part of what as many objects would, there and here.
+// Kinds: 0 file, 1 empty folder, 2 a name that is not UTF-8 (its bytes in hex in notes), 3 a
+// folder that cannot be listed (the error in notes; the walk ends there).
+function walkPage(id, walk) {
+  const w = walks.get(walk);
+  if (!w) return { id, error: { message: 'the walk is no longer known to its thread' } };
+  const keys = [];
+  const kinds = new Uint8Array(PAGE), sizes = new Float64Array(PAGE), mtimes = new Float64Array(PAGE);
+  const notes = {};
+  while (keys.length < PAGE && w.stack.length > 0) {
+    const top = w.stack[w.stack.length - 1];
+    if (top.i >= top.items.length) { w.stack.pop(); continue; }
+    const f = top.items[top.i++];
+    const key = top.key ? top.key + '/' + f.name : f.name;
+    const n = keys.length;
+    if (f.badName !== undefined) { keys.push(key); kinds[n] = 2; notes[n] = f.badName; continue; }
+    if (f.file) { keys.push(key); sizes[n] = f.size; mtimes[n] = f.mtimeMs; continue; }
+    const sub = path.join(top.dir, f.name);
+    let items;
+    try {
+      items = listed(sub, w.skip);
+    } catch (err) {
+      if (missing(err)) continue;
+      keys.push(key); kinds[n] = 3; notes[n] = JSON.stringify({ message: err.message, code: err.code });
+      w.stack.length = 0;
+      break;
+    }
+    if (items.length > 0) { w.stack.push({ dir: sub, key, items, i: 0 }); continue; }
+    if (!w.emptyDirs) continue;
+    // With its trailing slash the key sorts where the folder's files would.
+    const st = fs.statSync(sub, { throwIfNoEntry: false });
+    if (st) { keys.push(key + '/'); kinds[n] = 1; mtimes[n] = st.mtimeMs; }
+  }
+  const done = w.stack.length === 0;
+  if (done) walks.delete(walk);
+  return { id, page: { count: keys.length, keys: keys.join('\\0'), kinds, sizes, mtimes, notes, done } };
+}
+function handle(r) {
+  if (r.op === 'walk') return walkStart(r);
+  if (r.op === 'next') return walkPage(r.id, r.walk);
+  if (r.op === 'stop') { walks.delete(r.walk); return { id: r.id }; }
+  return write(r);
 }
 function write({ id, partial, target, bytes, copyOf, mtimeMs }) {
   let fd;
@@ -163,7 +218,7 @@ function write({ id, partial, target, bytes, copyOf, mtimeMs }) {
     return { id, error: { message: err.message, code: err.code } };
   }
 }
-parentPort.on('message', (batch) => parentPort.postMessage(batch.map((r) => (r.dir !== undefined ? list(r) : write(r)))));
+parentPort.on('message', (batch) => parentPort.postMessage(batch.map(handle)));
 `;
 
 interface Pending {
@@ -171,24 +226,20 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-type Request = { id: number } & (SmallFile | { dir: string; skip: string });
-
-/** A listing as a thread sends it: entry i is `names.split('\0')[i]`, `kinds[i]` (0 file, 1 directory), `sizes[i]`, `mtimes[i]`. */
-interface PackedListing {
-  count: number;
-  names: string;
-  kinds: Uint8Array;
-  sizes: Float64Array;
-  mtimes: Float64Array;
-  badNames: Record<number, string>;
-  mtimeMs?: number;
-}
+type Request = { id: number } & (
+  | SmallFile
+  | { op: 'walk'; walk: number; dir: string; key: string; skip: string; emptyDirs: boolean }
+  | { op: 'next'; walk: number }
+  | { op: 'stop'; walk: number }
+);
 
 interface Reply {
   id: number;
   replaced?: boolean;
   size?: number;
-  listing?: PackedListing;
+  page?: PackedPage;
+  /** The thread that answered (a walk goes on on the thread it started on). */
+  thread?: FsThread;
   error?: { message: string; code?: string };
 }
 
@@ -235,7 +286,7 @@ class FsThread {
     this.pending.delete(reply.id);
     if (this.pending.size === 0) this.worker.unref();
     if (reply.error) waiting.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
-    else waiting.resolve(reply);
+    else waiting.resolve(Object.assign(reply, { thread: this }));
   }
 
   private die(err: Error): void {
@@ -270,6 +321,11 @@ function flush(): void {
   threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a)).send(batch);
 }
 
+/** A request for the thread a walk is on, sent at once. */
+function submitTo(thread: FsThread, request: Request): Promise<Reply> {
+  return new Promise((resolve, reject) => thread.send([{ request, waiting: { resolve, reject } }]));
+}
+
 function submit(request: Request): Promise<Reply> {
   return new Promise((resolve, reject) => {
     if (queued.length === 0) setImmediate(flush);
@@ -283,15 +339,30 @@ export async function writeSmallFile(file: SmallFile): Promise<SmallFileWritten>
   return { replaced: reply.replaced === true, size: reply.size ?? 0 };
 }
 
-/** Lists `dir` (leaving out a directory named `skip`); rejects with the file system's error (its `code` kept). */
-export async function listDirectory(dir: string, skip: string): Promise<Listing> {
-  const packed = (await submit({ id: nextId++, dir, skip })).listing!;
-  const names = packed.count === 0 ? [] : packed.names.split('\0');
-  const entries = names.map((name, i): ListedEntry => {
-    const entry: ListedEntry = { name, dir: packed.kinds[i] === 1, size: packed.sizes[i]!, mtimeMs: packed.mtimes[i]! };
-    const badName = packed.badNames[i];
-    if (badName !== undefined) entry.badName = badName;
-    return entry;
-  });
-  return packed.mtimeMs === undefined ? { entries } : { entries, mtimeMs: packed.mtimeMs };
+/**
+ * Walks `dir` depth first (leaving out directories named `skip`, following no symlinks), in byte
+ * order of the keys (`key` joined with the relative path). The walk runs on one file system
+ * thread a page ahead of its reader. A missing `dir` is an empty walk; a `dir` that cannot be
+ * listed rejects with the file system's error (its `code` kept); a folder further down that
+ * cannot be listed is a WALK_ERROR entry, the walk's last.
+ */
+export async function* walkDirectory(dir: string, key: string, skip: string, emptyDirs: boolean): AsyncGenerator<WalkPage> {
+  const walk = nextId++;
+  let reply = await submit({ id: nextId++, op: 'walk', walk, dir, key, skip, emptyDirs });
+  const thread = reply.thread!;
+  let done = false;
+  try {
+    for (;;) {
+      const page = reply.page!;
+      done = page.done;
+      const next = done ? undefined : submitTo(thread, { id: nextId++, op: 'next', walk });
+      next?.catch(() => undefined); // an error is thrown where the page is reached
+      if (page.count > 0) yield { keys: page.keys.split('\0'), kinds: page.kinds, sizes: page.sizes, mtimes: page.mtimes, notes: page.notes };
+      if (!next) return;
+      reply = await next;
+    }
+  } finally {
+    // Left before its end (a cancelled sync): the thread forgets it.
+    if (!done) submitTo(thread, { id: nextId++, op: 'stop', walk }).catch(() => undefined);
+  }
 }

@@ -5,7 +5,7 @@ import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pump } from '../streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
-import { listDirectory, writeSmallFile, type ListedEntry, type Listing } from './fsThreads.ts';
+import { walkDirectory, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_FILE, writeSmallFile } from './fsThreads.ts';
 import { RESERVED_DIR } from './layout.ts';
 import { WriteBehindStream } from './writeBehind.ts';
 
@@ -17,9 +17,6 @@ const WRITE_BUFFER = 1024 * 1024;
 
 /** Files are read in chunks of this size: fewer thread-pool trips and socket writes than the default 64 KiB. */
 const READ_CHUNK = 1024 * 1024;
-
-/** Directories of a walk listed ahead of the one being read (each listing is held until reached). */
-const PREFETCH_DIRS = 4;
 
 /** Files copied by a file system thread (a copy holds up its thread for about a millisecond per MiB). */
 const SMALL_COPY = 1024 * 1024;
@@ -246,49 +243,27 @@ export class LocalBackend implements Backend {
 
   /**
    * Depth first, each directory's entries sorted so that keys come out in byte order. A file system
-   * thread lists each directory with its files' sizes and times (one hand-off a directory, not a
-   * stat a file on this thread), and the listings of the next few subdirectories are asked for
-   * before they are reached, so the thread works while this one merges and compares.
+   * thread walks the tree with synchronous calls (a directory's listing and its files' sizes and
+   * times, not a hand-off per file) a page of entries ahead, so it works while this thread merges
+   * and compares.
    */
-  private async *walk(dir: string, keyPrefix: string, emptyDirs: boolean, listing: Promise<Listing> = listDirectory(dir, RESERVED_DIR), top = true): AsyncIterable<BackendEntry> {
-    let entries: ListedEntry[];
-    let dirMtimeMs: number | undefined;
+  private async *walk(dir: string, keyPrefix: string, emptyDirs: boolean): AsyncIterable<BackendEntry> {
     try {
-      ({ entries, mtimeMs: dirMtimeMs } = await listing);
+      for await (const { keys, kinds, sizes, mtimes, notes } of walkDirectory(dir, keyPrefix, RESERVED_DIR, emptyDirs)) {
+        for (let i = 0; i < keys.length; i++) {
+          const key = keys[i]!;
+          const kind = kinds[i];
+          if (kind === WALK_FILE) yield { key, size: sizes[i]!, mtimeMs: mtimes[i]! };
+          else if (kind === WALK_EMPTY_DIR) yield { key, size: 0, mtimeMs: mtimes[i]!, emptyDir: true };
+          else if (kind === WALK_BAD_NAME) yield { key, size: 0, mtimeMs: 0, problem: `the name of '${key}' (bytes ${notes[i]}) is not valid UTF-8` };
+          else {
+            const { message, code } = JSON.parse(notes[i]!) as { message: string; code?: string };
+            throw localError(Object.assign(new Error(message), { code }), key);
+          }
+        }
+      }
     } catch (err) {
-      if (isMissing(err)) return;
       throw localError(err, keyPrefix);
-    }
-    if (emptyDirs && !top && entries.length === 0) {
-      // With its trailing slash the key sorts where the folder's files would.
-      if (dirMtimeMs !== undefined) yield { key: `${keyPrefix}/`, size: 0, mtimeMs: dirMtimeMs, emptyDir: true };
-      return;
-    }
-    const subdirs = entries.filter((e) => e.dir && e.badName === undefined);
-    const ahead = new Map<ListedEntry, Promise<Listing>>();
-    let next = 0;
-    const askAhead = () => {
-      for (; next < subdirs.length && ahead.size < PREFETCH_DIRS; next++) {
-        const listed = listDirectory(join(dir, subdirs[next]!.name), RESERVED_DIR);
-        listed.catch(() => undefined); // an error is thrown where the directory is reached
-        ahead.set(subdirs[next]!, listed);
-      }
-    };
-    askAhead();
-    for (const entry of entries) {
-      const key = keyPrefix ? `${keyPrefix}/${entry.name}` : entry.name;
-      if (entry.badName !== undefined) {
-        yield { key, size: 0, mtimeMs: 0, problem: `the name of '${key}' (bytes ${entry.badName}) is not valid UTF-8` };
-        continue;
-      }
-      if (!entry.dir) {
-        yield { key, size: entry.size, mtimeMs: entry.mtimeMs };
-        continue;
-      }
-      const listed = ahead.get(entry)!;
-      ahead.delete(entry);
-      askAhead();
-      yield* this.walk(join(dir, entry.name), key, emptyDirs, listed, false);
     }
   }
 }

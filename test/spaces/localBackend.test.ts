@@ -75,3 +75,61 @@ describe('LocalBackend: small files written whole', () => {
     expect(readFileSync(join(dir, 'exists'), 'utf8')).toBe('keep');
   });
 });
+
+/** Listings are walked by a file system thread a page at a time: these pin order, content and what a walk left early leaves. */
+describe('LocalBackend: walks', () => {
+  let root: string;
+  let backend: LocalBackend;
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'yunji-walk-'));
+    backend = new LocalBackend(root);
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+  const listAll = async (prefix: string, emptyDirs = false) => {
+    const out: { key: string; size: number; mtimeMs: number; emptyDir?: boolean }[] = [];
+    for await (const e of backend.list(prefix, { emptyDirs })) out.push(e);
+    return out;
+  };
+  const utf8Order = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+  it('lists a tree of several pages in byte order, each file with its size and time, empty folders when asked', async () => {
+    const expected: { key: string; size: number }[] = [];
+    // Names chosen so that UTF-16 order, byte order and `name/` against `name.x` all matter.
+    const folders = ['a', 'a.b', 'a-', 'b/c/d', 'é', '\u{1F600}', '\uFFFA', 'z'];
+    let n = 0;
+    for (const f of folders) {
+      mkdirSync(join(root, 't', f), { recursive: true });
+      for (let i = 0; i < 400; i++) {
+        const name = `${f}/${i % 3 === 0 ? 'F' : 'f'}${i}`;
+        writeFileSync(join(root, 't', name), Buffer.alloc(n % 50));
+        expected.push({ key: `t/${name}`, size: n % 50 });
+        n++;
+      }
+    }
+    mkdirSync(join(root, 't', 'empty', 'inner'), { recursive: true });
+    mkdirSync(join(root, 't', '.yunji'), { recursive: true });
+    writeFileSync(join(root, 't', '.yunji', 'hidden'), 'x');
+    expected.sort((a, b) => utf8Order(a.key, b.key));
+
+    const files = await listAll('t');
+    expect(files.map((e) => e.key)).toEqual(expected.map((e) => e.key));
+    expect(files.map((e) => e.size)).toEqual(expected.map((e) => e.size));
+    for (const e of files.slice(0, 50)) expect(e.mtimeMs).toBe(statSync(join(root, e.key)).mtimeMs);
+
+    const withDirs = await listAll('t', true);
+    expect(withDirs.filter((e) => e.emptyDir).map((e) => e.key)).toEqual(['t/empty/inner/']);
+    expect(withDirs.map((e) => e.key)).toEqual([...expected.map((e) => e.key), 't/empty/inner/'].sort(utf8Order));
+  });
+
+  it('a walk left early is forgotten, and walks after it (and many at once) are whole', async () => {
+    for (let i = 0; i < 3000; i++) {
+      if (i % 100 === 0) mkdirSync(join(root, 'w', `d${i / 100}`), { recursive: true });
+      writeFileSync(join(root, 'w', `d${Math.floor(i / 100)}`, `f${i}`), 'x');
+    }
+    let seen = 0;
+    for await (const _ of backend.list('w')) if (++seen === 1500) break;
+    const lists = await Promise.all(Array.from({ length: 5 }, () => listAll('w')));
+    for (const l of lists) expect(l).toHaveLength(3000);
+    expect(await listAll('missing')).toEqual([]);
+  });
+});
