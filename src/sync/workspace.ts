@@ -125,8 +125,9 @@ export async function performSync(core: Core, actor: Actor, body: PerformSyncBod
 }
 
 export async function syncInfo(core: Core, actor: Actor): Promise<{ synced: number; stat: string; syncing: boolean; lastError: string }> {
-  const row = await profileRow(core, actor.tenantId);
+  // The job first: a run records its outcome before its job ends, so a run seen ended has its outcome in the row read after.
   const syncing = (await activeJobByKey(core, keyOf(actor.tenantId))) !== undefined;
+  const row = await profileRow(core, actor.tenantId);
   return { synced: row?.last_synced_at ?? 0, stat: row?.stat ?? '', syncing, lastError: row?.last_error ?? '' };
 }
 
