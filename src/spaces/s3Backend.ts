@@ -132,7 +132,7 @@ export class S3Backend implements Backend {
   private async recordTime(key: string, etag: string | undefined, size: number, mtimeMs: number | undefined): Promise<void> {
     const tag = bareEtag(etag);
     if (!this.times || mtimeMs === undefined || tag === undefined) return;
-    await this.times.record(key, { etag: tag, size, mtimeMs: Math.round(mtimeMs) }).catch(() => undefined);
+    await this.times.record(key, { etag: tag, size, mtimeMs }).catch(() => undefined);
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
