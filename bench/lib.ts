@@ -90,8 +90,11 @@ export const ADMIN = { email: 'admin@example.com', password: 'bench-admin-passwo
 
 let built = false;
 
-/** The Node flags `npm start` runs the server with (package.json `config.nodeFlags`). */
-export const YUNJI_NODE_FLAGS = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { config: { nodeFlags: string } }).config.nodeFlags.split(' ').filter(Boolean);
+/** The Node flags `npm start` runs the server with (package.json `config.nodeFlags`), then any in `BENCH_EXTRA_NODE_FLAGS` (to try a flag without editing package.json). */
+export const YUNJI_NODE_FLAGS = [
+  ...(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { config: { nodeFlags: string } }).config.nodeFlags.split(' '),
+  ...(process.env.BENCH_EXTRA_NODE_FLAGS ?? '').split(' '),
+].filter(Boolean);
 
 /**
  * Yunji's real server, as `npm start` runs it (compiled once per bench run), on a fresh data dir
