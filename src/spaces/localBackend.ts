@@ -18,7 +18,7 @@ const WRITE_BUFFER = 1024 * 1024;
 /** Files are read in chunks of this size: fewer thread-pool trips and socket writes than the default 64 KiB. */
 const READ_CHUNK = 1024 * 1024;
 
-/** Files copied by a file system thread (a copy holds up its thread for about a millisecond per MiB). */
+/** Files copied whole by the native file system work (a copy holds up its pool thread for about a millisecond per MiB). */
 const SMALL_COPY = 1024 * 1024;
 
 /** Files being written, renamed over their target when complete: `<root>/.yunji/partial/`. */
@@ -126,7 +126,7 @@ export class LocalBackend implements Backend {
     const path = this.pathOf(key);
     const partial = join(this.root, PARTIAL_DIR, randomUUID());
     try {
-      // A small file is copied, timed and moved into place by a file system thread in one hand-off.
+      // A small file is copied, timed and moved into place on a pool thread in one hand-off.
       if ((statSync(source, { throwIfNoEntry: false })?.size ?? Infinity) <= SMALL_COPY) {
         const { size } = await this.inDir([partial, path], () => writeSmallFile({ partial, target: path, copyOf: source, mtimeMs: options.mtimeMs }));
         return { size };
@@ -249,17 +249,14 @@ export class LocalBackend implements Backend {
    */
   private async *walk(dir: string, keyPrefix: string, emptyDirs: boolean): AsyncIterable<BackendEntry> {
     try {
-      for await (const { keys, kinds, sizes, mtimes, notes } of walkDirectory(dir, keyPrefix, RESERVED_DIR, emptyDirs)) {
+      for await (const { keys, kinds, sizes, mtimes, notes, error } of walkDirectory(dir, keyPrefix, RESERVED_DIR, emptyDirs)) {
         for (let i = 0; i < keys.length; i++) {
           const key = keys[i]!;
           const kind = kinds[i];
           if (kind === WALK_FILE) yield { key, size: sizes[i]!, mtimeMs: mtimes[i]! };
           else if (kind === WALK_EMPTY_DIR) yield { key, size: 0, mtimeMs: mtimes[i]!, emptyDir: true };
           else if (kind === WALK_BAD_NAME) yield { key, size: 0, mtimeMs: 0, problem: `the name of '${key}' (bytes ${notes[i]}) is not valid UTF-8` };
-          else {
-            const { message, code } = JSON.parse(notes[i]!) as { message: string; code?: string };
-            throw localError(Object.assign(new Error(message), { code }), key);
-          }
+          else throw localError(error, key);
         }
       }
     } catch (err) {

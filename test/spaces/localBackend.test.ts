@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../../src/spaces/localBackend.ts';
 import { writeSmallFile } from '../../src/spaces/fsThreads.ts';
 
-/** Content in memory goes through the small-file writer thread: these pin what it must keep of `put`'s contract. */
+/** Content in memory goes through the small-file writer (native/fs-work): these pin what it must keep of `put`'s contract. */
 describe('LocalBackend: small files written whole', () => {
   let root: string;
   let backend: LocalBackend;
@@ -74,9 +74,37 @@ describe('LocalBackend: small files written whole', () => {
     await expect(writeSmallFile({ partial: join(dir, 'exists'), target: join(dir, 'exists'), bytes: Buffer.from('x') })).rejects.toMatchObject({ code: 'EEXIST' });
     expect(readFileSync(join(dir, 'exists'), 'utf8')).toBe('keep');
   });
+
+  it('reports errors as Node does, with the call and the paths', async () => {
+    const partial = join(root, 'p');
+    await expect(writeSmallFile({ partial, target: join(root, 'missing', 't'), bytes: Buffer.from('x') })).rejects.toThrow(
+      `ENOENT: no such file or directory, link '${partial}' -> '${join(root, 'missing', 't')}'`,
+    );
+    await expect(writeSmallFile({ partial, target: partial, copyOf: join(root, 'nothing') })).rejects.toThrow(
+      `ENOENT: no such file or directory, copyfile '${join(root, 'nothing')}' -> '${partial}'`,
+    );
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it('gives a file the time Node gives it, for content and for copies', async () => {
+    // Times whose fraction of a second does not survive a double exactly: the rounding must match libuv's.
+    const times = [1_700_000_000_123.25, 1_700_000_000_999.875, 946_684_799_999.5, 1_234.0005, 1_800_000_000_000.5, 1_650_000_000_000.125];
+    writeFileSync(join(root, 'source'), 'copied');
+    for (const [i, mtimeMs] of times.entries()) {
+      const reference = join(root, `reference${i}`);
+      writeFileSync(reference, 'x');
+      utimesSync(reference, Date.now() / 1000, mtimeMs / 1000);
+      await writeSmallFile({ partial: join(root, `w${i}`), target: join(root, `w${i}`), bytes: Buffer.from('x'), mtimeMs });
+      await writeSmallFile({ partial: join(root, `cp${i}`), target: join(root, `c${i}`), copyOf: join(root, 'source'), mtimeMs });
+      const want = statSync(reference, { bigint: true }).mtimeNs;
+      expect(statSync(join(root, `w${i}`), { bigint: true }).mtimeNs).toBe(want);
+      expect(statSync(join(root, `c${i}`), { bigint: true }).mtimeNs).toBe(want);
+      expect(readFileSync(join(root, `c${i}`), 'utf8')).toBe('copied');
+    }
+  });
 });
 
-/** Listings are walked by a file system thread a page at a time: these pin order, content and what a walk left early leaves. */
+/** Listings are walked on a pool thread a page at a time (native/fs-work): these pin order, content and what a walk left early leaves. */
 describe('LocalBackend: walks', () => {
   let root: string;
   let backend: LocalBackend;
@@ -131,5 +159,22 @@ describe('LocalBackend: walks', () => {
     const lists = await Promise.all(Array.from({ length: 5 }, () => listAll('w')));
     for (const l of lists) expect(l).toHaveLength(3000);
     expect(await listAll('missing')).toEqual([]);
+  });
+
+  it('shows names that are not UTF-8 as Node shows them, in the order of what it shows, and goes on', async () => {
+    // Bytes written through a Buffer path: a lone continuation byte, a cut-off sequence, an
+    // overlong form, a surrogate's encoding, and a valid name beside them.
+    const names = [[0x61, 0x80], [0x62, 0xe2, 0x82], [0xc0, 0xaf, 0x7a], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0x61, 0xe2, 0x82, 0xac]].map((b) => Buffer.from(b));
+    const dir = join(root, 'n');
+    mkdirSync(dir);
+    for (const name of names) writeFileSync(Buffer.concat([Buffer.from(dir + '/'), name]), 'x');
+    mkdirSync(join(dir, 'sub'));
+    writeFileSync(join(dir, 'sub', 'ok'), 'x');
+    const seen: { key: string; problem?: string }[] = [];
+    for await (const e of backend.list('n')) seen.push({ key: e.key, problem: e.problem });
+    const shown = names.map((b) => ({ name: b.toString('utf8'), bad: !Buffer.from(b.toString('utf8')).equals(b), hex: b.toString('hex') }));
+    const expected = [...shown.map((s) => ({ key: `n/${s.name}`, problem: s.bad ? `the name of 'n/${s.name}' (bytes ${s.hex}) is not valid UTF-8` : undefined })), { key: 'n/sub/ok', problem: undefined }];
+    expected.sort((a, b) => utf8Order(a.key, b.key));
+    expect(seen).toEqual(expected);
   });
 });
