@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -346,7 +347,7 @@ struct Walk {
   std::string dir, key, skip;
   bool emptyDirs = false;
   bool started = false;
-  bool stopped = false;
+  std::atomic<bool> stopped{false};  // set on the main thread while a pool thread may read it
   bool busy = false;
   std::vector<Level> stack;
   // The page being made.

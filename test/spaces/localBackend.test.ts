@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -159,6 +160,26 @@ describe('LocalBackend: walks', () => {
     const lists = await Promise.all(Array.from({ length: 5 }, () => listAll('w')));
     for (const l of lists) expect(l).toHaveLength(3000);
     expect(await listAll('missing')).toEqual([]);
+  });
+
+  it('a folder that cannot be listed ends the walk with its error, after the entries before it', async () => {
+    // 17 folders of 250 bytes, made one level at a time from inside: the deepest one's path is longer
+    // than PATH_MAX (4,096 bytes), so listing it fails (ENAMETOOLONG; as root, permissions cannot).
+    const deep = join(root, 'deep');
+    const segment = 'd'.repeat(250);
+    try {
+      execFileSync('sh', ['-c', `mkdir "${deep}" && cd "${deep}" && for i in $(seq 16); do mkdir ${segment} && cd ${segment}; done && mkdir ${segment}`]);
+      writeFileSync(join(deep, 'a'), 'x');
+      const seen: string[] = [];
+      const walked = (async () => {
+        for await (const e of backend.list('deep')) seen.push(e.key);
+      })();
+      await expect(walked).rejects.toMatchObject({ code: 'ENAMETOOLONG', message: expect.stringMatching(/^ENAMETOOLONG: name too long, scandir '\//) });
+      expect(seen).toEqual(['deep/a']);
+    } finally {
+      // Node's recursive rm goes by whole paths, which are too long here.
+      execFileSync('rm', ['-rf', deep]);
+    }
   });
 
   it('shows names that are not UTF-8 as Node shows them, in the order of what it shows, and goes on', async () => {
