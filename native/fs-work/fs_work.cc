@@ -470,6 +470,25 @@ napi_value errorValue(napi_env env, const Failure& f) {
   return error;
 }
 
+// Runs `execute` on a pool thread, then `complete` on the main thread, for `data`.
+napi_status queueWork(napi_env env, const char* resource, napi_async_execute_callback execute, napi_async_complete_callback complete, void* data, napi_async_work* work) {
+  napi_value name;
+  napi_status status = napi_create_string_utf8(env, resource, NAPI_AUTO_LENGTH, &name);
+  if (status == napi_ok) status = napi_create_async_work(env, nullptr, name, execute, complete, data, work);
+  if (status == napi_ok) status = napi_queue_async_work(env, *work);
+  return status;
+}
+
+// Calls the callback that `callback` holds (and lets go of it) with `argv`.
+void callBack(napi_env env, napi_ref* callback, size_t argc, napi_value* argv) {
+  napi_value function, global, ignored;
+  napi_get_reference_value(env, *callback, &function);
+  napi_delete_reference(env, *callback);
+  *callback = nullptr;
+  napi_get_global(env, &global);
+  napi_call_function(env, global, function, argc, argv, &ignored);
+}
+
 bool namedProperty(napi_env env, napi_value object, const char* name, napi_value* value, napi_valuetype* type) {
   if (napi_get_named_property(env, object, name, value) != napi_ok) return false;
   return napi_typeof(env, *value, type) == napi_ok;
@@ -488,7 +507,7 @@ void writeExecute(napi_env, void* data) {
 
 void writeComplete(napi_env env, napi_status, void* data) {
   auto* batch = static_cast<WriteBatch*>(data);
-  napi_value results, callback, global, ignored;
+  napi_value results;
   napi_create_array_with_length(env, batch->requests.size(), &results);
   for (size_t i = 0; i < batch->requests.size(); i++) {
     const WriteRequest& r = batch->requests[i];
@@ -505,13 +524,11 @@ void writeComplete(napi_env env, napi_status, void* data) {
     }
     napi_set_element(env, results, static_cast<uint32_t>(i), result);
   }
-  napi_get_reference_value(env, batch->callback, &callback);
-  napi_get_global(env, &global);
-  napi_delete_reference(env, batch->callback);
+  napi_ref callback = batch->callback;
   napi_delete_reference(env, batch->keep);
   napi_delete_async_work(env, batch->work);
   delete batch;
-  napi_call_function(env, global, callback, 1, &results, &ignored);
+  callBack(env, &callback, 1, &results);
 }
 
 // writeFiles(requests, callback): requests are {partial, target, bytes?: Uint8Array, copyOf?: string,
@@ -554,12 +571,9 @@ napi_value WriteFiles(napi_env env, napi_callback_info info) {
       return nullptr;
     }
   }
-  napi_value name;
-  CHECK(napi_create_string_utf8(env, "yunji:writeFiles", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_create_reference(env, argv[0], 1, &batch->keep));
   CHECK(napi_create_reference(env, argv[1], 1, &batch->callback));
-  CHECK(napi_create_async_work(env, nullptr, name, writeExecute, writeComplete, batch, &batch->work));
-  CHECK(napi_queue_async_work(env, batch->work));
+  CHECK(queueWork(env, "yunji:writeFiles", writeExecute, writeComplete, batch, &batch->work));
   return nullptr;
 }
 
@@ -613,7 +627,7 @@ void walkComplete(napi_env env, napi_status, void* data) {
   auto* walk = static_cast<Walk*>(data);
   walk->busy = false;
   if (walk->stopped) walk->stack = {};
-  napi_value args[2], callback, global, ignored;
+  napi_value args[2];
   napi_get_undefined(env, &args[0]);
   napi_get_undefined(env, &args[1]);
   if (walk->failure.failed) {
@@ -641,16 +655,14 @@ void walkComplete(napi_env env, napi_status, void* data) {
   walk->sizes = {};
   walk->mtimes = {};
   walk->notes = {};
-  napi_get_reference_value(env, walk->callback, &callback);
-  napi_get_global(env, &global);
-  napi_delete_reference(env, walk->callback);
-  walk->callback = nullptr;
   napi_delete_async_work(env, walk->work);
   walk->work = nullptr;
+  napi_ref callback = walk->callback;
+  walk->callback = nullptr;
   // Unpinned last: the handle may be collected once nothing in JavaScript holds it.
   napi_delete_reference(env, walk->self);
   walk->self = nullptr;
-  napi_call_function(env, global, callback, 2, args, &ignored);
+  callBack(env, &callback, 2, args);
 }
 
 // walkNext(handle, callback): callback(error, page) with page {count, keys (joined by NUL), kinds,
@@ -668,14 +680,11 @@ napi_value WalkNext(napi_env env, napi_callback_info info) {
     napi_throw_error(env, nullptr, "walkNext: the walk's previous page is still being read");
     return nullptr;
   }
-  napi_value name;
-  CHECK(napi_create_string_utf8(env, "yunji:walkNext", NAPI_AUTO_LENGTH, &name));
   // Pinned while the thread works on it, so it is not collected under the thread.
   CHECK(napi_create_reference(env, argv[0], 1, &walk->self));
   CHECK(napi_create_reference(env, argv[1], 1, &walk->callback));
-  CHECK(napi_create_async_work(env, nullptr, name, walkExecute, walkComplete, walk, &walk->work));
   walk->busy = true;
-  CHECK(napi_queue_async_work(env, walk->work));
+  CHECK(queueWork(env, "yunji:walkNext", walkExecute, walkComplete, walk, &walk->work));
   return nullptr;
 }
 
