@@ -242,10 +242,10 @@ export class LocalBackend implements Backend {
   }
 
   /**
-   * Depth first, each directory's entries sorted so that keys come out in byte order. A file system
-   * thread walks the tree with synchronous calls (a directory's listing and its files' sizes and
-   * times, not a hand-off per file) a page of entries ahead, so it works while this thread merges
-   * and compares.
+   * Depth first, each directory's entries sorted so that keys come out in byte order. A pool thread
+   * walks the tree with plain system calls (a directory's listing and its files' sizes and times,
+   * not a hand-off per file) a page of entries ahead, so it works while this thread merges and
+   * compares.
    */
   private async *walk(dir: string, keyPrefix: string, emptyDirs: boolean): AsyncIterable<BackendEntry> {
     try {
