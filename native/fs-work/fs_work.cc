@@ -140,6 +140,36 @@ struct WriteRequest {
   Failure failure;
 };
 
+// Copies what is left of `in` to the end of `out`: in the kernel where the file systems allow
+// (`copy_file_range`), through a buffer where they do not.
+int copyContent(int in, int out) {
+  for (;;) {
+    ssize_t n = copy_file_range(in, nullptr, out, nullptr, 1 << 30, 0);
+    if (n > 0) continue;
+    if (n == 0) return 0;
+    if (errno == EINTR) continue;
+    if (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) break;
+    return errno;
+  }
+  char buffer[64 * 1024];
+  for (;;) {
+    ssize_t got = read(in, buffer, sizeof buffer);
+    if (got == 0) return 0;
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    for (ssize_t done = 0; done < got;) {
+      ssize_t put = write(out, buffer + done, static_cast<size_t>(got - done));
+      if (put < 0) {
+        if (errno == EINTR) continue;
+        return errno;
+      }
+      done += put;
+    }
+  }
+}
+
 // Copies `from` into a new file `to` (created exclusively, with the source's permissions, as
 // fs.copyFile does); `created` tells whether `to` was made.
 int copyExclusive(const std::string& from, const std::string& to, bool* created, const char** syscall, const std::string** path) {
@@ -160,41 +190,9 @@ int copyExclusive(const std::string& from, const std::string& to, bool* created,
   }
   *created = true;
   int e = 0;
-  bool kernelCopy = true;
-  for (;;) {
-    ssize_t n = kernelCopy ? copy_file_range(in, nullptr, out, nullptr, 1 << 30, 0) : 0;
-    if (kernelCopy && n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) {
-        kernelCopy = false;
-        continue;
-      }
-      e = errno;
-      break;
-    }
-    if (kernelCopy) {
-      if (n == 0) break;
-      continue;
-    }
-    char buffer[64 * 1024];
-    ssize_t got = read(in, buffer, sizeof buffer);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      e = errno;
-      break;
-    }
-    if (got == 0) break;
-    for (ssize_t done = 0; done < got;) {
-      ssize_t put = write(out, buffer + done, static_cast<size_t>(got - done));
-      if (put < 0) {
-        if (errno == EINTR) continue;
-        e = errno;
-        break;
-      }
-      done += put;
-    }
-    if (e != 0) break;
-  }
+  // As libuv: the copy gets the source's permissions exactly, whatever the umask took off.
+  if (fchmod(out, st.st_mode & 07777) != 0 && errno != EPERM) e = errno;
+  if (e == 0) e = copyContent(in, out);
   close(in);
   if (close(out) != 0 && e == 0) {
     e = errno;

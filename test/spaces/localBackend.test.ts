@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -102,6 +102,13 @@ describe('LocalBackend: small files written whole', () => {
       expect(statSync(join(root, `c${i}`), { bigint: true }).mtimeNs).toBe(want);
       expect(readFileSync(join(root, `c${i}`), 'utf8')).toBe('copied');
     }
+  });
+
+  it('a copy keeps the permissions of its source, whatever the umask', async () => {
+    writeFileSync(join(root, 'shared'), 'x');
+    chmodSync(join(root, 'shared'), 0o666);
+    await writeSmallFile({ partial: join(root, 'p'), target: join(root, 'copy'), copyOf: join(root, 'shared') });
+    expect(statSync(join(root, 'copy')).mode & 0o7777).toBe(0o666);
   });
 });
 
