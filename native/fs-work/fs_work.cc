@@ -595,10 +595,18 @@ napi_value WalkOpen(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-Walk* walkOf(napi_env env, napi_value handle) {
+// The call's arguments (`count` of them) into `argv`, and the walk its first one holds; null, with
+// a TypeError thrown, when it holds none.
+Walk* walkArgument(napi_env env, napi_callback_info info, const char* call, napi_value* argv, size_t count) {
+  size_t argc = count;
+  for (size_t i = 0; i < count; i++) napi_get_undefined(env, &argv[i]);
   void* data = nullptr;
   napi_valuetype type;
-  if (napi_typeof(env, handle, &type) != napi_ok || type != napi_external || napi_get_value_external(env, handle, &data) != napi_ok) return nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || napi_typeof(env, argv[0], &type) != napi_ok ||
+      type != napi_external || napi_get_value_external(env, argv[0], &data) != napi_ok) {
+    napi_throw_type_error(env, nullptr, (std::string(call) + ": not a walk").c_str());
+    return nullptr;
+  }
   return static_cast<Walk*>(data);
 }
 
@@ -666,14 +674,9 @@ void walkComplete(napi_env env, napi_status, void* data) {
 // walkNext(handle, callback): callback(error, page) with page {count, keys (joined by NUL), kinds,
 // sizes, mtimes, notes ({index: hex of a bad name}), error? (the WALK_ERROR entry's), done}.
 napi_value WalkNext(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  Walk* walk = walkOf(env, argv[0]);
-  if (walk == nullptr) {
-    napi_throw_type_error(env, nullptr, "walkNext: not a walk");
-    return nullptr;
-  }
+  Walk* walk = walkArgument(env, info, "walkNext", argv, 2);
+  if (walk == nullptr) return nullptr;
   if (walk->busy) {
     napi_throw_error(env, nullptr, "walkNext: the walk's previous page is still being read");
     return nullptr;
@@ -688,14 +691,9 @@ napi_value WalkNext(napi_env env, napi_callback_info info) {
 
 // walkStop(handle): a walk left early lets go of what it holds (at once, or after the page in work).
 napi_value WalkStop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  Walk* walk = walkOf(env, argv[0]);
-  if (walk == nullptr) {
-    napi_throw_type_error(env, nullptr, "walkStop: not a walk");
-    return nullptr;
-  }
+  Walk* walk = walkArgument(env, info, "walkStop", argv, 1);
+  if (walk == nullptr) return nullptr;
   walk->stopped = true;
   if (!walk->busy) {
     walk->stack = {};
