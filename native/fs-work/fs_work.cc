@@ -84,29 +84,23 @@ bool decodeUtf8(const std::string& in, std::string* out) {
     else if (b >= 0xf1 && b <= 0xf3) need = 3;
     else if (b == 0xf4) need = 3, hi = 0x8f;
     else need = 0;
-    size_t j = i + 1;
-    bool whole = need > 0;
-    for (size_t k = 0; whole && k < need; k++, j++) {
-      unsigned char first = k == 0 ? lo : 0x80, last = k == 0 ? hi : 0xbf;
-      if (j >= n || s[j] < first || s[j] > last) whole = false;
+    // The continuation bytes that fit after the lead byte (the first has its own range).
+    size_t fit = 0;
+    while (fit < need && i + 1 + fit < n) {
+      unsigned char c = s[i + 1 + fit], first = fit == 0 ? lo : 0x80, last = fit == 0 ? hi : 0xbf;
+      if (c < first || c > last) break;
+      fit++;
     }
-    if (whole) {
+    if (need > 0 && fit == need) {
       if (out != nullptr) out->append(in, i, need + 1);
-      i = j;
+      i += need + 1;
       continue;
     }
-    // The lead byte and the continuation bytes that fitted so far are one replacement character.
+    // The lead byte and the continuation bytes that fitted are one replacement character.
     valid = false;
     if (out == nullptr) return false;
     out->append("\xef\xbf\xbd");
-    size_t k = i + 1;
-    if (need > 0) {
-      for (size_t m = 0; m < need && k < n; m++, k++) {
-        unsigned char first = m == 0 ? lo : 0x80, last = m == 0 ? hi : 0xbf;
-        if (s[k] < first || s[k] > last) break;
-      }
-    }
-    i = k;
+    i += 1 + fit;
   }
   return valid;
 }
@@ -348,33 +342,30 @@ struct Walk {
   std::atomic<bool> stopped{false};  // set on the main thread while a pool thread may read it
   bool busy = false;
   std::vector<Level> stack;
-  // The page being made.
-  std::string keys;
-  std::vector<uint8_t> kinds;
-  std::vector<double> sizes, mtimes;
-  std::vector<std::pair<uint32_t, std::string>> notes;
-  Failure entryFailure;  // the WALK_ERROR entry's
-  Failure failure;       // the walk's own (its directory cannot be listed)
+  // The page being made (and then read by walkComplete).
+  struct Page {
+    std::string keys;
+    std::vector<uint8_t> kinds;
+    std::vector<double> sizes, mtimes;
+    std::vector<std::pair<uint32_t, std::string>> notes;
+    Failure error;  // the WALK_ERROR entry's
+  } out;
+  Failure failure;  // the walk's own (its directory cannot be listed)
   bool done = false;
   napi_ref self = nullptr;
   napi_ref callback = nullptr;
   napi_async_work work = nullptr;
 
   void add(const std::string& k, uint8_t kind, double size, double mtimeMs) {
-    if (!kinds.empty()) keys.push_back('\0');
-    keys += k;
-    kinds.push_back(kind);
-    sizes.push_back(size);
-    mtimes.push_back(mtimeMs);
+    if (!out.kinds.empty()) out.keys.push_back('\0');
+    out.keys += k;
+    out.kinds.push_back(kind);
+    out.sizes.push_back(size);
+    out.mtimes.push_back(mtimeMs);
   }
 
   void page() {
-    keys.clear();
-    kinds.clear();
-    sizes.clear();
-    mtimes.clear();
-    notes.clear();
-    entryFailure = Failure();
+    out = Page();  // also lets go of the last page's memory
     if (!started) {
       started = true;
       std::vector<Item> items;
@@ -386,7 +377,7 @@ struct Walk {
       }
       if (!items.empty()) stack.push_back(Level{dir, key, std::move(items), 0});
     }
-    while (kinds.size() < PAGE && !stack.empty()) {
+    while (out.kinds.size() < PAGE && !stack.empty()) {
       Level& top = stack.back();
       if (top.next >= top.items.size()) {
         stack.pop_back();
@@ -395,7 +386,7 @@ struct Walk {
       Item item = std::move(top.items[top.next++]);
       std::string k = top.key.empty() ? item.name : top.key + "/" + item.name;
       if (item.bad) {
-        notes.emplace_back(static_cast<uint32_t>(kinds.size()), std::move(item.hex));
+        out.notes.emplace_back(static_cast<uint32_t>(out.kinds.size()), std::move(item.hex));
         add(k, WALK_BAD_NAME, 0, 0);
         continue;
       }
@@ -408,7 +399,7 @@ struct Walk {
       int e = listDirectory(sub, skip, &items);
       if (e != 0) {
         if (isMissing(e)) continue;
-        entryFailure = failureOf(e, "scandir", sub);
+        out.error = failureOf(e, "scandir", sub);
         add(k, WALK_ERROR, 0, 0);
         stack.clear();
         break;
@@ -641,26 +632,21 @@ void walkComplete(napi_env env, napi_status, void* data) {
   } else {
     napi_value page, value, notes;
     napi_create_object(env, &page);
-    napi_create_uint32(env, static_cast<uint32_t>(walk->kinds.size()), &value);
+    const Walk::Page& out = walk->out;
+    napi_create_uint32(env, static_cast<uint32_t>(out.kinds.size()), &value);
     napi_set_named_property(env, page, "count", value);
-    napi_set_named_property(env, page, "keys", stringValue(env, walk->keys));
-    napi_set_named_property(env, page, "kinds", typedArray(env, napi_uint8_array, walk->kinds.data(), walk->kinds.size(), 1));
-    napi_set_named_property(env, page, "sizes", typedArray(env, napi_float64_array, walk->sizes.data(), walk->sizes.size(), 8));
-    napi_set_named_property(env, page, "mtimes", typedArray(env, napi_float64_array, walk->mtimes.data(), walk->mtimes.size(), 8));
+    napi_set_named_property(env, page, "keys", stringValue(env, out.keys));
+    napi_set_named_property(env, page, "kinds", typedArray(env, napi_uint8_array, out.kinds.data(), out.kinds.size(), 1));
+    napi_set_named_property(env, page, "sizes", typedArray(env, napi_float64_array, out.sizes.data(), out.sizes.size(), 8));
+    napi_set_named_property(env, page, "mtimes", typedArray(env, napi_float64_array, out.mtimes.data(), out.mtimes.size(), 8));
     napi_create_object(env, &notes);
-    for (const auto& [index, note] : walk->notes) napi_set_element(env, notes, index, stringValue(env, note));
+    for (const auto& [index, note] : out.notes) napi_set_element(env, notes, index, stringValue(env, note));
     napi_set_named_property(env, page, "notes", notes);
-    if (walk->entryFailure.failed) napi_set_named_property(env, page, "error", errorValue(env, walk->entryFailure));
+    if (out.error.failed) napi_set_named_property(env, page, "error", errorValue(env, out.error));
     napi_get_boolean(env, walk->done, &value);
     napi_set_named_property(env, page, "done", value);
     args[1] = page;
   }
-  // The page is out: release what it held.
-  walk->keys = std::string();
-  walk->kinds = {};
-  walk->sizes = {};
-  walk->mtimes = {};
-  walk->notes = {};
   napi_delete_async_work(env, walk->work);
   walk->work = nullptr;
   napi_ref callback = walk->callback;
