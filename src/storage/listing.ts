@@ -19,11 +19,27 @@ export interface ListQuery {
 }
 
 export interface ListPage {
-  /** The page's objects as a JSON array of `StorageObject`s, written by `objectJson`. */
-  objectsJson: string;
+  /**
+   * The page's objects, each a `StorageObject` written by `objectJson`, in pieces of up to
+   * `OBJECTS_PER_PIECE` joined by ','; the pieces joined by ',' are the array's elements.
+   */
+  objectsJson: string[];
   commonPrefixes: string[];
   isTruncated: boolean;
   nextContinuationToken: string;
+}
+
+/**
+ * A piece of 64 objects is about 17 KB. A whole page in one string (266 KB) was a V8 large object,
+ * mapped and unmapped for every page: with faulting its memory in again and encoding it once more
+ * for the socket, that was 0.6–1 ms of the 5.2–5.8 ms of server CPU a PostgreSQL page took.
+ */
+const OBJECTS_PER_PIECE = 64;
+
+function inPieces(objects: string[]): string[] {
+  const pieces: string[] = [];
+  for (let i = 0; i < objects.length; i += OBJECTS_PER_PIECE) pieces.push(objects.slice(i, i + OBJECTS_PER_PIECE).join(','));
+  return pieces;
 }
 
 /** The smallest string above every string that starts with `prefix` (code-point order = UTF-8 byte order). */
@@ -124,7 +140,7 @@ export async function listByPath(core: Core, actor: Actor, q: ListQuery): Promis
   await ownPackage(core, actor, q.packageID);
   if (!q.isPrefix) {
     const rows = await exactly(core.db, q.packageID, q.path);
-    return { objectsJson: `[${rows.map(objectJson).join(',')}]`, commonPrefixes: [], isTruncated: false, nextContinuationToken: '' };
+    return { objectsJson: inPieces(rows.map(objectJson)), commonPrefixes: [], isTruncated: false, nextContinuationToken: '' };
   }
   const maxKeys = Math.min(q.maxKeys ?? MAX_KEYS, MAX_KEYS);
   const prefix = q.path;
@@ -158,5 +174,5 @@ export async function listByPath(core: Core, actor: Actor, q: ListQuery): Promis
       }
     }
   }
-  return { objectsJson: `[${objects.join(',')}]`, commonPrefixes, isTruncated, nextContinuationToken: isTruncated ? encodeToken({ op: '>=', key: next }) : '' };
+  return { objectsJson: inPieces(objects), commonPrefixes, isTruncated, nextContinuationToken: isTruncated ? encodeToken({ op: '>=', key: next }) : '' };
 }
