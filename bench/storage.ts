@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { createPgDatabase, postgresUnavailableReason } from '../test/helpers/databases.ts';
-import { cpuSecondsOf, loginToken, median, round, startYunji, type Proc } from './lib.ts';
+import { cpuSecondsOf, loginToken, median, ROOT, round, startYunji, type Proc } from './lib.ts';
 
 /**
  * Issue 3's data-plane targets, side by side with `cp` on the same disk:
@@ -14,6 +14,7 @@ import { cpuSecondsOf, loginToken, median, round, startYunji, type Proc } from '
 const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 1024);
 const SMALL_COUNT = Number(process.env.BENCH_SMALL_COUNT ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SPLICE_CLIENT = join(ROOT, 'bench', 'peers', 'splice-download.py');
 
 export async function setup(proc: Proc) {
   const token = await loginToken(proc.url);
@@ -37,9 +38,12 @@ export function curlUpload(url: string, token: string, packageID: number, source
 
 /**
  * The big object goes up and down with curl, a native client (as most users would send it), so
- * the two shared cores spend their time on the server, not on a JavaScript client. `cp` of the
- * same file is timed in each round just before, since its speed on this disk moves by 2× within an
- * hour; the ratios are the medians of the rounds' (`BENCH_ROUNDS`, default 3).
+ * the two shared cores spend their time on the server, not on a JavaScript client. Each round
+ * also downloads it with bench/peers/splice-download.py, whose writes to the file are kernel
+ * copies like cp's (curl's own small writes cost it more than the whole of cp here), and lets curl
+ * copy the file with no server at all (`curlAloneRatio`: the most a curl download could reach).
+ * `cp` of the same file is timed in each round just before, since its speed on this disk moves by
+ * 2× within an hour; the ratios are the medians of the rounds' (`BENCH_ROUNDS`, default 3).
  */
 async function bigObject(dir: string) {
   const source = join(dir, 'big.bin');
@@ -56,9 +60,22 @@ async function bigObject(dir: string) {
   try {
     const { token, packageID } = await setup(yunji);
     const auth = ['--header', `authorization: Bearer ${token}`];
-    const rounds: { cpMiBps: number; uploadMiBps: number; downloadMiBps: number; uploadRatio: number; downloadRatio: number; uploadServerCpuS: number; downloadServerCpuS: number }[] = [];
+    // The array's type follows its pushes.
+    const rounds = [];
     // The server's CPU time per transfer: a run where garbage collection went wrong shows here first.
     const serverCpu = () => cpuSecondsOf(yunji.child.pid);
+    const down = join(dir, 'down.bin');
+    /** One download into `down` by `client`, to the end of its writeback. */
+    const download = (client: () => unknown) => {
+      const started = performance.now();
+      const cpuBefore = serverCpu();
+      client();
+      execFileSync('sync');
+      const result = { seconds: seconds(started), serverCpuS: round(serverCpu() - cpuBefore) };
+      if (statSync(down).size !== bytes) throw new Error('downloaded size differs');
+      rmSync(down);
+      return result;
+    };
     for (let r = 0; r < ROUNDS; r++) {
       // New content each round (its first 8 bytes), so every upload stores a new object: the same
       // bytes again would only refresh the stored copy and never reach the disk.
@@ -75,34 +92,37 @@ async function bigObject(dir: string) {
       const cpSeconds = seconds(t);
       rmSync(join(dir, 'copy.bin'));
       t = performance.now();
-      let cpu = serverCpu();
+      const cpu = serverCpu();
       const { objectID, fileHash } = curlUpload(yunji.url, token, packageID, source);
       execFileSync('sync');
       const upSeconds = seconds(t);
       const uploadServerCpuS = round(serverCpu() - cpu);
       if (fileHash !== `Full${expected}`) throw new Error(`fileHash ${fileHash} is not the source's SHA-256`);
-      t = performance.now();
-      cpu = serverCpu();
-      curl([...auth, '--output', join(dir, 'down.bin'), `${yunji.url}/v1/object/download?objectID=${objectID}`]);
-      execFileSync('sync');
-      const downSeconds = seconds(t);
-      const downloadServerCpuS = round(serverCpu() - cpu);
-      if (statSync(join(dir, 'down.bin')).size !== bytes) throw new Error('downloaded size differs');
-      rmSync(join(dir, 'down.bin'));
+      const url = `${yunji.url}/v1/object/download?objectID=${objectID}`;
+      const withCurl = download(() => curl([...auth, '--output', down, url]));
+      const withSplice = download(() => execFileSync('python3', [SPLICE_CLIENT, url, token, down]));
+      // curl copying the stored file itself, with no server: the most a curl download can reach.
+      const curlAlone = download(() => curl(['--output', down, `file://${source}`]));
       rounds.push({
         cpMiBps: round(mib / cpSeconds, 1),
         uploadMiBps: round(mib / upSeconds, 1),
-        downloadMiBps: round(mib / downSeconds, 1),
+        downloadMiBps: round(mib / withCurl.seconds, 1),
+        spliceDownloadMiBps: round(mib / withSplice.seconds, 1),
         uploadRatio: round(cpSeconds / upSeconds),
-        downloadRatio: round(cpSeconds / downSeconds),
+        downloadRatio: round(cpSeconds / withCurl.seconds),
+        spliceDownloadRatio: round(cpSeconds / withSplice.seconds),
+        curlAloneRatio: round(cpSeconds / curlAlone.seconds),
         uploadServerCpuS,
-        downloadServerCpuS,
+        downloadServerCpuS: withCurl.serverCpuS,
+        spliceDownloadServerCpuS: withSplice.serverCpuS,
       });
     }
     return {
       mib,
       uploadRatio: median(rounds.map((r) => r.uploadRatio)),
       downloadRatio: median(rounds.map((r) => r.downloadRatio)),
+      spliceDownloadRatio: median(rounds.map((r) => r.spliceDownloadRatio)),
+      curlAloneRatio: median(rounds.map((r) => r.curlAloneRatio)),
       rounds,
       serverPeakRssMiB: yunji.peakRssMiB(),
     };
