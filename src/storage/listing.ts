@@ -119,7 +119,7 @@ function walk(db: Db, packageId: number, from: string, upper: string | undefined
       ), w.step + 1
       from walk w where w.path is not null and w.step < ${limit}
     )
-    select w.path as walked, ${sql.join(objectJsonColumns(db))}
+    select w.path as walked, ${sql.join(objectJsonColumns())}
     from walk w left join objects o on o.package_id = ${packageId} and o.path = case when ${position}(${rest}, '/') = 0 then w.path end
     where w.path is not null
     order by w.step`;
