@@ -64,14 +64,18 @@ async function bigObject(dir: string) {
     const rounds = [];
     // The server's CPU time per transfer: a run where garbage collection went wrong shows here first.
     const serverCpu = () => cpuSecondsOf(yunji.child.pid);
-    const down = join(dir, 'down.bin');
-    /** One download into `down` by `client`, to the end of its writeback. */
-    const download = (client: () => unknown) => {
+    /** Runs `transfer` to the end of its writeback: its result, seconds and the server's CPU seconds. */
+    const timed = <T>(transfer: () => T) => {
       const started = performance.now();
       const cpuBefore = serverCpu();
-      client();
+      const value = transfer();
       execFileSync('sync');
-      const result = { seconds: seconds(started), serverCpuS: round(serverCpu() - cpuBefore) };
+      return { value, seconds: seconds(started), serverCpuS: round(serverCpu() - cpuBefore) };
+    };
+    const down = join(dir, 'down.bin');
+    /** One download into `down` by `client`. */
+    const download = (client: () => unknown) => {
+      const result = timed(client);
       if (statSync(down).size !== bytes) throw new Error('downloaded size differs');
       rmSync(down);
       return result;
@@ -86,17 +90,10 @@ async function bigObject(dir: string) {
       closeSync(out);
       execFileSync('sync');
       const expected = execFileSync('sha256sum', [source]).toString().slice(0, 64).toUpperCase();
-      let t = performance.now();
-      execFileSync('cp', [source, join(dir, 'copy.bin')]);
-      execFileSync('sync');
-      const cpSeconds = seconds(t);
+      const cpSeconds = timed(() => execFileSync('cp', [source, join(dir, 'copy.bin')])).seconds;
       rmSync(join(dir, 'copy.bin'));
-      t = performance.now();
-      const cpu = serverCpu();
-      const { objectID, fileHash } = curlUpload(yunji.url, token, packageID, source);
-      execFileSync('sync');
-      const upSeconds = seconds(t);
-      const uploadServerCpuS = round(serverCpu() - cpu);
+      const upload = timed(() => curlUpload(yunji.url, token, packageID, source));
+      const { objectID, fileHash } = upload.value;
       if (fileHash !== `Full${expected}`) throw new Error(`fileHash ${fileHash} is not the source's SHA-256`);
       const url = `${yunji.url}/v1/object/download?objectID=${objectID}`;
       const withCurl = download(() => curl([...auth, '--output', down, url]));
@@ -105,14 +102,14 @@ async function bigObject(dir: string) {
       const curlAlone = download(() => curl(['--output', down, `file://${source}`]));
       rounds.push({
         cpMiBps: round(mib / cpSeconds, 1),
-        uploadMiBps: round(mib / upSeconds, 1),
+        uploadMiBps: round(mib / upload.seconds, 1),
         downloadMiBps: round(mib / withCurl.seconds, 1),
         spliceDownloadMiBps: round(mib / withSplice.seconds, 1),
-        uploadRatio: round(cpSeconds / upSeconds),
+        uploadRatio: round(cpSeconds / upload.seconds),
         downloadRatio: round(cpSeconds / withCurl.seconds),
         spliceDownloadRatio: round(cpSeconds / withSplice.seconds),
         curlAloneRatio: round(cpSeconds / curlAlone.seconds),
-        uploadServerCpuS,
+        uploadServerCpuS: upload.serverCpuS,
         downloadServerCpuS: withCurl.serverCpuS,
         spliceDownloadServerCpuS: withSplice.serverCpuS,
       });
