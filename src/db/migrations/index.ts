@@ -11,6 +11,7 @@ import * as syncSources from './0009_sync_sources.ts';
 import * as workspaces from './0010_workspaces.ts';
 import * as s3ObjectTimes from './0011_s3_object_times.ts';
 import * as workspaceFilesNext from './0012_workspace_files_next.ts';
+import * as oneObjectPathIndex from './0013_one_object_path_index.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   '0010_workspaces': workspaces,
   '0011_s3_object_times': s3ObjectTimes,
   '0012_workspace_files_next': workspaceFilesNext,
+  '0013_one_object_path_index': oneObjectPathIndex,
 };
