@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { createPgDatabase, postgresUnavailableReason } from '../test/helpers/databases.ts';
-import { cpuSecondsOf, loginToken, median, ROOT, round, startYunji, type Proc } from './lib.ts';
+import { cpuSecondsOf, loginToken, median, ROOT, round, startYunji, stopChild, type Proc } from './lib.ts';
 
 /**
  * Issue 3's data-plane targets, side by side with `cp` on the same disk:
@@ -15,6 +15,7 @@ const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 1024);
 const SMALL_COUNT = Number(process.env.BENCH_SMALL_COUNT ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SPLICE_CLIENT = join(ROOT, 'bench', 'peers', 'splice-download.py');
+const SENDFILE_SERVER = join(ROOT, 'bench', 'peers', 'sendfile-server.py');
 
 export async function setup(proc: Proc) {
   const token = await loginToken(proc.url);
@@ -36,12 +37,25 @@ export function curlUpload(url: string, token: string, packageID: number, source
   return answer.data.uploadeds[0]!;
 }
 
+/** bench/peers/sendfile-server.py serving `file`, once it listens: its port and how to stop it. */
+async function startSendfileServer(file: string): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn('python3', [SENDFILE_SERVER, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`sendfile-server.py exited (${code}) before it listened`)));
+    child.stdout!.once('data', (line: Buffer) => resolve(Number(line.toString().trim())));
+  });
+  return { port, stop: () => stopChild(child) };
+}
+
 /**
  * The big object goes up and down with curl, a native client (as most users would send it), so
  * the two shared cores spend their time on the server, not on a JavaScript client. Each round
  * also downloads it with bench/peers/splice-download.py, whose writes to the file are kernel
  * copies like cp's (curl's own small writes cost it more than the whole of cp here), and lets curl
- * copy the file with no server at all (`curlAloneRatio`: the most a curl download could reach).
+ * copy the file with no server at all (`curlAloneRatio`), and download it from
+ * bench/peers/sendfile-server.py, a server that costs next to nothing (`curlFromSendfileServerRatio`:
+ * the most a curl download over HTTP could reach, whatever the server).
  * `cp` of the same file is timed in each round just before, since its speed on this disk moves by
  * 2× within an hour; the ratios are the medians of the rounds' (`BENCH_ROUNDS`, default 3).
  */
@@ -57,6 +71,8 @@ async function bigObject(dir: string) {
   const mib = bytes / 1048576;
 
   const yunji = await startYunji('', { YUNJI_DATA_DIR: join(dir, 'data') });
+  const sendfileServer = await startSendfileServer(source);
+  const sendfilePort = sendfileServer.port;
   try {
     const { token, packageID } = await setup(yunji);
     const auth = ['--header', `authorization: Bearer ${token}`];
@@ -100,6 +116,7 @@ async function bigObject(dir: string) {
       const withSplice = download(() => execFileSync('python3', [SPLICE_CLIENT, url, token, down]));
       // curl copying the stored file itself, with no server: the most a curl download can reach.
       const curlAlone = download(() => curl(['--output', down, `file://${source}`]));
+      const curlFromSendfile = download(() => curl(['--output', down, `http://127.0.0.1:${sendfilePort}/`]));
       rounds.push({
         cpMiBps: round(mib / cpSeconds, 1),
         uploadMiBps: round(mib / upload.seconds, 1),
@@ -109,6 +126,7 @@ async function bigObject(dir: string) {
         downloadRatio: round(cpSeconds / withCurl.seconds),
         spliceDownloadRatio: round(cpSeconds / withSplice.seconds),
         curlAloneRatio: round(cpSeconds / curlAlone.seconds),
+        curlFromSendfileServerRatio: round(cpSeconds / curlFromSendfile.seconds),
         uploadServerCpuS: upload.serverCpuS,
         downloadServerCpuS: withCurl.serverCpuS,
         spliceDownloadServerCpuS: withSplice.serverCpuS,
@@ -120,10 +138,12 @@ async function bigObject(dir: string) {
       downloadRatio: median(rounds.map((r) => r.downloadRatio)),
       spliceDownloadRatio: median(rounds.map((r) => r.spliceDownloadRatio)),
       curlAloneRatio: median(rounds.map((r) => r.curlAloneRatio)),
+      curlFromSendfileServerRatio: median(rounds.map((r) => r.curlFromSendfileServerRatio)),
       rounds,
       serverPeakRssMiB: yunji.peakRssMiB(),
     };
   } finally {
+    await sendfileServer.stop();
     await yunji.stop();
   }
 }
