@@ -7,7 +7,7 @@ import { migrations } from './migrations/index.ts';
 import { withNamedStatements } from './namedStatements.ts';
 import { pgDriver } from './pgDriver.ts';
 import { observeDatabase, WriteWatcher } from './observe.ts';
-import { usePointReader } from './prepared.ts';
+import { usePgPool, usePointReader } from './prepared.ts';
 import type { Database } from './schema.ts';
 
 export type { Database } from './schema.ts';
@@ -64,6 +64,7 @@ export function openDatabase(databaseUrl: string, dataDir: string): DatabaseHand
     const watcher = new WriteWatcher();
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withNamedStatements(pool) }), plugins: [watcher] });
     observeDatabase(db, watcher);
+    usePgPool(db, pool);
     const url = new URL(target);
     url.password = '';
     return { db, dialect, location: url.toString(), close: () => db.destroy() };

@@ -15,6 +15,9 @@ export function nameStatement(sql: string): void {
   if (!names.has(sql)) names.set(sql, `yunji_${names.size + 1}`);
 }
 
+/** The name a registered statement runs under (undefined for one not registered). */
+export const statementName = (sql: string): string | undefined => names.get(sql);
+
 /** The pool as Kysely sees it, with each client running registered statements by name. */
 export function withNamedStatements(pool: PG.Pool): PostgresPool {
   return {

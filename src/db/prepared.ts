@@ -1,7 +1,9 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
+import type PG from 'pg';
 import { dialectOf, type DialectName } from './dialect.ts';
-import { nameStatement } from './namedStatements.ts';
+import { nameStatement, statementName } from './namedStatements.ts';
+import { pgDriver } from './pgDriver.ts';
 
 /**
  * A read query built and compiled once per database, then run with new parameter values. Kysely
@@ -17,6 +19,13 @@ const pointReaders = new WeakMap<object, BetterSqlite3.Database>();
 
 export function usePointReader(db: object, reader: BetterSqlite3.Database): void {
   pointReaders.set(db, reader);
+}
+
+/** PostgreSQL: the pool under the Kysely instance, for `preparedEach` (which reads rows as they arrive). */
+const pools = new WeakMap<object, PG.Pool>();
+
+export function usePgPool(db: object, pool: PG.Pool): void {
+  pools.set(db, pool);
 }
 
 /** A query compiled with a marker for each argument, and which argument each parameter is (-1: a constant of the query). */
@@ -94,4 +103,68 @@ export function preparedWrite<DB, A extends unknown[], R>(build: (db: Kysely<DB>
     db.getExecutor().transformQuery(query.query, query.queryId);
     return db.executeQuery<R>({ ...query, parameters: bind(template, args) });
   };
+}
+
+/** One row as the statement's columns in order. */
+export type RowValues = unknown[];
+
+/**
+ * Like `prepared`, but each row goes to `onRow` as it arrives, as an array of the columns in
+ * order, and none is kept. Meant for reads of many rows that become bytes at once (a listing
+ * page): held until the last row, a page's 1,000 row objects and their strings were what every
+ * young-generation collection found alive and copied (1.3 MB each, 4–5 ms a collection on
+ * PostgreSQL, one every three pages), and then moved to the old generation for a full collection
+ * to find. An error thrown by `onRow` stops no query already sent: it rejects once the rows end.
+ */
+export function preparedEach<DB, A extends unknown[]>(build: (db: Kysely<DB>, ...args: A) => Compilable<unknown>) {
+  const compiled = new WeakMap<Kysely<DB>, Entry<unknown>>();
+  return async (db: Kysely<DB>, onRow: (row: RowValues) => void, ...args: A): Promise<void> => {
+    let entry = compiled.get(db);
+    if (!entry) {
+      const template = compileTemplate(build, db, args.length);
+      const statement = pointReaders.get(db)?.prepare(template.query.sql).raw(true);
+      entry = { ...template, statement, columns: [] };
+      compiled.set(db, entry);
+    }
+    const parameters = bind(entry, args);
+    if (entry.statement) {
+      for (const row of entry.statement.iterate(...parameters)) onRow(row as RowValues);
+      return;
+    }
+    const pool = pools.get(db);
+    if (!pool) throw new Error('preparedEach needs the SQLite point reader or the PostgreSQL pool of this database');
+    await eachPgRow(pool, entry.query.sql, parameters, onRow);
+  };
+}
+
+async function eachPgRow(pool: PG.Pool, text: string, values: unknown[], onRow: (row: RowValues) => void): Promise<void> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let thrown: unknown;
+      let failed = false;
+      // pg's types have rowMode only on client.query's config; its Query takes it as well.
+      const config: PG.QueryArrayConfig = { name: statementName(text), text, values, rowMode: 'array' };
+      const query = new (pgDriver().Query)(config as PG.QueryConfig);
+      query.on('row', (row: RowValues) => {
+        if (failed) return;
+        try {
+          onRow(row);
+        } catch (err) {
+          failed = true;
+          thrown = err;
+        }
+      });
+      query.on('end', () => (failed ? reject(thrown) : resolve()));
+      query.on('error', (err: Error) => {
+        // An error with no SQLSTATE is the connection's, not the statement's: that client goes.
+        if (!(err as { code?: unknown }).code) broken = err;
+        reject(err);
+      });
+      void client.query(query);
+    });
+  } finally {
+    client.release(broken);
+  }
 }

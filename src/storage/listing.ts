@@ -2,10 +2,11 @@ import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { sql, type Compilable } from 'kysely';
 import { dialectOf } from '../db/dialect.ts';
-import { prepared } from '../db/prepared.ts';
+import { preparedEach, type RowValues } from '../db/prepared.ts';
 import type { Db } from '../db/index.ts';
 import { badRequest } from '../errors.ts';
-import { objectJson, objectJsonColumns, objectJsonOfPackage, ownPackage, type ObjectJsonRow } from './objects.ts';
+import { JsonArrayBytes } from '../jsonBytes.ts';
+import { objectJson, objectJsonColumns, objectJsonOfPackage, ownPackage } from './objects.ts';
 
 export const MAX_KEYS = 1000;
 
@@ -19,28 +20,22 @@ export interface ListQuery {
 }
 
 export interface ListPage {
-  /**
-   * The page's objects, each a `StorageObject` written by `objectJson`, in pieces of up to
-   * `OBJECTS_PER_PIECE` joined by ','; the pieces joined by ',' are the array's elements.
-   */
-  objectsJson: string[];
+  /** The page's objects, each a `StorageObject` written by `objectJson`, as UTF-8 JSON joined by ',' (the array's elements). */
+  objectsJson: Buffer;
   commonPrefixes: string[];
   isTruncated: boolean;
   nextContinuationToken: string;
 }
 
-/**
- * A piece of 64 objects is about 17 KB. A whole page in one string (266 KB) was a V8 large object,
- * mapped and unmapped for every page: with faulting its memory in again and encoding it once more
- * for the socket, that was 0.6–1 ms of the 5.2–5.8 ms of server CPU a PostgreSQL page took.
- */
-const OBJECTS_PER_PIECE = 64;
+/** Room for a page's objects at first: most objects' JSON is under 320 bytes. */
+const BYTES_PER_OBJECT = 320;
 
-function inPieces(objects: string[]): string[] {
-  const pieces: string[] = [];
-  for (let i = 0; i < objects.length; i += OBJECTS_PER_PIECE) pieces.push(objects.slice(i, i + OBJECTS_PER_PIECE).join(','));
-  return pieces;
-}
+/** Where the columns of an `objectJsonColumns` row are, in the arrays `preparedEach` gives. */
+const PATH = 0;
+const HEAD = 1;
+const CREATED = 2;
+const UPDATED = 3;
+const jsonOfRow = (row: RowValues, at = 0) => objectJson(row[at + HEAD] as string, row[at + CREATED] as number, row[at + UPDATED] as number);
 
 /** The smallest string above every string that starts with `prefix` (code-point order = UTF-8 byte order). */
 export function prefixUpperBound(prefix: string): string | undefined {
@@ -81,16 +76,16 @@ function decodeToken(token: string): Cursor {
 }
 
 /** A page of objects from `from` on, in byte order (`upper` excluded); compiled once, as listings are the hot read. */
-const pageFrom = prepared((db: Db, packageId: number, from: string, limit: number) =>
+const pageFrom = preparedEach((db: Db, packageId: number, from: string, limit: number) =>
   objectJsonOfPackage(db, packageId).where('o.path', '>=', from).orderBy('o.path').limit(limit),
 );
-const pageBetween = prepared((db: Db, packageId: number, from: string, upper: string, limit: number) =>
+const pageBetween = preparedEach((db: Db, packageId: number, from: string, upper: string, limit: number) =>
   objectJsonOfPackage(db, packageId).where('o.path', '>=', from).where('o.path', '<', upper).orderBy('o.path').limit(limit),
 );
-const exactly = prepared((db: Db, packageId: number, path: string) => objectJsonOfPackage(db, packageId).where('o.path', '=', path));
+const exactly = preparedEach((db: Db, packageId: number, path: string) => objectJsonOfPackage(db, packageId).where('o.path', '=', path));
 
-/** A step of the folded walk: the path walked to, and the object's row when that path is an object of this level (not a folded directory's first object). */
-type WalkRow = { walked: string } & (ObjectJsonRow | { [K in keyof ObjectJsonRow]: null });
+/** A step of the folded walk: the path walked to, then the object's `objectJsonColumns` when that path is an object of this level (nulls for a folded directory's first object). */
+const WALKED = 0;
 
 /**
  * The first `limit` entries at or after `from` under `prefix`, directories folded: one row per
@@ -100,13 +95,13 @@ type WalkRow = { walked: string } & (ObjectJsonRow | { [K in keyof ObjectJsonRow
  * joined to their rows (a directory's key is null, so it costs no index probe: as a join filter it
  * would cost one); the left join also keeps SQLite from scanning the package to meet the walk.
  */
-function walk(db: Db, packageId: number, from: string, upper: string | undefined, skip: number, limit: number): Compilable<WalkRow> {
+function walk(db: Db, packageId: number, from: string, upper: string | undefined, skip: number, limit: number): Compilable<unknown> {
   const pg = dialectOf(db) === 'postgres';
   const position = sql.raw(pg ? 'strpos' : 'instr');
   const nextChar = pg ? sql`chr(1)` : sql`char(1)`;
   const below = upper === undefined ? sql`` : sql`and o.path < ${upper}`;
   const rest = sql`substr(w.path, ${skip} + 1)`;
-  const query = sql<WalkRow>`
+  const query = sql`
     with recursive walk(path, step) as (
       select (select o.path from objects o where o.package_id = ${packageId} and o.path >= ${from} ${below} order by o.path limit 1), 1
       union all
@@ -126,8 +121,8 @@ function walk(db: Db, packageId: number, from: string, upper: string | undefined
   return { compile: () => query.compile(db) };
 }
 // `skip` is the prefix's length in characters, as substr counts them on both databases.
-const walkFrom = prepared((db: Db, packageId: number, from: string, skip: number, limit: number) => walk(db, packageId, from, undefined, skip, limit));
-const walkBetween = prepared((db: Db, packageId: number, from: string, upper: string, skip: number, limit: number) => walk(db, packageId, from, upper, skip, limit));
+const walkFrom = preparedEach((db: Db, packageId: number, from: string, skip: number, limit: number) => walk(db, packageId, from, undefined, skip, limit));
+const walkBetween = preparedEach((db: Db, packageId: number, from: string, upper: string, skip: number, limit: number) => walk(db, packageId, from, upper, skip, limit));
 
 /**
  * listByPath: one object by exact path, or every object under a prefix in byte order; with
@@ -139,40 +134,47 @@ export async function listByPath(core: Core, actor: Actor, q: ListQuery): Promis
   requireRole(actor, 'viewer');
   await ownPackage(core, actor, q.packageID);
   if (!q.isPrefix) {
-    const rows = await exactly(core.db, q.packageID, q.path);
-    return { objectsJson: inPieces(rows.map(objectJson)), commonPrefixes: [], isTruncated: false, nextContinuationToken: '' };
+    const objects = new JsonArrayBytes(BYTES_PER_OBJECT);
+    await exactly(core.db, (row) => objects.push(jsonOfRow(row)), q.packageID, q.path);
+    return { objectsJson: objects.bytes(), commonPrefixes: [], isTruncated: false, nextContinuationToken: '' };
   }
   const maxKeys = Math.min(q.maxKeys ?? MAX_KEYS, MAX_KEYS);
   const prefix = q.path;
   const upper = prefixUpperBound(prefix);
   // One lower bound, so the index range starts at the page and not at the prefix.
   const from = q.continuationToken ? byteMax(decodeToken(q.continuationToken).key, prefix) : prefix;
-  const objects: string[] = [];
+  // Each row becomes bytes as it arrives; the queries read one entry more than the page, to tell whether another page follows.
+  const objects = new JsonArrayBytes(maxKeys * BYTES_PER_OBJECT);
   const commonPrefixes: string[] = [];
-  let isTruncated: boolean;
+  let entries = 0;
   let next = ''; // where the next page starts, after the last entry of this one
   if (!q.noRecursive) {
-    const rows = upper === undefined ? await pageFrom(core.db, q.packageID, from, maxKeys + 1) : await pageBetween(core.db, q.packageID, from, upper, maxKeys + 1);
-    isTruncated = rows.length > maxKeys;
-    const count = Math.min(rows.length, maxKeys);
-    for (let i = 0; i < count; i++) objects.push(objectJson(rows[i]!));
-    if (count > 0) next = justAfter(rows[count - 1]!.path);
+    let last: string | undefined;
+    const onRow = (row: RowValues) => {
+      if (entries++ >= maxKeys) return;
+      objects.push(jsonOfRow(row));
+      last = row[PATH] as string;
+    };
+    if (upper === undefined) await pageFrom(core.db, onRow, q.packageID, from, maxKeys + 1);
+    else await pageBetween(core.db, onRow, q.packageID, from, upper, maxKeys + 1);
+    if (last !== undefined) next = justAfter(last);
   } else {
     const skip = [...prefix].length;
-    const rows = upper === undefined ? await walkFrom(core.db, q.packageID, from, skip, maxKeys + 1) : await walkBetween(core.db, q.packageID, from, upper, skip, maxKeys + 1);
-    isTruncated = rows.length > maxKeys;
-    const count = Math.min(rows.length, maxKeys);
-    for (let i = 0; i < count; i++) {
-      const row = rows[i]!;
-      if (row.head !== null) {
-        objects.push(objectJson(row));
-        next = justAfter(row.walked);
+    const onRow = (row: RowValues) => {
+      if (entries++ >= maxKeys) return;
+      const walked = row[WALKED] as string;
+      if (row[1 + HEAD] !== null) {
+        objects.push(jsonOfRow(row, 1));
+        next = justAfter(walked);
       } else {
-        const commonPrefix = row.walked.slice(0, row.walked.indexOf('/', prefix.length) + 1);
+        const commonPrefix = walked.slice(0, walked.indexOf('/', prefix.length) + 1);
         commonPrefixes.push(commonPrefix);
         next = pastDirectory(commonPrefix);
       }
-    }
+    };
+    if (upper === undefined) await walkFrom(core.db, onRow, q.packageID, from, skip, maxKeys + 1);
+    else await walkBetween(core.db, onRow, q.packageID, from, upper, skip, maxKeys + 1);
   }
-  return { objectsJson: inPieces(objects), commonPrefixes, isTruncated, nextContinuationToken: isTruncated ? encodeToken({ op: '>=', key: next }) : '' };
+  const isTruncated = entries > maxKeys;
+  return { objectsJson: objects.bytes(), commonPrefixes, isTruncated, nextContinuationToken: isTruncated ? encodeToken({ op: '>=', key: next }) : '' };
 }

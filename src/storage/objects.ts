@@ -53,12 +53,14 @@ export interface ObjectJsonRow {
   updated_at: number;
 }
 
+/** The columns of `ObjectJsonRow` in this order: path, head, created_at, updated_at. */
 export function objectJsonColumns() {
   const head = sql<string>`'{"objectID":' || o.id || ',"packageID":' || o.package_id || ',"path":"' || replace(o.path, '"', '\\"') || '","size":"' || o.size || '","fileHash":"Full' || o.hash || '","redundancy":{"type":"' || o.redundancy || '"},"createTime":"'`;
   return [sql.ref<string>('o.path').as('path'), head.as('head'), sql.ref<number>('o.created_at').as('created_at'), sql.ref<number>('o.updated_at').as('updated_at')] as const;
 }
 
-export const objectJson = (r: ObjectJsonRow): string => `${r.head}${iso(r.created_at)}","updateTime":"${iso(r.updated_at)}"}`;
+/** The JSON of an object from its row's `head`, `created_at` and `updated_at` (see `ObjectJsonRow`). */
+export const objectJson = (head: string, createdAt: number, updatedAt: number): string => `${head}${iso(createdAt)}","updateTime":"${iso(updatedAt)}"}`;
 
 /** Objects of one package as `ObjectJsonRow`s (the caller has checked the package is the actor's). */
 export function objectJsonOfPackage(db: Db, packageId: number) {

@@ -42,7 +42,7 @@ describe.each(kinds)('objectJson on %s', (kind) => {
     const rendered = await objectJsonOfPackage(rt.core.db, packageId).orderBy('o.path').execute();
     expect(rendered.map((r) => r.path)).toEqual(rows.map((r) => r.path));
     for (const [i, row] of rows.entries()) {
-      const parsed = JSON.parse(objectJson(rendered[i]!)) as unknown;
+      const parsed = JSON.parse(objectJson(rendered[i]!.head, rendered[i]!.created_at, rendered[i]!.updated_at)) as unknown;
       expect(parsed).toEqual(toStorageObject(row));
       // Same fields in the same order as the serializer writes them.
       expect(Object.keys(parsed as object)).toEqual(Object.keys(StorageObject.properties));

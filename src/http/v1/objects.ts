@@ -22,22 +22,12 @@ const MAX_FILES_PER_UPLOAD = 10_000;
 
 /**
  * A listing's envelope as the route's response schema has it, written here because the objects come
- * as JSON already (`objectJson`); a Buffer body is sent as it is, without the serializer. The
- * objects' pieces are written into the Buffer one by one: joined into one string first, the page
- * would be a V8 large object (see `ListPage.objectsJson`), and encoded again by the socket's write.
+ * as UTF-8 JSON already (`ListPage.objectsJson`); a Buffer body is sent as it is, without the
+ * serializer, and is not encoded again by the socket's write.
  */
 function listPageBody(page: ListPage): Buffer {
-  const parts = [
-    `{"code":"OK","message":"","data":{"nextContinuationToken":${JSON.stringify(page.nextContinuationToken)},"isTruncated":${page.isTruncated},"commonPrefixes":${JSON.stringify(page.commonPrefixes)},"objects":[`,
-  ];
-  page.objectsJson.forEach((piece, i) => (i === 0 ? parts.push(piece) : parts.push(',', piece)));
-  parts.push(']}}');
-  let length = 0;
-  for (const part of parts) length += Buffer.byteLength(part);
-  const body = Buffer.allocUnsafe(length);
-  let at = 0;
-  for (const part of parts) at += body.write(part, at);
-  return body;
+  const head = `{"code":"OK","message":"","data":{"nextContinuationToken":${JSON.stringify(page.nextContinuationToken)},"isTruncated":${page.isTruncated},"commonPrefixes":${JSON.stringify(page.commonPrefixes)},"objects":[`;
+  return Buffer.concat([Buffer.from(head), page.objectsJson, Buffer.from(']}}')]);
 }
 
 /** The request's multipart/form-data body, part by part (the caller closes it with `return()`). */
