@@ -69,16 +69,22 @@ function rowsOf<R>(statement: BetterSqlite3.Statement, columns: string[], parame
   return rows;
 }
 
+/** `build` compiled for `db` (once: kept in `compiled`), with its SQLite statement on the point reader where `db` has one. */
+function entryFor<DB, A extends unknown[], R>(compiled: WeakMap<Kysely<DB>, Entry<R>>, build: (db: Kysely<DB>, ...args: A) => Compilable<R>, db: Kysely<DB>, arity: number): Entry<R> {
+  let entry = compiled.get(db);
+  if (!entry) {
+    const template = compileTemplate(build, db, arity);
+    const statement = pointReaders.get(db)?.prepare(template.query.sql).raw(true);
+    entry = { ...template, statement, columns: statement?.columns().map((c) => c.name) ?? [] };
+    compiled.set(db, entry);
+  }
+  return entry;
+}
+
 export function prepared<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...args: A) => Compilable<R>) {
   const compiled = new WeakMap<Kysely<DB>, Entry<R>>();
   return async (db: Kysely<DB>, ...args: A): Promise<R[]> => {
-    let entry = compiled.get(db);
-    if (!entry) {
-      const template = compileTemplate(build, db, args.length);
-      const statement = pointReaders.get(db)?.prepare(template.query.sql).raw(true);
-      entry = { ...template, statement, columns: statement?.columns().map((c) => c.name) ?? [] };
-      compiled.set(db, entry);
-    }
+    const entry = entryFor(compiled, build, db, args.length);
     const parameters = bind(entry, args);
     if (entry.statement) return rowsOf<R>(entry.statement, entry.columns, parameters);
     return (await db.executeQuery<R>({ ...entry.query, parameters })).rows;
@@ -119,13 +125,7 @@ export type RowValues = unknown[];
 export function preparedEach<DB, A extends unknown[]>(build: (db: Kysely<DB>, ...args: A) => Compilable<unknown>) {
   const compiled = new WeakMap<Kysely<DB>, Entry<unknown>>();
   return async (db: Kysely<DB>, onRow: (row: RowValues) => void, ...args: A): Promise<void> => {
-    let entry = compiled.get(db);
-    if (!entry) {
-      const template = compileTemplate(build, db, args.length);
-      const statement = pointReaders.get(db)?.prepare(template.query.sql).raw(true);
-      entry = { ...template, statement, columns: [] };
-      compiled.set(db, entry);
-    }
+    const entry = entryFor(compiled, build, db, args.length);
     const parameters = bind(entry, args);
     if (entry.statement) {
       for (const row of entry.statement.iterate(...parameters)) onRow(row as RowValues);

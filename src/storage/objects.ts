@@ -46,23 +46,16 @@ export function toStorageObject(r: ObjectRow): StorageObject {
  * which costs PostgreSQL a third of what `to_json` did (a page of 1,000: 1.1–1.2 ms of execution
  * against 1.3–2.1 ms). The redundancy is one of the server's own words and needs no escaping.
  */
-export interface ObjectJsonRow {
-  path: string;
-  head: string;
-  created_at: number;
-  updated_at: number;
-}
-
-/** The columns of `ObjectJsonRow` in this order: path, head, created_at, updated_at. */
+/** The columns, in this order: path, head (the object's JSON up to its times), created_at, updated_at. */
 export function objectJsonColumns() {
   const head = sql<string>`'{"objectID":' || o.id || ',"packageID":' || o.package_id || ',"path":"' || replace(o.path, '"', '\\"') || '","size":"' || o.size || '","fileHash":"Full' || o.hash || '","redundancy":{"type":"' || o.redundancy || '"},"createTime":"'`;
   return [sql.ref<string>('o.path').as('path'), head.as('head'), sql.ref<number>('o.created_at').as('created_at'), sql.ref<number>('o.updated_at').as('updated_at')] as const;
 }
 
-/** The JSON of an object from its row's `head`, `created_at` and `updated_at` (see `ObjectJsonRow`). */
+/** The JSON of an object from the `head`, `created_at` and `updated_at` of its `objectJsonColumns`. */
 export const objectJson = (head: string, createdAt: number, updatedAt: number): string => `${head}${iso(createdAt)}","updateTime":"${iso(updatedAt)}"}`;
 
-/** Objects of one package as `ObjectJsonRow`s (the caller has checked the package is the actor's). */
+/** Objects of one package as `objectJsonColumns` rows (the caller has checked the package is the actor's). */
 export function objectJsonOfPackage(db: Db, packageId: number) {
   return db.selectFrom('objects as o').select(objectJsonColumns()).where('o.package_id', '=', packageId);
 }
