@@ -1,6 +1,6 @@
 // Small local file system work for src/spaces/fsThreads.ts, run on libuv's thread pool with plain
-// system calls: a batch of whole small-file writes, or the next page of a directory walk, is one
-// hand-off. Worker threads did the same in JavaScript, but each carried a V8 isolate of about
+// system calls: a batch of whole small-file writes, the next page of a directory walk, or the next
+// piece of a download sent from its file to its socket by sendfile(2), is one hand-off. Worker threads did the same in JavaScript, but each carried a V8 isolate of about
 // 9 MiB; here the work costs no memory beyond what it holds.
 //
 // Errors are reported as Node reports them (`code`, and a message such as
@@ -11,6 +11,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -566,6 +568,119 @@ napi_value WriteFiles(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------------------------------------
+// A file's bytes to a socket, in the kernel: no copy through user space, next to no CPU.
+
+struct Sending {
+  int socket = -1;  // a duplicate of the connection's descriptor, this work's own to close
+  int file = -1;
+  off_t position = 0;
+  size_t count = 0;
+  size_t sent = 0;
+  bool ended = false;  // the file ended before `count` bytes
+  Failure failure;
+  napi_ref callback = nullptr;
+  napi_async_work work = nullptr;
+};
+
+// How long a piece waits for a client that is not reading before it hands its thread back, so a
+// stalled client cannot hold one of the pool's few threads.
+constexpr int kWaitForClientMs = 50;
+
+void sendExecute(napi_env, void* data) {
+  auto* s = static_cast<Sending*>(data);
+  while (s->sent < s->count) {
+    ssize_t n = sendfile(s->socket, s->file, &s->position, s->count - s->sent);
+    if (n > 0) {
+      s->sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n == 0) {
+      s->ended = true;
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) {
+      s->failure = failureOf(errno, "sendfile", "socket");
+      break;
+    }
+    struct pollfd ready = {s->socket, POLLOUT, 0};
+    int r = poll(&ready, 1, kWaitForClientMs);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      s->failure = failureOf(errno, "poll", "socket");
+      break;
+    }
+    if (r == 0) break;
+    if ((ready.revents & POLLOUT) == 0) {
+      s->failure = failureOf(EPIPE, "poll", "socket");
+      break;
+    }
+  }
+  close(s->socket);
+  s->socket = -1;
+}
+
+void sendComplete(napi_env env, napi_status, void* data) {
+  auto* s = static_cast<Sending*>(data);
+  napi_value args[2];
+  napi_get_undefined(env, &args[0]);
+  napi_get_undefined(env, &args[1]);
+  if (s->failure.failed) {
+    args[0] = errorValue(env, s->failure);
+  } else {
+    napi_value value;
+    napi_create_object(env, &args[1]);
+    napi_create_double(env, static_cast<double>(s->sent), &value);
+    napi_set_named_property(env, args[1], "sent", value);
+    napi_get_boolean(env, s->ended, &value);
+    napi_set_named_property(env, args[1], "ended", value);
+  }
+  napi_ref callback = s->callback;
+  napi_delete_async_work(env, s->work);
+  delete s;
+  callBack(env, &callback, 2, args);
+}
+
+// sendFile(socketFd, fileFd, position, count, callback): sends up to `count` bytes of the file from
+// `position`; callback(error, {sent, ended}), with fewer bytes sent when the client stopped reading
+// for a while or the file ended. The socket is duplicated here, on the main thread while its
+// descriptor is surely open, so the pool thread never writes to a number reused meanwhile.
+napi_value SendFile(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  int32_t socket = -1, file = -1;
+  double position = -1, count = -1;
+  napi_valuetype type = napi_undefined;
+  bool ok = argc == 5 && napi_get_value_int32(env, argv[0], &socket) == napi_ok && napi_get_value_int32(env, argv[1], &file) == napi_ok &&
+            napi_get_value_double(env, argv[2], &position) == napi_ok && napi_get_value_double(env, argv[3], &count) == napi_ok &&
+            napi_typeof(env, argv[4], &type) == napi_ok && type == napi_function;
+  if (!ok || socket < 0 || file < 0 || !(position >= 0 && position < 9007199254740992.0) || !(count >= 0 && count < 9007199254740992.0)) {
+    napi_throw_type_error(env, nullptr, "sendFile(socketFd, fileFd, position, count, callback)");
+    return nullptr;
+  }
+  int copy = fcntl(socket, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    napi_throw(env, errorValue(env, failureOf(errno, "dup", "socket")));
+    return nullptr;
+  }
+  auto* s = new Sending();
+  s->socket = copy;
+  s->file = file;
+  s->position = static_cast<off_t>(position);
+  s->count = static_cast<size_t>(count);
+  if (napi_create_reference(env, argv[4], 1, &s->callback) != napi_ok ||
+      queueWork(env, "yunji:sendFile", sendExecute, sendComplete, s, &s->work) != napi_ok) {
+    if (s->callback != nullptr) napi_delete_reference(env, s->callback);
+    close(copy);
+    delete s;
+    napi_throw_error(env, nullptr, "sendFile: could not queue the work");
+    return nullptr;
+  }
+  return nullptr;
+}
+
 void walkFinalize(napi_env, void* data, void*) { delete static_cast<Walk*>(data); }
 
 // walkOpen(dir, key, skip, emptyDirs): a walk, started by its first walkNext.
@@ -694,6 +809,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"walkOpen", nullptr, WalkOpen, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"walkNext", nullptr, WalkNext, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"walkStop", nullptr, WalkStop, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sendFile", nullptr, SendFile, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
   return exports;

@@ -39,6 +39,28 @@ function shardFiles(dataDir: string): string[] {
   return out;
 }
 
+/** A download that stops reading after its first bytes until `resume()`; `body` is all it got. */
+function pausedReader(url: string, token: string) {
+  let resume = () => {};
+  let pausedNow = () => {};
+  const paused = new Promise<void>((resolve) => (pausedNow = resolve));
+  const body = new Promise<Buffer>((resolve, reject) => {
+    const req = get(url, { headers: { authorization: `Bearer ${token}` } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (part: Buffer) => parts.push(part));
+      res.once('data', () => {
+        res.pause();
+        resume = () => res.resume();
+        pausedNow();
+      });
+      res.once('end', () => resolve(Buffer.concat(parts)));
+      res.once('error', reject);
+    });
+    req.once('error', reject);
+  });
+  return { paused, body, resume: () => resume() };
+}
+
 describe.each(kinds)('/v1 objects on %s', (kind) => {
   let server: RunningServer;
   let token: string;
@@ -147,6 +169,25 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
     await waitForOutput(server, /download cut short/);
     expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).status).toBe(200);
     expect((await admin.post('/v1/object/delete', { objectIDs: [obj.objectID] })).status).toBe(200);
+  });
+
+  it('serves clients that stop reading for a while, and goes on serving others meanwhile', async () => {
+    const content = randomBytes(24 * 1024 * 1024 + 7);
+    const obj = (await upload(uploadForm({ packageID }, [['slow/reader.bin', content]]))).body.data.uploadeds[0];
+    const url = `${server.url}/v1/object/download?objectID=${obj.objectID}`;
+    // More paused clients than libuv has pool threads: were each to hold one while it waits, the
+    // uploads and downloads below could not run.
+    const readers = Array.from({ length: 6 }, () => pausedReader(url, token));
+    await Promise.all(readers.map((r) => r.paused));
+    await new Promise((r) => setTimeout(r, 1500));
+    for (let i = 0; i < 3; i++) {
+      const small = randomBytes(5000);
+      const up = await upload(uploadForm({ packageID }, [[`slow/meanwhile-${i}.bin`, small]]));
+      expect(up.status).toBe(200);
+      expect((await download(`objectID=${up.body.data.uploadeds[0].objectID}`)).bytes.equals(small)).toBe(true);
+    }
+    for (const reader of readers) reader.resume();
+    for (const body of await Promise.all(readers.map((r) => r.body))) expect([body.length, sha(body)]).toEqual([content.length, sha(content)]);
   });
 
   it('keeps the stored copy when a streamed upload brings the same bytes again, its time made new', async () => {
