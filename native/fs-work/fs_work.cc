@@ -1,7 +1,8 @@
 // Small local file system work for src/spaces/fsThreads.ts, run on libuv's thread pool with plain
 // system calls: a batch of whole small-file writes, the next page of a directory walk, or the next
-// piece of a download sent from its file to its socket by sendfile(2), is one hand-off. Worker threads did the same in JavaScript, but each carried a V8 isolate of about
-// 9 MiB; here the work costs no memory beyond what it holds.
+// piece of a download sent from its file to its socket by sendfile(2), is one hand-off. Worker
+// threads did the first two in JavaScript, but each carried a V8 isolate of about 9 MiB; here the
+// work costs no memory beyond what it holds.
 //
 // Errors are reported as Node reports them (`code`, and a message such as
 // "ENOENT: no such file or directory, open '/x'"), so callers treat them alike.

@@ -50,11 +50,11 @@ async function writeFileRange(res: ServerResponse, file: FileHandle, start: numb
     await writeThroughBuffers(res, file, start, end, closed);
     return;
   }
-  const buffered = await writeThroughBuffers(res, file, start, start + CHUNK, closed);
+  await writeThroughBuffers(res, file, start, start + CHUNK, closed);
   // Only once everything written through the response has reached the socket may bytes go to the
   // socket beside it; otherwise (never seen) the rest goes the same way as the first megabyte.
-  if (res.socket && res.socket.writableLength > 0) await writeThroughBuffers(res, file, buffered, end, closed);
-  else await writeBySendfile(res, file, buffered, end, closed);
+  if (res.socket && res.socket.writableLength > 0) await writeThroughBuffers(res, file, start + CHUNK, end, closed);
+  else await writeBySendfile(res, file, start + CHUNK, end, closed);
 }
 
 /** The connection's descriptor, when the bytes on it are the body as sent (plain TCP, not TLS). */
@@ -65,8 +65,8 @@ function socketFd(res: ServerResponse): number | undefined {
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
-/** Writes `[position, end)` of the file through the response; resolves with where it stopped (`end`). */
-async function writeThroughBuffers(res: ServerResponse, file: FileHandle, position: number, end: number, closed: Promise<void>): Promise<number> {
+/** Writes `[position, end)` of the file through the response. */
+async function writeThroughBuffers(res: ServerResponse, file: FileHandle, position: number, end: number, closed: Promise<void>): Promise<void> {
   const size = Math.min(CHUNK, end - position);
   const buffers = end - position > CHUNK ? [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)] : [Buffer.allocUnsafeSlow(size)];
   const writes: Promise<void>[] = [];
@@ -93,8 +93,6 @@ async function writeThroughBuffers(res: ServerResponse, file: FileHandle, positi
   }
   await Promise.all(writes);
   if (failure) throw failure;
-  if (res.destroyed) throw new Error('the client went away');
-  return end;
 }
 
 /** Sends `[position, end)` of the file to the response's socket in pieces, waiting longer each time a client does not read. */

@@ -5,11 +5,11 @@ import { createRequire } from 'node:module';
  * module (native/fs-work) with plain system calls: a batch of small files written whole (each opened
  * as a partial file, written or copied from another file, timed, closed and moved to its target), or
  * the next page of a directory walk with the size and time of each file, or the next piece of a
- * download sent from its file to its socket. The same steps as
- * asynchronous `fs` calls cost the main thread a thread-pool trip each (65–90 µs apiece on the 2-core
- * VM of docs/BENCHMARKS.md); made synchronously on the main thread they would stall every request
- * whenever the disk is slow, and a sync's two walks could not overlap. Worker threads did this in
- * JavaScript before, at about 9 MiB of memory each (docs/DECISIONS.md).
+ * download sent from its file to its socket. The same steps as asynchronous `fs` calls cost the main
+ * thread a thread-pool trip each (65–90 µs apiece on the 2-core VM of docs/BENCHMARKS.md); made
+ * synchronously on the main thread they would stall every request whenever the disk is slow, and a
+ * sync's two walks could not overlap. Worker threads did the writes and walks in JavaScript before,
+ * at about 9 MiB of memory each (docs/DECISIONS.md).
  */
 export interface SmallFile {
   /** A new name in the same file system as `target`, created exclusively. */
