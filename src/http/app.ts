@@ -71,6 +71,9 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
   });
   app.addHook('onSend', async (_request, reply) => {
     if (app.draining) reply.header('connection', 'close');
+    // How long the server took to make the answer, up to its first byte (W3C Server-Timing): it tells
+    // a slow answer of the server's own from time spent on the network or in the client.
+    reply.header('server-timing', `app;dur=${reply.elapsedTime.toFixed(2)}`);
   });
   const allowedMethods = trackRouteMethods(app);
   usePlatformErrors(app, allowedMethods);
