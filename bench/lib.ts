@@ -98,14 +98,14 @@ export const YUNJI_NODE_FLAGS = [
 
 /**
  * Yunji's real server, as `npm start` runs it (compiled once per bench run), on a fresh data dir
- * (SQLite) or the given PostgreSQL URL.
+ * (SQLite) or the given PostgreSQL URL; the data dir is made in `parentDir`.
  */
-export async function startYunji(databaseUrl = '', env: Record<string, string> = {}): Promise<Proc & { dataDir: string }> {
+export async function startYunji(databaseUrl = '', env: Record<string, string> = {}, parentDir = tmpdir()): Promise<Proc & { dataDir: string }> {
   if (!built) {
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
     built = true;
   }
-  const dataDir = mkdtempSync(join(tmpdir(), 'yunji-bench-'));
+  const dataDir = mkdtempSync(join(parentDir, 'yunji-bench-'));
   const port = await freePort();
   const proc = await startProcess(
     'bin/yunji.js',

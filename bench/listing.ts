@@ -62,10 +62,32 @@ function pageData(body: Buffer): { nextContinuationToken: string; isTruncated: b
   return { ...head.data, objects };
 }
 
-type Timings = { pages: number; p50: number; p99: number; max: number };
-const summary = (ms: number[]): Timings => {
-  const sorted = [...ms].sort((a, b) => a - b);
-  return { pages: ms.length, p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), max: round(sorted[sorted.length - 1]!) };
+/** The server's own time for an answer, from its `Server-Timing: app;dur=…` header. */
+function serverTimeOf(res: Response): number {
+  const m = /app;dur=([\d.]+)/.exec(res.headers.get('server-timing') ?? '');
+  if (!m) throw new Error('the answer has no Server-Timing header');
+  return Number(m[1]);
+}
+
+const sortedOf = (xs: number[]) => [...xs].sort((a, b) => a - b);
+
+type Timings = { pages: number; p50: number; p99: number; max: number; serverP50: number; serverP99: number };
+/**
+ * Latencies as the client saw them (the target's measure), and the server's own share of each
+ * (request read to first byte of the answer): where the two part, the time went to the machine's
+ * other processes, the network or the client.
+ */
+const summary = (pages: { ms: number; serverMs: number }[]): Timings => {
+  const client = sortedOf(pages.map((p) => p.ms));
+  const server = sortedOf(pages.map((p) => p.serverMs));
+  return {
+    pages: pages.length,
+    p50: round(percentile(client, 50)),
+    p99: round(percentile(client, 99)),
+    max: round(client[client.length - 1]!),
+    serverP50: round(percentile(server, 50)),
+    serverP99: round(percentile(server, 99)),
+  };
 };
 
 async function listingOn(databaseUrl: string) {
@@ -97,43 +119,44 @@ async function listingOn(databaseUrl: string) {
       const res = await fetch(`${yunji.url}/v1/object/listByPath?packageID=${packageID}&maxKeys=1000&${query}`, { headers: pageHeaders });
       const body = Buffer.from(await res.arrayBuffer());
       const ms = performance.now() - t;
+      const serverMs = serverTimeOf(res);
       const data = pageData(body);
       if (pagesRead++ % 50 === 0) {
         const whole = (JSON.parse(body.toString('utf8')) as { data: { objects: unknown[]; nextContinuationToken: string; commonPrefixes: string[] } }).data;
         if (whole.objects.length !== data.objects || whole.nextContinuationToken !== data.nextContinuationToken || whole.commonPrefixes.length !== data.commonPrefixes.length) throw new Error(`page ${query}: its JSON and its bytes disagree`);
       }
-      return { ms, data };
+      return { ms, serverMs, data };
     };
     // Warm up the server's caches the way a running server would have them.
     for (let i = 0; i < 20; i++) await page('path=&isPrefix=true');
 
     // 1. The whole package, page after page (1,000 pages of 1,000).
-    const whole: number[] = [];
+    const whole: { ms: number; serverMs: number }[] = [];
     let token2 = '';
     let listed = 0;
     do {
-      const { ms, data } = await page(`path=&isPrefix=true${token2 ? `&continuationToken=${encodeURIComponent(token2)}` : ''}`);
-      whole.push(ms);
+      const { data, ...times } = await page(`path=&isPrefix=true${token2 ? `&continuationToken=${encodeURIComponent(token2)}` : ''}`);
+      whole.push(times);
       listed += data.objects;
       token2 = data.isTruncated ? data.nextContinuationToken : '';
     } while (token2);
     if (listed !== OBJECTS) throw new Error(`listed ${listed} of ${OBJECTS}`);
 
     // 2. One folder's 1,000 files, for random folders.
-    const folders: number[] = [];
+    const folders: { ms: number; serverMs: number }[] = [];
     for (let i = 0; i < 300; i++) {
       const folder = `d${String(Math.floor(Math.random() * FOLDERS)).padStart(3, '0')}/`;
-      const { ms, data } = await page(`path=${folder}&isPrefix=true`);
+      const { data, ...times } = await page(`path=${folder}&isPrefix=true`);
       if (data.objects !== Math.min(1000, OBJECTS / FOLDERS)) throw new Error(`folder ${folder}: ${data.objects}`);
-      folders.push(ms);
+      folders.push(times);
     }
 
     // 3. The top level folded into commonPrefixes (1,000 folders in one page: one index seek per folder).
-    const top: number[] = [];
+    const top: { ms: number; serverMs: number }[] = [];
     for (let i = 0; i < 100; i++) {
-      const { ms, data } = await page('path=&isPrefix=true&noRecursive=true');
+      const { data, ...times } = await page('path=&isPrefix=true&noRecursive=true');
       if (data.commonPrefixes.length !== FOLDERS) throw new Error(`top level: ${data.commonPrefixes.length}`);
-      top.push(ms);
+      top.push(times);
     }
     return { objects: OBJECTS, seedSeconds, wholePackage: summary(whole), oneFolder: summary(folders), topLevelFolded: summary(top), serverPeakRssMiB: yunji.peakRssMiB() };
   } finally {
