@@ -43,11 +43,15 @@ describe.each(kinds)('process lifecycle on %s', (kind) => {
     const ready = await call(server.url, 'GET', '/readyz');
     expect(ready.status).toBe(200);
     expect(ready.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
-    // Each answer says how long the server itself took, errors too.
-    for (const res of [ready, await call(server.url, 'GET', '/v1/bucket/get?bucketID=1')]) {
+    // Each answer says how long the server itself took, errors too: never more than the client waited.
+    for (const path of ['/readyz', '/v1/bucket/get?bucketID=1']) {
+      const t = performance.now();
+      const res = await call(server.url, 'GET', path);
+      const waited = performance.now() - t;
       const timing = /^app;dur=(\d+\.\d{2})$/.exec(res.headers.get('server-timing') ?? '');
-      expect(timing, `server-timing of ${res.status}`).not.toBeNull();
-      expect(Number(timing![1])).toBeLessThan(60_000);
+      expect(timing, `server-timing of ${path}`).not.toBeNull();
+      expect(Number(timing![1])).toBeGreaterThan(0);
+      expect(Number(timing![1])).toBeLessThanOrEqual(waited);
     }
     // The request id reaches the log lines of that request.
     const id = 'trace-me-123';
