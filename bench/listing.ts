@@ -71,13 +71,16 @@ function serverTimeOf(res: Response): number {
 
 const sortedOf = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
+/** One page's time as the client saw it, and the server's own part of it. */
+type PageTime = { ms: number; serverMs: number };
+
 type Timings = { pages: number; p50: number; p99: number; max: number; serverP50: number; serverP99: number };
 /**
  * Latencies as the client saw them (the target's measure), and the server's own share of each
  * (request read to first byte of the answer): where the two part, the time went to the machine's
  * other processes, the network or the client.
  */
-const summary = (pages: { ms: number; serverMs: number }[]): Timings => {
+const summary = (pages: PageTime[]): Timings => {
   const client = sortedOf(pages.map((p) => p.ms));
   const server = sortedOf(pages.map((p) => p.serverMs));
   return {
@@ -131,7 +134,7 @@ async function listingOn(databaseUrl: string) {
     for (let i = 0; i < 20; i++) await page('path=&isPrefix=true');
 
     // 1. The whole package, page after page (1,000 pages of 1,000).
-    const whole: { ms: number; serverMs: number }[] = [];
+    const whole: PageTime[] = [];
     let token2 = '';
     let listed = 0;
     do {
@@ -143,7 +146,7 @@ async function listingOn(databaseUrl: string) {
     if (listed !== OBJECTS) throw new Error(`listed ${listed} of ${OBJECTS}`);
 
     // 2. One folder's 1,000 files, for random folders.
-    const folders: { ms: number; serverMs: number }[] = [];
+    const folders: PageTime[] = [];
     for (let i = 0; i < 300; i++) {
       const folder = `d${String(Math.floor(Math.random() * FOLDERS)).padStart(3, '0')}/`;
       const { data, ...times } = await page(`path=${folder}&isPrefix=true`);
@@ -152,7 +155,7 @@ async function listingOn(databaseUrl: string) {
     }
 
     // 3. The top level folded into commonPrefixes (1,000 folders in one page: one index seek per folder).
-    const top: { ms: number; serverMs: number }[] = [];
+    const top: PageTime[] = [];
     for (let i = 0; i < 100; i++) {
       const { data, ...times } = await page('path=&isPrefix=true&noRecursive=true');
       if (data.commonPrefixes.length !== FOLDERS) throw new Error(`top level: ${data.commonPrefixes.length}`);
