@@ -1,19 +1,20 @@
-import { CompiledQuery } from 'kysely';
 import type { Db } from './index.ts';
 
 /**
  * Group commit: small write transactions submitted while another group is committing run together
- * in the next transaction, each inside its own savepoint. A commit costs more than the few
- * statements of one upload (on SQLite the WAL append and its bookkeeping, on PostgreSQL a WAL
- * flush and a round trip), so many concurrent uploads share one.
+ * in the next transaction, one after another. A commit costs more than the few statements of one
+ * upload (on SQLite the WAL append and its bookkeeping, on PostgreSQL a WAL flush and a round
+ * trip), so many concurrent uploads share one.
  *
- * Each item keeps its own outcome: one that throws is rolled back to its savepoint and rejected
- * alone, the others commit. An item's promise settles only once the shared transaction has
- * committed, so a caller that was answered "done" is durable. If the shared transaction itself
- * fails (a deadlock, a lost connection), every item of the group is run again alone.
+ * Each item keeps its own outcome: when one throws, the shared transaction is rolled back and run
+ * again without it, and it is run alone (see `together`), so the others commit and it is rejected
+ * with its own error. An item may therefore run more than once, each run but the last rolled back.
+ * An item's promise settles only once the transaction that keeps it has committed, so a caller that
+ * was answered "done" is durable. If the shared commit itself fails (a deadlock, a lost
+ * connection), every item of the group is run again alone.
  *
- * Items must only talk to the database (no network or disk waits): the group holds the writer
- * while they run.
+ * Items must only talk to the database (no network or disk waits, nothing done outside the
+ * transaction): the group holds the writer while they run.
  */
 export type GroupWork<T> = (trx: Db) => Promise<T>;
 
@@ -22,11 +23,6 @@ interface Item {
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
-
-// Compiled once: built anew, each would cost more than SQLite takes to run it.
-const SAVEPOINT = CompiledQuery.raw('savepoint yunji_item');
-const RELEASE = CompiledQuery.raw('release savepoint yunji_item');
-const ROLLBACK = CompiledQuery.raw('rollback to savepoint yunji_item');
 
 /** Largest group: bounds how long one transaction holds the writer. */
 const MAX_GROUP = 256;
@@ -69,34 +65,37 @@ class Committer {
     }
   }
 
+  /**
+   * The group's items one after another in one transaction. An item that throws spoils the
+   * transaction (PostgreSQL refuses the rest of it; on SQLite its earlier statements would stay), so
+   * the whole is rolled back: the failed item is run again alone, for its own outcome, and the
+   * others together again without it. A savepoint around each item would keep the transaction, but
+   * costs two statements per item (two round trips on PostgreSQL), and items rarely fail.
+   */
   private async together(group: Item[]): Promise<void> {
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
+    const values: unknown[] = [];
+    let failed = -1;
     try {
       await this.db.transaction().execute(async (trx) => {
-        for (const item of group) {
-          await trx.executeQuery(SAVEPOINT);
-          try {
-            const value = await item.work(trx);
-            await trx.executeQuery(RELEASE);
-            outcomes.push({ ok: true, value });
-          } catch (err) {
-            await trx.executeQuery(ROLLBACK);
-            await trx.executeQuery(RELEASE);
-            outcomes.push({ ok: false, err });
-          }
+        for (const [i, item] of group.entries()) {
+          failed = i;
+          values.push(await item.work(trx));
         }
+        failed = -1;
       });
     } catch {
-      // The shared transaction failed as a whole: nothing of it is committed, so each item is
-      // retried on its own and keeps its own outcome.
-      for (const item of group) await this.alone(item);
+      if (failed < 0) {
+        // The commit itself failed: nothing of it is committed, and each item keeps its own outcome.
+        for (const item of group) await this.alone(item);
+        return;
+      }
+      await this.alone(group[failed]!);
+      const rest = group.filter((_, i) => i !== failed);
+      if (rest.length > 1) await this.together(rest);
+      else if (rest.length === 1) await this.alone(rest[0]!);
       return;
     }
-    group.forEach((item, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) item.resolve(outcome.value);
-      else item.reject(outcome.err);
-    });
+    group.forEach((item, i) => item.resolve(values[i]));
   }
 }
 

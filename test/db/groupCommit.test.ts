@@ -37,6 +37,29 @@ describe.each(kinds)('group commit on %s', (kind) => {
     for (const [i, name] of names.entries()) expect(await tenantNamed(name)).toHaveLength(i === 7 ? 0 : 1);
   });
 
+  it('several failing items in one group each fail alone, and every other item commits exactly once', async () => {
+    const names = Array.from({ length: 24 }, (_, i) => `gc-many-${kind}-${i}`);
+    const failing = new Set([0, 5, 6, 17, 23]);
+    const runs = new Map<number, number>();
+    const outcomes = await Promise.allSettled(
+      names.map((name, i) =>
+        inGroupCommit(rt.core.db, async (trx) => {
+          runs.set(i, (runs.get(i) ?? 0) + 1);
+          const row = await addTenant(name)(trx);
+          if (failing.has(i)) throw new Error(`item ${i} fails`);
+          return row.id;
+        }),
+      ),
+    );
+    for (const [i, outcome] of outcomes.entries()) {
+      if (failing.has(i)) expect(outcome).toMatchObject({ status: 'rejected', reason: { message: `item ${i} fails` } });
+      else expect(outcome.status).toBe('fulfilled');
+      expect(await tenantNamed(names[i]!)).toHaveLength(failing.has(i) ? 0 : 1);
+    }
+    // An item runs again only after a failure in its group: at most once per failing item, and once more for its own outcome.
+    for (const count of runs.values()) expect(count).toBeLessThanOrEqual(failing.size + 1);
+  });
+
   it('an item that breaks a constraint fails alone; the statement error reaches its caller', async () => {
     await inGroupCommit(rt.core.db, addTenant(`gc-${kind}-dup`));
     const outcomes = await Promise.allSettled([
