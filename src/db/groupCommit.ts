@@ -48,13 +48,17 @@ class Committer {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        const group = this.queue.splice(0, MAX_GROUP);
-        if (group.length === 1) await this.alone(group[0]!);
-        else await this.together(group);
+        await this.commit(this.queue.splice(0, MAX_GROUP));
       }
     } finally {
       this.running = false;
     }
+  }
+
+  /** A group of one needs no sharing; an empty one, nothing. */
+  private async commit(group: Item[]): Promise<void> {
+    if (group.length === 1) await this.alone(group[0]!);
+    else if (group.length > 1) await this.together(group);
   }
 
   private async alone(item: Item): Promise<void> {
@@ -90,9 +94,7 @@ class Committer {
         return;
       }
       await this.alone(group[failed]!);
-      const rest = group.filter((_, i) => i !== failed);
-      if (rest.length > 1) await this.together(rest);
-      else if (rest.length === 1) await this.alone(rest[0]!);
+      await this.commit(group.filter((_, i) => i !== failed));
       return;
     }
     group.forEach((item, i) => item.resolve(values[i]));
