@@ -16,6 +16,7 @@ const SMALL_COUNT = Number(process.env.BENCH_SMALL_COUNT ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SPLICE_CLIENT = join(ROOT, 'bench', 'peers', 'splice-download.py');
 const SENDFILE_SERVER = join(ROOT, 'bench', 'peers', 'sendfile-server.py');
+const RECEIVE_SERVER = join(ROOT, 'bench', 'peers', 'receive-server.py');
 
 export async function setup(proc: Proc) {
   const token = await loginToken(proc.url);
@@ -37,12 +38,12 @@ export function curlUpload(url: string, token: string, packageID: number, source
   return answer.data.uploadeds[0]!;
 }
 
-/** bench/peers/sendfile-server.py serving `file`, once it listens: its port and how to stop it. */
-async function startSendfileServer(file: string): Promise<{ port: number; stop: () => Promise<void> }> {
-  const child = spawn('python3', [SENDFILE_SERVER, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** A peer server of bench/peers (`script` with `arg`), once it listens: its port and how to stop it. */
+async function startPeerServer(script: string, arg: string): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn('python3', [script, arg], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`sendfile-server.py exited (${code}) before it listened`)));
+    child.once('exit', (code) => reject(new Error(`${script} exited (${code}) before it listened`)));
     child.stdout!.once('data', (line: Buffer) => resolve(Number(line.toString().trim())));
   });
   return { port, stop: () => stopChild(child) };
@@ -55,7 +56,10 @@ async function startSendfileServer(file: string): Promise<{ port: number; stop: 
  * copies like cp's (curl's own small writes cost it more than the whole of cp here), and lets curl
  * copy the file with no server at all (`curlAloneRatio`), and download it from
  * bench/peers/sendfile-server.py, a server that costs next to nothing (`curlFromSendfileServerRatio`:
- * the most a curl download over HTTP could reach, whatever the server).
+ * the most a curl download over HTTP could reach, whatever the server). Likewise each round uploads
+ * the file with curl to bench/peers/receive-server.py, which reads the body in 1 MiB pieces, writes
+ * it and hashes it on a second thread, and nothing else (`curlUploadToReceiverRatio`: about the most
+ * a curl upload that is stored and hashed could reach here).
  * `cp` of the same file is timed in each round just before, since its speed on this disk moves by
  * 2× within an hour; the ratios are the medians of the rounds' (`BENCH_ROUNDS`, default 3).
  */
@@ -71,8 +75,10 @@ async function bigObject(dir: string) {
   const mib = bytes / 1048576;
 
   const yunji = await startYunji('', { YUNJI_DATA_DIR: join(dir, 'data') });
-  const sendfileServer = await startSendfileServer(source);
+  const sendfileServer = await startPeerServer(SENDFILE_SERVER, source);
   const sendfilePort = sendfileServer.port;
+  const receiveDir = mkdtempSync(join(dir, 'received-'));
+  const receiveServer = await startPeerServer(RECEIVE_SERVER, receiveDir);
   try {
     const { token, packageID } = await setup(yunji);
     const auth = ['--header', `authorization: Bearer ${token}`];
@@ -111,6 +117,8 @@ async function bigObject(dir: string) {
       const upload = timed(() => curlUpload(yunji.url, token, packageID, source));
       const { objectID, fileHash } = upload.value;
       if (fileHash !== `Full${expected}`) throw new Error(`fileHash ${fileHash} is not the source's SHA-256`);
+      const toReceiver = timed(() => curl(['--header', 'Expect:', '--form-string', 'info={}', '--form', `files=@${source};filename=big.bin`, `http://127.0.0.1:${receiveServer.port}/`]));
+      if (!/^[0-9a-f]{64}$/.test(toReceiver.value) || statSync(join(receiveDir, 'received.bin')).size <= bytes) throw new Error('receive-server.py did not take the whole upload');
       const url = `${yunji.url}/v1/object/download?objectID=${objectID}`;
       const withCurl = download(() => curl([...auth, '--output', down, url]));
       const withSplice = download(() => execFileSync('python3', [SPLICE_CLIENT, url, token, down]));
@@ -123,6 +131,7 @@ async function bigObject(dir: string) {
         downloadMiBps: round(mib / withCurl.seconds, 1),
         spliceDownloadMiBps: round(mib / withSplice.seconds, 1),
         uploadRatio: round(cpSeconds / upload.seconds),
+        curlUploadToReceiverRatio: round(cpSeconds / toReceiver.seconds),
         downloadRatio: round(cpSeconds / withCurl.seconds),
         spliceDownloadRatio: round(cpSeconds / withSplice.seconds),
         curlAloneRatio: round(cpSeconds / curlAlone.seconds),
@@ -135,6 +144,7 @@ async function bigObject(dir: string) {
     return {
       mib,
       uploadRatio: median(rounds.map((r) => r.uploadRatio)),
+      curlUploadToReceiverRatio: median(rounds.map((r) => r.curlUploadToReceiverRatio)),
       downloadRatio: median(rounds.map((r) => r.downloadRatio)),
       spliceDownloadRatio: median(rounds.map((r) => r.spliceDownloadRatio)),
       curlAloneRatio: median(rounds.map((r) => r.curlAloneRatio)),
@@ -143,6 +153,7 @@ async function bigObject(dir: string) {
       serverPeakRssMiB: yunji.peakRssMiB(),
     };
   } finally {
+    await receiveServer.stop();
     await sendfileServer.stop();
     await yunji.stop();
   }
