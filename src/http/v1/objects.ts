@@ -10,6 +10,7 @@ import { Nullable } from '../../schema.ts';
 import { schemaProblem } from '../../validation.ts';
 import { sendFileBody } from '../fileBody.ts';
 import { formBoundary, FormReader } from '../formReader.ts';
+import { takeBody } from '../socketBody.ts';
 import { actorOf } from '../auth.ts';
 import type { Actor } from '../../accounts/actor.ts';
 import { assertOwnUserId, V1, v1, V1Error, v1ErrorBody, v1ErrorResponses } from './envelope.ts';
@@ -31,10 +32,13 @@ function listPageBody(page: ListPage): Buffer {
 }
 
 /** The request's multipart/form-data body, part by part (the caller closes it with `return()`). */
-function formOf(request: FastifyRequest, what: string): FormReader {
+function formOf(request: FastifyRequest, reply: FastifyReply, what: string): FormReader {
   const boundary = formBoundary(request.headers['content-type']);
   if (!boundary) throw badRequest(`send multipart/form-data with a boundary: ${what}`);
-  return new FormReader(request.raw, boundary, { parts: MAX_FILES_PER_UPLOAD + 1, fieldSize: 64 * 1024 });
+  const taken = takeBody(request.raw);
+  // Node's parser never sees a taken body, so the connection cannot carry another request.
+  if (taken) reply.header('connection', 'close');
+  return new FormReader(taken ?? request.raw, boundary, { parts: MAX_FILES_PER_UPLOAD + 1, fieldSize: 64 * 1024 });
 }
 
 /** The leading `info` field of a multipart request, parsed and checked against `schema`. */
@@ -129,9 +133,9 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         response: { 200: V1(Type.Object({ uploadeds: Type.Array(StorageObject) })), ...v1ErrorResponses },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const actor = actorOf(request);
-      const form = formOf(request, 'an info field, then files parts');
+      const form = formOf(request, reply, 'an info field, then files parts');
       try {
         const { packageID, affinity } = (await readInfo(form, UploadInfo, actor)) as { packageID: number; affinity?: number };
         const upload = await beginUpload(core, actor, packageID, affinity);
@@ -258,9 +262,9 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         response: { 200: V1(Type.Null()), ...v1ErrorResponses },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const actor = actorOf(request);
-      const form = formOf(request, 'an info field, then the file part');
+      const form = formOf(request, reply, 'an info field, then the file part');
       try {
         const info = (await readInfo(form, PartInfo, actor)) as { objectID: number; index: number };
         const next = await form.next();
