@@ -1,8 +1,8 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { FastifyReply } from 'fastify';
 import { sendFileToSocket } from '../spaces/fsThreads.ts';
+import { plainSocketFd } from './plainSocket.ts';
 
 /** Bytes read from the file per turn (and the most either of the two buffers holds). */
 const CHUNK = 1024 * 1024;
@@ -46,7 +46,7 @@ export function sendFileBody(reply: FastifyReply, file: FileHandle, start: numbe
 async function writeFileRange(res: ServerResponse, file: FileHandle, start: number, length: number): Promise<void> {
   const end = start + length;
   const closed = new Promise<void>((resolve) => res.once('close', resolve));
-  if (length <= CHUNK || socketFd(res) === undefined) {
+  if (length <= CHUNK || plainSocketFd(res.socket) === undefined) {
     await writeThroughBuffers(res, file, start, end, closed);
     return;
   }
@@ -55,14 +55,6 @@ async function writeFileRange(res: ServerResponse, file: FileHandle, start: numb
   // socket beside it; otherwise (never seen) the rest goes the same way as the first megabyte.
   if (res.socket && res.socket.writableLength > 0) await writeThroughBuffers(res, file, start + CHUNK, end, closed);
   else await writeBySendfile(res, file, start + CHUNK, end, closed);
-}
-
-/** The connection's descriptor, when the bytes on it are the body as sent (plain TCP, not TLS). */
-function socketFd(res: ServerResponse): number | undefined {
-  const socket = res.socket as (Socket & { encrypted?: boolean; _handle?: { fd?: unknown } }) | null;
-  if (!socket || socket.destroyed || socket.encrypted !== undefined) return undefined;
-  const fd = socket._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
 /** Writes `[position, end)` of the file through the response. */
@@ -99,8 +91,7 @@ async function writeThroughBuffers(res: ServerResponse, file: FileHandle, positi
 async function writeBySendfile(res: ServerResponse, file: FileHandle, position: number, end: number, closed: Promise<void>): Promise<void> {
   let wait = 0;
   while (position < end) {
-    // Looked up again for each piece: a closed connection's number may already name another file.
-    const fd = res.destroyed ? undefined : socketFd(res);
+    const fd = res.destroyed ? undefined : plainSocketFd(res.socket);
     if (fd === undefined) throw new Error('the client went away');
     const { sent, ended } = await sendFileToSocket(fd, file.fd, position, Math.min(SENDFILE_PIECE, end - position));
     position += sent;

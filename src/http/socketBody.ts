@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { receiveFromSocket } from '../spaces/fsThreads.ts';
+import { plainSocketFd, type PlainSocket } from './plainSocket.ts';
 
 /** Bodies with at least this many bytes still to come are taken from Node. */
 const MIN_TAKEN = 8 * 1024 * 1024;
@@ -11,9 +11,6 @@ const PIECE = 1024 * 1024;
 const STALLED_CLIENT_WAIT_MS = 200;
 /** A client that has sent nothing for this long is taken to be gone. */
 const IDLE_LIMIT_MS = 120_000;
-
-type TcpHandle = { fd?: unknown; readStop?: () => number; readStart?: () => number };
-type TcpSocket = Socket & { encrypted?: boolean; _handle?: TcpHandle | null };
 
 /**
  * The rest of a large request body, read from its socket a megabyte at a time on the thread pool
@@ -32,10 +29,9 @@ export function takeBody(req: IncomingMessage): Readable | undefined {
   const lengthHeader = req.headers['content-length'];
   if (lengthHeader === undefined || req.headers['transfer-encoding'] !== undefined || req.complete || req.readableDidRead) return undefined;
   const length = Number(lengthHeader);
-  const socket = req.socket as TcpSocket | null;
-  const handle = socket?._handle;
-  if (!Number.isSafeInteger(length) || !socket || socket.destroyed || socket.encrypted !== undefined || !handle) return undefined;
-  if (typeof handle.fd !== 'number' || handle.fd < 0 || typeof handle.readStop !== 'function') return undefined;
+  const socket = req.socket as PlainSocket;
+  const handle = socket._handle;
+  if (!Number.isSafeInteger(length) || plainSocketFd(socket) === undefined || typeof handle?.readStop !== 'function') return undefined;
   // What Node has read of the body so far waits in the request, unread.
   if (length - req.readableLength < MIN_TAKEN) return undefined;
   if (handle.readStop() !== 0) return undefined;
@@ -51,7 +47,7 @@ class SocketBody extends Readable {
   private wait = 0;
 
   constructor(
-    private readonly socket: TcpSocket,
+    private readonly socket: PlainSocket,
     private readonly start: Buffer[],
     private left: number,
   ) {
@@ -68,9 +64,8 @@ class SocketBody extends Readable {
       this.push(null);
       return;
     }
-    // Looked up again for each piece: a closed connection's number may already name another file.
-    const fd = this.socket.destroyed ? undefined : this.socket._handle?.fd;
-    if (typeof fd !== 'number' || fd < 0) {
+    const fd = plainSocketFd(this.socket);
+    if (fd === undefined) {
       this.destroy(new Error('the upload ended before its last byte'));
       return;
     }

@@ -166,9 +166,14 @@ export async function* walkDirectory(dir: string, key: string, skip: string, emp
  * does not keep a pool thread) or the file ended; rejects with the socket's error (its `code` kept).
  */
 export function sendFileToSocket(socketFd: number, fileFd: number, position: number, count: number): Promise<FileSent> {
+  return socketPiece((done) => fsWork.sendFile(socketFd, fileFd, position, count, done));
+}
+
+/** One piece of a socket transfer started by `start`, as a promise. */
+function socketPiece<T>(start: (done: (error: FsFailure | undefined, result: T | undefined) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => {
     try {
-      fsWork.sendFile(socketFd, fileFd, position, count, (error, result) => (error ? reject(errorOf(error)) : resolve(result!)));
+      start((error, result) => (error ? reject(errorOf(error)) : resolve(result!)));
     } catch (err) {
       // The socket could not be duplicated (no descriptors left): thrown as the file system's error.
       reject(err instanceof Error ? err : errorOf(err as FsFailure));
@@ -182,11 +187,5 @@ export function sendFileToSocket(socketFd: number, fileFd: number, position: num
  * pool thread) or closed its side; rejects with the socket's error (its `code` kept).
  */
 export function receiveFromSocket(socketFd: number, buffer: Buffer): Promise<SocketReceived> {
-  return new Promise((resolve, reject) => {
-    try {
-      fsWork.receive(socketFd, buffer, (error, result) => (error ? reject(errorOf(error)) : resolve(result!)));
-    } catch (err) {
-      reject(err instanceof Error ? err : errorOf(err as FsFailure));
-    }
-  });
+  return socketPiece((done) => fsWork.receive(socketFd, buffer, done));
 }
