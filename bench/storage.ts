@@ -13,7 +13,7 @@ import { cpuSecondsOf, loginToken, median, ROOT, round, startYunji, stopChild, t
  */
 const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 1024);
 const SMALL_COUNT = Number(process.env.BENCH_SMALL_COUNT ?? 10_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SPLICE_CLIENT = join(ROOT, 'bench', 'peers', 'splice-download.py');
 const SENDFILE_SERVER = join(ROOT, 'bench', 'peers', 'sendfile-server.py');
 const RECEIVE_SERVER = join(ROOT, 'bench', 'peers', 'receive-server.py');
@@ -49,6 +49,18 @@ async function startPeerServer(script: string, arg: string): Promise<{ port: num
   return { port, stop: () => stopChild(child) };
 }
 
+/** A file's SHA-256 in upper-case hex, as `fileHash` spells it after `Full`. */
+const sha256Of = (path: string) => execFileSync('sha256sum', [path]).toString().slice(0, 64).toUpperCase();
+
+type BigTransfer = 'upload' | 'curlUploadToReceiver' | 'download' | 'spliceDownload' | 'curlAlone' | 'curlFromSendfileServer';
+
+/** One round of the big object: every cp's seconds, each transfer's, and the server's CPU seconds for its own transfers. */
+interface BigObjectRound {
+  cpSeconds: number[];
+  seconds: Record<BigTransfer, number>;
+  serverCpuS: { upload: number; download: number; spliceDownload: number };
+}
+
 /**
  * The big object goes up and down with curl, a native client (as most users would send it), so
  * the two shared cores spend their time on the server, not on a JavaScript client. Each round
@@ -60,8 +72,9 @@ async function startPeerServer(script: string, arg: string): Promise<{ port: num
  * the file with curl to bench/peers/receive-server.py, which reads the body in 1 MiB pieces, writes
  * it and hashes it on a second thread, and nothing else (`curlUploadToReceiverRatio`: about the most
  * a curl upload that is stored and hashed could reach here).
- * `cp` of the same file is timed in each round just before, since its speed on this disk moves by
- * 2× within an hour; the ratios are the medians of the rounds' (`BENCH_ROUNDS`, default 3).
+ * `cp` of the same file is timed just before each of these transfers, since this disk's speed moves
+ * by 2× from minute to minute; each ratio is the median cp's time over the median transfer's, in
+ * `BENCH_ROUNDS` (default 5) rounds.
  */
 async function bigObject(dir: string) {
   const source = join(dir, 'big.bin');
@@ -82,23 +95,32 @@ async function bigObject(dir: string) {
   try {
     const { token, packageID } = await setup(yunji);
     const auth = ['--header', `authorization: Bearer ${token}`];
-    // The array's type follows its pushes.
-    const rounds = [];
+    const rounds: BigObjectRound[] = [];
     // The server's CPU time per transfer: a run where garbage collection went wrong shows here first.
     const serverCpu = () => cpuSecondsOf(yunji.child.pid);
-    /** Runs `transfer` to the end of its writeback: its result, seconds and the server's CPU seconds. */
-    const timed = <T>(transfer: () => T) => {
+    /**
+     * Runs `transfer` to the end of its writeback: its result, seconds and the server's CPU seconds.
+     * A client that times itself (`ownSeconds`) is counted from that, so its process's start is not
+     * taken for transfer time.
+     */
+    const timed = <T>(transfer: () => T, ownSeconds?: (value: T) => number) => {
       const started = performance.now();
       const cpuBefore = serverCpu();
       const value = transfer();
+      const transferred = performance.now();
       execFileSync('sync');
-      return { value, seconds: seconds(started), serverCpuS: round(serverCpu() - cpuBefore) };
+      const transferSeconds = ownSeconds ? ownSeconds(value) : (transferred - started) / 1000;
+      if (!(transferSeconds > 0)) throw new Error(`a transfer took ${transferSeconds} s`);
+      return { value, seconds: transferSeconds + seconds(transferred), serverCpuS: round(serverCpu() - cpuBefore) };
     };
     const down = join(dir, 'down.bin');
     /** One download into `down` by `client`. */
-    const download = (client: () => unknown) => {
-      const result = timed(client);
+    /** The source's SHA-256 this round; the first round's downloads are compared with it too (after their timing). */
+    let sourceHash = '';
+    const download = <T>(client: () => T, ownSeconds?: (value: T) => number) => {
+      const result = timed(client, ownSeconds);
       if (statSync(down).size !== bytes) throw new Error('downloaded size differs');
+      if (rounds.length === 0 && sha256Of(down) !== sourceHash) throw new Error('downloaded bytes differ');
       rmSync(down);
       return result;
     };
@@ -111,44 +133,62 @@ async function bigObject(dir: string) {
       writeSync(out, head, 0, 8, 0);
       closeSync(out);
       execFileSync('sync');
-      const expected = execFileSync('sha256sum', [source]).toString().slice(0, 64).toUpperCase();
-      const cpSeconds = timed(() => execFileSync('cp', [source, join(dir, 'copy.bin')])).seconds;
-      rmSync(join(dir, 'copy.bin'));
+      sourceHash = sha256Of(source);
+      /** `cp` of the source, timed; one runs before every transfer, so cp samples the disk as the transfers do. */
+      const cpSeconds: number[] = [];
+      const timeCp = () => {
+        const copy = join(dir, 'copy.bin');
+        cpSeconds.push(timed(() => execFileSync('cp', [source, copy])).seconds);
+        rmSync(copy);
+      };
+      timeCp();
       const upload = timed(() => curlUpload(yunji.url, token, packageID, source));
       const { objectID, fileHash } = upload.value;
-      if (fileHash !== `Full${expected}`) throw new Error(`fileHash ${fileHash} is not the source's SHA-256`);
+      if (fileHash !== `Full${sourceHash}`) throw new Error(`fileHash ${fileHash} is not the source's SHA-256`);
+      timeCp();
       const toReceiver = timed(() => curl(['--header', 'Expect:', '--form-string', 'info={}', '--form', `files=@${source};filename=big.bin`, `http://127.0.0.1:${receiveServer.port}/`]));
       if (!/^[0-9a-f]{64}$/.test(toReceiver.value) || statSync(join(receiveDir, 'received.bin')).size <= bytes) throw new Error('receive-server.py did not take the whole upload');
       const url = `${yunji.url}/v1/object/download?objectID=${objectID}`;
+      timeCp();
       const withCurl = download(() => curl([...auth, '--output', down, url]));
-      const withSplice = download(() => execFileSync('python3', [SPLICE_CLIENT, url, token, down]));
+      timeCp();
+      // Its seconds are its own (it prints them): the interpreter's start is not download time.
+      const withSplice = download(() => execFileSync('python3', [SPLICE_CLIENT, url, token, down]).toString(), Number);
+      timeCp();
       // curl copying the stored file itself, with no server: the most a curl download can reach.
       const curlAlone = download(() => curl(['--output', down, `file://${source}`]));
+      timeCp();
       const curlFromSendfile = download(() => curl(['--output', down, `http://127.0.0.1:${sendfilePort}/`]));
       rounds.push({
-        cpMiBps: round(mib / cpSeconds, 1),
-        uploadMiBps: round(mib / upload.seconds, 1),
-        downloadMiBps: round(mib / withCurl.seconds, 1),
-        spliceDownloadMiBps: round(mib / withSplice.seconds, 1),
-        uploadRatio: round(cpSeconds / upload.seconds),
-        curlUploadToReceiverRatio: round(cpSeconds / toReceiver.seconds),
-        downloadRatio: round(cpSeconds / withCurl.seconds),
-        spliceDownloadRatio: round(cpSeconds / withSplice.seconds),
-        curlAloneRatio: round(cpSeconds / curlAlone.seconds),
-        curlFromSendfileServerRatio: round(cpSeconds / curlFromSendfile.seconds),
-        uploadServerCpuS: upload.serverCpuS,
-        downloadServerCpuS: withCurl.serverCpuS,
-        spliceDownloadServerCpuS: withSplice.serverCpuS,
+        cpSeconds: cpSeconds.map((t) => round(t)),
+        seconds: {
+          upload: round(upload.seconds),
+          curlUploadToReceiver: round(toReceiver.seconds),
+          download: round(withCurl.seconds),
+          spliceDownload: round(withSplice.seconds),
+          curlAlone: round(curlAlone.seconds),
+          curlFromSendfileServer: round(curlFromSendfile.seconds),
+        },
+        serverCpuS: { upload: upload.serverCpuS, download: withCurl.serverCpuS, spliceDownload: withSplice.serverCpuS },
       });
     }
+    // Each ratio is the median cp's seconds over the median transfer's: with a cp before every
+    // transfer, both medians are taken over the same minutes of this disk, whose speed moves by 2×
+    // from one transfer to the next (docs/BENCHMARKS.md, 2026-12-06 10:25).
+    const cpMedian = median(rounds.flatMap((r) => r.cpSeconds));
+    const ratioOf = (kind: BigTransfer) => round(cpMedian / median(rounds.map((r) => r.seconds[kind])));
     return {
       mib,
-      uploadRatio: median(rounds.map((r) => r.uploadRatio)),
-      curlUploadToReceiverRatio: median(rounds.map((r) => r.curlUploadToReceiverRatio)),
-      downloadRatio: median(rounds.map((r) => r.downloadRatio)),
-      spliceDownloadRatio: median(rounds.map((r) => r.spliceDownloadRatio)),
-      curlAloneRatio: median(rounds.map((r) => r.curlAloneRatio)),
-      curlFromSendfileServerRatio: median(rounds.map((r) => r.curlFromSendfileServerRatio)),
+      cpMiBps: round(mib / cpMedian, 1),
+      uploadMiBps: round(mib / median(rounds.map((r) => r.seconds.upload)), 1),
+      downloadMiBps: round(mib / median(rounds.map((r) => r.seconds.download)), 1),
+      spliceDownloadMiBps: round(mib / median(rounds.map((r) => r.seconds.spliceDownload)), 1),
+      uploadRatio: ratioOf('upload'),
+      curlUploadToReceiverRatio: ratioOf('curlUploadToReceiver'),
+      downloadRatio: ratioOf('download'),
+      spliceDownloadRatio: ratioOf('spliceDownload'),
+      curlAloneRatio: ratioOf('curlAlone'),
+      curlFromSendfileServerRatio: ratioOf('curlFromSendfileServer'),
       rounds,
       serverPeakRssMiB: yunji.peakRssMiB(),
     };
