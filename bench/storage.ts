@@ -54,11 +54,11 @@ const sha256Of = (path: string) => execFileSync('sha256sum', [path]).toString().
 
 type BigTransfer = 'upload' | 'curlUploadToReceiver' | 'download' | 'spliceDownload' | 'curlAlone' | 'curlFromSendfileServer';
 
-/** One round of the big object: every cp's seconds, each transfer's, and the server's CPU seconds for its own transfers. */
+/** One round of the big object: every cp's seconds, each transfer's, and Yunji's CPU seconds during each (next to none in those it has no part in). */
 interface BigObjectRound {
   cpSeconds: number[];
   seconds: Record<BigTransfer, number>;
-  serverCpuS: { upload: number; download: number; spliceDownload: number };
+  serverCpuS: Record<BigTransfer, number>;
 }
 
 /**
@@ -73,8 +73,9 @@ interface BigObjectRound {
  * it and hashes it on a second thread, and nothing else (`curlUploadToReceiverRatio`: about the most
  * a curl upload that is stored and hashed could reach here).
  * `cp` of the same file is timed just before each of these transfers, since this disk's speed moves
- * by 2× from minute to minute; each ratio is the median cp's time over the median transfer's, in
- * `BENCH_ROUNDS` (default 5) rounds.
+ * by 2× from minute to minute, and each round starts the uploads and the downloads at a different
+ * one; each ratio is the median cp's time over the median transfer's, in `BENCH_ROUNDS` (default
+ * 5) rounds.
  */
 async function bigObject(dir: string) {
   const source = join(dir, 'big.bin');
@@ -141,36 +142,51 @@ async function bigObject(dir: string) {
         cpSeconds.push(timed(() => execFileSync('cp', [source, copy])).seconds);
         rmSync(copy);
       };
-      timeCp();
-      const upload = timed(() => curlUpload(yunji.url, token, packageID, source));
-      const { objectID, fileHash } = upload.value;
-      if (fileHash !== `Full${sourceHash}`) throw new Error(`fileHash ${fileHash} is not the source's SHA-256`);
-      timeCp();
-      const toReceiver = timed(() => curl(['--header', 'Expect:', '--form-string', 'info={}', '--form', `files=@${source};filename=big.bin`, `http://127.0.0.1:${receiveServer.port}/`]));
-      if (!/^[0-9a-f]{64}$/.test(toReceiver.value) || statSync(join(receiveDir, 'received.bin')).size <= bytes) throw new Error('receive-server.py did not take the whole upload');
+      const seconds = {} as Record<BigTransfer, number>;
+      const serverCpuS = {} as Record<BigTransfer, number>;
+      /**
+       * Runs `steps`, a cp before each, starting at a different one each round: what ran just
+       * before weighs on this disk, so no kind of transfer always follows the same one.
+       */
+      const turnByTurn = (steps: [BigTransfer, () => { seconds: number; serverCpuS: number }][]) => {
+        for (let i = 0; i < steps.length; i++) {
+          const [kind, step] = steps[(i + r) % steps.length]!;
+          timeCp();
+          const timing = step();
+          seconds[kind] = round(timing.seconds);
+          serverCpuS[kind] = timing.serverCpuS;
+        }
+      };
+      let objectID = 0;
+      turnByTurn([
+        [
+          'upload',
+          () => {
+            const upload = timed(() => curlUpload(yunji.url, token, packageID, source));
+            if (upload.value.fileHash !== `Full${sourceHash}`) throw new Error(`fileHash ${upload.value.fileHash} is not the source's SHA-256`);
+            objectID = upload.value.objectID;
+            return upload;
+          },
+        ],
+        [
+          'curlUploadToReceiver',
+          () => {
+            const toReceiver = timed(() => curl(['--header', 'Expect:', '--form-string', 'info={}', '--form', `files=@${source};filename=big.bin`, `http://127.0.0.1:${receiveServer.port}/`]));
+            if (!/^[0-9a-f]{64}$/.test(toReceiver.value) || statSync(join(receiveDir, 'received.bin')).size <= bytes) throw new Error('receive-server.py did not take the whole upload');
+            return toReceiver;
+          },
+        ],
+      ]);
       const url = `${yunji.url}/v1/object/download?objectID=${objectID}`;
-      timeCp();
-      const withCurl = download(() => curl([...auth, '--output', down, url]));
-      timeCp();
-      // Its seconds are its own (it prints them): the interpreter's start is not download time.
-      const withSplice = download(() => execFileSync('python3', [SPLICE_CLIENT, url, token, down]).toString(), Number);
-      timeCp();
-      // curl copying the stored file itself, with no server: the most a curl download can reach.
-      const curlAlone = download(() => curl(['--output', down, `file://${source}`]));
-      timeCp();
-      const curlFromSendfile = download(() => curl(['--output', down, `http://127.0.0.1:${sendfilePort}/`]));
-      rounds.push({
-        cpSeconds: cpSeconds.map((t) => round(t)),
-        seconds: {
-          upload: round(upload.seconds),
-          curlUploadToReceiver: round(toReceiver.seconds),
-          download: round(withCurl.seconds),
-          spliceDownload: round(withSplice.seconds),
-          curlAlone: round(curlAlone.seconds),
-          curlFromSendfileServer: round(curlFromSendfile.seconds),
-        },
-        serverCpuS: { upload: upload.serverCpuS, download: withCurl.serverCpuS, spliceDownload: withSplice.serverCpuS },
-      });
+      turnByTurn([
+        ['download', () => download(() => curl([...auth, '--output', down, url]))],
+        // Its seconds are its own (it prints them): the interpreter's start is not download time.
+        ['spliceDownload', () => download(() => execFileSync('python3', [SPLICE_CLIENT, url, token, down]).toString(), Number)],
+        // curl copying the stored file itself, with no server: the most a curl download can reach.
+        ['curlAlone', () => download(() => curl(['--output', down, `file://${source}`]))],
+        ['curlFromSendfileServer', () => download(() => curl(['--output', down, `http://127.0.0.1:${sendfilePort}/`]))],
+      ]);
+      rounds.push({ cpSeconds: cpSeconds.map((t) => round(t)), seconds, serverCpuS });
     }
     // Each ratio is the median cp's seconds over the median transfer's: with a cp before every
     // transfer, both medians are taken over the same minutes of this disk, whose speed moves by 2×
