@@ -115,9 +115,9 @@ async function bigObject(dir: string) {
       return { value, seconds: transferSeconds + seconds(transferred), serverCpuS: round(serverCpu() - cpuBefore) };
     };
     const down = join(dir, 'down.bin');
-    /** One download into `down` by `client`. */
     /** The source's SHA-256 this round; the first round's downloads are compared with it too (after their timing). */
     let sourceHash = '';
+    /** One download into `down` by `client`. */
     const download = <T>(client: () => T, ownSeconds?: (value: T) => number) => {
       const result = timed(client, ownSeconds);
       if (statSync(down).size !== bytes) throw new Error('downloaded size differs');
@@ -192,13 +192,15 @@ async function bigObject(dir: string) {
     // transfer, both medians are taken over the same minutes of this disk, whose speed moves by 2×
     // from one transfer to the next (docs/BENCHMARKS.md, 2026-12-06 10:25).
     const cpMedian = median(rounds.flatMap((r) => r.cpSeconds));
-    const ratioOf = (kind: BigTransfer) => round(cpMedian / median(rounds.map((r) => r.seconds[kind])));
+    const medianSeconds = (kind: BigTransfer) => median(rounds.map((r) => r.seconds[kind]));
+    const ratioOf = (kind: BigTransfer) => round(cpMedian / medianSeconds(kind));
+    const mibPerSecondOf = (kind: BigTransfer) => round(mib / medianSeconds(kind), 1);
     return {
       mib,
       cpMiBps: round(mib / cpMedian, 1),
-      uploadMiBps: round(mib / median(rounds.map((r) => r.seconds.upload)), 1),
-      downloadMiBps: round(mib / median(rounds.map((r) => r.seconds.download)), 1),
-      spliceDownloadMiBps: round(mib / median(rounds.map((r) => r.seconds.spliceDownload)), 1),
+      uploadMiBps: mibPerSecondOf('upload'),
+      downloadMiBps: mibPerSecondOf('download'),
+      spliceDownloadMiBps: mibPerSecondOf('spliceDownload'),
       uploadRatio: ratioOf('upload'),
       curlUploadToReceiverRatio: ratioOf('curlUploadToReceiver'),
       downloadRatio: ratioOf('download'),
