@@ -34,9 +34,9 @@ export const ConfigSchema = Type.Object(
       env: 'YUNJI_LOGIN_MAX_FAILURES',
       default: 10,
       minimum: 1,
-      description: 'Failed logins allowed per email within the window; a client address gets five times as many.',
+      description: 'Failed password checks (login, accepting an invitation) allowed per account within the window, then 429 until it ends; a client address gets five times as many.',
     }),
-    loginWindow: Type.Integer({ env: 'YUNJI_LOGIN_WINDOW', default: 900, minimum: 1, description: 'Throttling window for failed logins, in seconds.' }),
+    loginWindow: Type.Integer({ env: 'YUNJI_LOGIN_WINDOW', default: 900, minimum: 1, description: 'Throttling window for failed password checks, in seconds.' }),
     authCacheTtl: Type.Integer({
       env: 'YUNJI_AUTH_CACHE_TTL',
       default: 1000,

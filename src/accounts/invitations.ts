@@ -5,16 +5,18 @@ import { AppError, badRequest, conflict, forbidden, notFound, unauthorized } fro
 import { requireRole, type Actor } from './actor.ts';
 import { type AcceptInvitationRequest, type AuthSession, type InviteUserRequest, type UserInvitationResult } from './models.ts';
 import { iso } from '../time.ts';
-import { getMembership, getUserProfile, normalizeEmail } from './records.ts';
+import { checkPassword } from './passwords.ts';
+import { getMembership, getUserProfile, normalizeEmail, profileInTenant } from './records.ts';
 import { roleAtLeast, type UserRole } from './roles.ts';
 import { startSession } from './sessions.ts';
-import { hashPassword, newToken, TOKEN_PREFIX, tokenHash, verifyPassword } from './secrets.ts';
+import { hashPassword, newToken, TOKEN_PREFIX, tokenHash } from './secrets.ts';
 import { insertUser } from './users.ts';
 
 /**
  * Invites an email into the current tenant. An unknown email gets an account without a password;
  * a pending invitation is replaced (new token, new role). No mail is sent: the caller hands the
- * token to the invitee.
+ * token to the invitee. The answer is the same whether an account existed for the email or not
+ * (`created_user` says whether the email is new to this tenant).
  */
 export async function inviteUser(core: Core, actor: Actor, request: InviteUserRequest): Promise<UserInvitationResult> {
   requireRole(actor, 'admin');
@@ -25,13 +27,11 @@ export async function inviteUser(core: Core, actor: Actor, request: InviteUserRe
   const token = newToken(TOKEN_PREFIX.invitation);
   const now = Date.now();
   const expiresAt = now + core.config.invitationTtl * 1000;
-  let result: { userId: number; createdUser: boolean };
+  let result: { userId: number; newMember: boolean };
   try {
     result = await core.db.transaction().execute(async (trx) => {
       await lockTenant(trx, core.dialect, actor.tenantId);
-      let user = await trx.selectFrom('users').select(['id']).where('email', '=', email).executeTakeFirst();
-      const createdUser = !user;
-      user ??= await insertUser(trx, email, null);
+      const user = (await trx.selectFrom('users').select(['id']).where('email', '=', email).executeTakeFirst()) ?? (await insertUser(trx, email, null));
       const membership = await trx
         .selectFrom('memberships')
         .select(['id', 'status'])
@@ -64,7 +64,7 @@ export async function inviteUser(core: Core, actor: Actor, request: InviteUserRe
           accepted_at: null,
         })
         .execute();
-      return { userId: user.id, createdUser };
+      return { userId: user.id, newMember: !membership };
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw conflict(`${email} is being invited by another request; try again`);
@@ -72,32 +72,38 @@ export async function inviteUser(core: Core, actor: Actor, request: InviteUserRe
   }
   const [user, membership] = await Promise.all([getUserProfile(core.db, result.userId), getMembership(core.db, actor.tenantId, result.userId)]);
   if (!user || !membership) throw notFound('user');
-  return { user, membership, invitation_token: token, invitation_expires_at: iso(expiresAt), created_user: result.createdUser };
+  return { user: profileInTenant(user, membership), membership, invitation_token: token, invitation_expires_at: iso(expiresAt), created_user: result.newMember };
 }
 
 /**
  * Completes an invitation and logs the invitee in to the tenant. A new account must choose a
- * password here; an existing account proves itself with its password or its own session, so an
- * invitation token alone never grants access to somebody's existing account.
+ * password here; an existing account proves itself with its password (checked and throttled like a
+ * login) or with a session of that same user. An API key is not a login: it proves nothing here, so
+ * neither an invitation token nor a key is ever turned into a session of somebody's existing account.
  */
-export async function acceptInvitation(core: Core, request: AcceptInvitationRequest, actor?: Actor): Promise<AuthSession> {
+export async function acceptInvitation(core: Core, request: AcceptInvitationRequest, clientIp: string, actor?: Actor): Promise<AuthSession> {
   const invitation = await core.db
     .selectFrom('invitations as i')
     .innerJoin('users as u', 'u.id', 'i.user_id')
-    .select(['i.id', 'i.tenant_id', 'i.user_id', 'i.role', 'i.expires_at', 'i.accepted_at', 'u.password_hash'])
+    .select(['i.id', 'i.tenant_id', 'i.user_id', 'i.role', 'i.expires_at', 'i.accepted_at', 'u.email', 'u.password_hash'])
     .where('i.token_hash', '=', tokenHash(request.token))
     .executeTakeFirst();
   if (!invitation) throw notFound('invitation');
   if (invitation.accepted_at !== null) throw conflict('this invitation has already been used');
   if (invitation.expires_at <= Date.now()) throw new AppError('bad_request', 'this invitation has expired; ask for a new one');
 
+  // An existing account may prove itself with a session of its own (never an API key).
+  const provenBySession = invitation.password_hash !== null && actor?.kind === 'session' && actor.userId === invitation.user_id;
   let newPasswordHash: string | undefined;
-  if (invitation.password_hash === null) {
-    if (!request.password) throw badRequest('password is required to finish creating your account', 'password');
-    newPasswordHash = await hashPassword(request.password);
-  } else if (actor?.userId !== invitation.user_id) {
-    if (!request.password || !(await verifyPassword(request.password, invitation.password_hash))) {
-      throw unauthorized('this account already exists: give its password, or accept while logged in as it');
+  if (!provenBySession) {
+    // The same answer whether or not the account exists: the token's holder learns nothing from it.
+    if (!request.password) {
+      throw badRequest('password is required: a new account chooses it here, an existing one gives its own (or accepts while logged in as itself)', 'password');
+    }
+    if (invitation.password_hash === null) {
+      newPasswordHash = await hashPassword(request.password);
+    } else if (!(await checkPassword(core, invitation.email, { id: invitation.user_id, password_hash: invitation.password_hash }, request.password, clientIp))) {
+      throw unauthorized('wrong password for the invited account: give its password, or accept while logged in as it');
     }
   }
 

@@ -6,7 +6,7 @@ import { conflict, forbidden, notFound } from '../errors.ts';
 import { pageMeta, pageWindow, type Page, type PageQuery } from '../paging.ts';
 import { requireRole, type Actor } from './actor.ts';
 import type { TenantMember, UpdateMemberRequest } from './models.ts';
-import { getMembership, getUserProfile, memberUserProfile, membersWithUsers, toMembership } from './records.ts';
+import { getMembership, getUserProfile, memberUserProfile, membersWithUsers, profileInTenant, toMembership } from './records.ts';
 import { roleAtLeast, type UserRole } from './roles.ts';
 
 export async function listMembers(core: Core, actor: Actor, query: PageQuery): Promise<Page<TenantMember>> {
@@ -22,7 +22,10 @@ export async function listMembers(core: Core, actor: Actor, query: PageQuery): P
     .select((eb) => eb.fn.countAll<number>().as('total'))
     .where('tenant_id', '=', actor.tenantId)
     .executeTakeFirstOrThrow();
-  const items = rows.map((r) => ({ user: memberUserProfile(r), membership: toMembership(r) }));
+  const items = rows.map((r) => {
+    const membership = toMembership(r);
+    return { user: profileInTenant(memberUserProfile(r), membership), membership };
+  });
   return { items, meta: pageMeta(page, pageSize, Number(total)) };
 }
 
@@ -72,7 +75,7 @@ export async function updateMember(core: Core, actor: Actor, userId: number, cha
   });
   const [user, membership] = await Promise.all([getUserProfile(core.db, userId), getMembership(core.db, actor.tenantId, userId)]);
   if (!user || !membership) throw notFound('user');
-  return { user, membership };
+  return { user: profileInTenant(user, membership), membership };
 }
 
 /** Removes a user from the current tenant, with their sessions there, their keys and their pending invitations. */

@@ -77,7 +77,10 @@ export const UserInvitationResult = Type.Object(
     membership: TenantMembership,
     invitation_token: Type.String({ description: 'Give it to the invitee; it works once, until it expires.' }),
     invitation_expires_at: Time,
-    created_user: Type.Boolean({ description: 'True when the email had no account yet.' }),
+    created_user: Type.Boolean({
+      description:
+        "True when the invitation added the email to this tenant's users (a new pending member); false when it replaced a pending invitation. It never tells whether an account exists for the email elsewhere.",
+    }),
   },
   { title: 'UserInvitationResult' },
 );

@@ -11,6 +11,20 @@ export function toUserProfile(u: Pick<Selectable<UsersTable>, 'id' | 'email' | '
   return { id: u.id, email: u.email, display_name: u.display_name, created_at: iso(u.created_at), last_login_at: isoOrNull(u.last_login_at) };
 }
 
+/** The display name an account gets when nobody chose one: the email's local part. */
+export function defaultDisplayName(email: string): string {
+  return email.split('@')[0] || email;
+}
+
+/**
+ * A member's profile as their tenant shows it. Until an invitee accepts, the tenant sees only what
+ * it gave and what the invitation made, never whether (or since when, or as whom) an account exists.
+ */
+export function profileInTenant(profile: UserProfile, membership: TenantMembership): UserProfile {
+  if (membership.status !== 'invited') return profile;
+  return { id: profile.id, email: profile.email, display_name: defaultDisplayName(profile.email), created_at: membership.created_at, last_login_at: null };
+}
+
 export function toTenant(t: Pick<Selectable<TenantsTable>, 'id' | 'name' | 'project_key' | 'created_at'>): Tenant {
   return { id: t.id, name: t.name, project_key: t.project_key, created_at: iso(t.created_at) };
 }

@@ -8,8 +8,8 @@ import { type AuthSession } from './models.ts';
 import { iso } from '../time.ts';
 import { memberUserProfile, membersWithUsers, normalizeEmail, toMembership } from './records.ts';
 import type { UserRole } from './roles.ts';
-import { decoyPasswordHash, newToken, TOKEN_PREFIX, tokenHash, verifyPassword } from './secrets.ts';
-import { assertNotThrottled, clearFailures, loginThrottleKeys, recordFailure } from './throttle.ts';
+import { checkPassword } from './passwords.ts';
+import { newToken, TOKEN_PREFIX, tokenHash } from './secrets.ts';
 
 const INVALID_LOGIN = 'invalid email or password';
 
@@ -72,16 +72,9 @@ export async function startSession(core: Core, userId: number, tenantId: number,
 
 export async function login(core: Core, emailInput: string, password: string, clientIp: string): Promise<AuthSession> {
   const email = normalizeEmail(emailInput);
-  const throttle = loginThrottleKeys(core, email, clientIp);
-  await assertNotThrottled(core, throttle);
-
   const user = await core.db.selectFrom('users').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
-  const ok = await verifyPassword(password, user?.password_hash ?? (await decoyPasswordHash()));
-  if (!user || !user.password_hash || !ok) {
-    await recordFailure(core, throttle);
-    throw unauthorized(INVALID_LOGIN);
-  }
-  await clearFailures(core, `email:${email}`);
+  // An unknown email is throttled and checked (against a decoy) all the same, so it answers alike.
+  if (!(await checkPassword(core, email, user, password, clientIp)) || !user) throw unauthorized(INVALID_LOGIN);
 
   const home = await core.db
     .selectFrom('memberships')

@@ -1,6 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { normalizeEmail } from './records.ts';
+import { defaultDisplayName, normalizeEmail } from './records.ts';
 
 /** Inserts a user; `passwordHash` null means an invited user who has not chosen a password yet. */
 export async function insertUser(
@@ -15,7 +15,7 @@ export async function insertUser(
     .insertInto('users')
     .values({
       email: normalized,
-      display_name: displayName?.trim() || normalized.split('@')[0] || normalized,
+      display_name: displayName?.trim() || defaultDisplayName(normalized),
       password_hash: passwordHash,
       created_at: now,
       updated_at: now,

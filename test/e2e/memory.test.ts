@@ -19,7 +19,8 @@ describe.each(kinds)('server memory on %s', (kind) => {
     await server?.dispose();
   });
 
-  // Without the tuning, each of libuv's four threads keeps scrypt's 16 MiB once it has checked a password.
+  // scrypt takes 128 MiB per check; a thread that kept it would show at once. The hashing cost used
+  // to be 16 MiB, which glibc kept in each thread's arena unless native/malloc-tuning was loaded.
   it.skipIf(!tuned)('gives back what password checks allocate: logins on every thread leave RSS about where it was', async () => {
     await login(server.url);
     const before = rssMiB(server.proc.pid!);

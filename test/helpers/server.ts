@@ -65,7 +65,10 @@ export async function startServer(kind: DbKind, options: StartOptions = {}): Pro
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
 
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`server did not start within 30 s:\n${out}`)), 30_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL'); // never leave a server behind that the test no longer knows of
+      rej(new Error(`server did not start within 30 s:\n${out}`));
+    }, 30_000);
     const check = () => {
       const m = /yunji listening on (http:\/\/[^"\s]+)/.exec(out);
       if (m?.[1]) {

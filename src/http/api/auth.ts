@@ -18,7 +18,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
       schema: {
         tags,
         summary: 'Log in with email and password',
-        description: 'Wrong email and wrong password answer the same 401. Repeated failures are throttled (429 with Retry-After).',
+        description: 'Wrong email and wrong password answer the same 401. Repeated failures are throttled per account and per client address (429 with Retry-After).',
         body: LoginRequest,
         response: { 200: AuthSession, ...errorResponses },
       },
@@ -77,13 +77,13 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
         tags,
         summary: 'Accept an invitation and log in to its tenant',
         description:
-          'A new account sets its password here. An existing account gives its current password, or calls this while logged in as itself.',
+          'A new account sets its password here. An existing account gives its current password (throttled like login: 429 with Retry-After), or calls this with a session of its own; an API key never stands in for either.',
         body: AcceptInvitationRequest,
         response: { 200: AuthSession, ...errorResponses },
       },
     },
     async (request, reply) => {
-      const session = await acceptInvitation(core, request.body, request.actor ?? undefined);
+      const session = await acceptInvitation(core, request.body, request.ip, request.actor ?? undefined);
       setSessionCookie(reply, core, session);
       return session;
     },
