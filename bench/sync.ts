@@ -628,7 +628,7 @@ export async function syncBench(): Promise<Record<string, unknown>> {
     let srcSpaceID = 0;
     const space = (name: string, storage: Record<string, unknown>, credential?: Record<string, unknown>) => createSpace(client!, name, storage, credential);
     if (TOOLS.includes('yunji')) {
-      yunji = await startYunji('', { YUNJI_LOCAL_ROOTS: dir });
+      yunji = await startYunji('', { YUNJI_LOCAL_ROOTS: dir, YUNJI_OUTBOUND_ALLOW: '127.0.0.1' });
       client = await yunjiClient(yunji);
       srcSpaceID = await space('bench-src', { type: 'local', root: join(dir, 'src-space') });
     }

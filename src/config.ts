@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { outboundAllowProblem } from './outbound.ts';
 
 /**
  * Every setting, in one schema: the JSON file's shape, the environment variable that overrides it
@@ -114,13 +115,14 @@ export const ConfigSchema = Type.Object(
       minimum: 0,
       description: "Seconds between a request to delete a user's data and the deletion (it can be cancelled meanwhile).",
     }),
-    webhookAllowPrivate: Type.Boolean({
-      env: 'YUNJI_WEBHOOK_ALLOW_PRIVATE',
-      default: false,
-      description: 'Let webhooks reach loopback, private and link-local addresses (off: such hooks are refused).',
-    }),
     webhookTimeout: Type.Integer({ env: 'YUNJI_WEBHOOK_TIMEOUT', default: 10, minimum: 1, description: 'Seconds a webhook receiver has to answer.' }),
     sourceTimeout: Type.Integer({ env: 'YUNJI_SOURCE_TIMEOUT', default: 30, minimum: 1, description: 'Seconds an external data source (a manifest URL, a file it lists) has to answer before its sync fails.' }),
+    outboundAllow: Type.String({
+      env: 'YUNJI_OUTBOUND_ALLOW',
+      default: '',
+      description:
+        "Comma-separated host names, IP addresses and CIDRs that tenants' webhooks, sources and S3 endpoints may reach though loopback, private, link-local or reserved (`*`: any address). Empty: none.",
+    }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
   },
   { additionalProperties: false },
@@ -183,6 +185,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     throw new ConfigError(`${name}: ${first.message}${first.value !== undefined ? ` (got ${JSON.stringify(first.value)})` : ''}`);
   }
   const config = withDefaults as Config;
+  const allowProblem = outboundAllowProblem(config.outboundAllow);
+  if (allowProblem) throw new ConfigError(`YUNJI_OUTBOUND_ALLOW (outboundAllow): ${allowProblem}`);
   config.dataDir = resolve(cwd, config.dataDir);
   return config;
 }

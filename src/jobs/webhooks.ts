@@ -1,12 +1,11 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { BlockList, isIP, type LookupFunction } from 'node:net';
 import type { Kysely } from 'kysely';
 import type { Core } from '../core.ts';
 import type { Database } from '../db/schema.ts';
-import { badRequest, notFound } from '../errors.ts';
+import { notFound } from '../errors.ts';
+import { checkOutboundUrl, OutboundBlockedError, outboundPolicy, unreachable, type OutboundPolicy } from '../outbound.ts';
 import type { JobEvent } from './models.ts';
 import { eventName, isTask, platformJob, task } from './views.ts';
 
@@ -18,45 +17,10 @@ import { eventName, isTask, platformJob, task } from './views.ts';
  */
 
 const MAX_ATTEMPTS = 8;
-const MAX_URL = 2048;
 
-// Loopback, private, link-local (cloud metadata at 169.254.169.254), carrier-grade NAT, multicast, reserved.
-const PRIVATE = new BlockList();
-for (const [net, bits] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) PRIVATE.addSubnet(net, bits, 'ipv4');
-for (const [net, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96]] as const) PRIVATE.addSubnet(net, bits, 'ipv6');
-
-export function isPrivateAddress(address: string): boolean {
-  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-  if (v4) return PRIVATE.check(v4, 'ipv4');
-  const family = isIP(address);
-  if (family === 0) return true;
-  return PRIVATE.check(address, family === 4 ? 'ipv4' : 'ipv6');
-}
-
-/** A hook must be an http(s) URL whose host resolves only to public addresses (unless config allows private ones). */
-export async function checkHookUrl(core: Core, raw: string, field: string): Promise<URL> {
-  if (raw.length > MAX_URL) throw badRequest(`${field} is longer than ${MAX_URL} characters`, field);
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw badRequest(`${field} is not a URL`, field);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw badRequest(`${field} must be an http or https URL`, field);
-  if (core.config.webhookAllowPrivate) return url;
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  let addresses: string[];
-  try {
-    addresses = isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
-  } catch {
-    throw badRequest(`${field}: cannot resolve '${host}'`, field);
-  }
-  const blocked = addresses.find(isPrivateAddress);
-  if (blocked) throw badRequest(`${field}: '${host}' is a loopback, private or link-local address (${blocked}); hooks there are refused unless YUNJI_WEBHOOK_ALLOW_PRIVATE=1`, field);
-  return url;
+/** A hook must be an http(s) URL outbound requests may reach (src/outbound.ts). */
+export function checkHookUrl(core: Core, raw: string, field: string): Promise<URL> {
+  return checkOutboundUrl(outboundPolicy(core.config.outboundAllow), raw, field);
 }
 
 /** The tenant's webhook secret, made on first use. */
@@ -144,38 +108,27 @@ export async function jobDeliveries(core: Core, jobId: number) {
     .execute();
 }
 
-/** Connects only to addresses a hook may reach, also when DNS answers differently than at submit time. */
-export function guardedLookup(allowPrivate: boolean): LookupFunction {
-  return (hostname, options, callback) => {
-    lookup(hostname, { all: true, family: options.family as number | undefined }).then(
-      (addresses) => {
-        const usable = allowPrivate ? addresses : addresses.filter((a) => !isPrivateAddress(a.address));
-        if (usable.length === 0) return callback(new Error(`'${hostname}' resolves only to private addresses`), '', 4);
-        if (options.all) return (callback as unknown as (e: null, a: typeof usable) => void)(null, usable);
-        callback(null, usable[0]!.address, usable[0]!.family);
-      },
-      (err: NodeJS.ErrnoException) => callback(err, '', 4),
-    );
-  };
-}
-
-function post(url: string, body: string, headers: Record<string, string>, timeoutMs: number, allowPrivate: boolean): Promise<number> {
+/**
+ * POSTs `body` through the outbound guard; the receiver's status. A failure before an answer says
+ * only that the receiver is unreachable (or not allowed); a redirect is not followed.
+ */
+function post(policy: OutboundPolicy, url: string, body: string, headers: Record<string, string>, timeoutMs: number): Promise<number> {
   const target = new URL(url);
-  const host = target.hostname.replace(/^\[|\]$/g, '');
-  if (!allowPrivate && isIP(host) && isPrivateAddress(host)) return Promise.reject(new Error(`${host} is a private address`));
   const client = target.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
+    let answered = false;
     const req = client.request(
       target,
-      { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers }, lookup: guardedLookup(allowPrivate), timeout: timeoutMs },
+      { method: 'POST', agent: policy.sharedAgent(target.protocol), headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers }, timeout: timeoutMs },
       (res) => {
+        answered = true;
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
         res.on('error', reject);
       },
     );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
-    req.on('error', reject);
+    req.on('error', (err) => reject(answered || err instanceof OutboundBlockedError ? err : unreachable(`the receiver at ${target.origin}`, err)));
     req.end(body);
   });
 }
@@ -205,6 +158,7 @@ export async function deliverDue(core: Core, limit = 16): Promise<number> {
     .limit(limit)
     .execute();
   const timeoutMs = core.config.webhookTimeout * 1000;
+  const policy = outboundPolicy(core.config.outboundAllow);
   await Promise.all(
     due.map(async (d) => {
       const leased = await core.db
@@ -218,12 +172,14 @@ export async function deliverDue(core: Core, limit = 16): Promise<number> {
       const attempts = d.attempts + 1;
       let status = 0;
       let error: string | null = null;
+      let cause: unknown;
       try {
         const secret = await webhookSecret(core, d.tenant_id);
-        status = await post(d.url, d.payload, { 'x-yunji-signature': signature(secret, d.payload), 'user-agent': 'Yunji-Webhook/1' }, timeoutMs, core.config.webhookAllowPrivate);
+        status = await post(policy, d.url, d.payload, { 'x-yunji-signature': signature(secret, d.payload), 'user-agent': 'Yunji-Webhook/1' }, timeoutMs);
         if (status < 200 || status >= 300) error = `the receiver answered ${status}`;
       } catch (err) {
         error = (err as Error).message;
+        cause = (err as Error).cause ?? err;
       }
       const done = error === null;
       const giveUp = !done && attempts >= MAX_ATTEMPTS;
@@ -239,7 +195,8 @@ export async function deliverDue(core: Core, limit = 16): Promise<number> {
         })
         .where('id', '=', d.id)
         .execute();
-      if (!done) core.log.warn({ jobId: d.job_id, deliveryId: d.id, attempts, error }, giveUp ? 'webhook given up' : 'webhook failed; will retry');
+      // The operator's log keeps the cause the tenant is not told (refused, timed out...).
+      if (!done) core.log.warn({ jobId: d.job_id, deliveryId: d.id, attempts, error, cause: cause === undefined ? undefined : String(cause) }, giveUp ? 'webhook given up' : 'webhook failed; will retry');
     }),
   );
   return due.length;

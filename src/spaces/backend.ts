@@ -81,8 +81,9 @@ export class BackendError extends Error {
   constructor(
     message: string,
     readonly code: 'not_found' | 'denied' | 'unreachable' | 'failed' = 'failed',
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'BackendError';
   }
 }

@@ -16,6 +16,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { OutboundBlockedError, remoteCode, unreachable, type OutboundPolicy } from '../outbound.ts';
 import { readSmall } from '../streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type Put, type PutOptions } from './backend.ts';
 import { bareEtag, type KeptTimes, type WrittenObject } from './keptTimes.ts';
@@ -43,12 +44,16 @@ export class S3Backend implements Backend {
 
   constructor(
     private readonly location: S3Location,
+    /** Where requests may connect: every one goes through its agents. */
+    outbound: OutboundPolicy,
     /** Where the file times of what this writes are recorded, so that listings can give them. */
     private readonly times?: KeptTimes,
   ) {
     const key = { accessKeyId: location.accessKeyId, secretAccessKey: location.secretAccessKey, region: location.region || 'us-east-1' };
-    this.direct = location.endpoint && location.forcePathStyle ? new S3Direct(location.endpoint, location.bucket, key) : undefined;
+    this.direct = location.endpoint && location.forcePathStyle ? new S3Direct(location.endpoint, location.bucket, key, outbound) : undefined;
     this.client = new S3Client({
+      // The SDK makes its NodeHttpHandler of these options (and destroys the agents with the client).
+      requestHandler: { httpAgent: outbound.agent('http:', { keepAlive: true, maxSockets: 50 }), httpsAgent: outbound.agent('https:', { keepAlive: true, maxSockets: 50 }) },
       endpoint: location.endpoint || undefined,
       region: location.region || 'us-east-1',
       forcePathStyle: location.forcePathStyle,
@@ -294,22 +299,31 @@ function isMissingBucket(err: unknown): boolean {
   return err instanceof S3ServiceException && err.name === 'NoSuchBucket';
 }
 
-/** The service's reason, as a BackendError a user can act on. */
+// Errors of the connection, not of S3: refused, reset, timed out, not HTTP, TLS.
+const CONNECTION_CODE = /^(E(CONN|HOST|NET|AI_|NOTFOUND|PIPE|PROTO|TIMEDOUT|ADDR)|HPE_|ERR_(TLS|SSL|HTTP)_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED)/;
+
+/**
+ * The service's answer as a BackendError a user can act on: its error code and HTTP status, never
+ * its message (the remote body); a failed connection only as unreachable.
+ */
 function s3Error(err: unknown, key: string, backend: S3Backend): Error {
-  if (err instanceof BackendError) return err;
+  if (err instanceof BackendError || err instanceof OutboundBlockedError) return err;
   if (err instanceof S3ServiceException) {
     const status = err.$metadata.httpStatusCode;
-    const reason = `${err.name}${err.message && err.message !== err.name && err.message !== 'UnknownError' ? `: ${err.message}` : ''}`;
-    if (err.name === 'NoSuchBucket') return new BackendError(`${backend.describe()}: the bucket does not exist (${reason})`, 'not_found');
+    const reason = `${remoteCode(err.name)} (HTTP ${status ?? '?'})`;
+    if (err.name === 'NoSuchBucket') return new BackendError(`${backend.describe()}: the bucket does not exist: ${reason}`, 'not_found');
     if (err.name === 'NoSuchKey' || err.name === 'NotFound' || status === 404) return new BackendError(`'${key}' does not exist in ${backend.describe()}`, 'not_found');
     if (status === 401 || status === 403 || ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(err.name)) {
-      return new BackendError(`${backend.describe()} refused the credentials (${reason})`, 'denied');
+      return new BackendError(`${backend.describe()} refused the credentials: ${reason}`, 'denied');
     }
-    return new BackendError(`${backend.describe()} failed on '${key}' (${reason}, HTTP ${status ?? '?'})`, 'failed');
+    return new BackendError(`${backend.describe()} failed on '${key}': ${reason}`, 'failed');
   }
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH'].includes(code)) {
-    return new BackendError(`${backend.describe()} cannot be reached (${code})`, 'unreachable');
+  const { code, name } = err as NodeJS.ErrnoException;
+  if ((typeof code === 'string' && CONNECTION_CODE.test(code)) || name === 'TimeoutError') {
+    return new BackendError(unreachable(backend.describe()).message, 'unreachable', { cause: err });
   }
+  // An answer the SDK could not read: its message may quote the body.
+  const response = (err as { $response?: { statusCode?: number } }).$response;
+  if (response) return new BackendError(`${backend.describe()} did not answer as S3 does (HTTP ${response.statusCode ?? '?'})`, 'failed', { cause: err });
   return err as Error;
 }

@@ -1,6 +1,7 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createHash } from 'node:crypto';
+import { request as httpRequest, type Agent, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { OutboundPolicy } from '../outbound.ts';
 import { encodeKeyPath, signedHeaders, type SigningKey } from './sigv4.ts';
 
 /** What a HEAD of one object told. */
@@ -23,11 +24,11 @@ const TIMEOUT_MS = 30_000;
  * multipart uploader); see docs/BENCHMARKS.md. The caller keeps the SDK for everything else and
  * for any answer this does not understand (undefined here: a network error, a status it cannot
  * use). A 400 or 403 may be a refusal of this signing, so after one every request is left to the
- * caller.
+ * caller. It connects only where `outbound` allows, as the SDK's requests do.
  */
 export class S3Direct {
   private readonly base: URL;
-  private readonly agent: HttpAgent;
+  private readonly agent: Agent;
   private readonly transport: (options: RequestOptions, answer: (res: IncomingMessage) => void) => ReturnType<typeof httpRequest>;
   private refused = false;
 
@@ -35,11 +36,11 @@ export class S3Direct {
     endpoint: string,
     private readonly bucket: string,
     private readonly key: SigningKey,
+    outbound: OutboundPolicy,
   ) {
     this.base = new URL(endpoint);
-    const https = this.base.protocol === 'https:';
-    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 50 }) : new HttpAgent({ keepAlive: true, maxSockets: 50 });
-    this.transport = https ? httpsRequest : httpRequest;
+    this.agent = outbound.agent(this.base.protocol, { keepAlive: true, maxSockets: 50 });
+    this.transport = this.base.protocol === 'https:' ? httpsRequest : httpRequest;
   }
 
   /** The object's size, time and metadata; `missing` for a 404 (a HEAD's has no body to tell a missing bucket from a missing key). */

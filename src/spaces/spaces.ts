@@ -9,6 +9,7 @@ import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { inGroupCommit } from '../db/groupCommit.ts';
 import { backendFailed, badRequest, conflict, notFound } from '../errors.ts';
+import { checkOutboundUrl, outboundPolicy } from '../outbound.ts';
 import { BackendError, joinKey, type Backend } from './backend.ts';
 import type { CreateUserSpaceBody, S3Credential, StorageConfig, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from './models.ts';
 import { checkLocalRoot } from './roots.ts';
@@ -133,7 +134,7 @@ function handleOf(core: Core, row: SpaceRow): SpaceHandle {
   if (cached && cached.revision === row.revision) return cached;
   cached?.backend.close?.();
   const storage = JSON.parse(row.storage_json) as StorageConfig;
-  const backend = openBackend(storage, credentialOf(core, row), core.db);
+  const backend = openBackend(storage, credentialOf(core, row), outboundPolicy(core.config.outboundAllow), core.db);
   const handle: SpaceHandle = {
     id: row.id,
     tenantId: row.tenant_id,
@@ -231,11 +232,12 @@ export async function checkReadableDir(core: Core, tenantId: number, path: strin
   return checkLocalRoot(core, path, await otherTenantRoots(core, tenantId), field);
 }
 
-/** `storage` and `credential` checked for their type; a local root also against the allow-list. */
+/** `storage` and `credential` checked for their type; a local root also against the allow-list, an S3 endpoint against the outbound guard. */
 async function checkedStorage(core: Core, tenantId: number, storageInput: unknown, credentialInput: unknown) {
   const storage = checkStorage(storageInput);
   const credential = checkCredential(storage, credentialInput);
   if (!isS3(storage)) storage.root = await checkLocalRoot(core, storage.root, await otherTenantRoots(core, tenantId));
+  else if (storage.endpoint) await checkOutboundUrl(outboundPolicy(core.config.outboundAllow), storage.endpoint, 'storage.endpoint');
   return { storage, credential };
 }
 
@@ -342,7 +344,7 @@ export async function testSpace(core: Core, actor: Actor, body: TestUserSpaceBod
   requireRole(actor, 'admin');
   const { storage, credential } = await checkedStorage(core, actor.tenantId, body.storage, body.credential);
   const workingDir = checkSpacePath(body.workingDir ?? '', 'workingDir');
-  const backend = openBackend(storage, credential);
+  const backend = openBackend(storage, credential, outboundPolicy(core.config.outboundAllow));
   const key = joinKey(workingDir, `.yunji-probe-${randomUUID()}`);
   const probe = `yunji probe ${new Date().toISOString()}`;
   try {

@@ -7,6 +7,7 @@ import { LocalStorage, S3_TYPES, S3Credential, S3Storage, type StorageConfig } f
 import { LazyS3Backend } from './lazyS3Backend.ts';
 import { keptTimesIn, keptTimesLocation } from './keptTimes.ts';
 import type { Db } from '../db/index.ts';
+import type { OutboundPolicy } from '../outbound.ts';
 
 /**
  * A request's `storage` and `credential`, checked against the schema of their `type`, and the
@@ -49,8 +50,11 @@ export function checkCredential(storage: StorageConfig, input: unknown): S3Crede
   return credential;
 }
 
-/** With `db`, an S3 backend records the file times of what it writes there (see keptTimes.ts). */
-export function openBackend(storage: StorageConfig, credential: S3Credential | null, db?: Db): Backend {
+/**
+ * The backend of a space; an S3 one connects only where `outbound` allows (src/outbound.ts). With
+ * `db`, an S3 backend records the file times of what it writes there (see keptTimes.ts).
+ */
+export function openBackend(storage: StorageConfig, credential: S3Credential | null, outbound: OutboundPolicy, db?: Db): Backend {
   if (!isS3(storage)) return new LocalBackend(storage.root);
   const endpoint = storage.endpoint ?? '';
   const times = db ? keptTimesIn(db, keptTimesLocation(endpoint, storage.bucket)) : undefined;
@@ -61,7 +65,7 @@ export function openBackend(storage: StorageConfig, credential: S3Credential | n
     forcePathStyle: storage.forcePathStyle ?? storage.type === 'MinIO',
     accessKeyId: credential?.accessKeyId ?? '',
     secretAccessKey: credential?.secretAccessKey ?? '',
-  }, times);
+  }, outbound, times);
 }
 
 /** What responses show of a credential: everything but the secret. */

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { setImmediate } from 'node:timers/promises';
 import { AppError } from '../errors.ts';
 import { objectPathProblem } from '../storage/paths.ts';
+import type { OutboundPolicy } from '../outbound.ts';
 import { httpGet } from './httpGet.ts';
 import { compareUtf8, type SyncTree, type TreeEntry } from './tree.ts';
 
@@ -10,8 +11,8 @@ export const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
 export const MAX_MANIFEST_ENTRIES = 1_000_000;
 
 interface FetchSettings {
+  outbound: OutboundPolicy;
   timeoutMs: number;
-  allowPrivate: boolean;
   /** Sent with the manifest's request (an Authorization header, say), not with the files'. */
   headers?: Record<string, string>;
 }
@@ -36,24 +37,30 @@ function timeOf(value: unknown): number | undefined {
 
 /**
  * An `http_manifest` source: a JSON array (or `{files: [...]}`) of `{path, url, size?, sha256?,
- * etag?, mtime?}`, each `url` absolute or relative to the manifest's. What the manifest says
- * decides whether a file changed: its SHA-256, else its ETag, else size and time; an entry with
- * none of these is fetched every time (its bytes are stored once all the same).
+ * etag?, mtime?}`, each `url` absolute or relative to where the manifest was found (after
+ * redirects). What the manifest says decides whether a file changed: its SHA-256, else its ETag,
+ * else size and time; an entry with none of these is fetched every time (its bytes are stored
+ * once all the same).
  */
 export class ManifestTree implements SyncTree {
   private list: TreeEntry[] = [];
+  private base: URL;
 
   constructor(
     private readonly url: URL,
     private readonly settings: FetchSettings,
-  ) {}
+  ) {
+    this.base = url;
+  }
 
   /**
    * Reads and checks the manifest. Each entry that cannot be synced is told to `problem` as it is
    * found (none is kept here: a manifest may list a million of them).
    */
   async load(signal: AbortSignal, problem: (p: ManifestProblem) => void): Promise<void> {
-    const body = await httpGet(this.url, { ...this.settings, signal });
+    const { body, url: found } = await httpGet(this.url, { ...this.settings, signal });
+    // Its entries' relative URLs are relative to where it was found.
+    this.base = found;
     let chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of body) {
@@ -105,7 +112,7 @@ export class ManifestTree implements SyncTree {
     const pathProblem = objectPathProblem(path, 'path');
     if (pathProblem !== undefined) return pathProblem;
     if (typeof f.url !== 'string' || f.url.length === 0 || f.url.length > 8192) return "'url' must be a URL of at most 8192 characters";
-    const url = URL.parse(f.url, this.url.href);
+    const url = URL.parse(f.url, this.base.href);
     if (url === null) return `'url' is not a URL: '${f.url.slice(0, 200)}'`;
     if (f.size !== undefined && !(Number.isSafeInteger(f.size) && (f.size as number) >= 0)) return "'size' must be a whole number of bytes";
     if (f.sha256 !== undefined && !(typeof f.sha256 === 'string' && /^[0-9a-fA-F]{64}$/.test(f.sha256))) return "'sha256' must be 64 hex digits";
@@ -129,7 +136,7 @@ export class ManifestTree implements SyncTree {
   }
 
   read(entry: TreeEntry, signal: AbortSignal): Promise<Readable> {
-    return httpGet(new URL(entry.key), { timeoutMs: this.settings.timeoutMs, allowPrivate: this.settings.allowPrivate, signal });
+    return httpGet(new URL(entry.key), { outbound: this.settings.outbound, timeoutMs: this.settings.timeoutMs, signal }).then((answer) => answer.body);
   }
 
   write(): Promise<{ size: number }> {

@@ -5,6 +5,7 @@ import { badRequest, notFound } from '../errors.ts';
 import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import type { Job, JobStatus } from '../jobs/models.ts';
 import { listJobs, submitJob, tenantJob } from '../jobs/store.ts';
+import { outboundPolicy } from '../outbound.ts';
 import { LocalBackend } from '../spaces/localBackend.ts';
 import { asClientError } from '../spaces/spaces.ts';
 import { openBackend } from '../spaces/storageConfig.ts';
@@ -24,17 +25,19 @@ const referenceOf = (sourceId: number) => `source:${sourceId}`;
 /** The source's tree; entries it lists but cannot sync (a manifest's bad entries) are told to `problem`. */
 async function treeOf(core: Core, row: SourceRow, signal: AbortSignal, problem: (p: ManifestProblem) => void): Promise<SyncTree> {
   const config: SourceConfig = sourceConfig(core, row);
+  const outbound = outboundPolicy(core.config.outboundAllow);
   if (row.type === 'local') return new BackendTree(new LocalBackend((config as { path: string }).path), '');
   if (row.type === 's3') {
     const c = config as { endpoint?: string; region?: string; bucket: string; prefix?: string; force_path_style?: boolean; access_key_id: string; secret_access_key: string };
     const backend = openBackend(
       { type: 'S3', bucket: c.bucket, ...(c.endpoint ? { endpoint: c.endpoint } : {}), ...(c.region ? { region: c.region } : {}), forcePathStyle: c.force_path_style ?? true },
       { type: 'S3', accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key },
+      outbound,
       core.db,
     );
     return new BackendTree(backend, c.prefix ?? '');
   }
-  const fetching = { timeoutMs: core.config.sourceTimeout * 1000, allowPrivate: core.config.webhookAllowPrivate };
+  const fetching = { outbound, timeoutMs: core.config.sourceTimeout * 1000 };
   if (row.type === 'yunji') {
     const c = config as { url: string; package_id: number; api_key: string };
     return new YunjiTree(new URL(c.url), c.package_id, c.api_key, { ...fetching, signal });

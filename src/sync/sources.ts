@@ -5,7 +5,7 @@ import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { SyncSourcesTable } from '../db/schema.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
-import { checkHookUrl } from '../jobs/webhooks.ts';
+import { checkOutboundUrl, outboundPolicy } from '../outbound.ts';
 import { StringEnum } from '../schema.ts';
 import { checkReadableDir } from '../spaces/spaces.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
@@ -98,6 +98,7 @@ async function splitConfig(core: Core, tenantId: number, type: SourceType, input
   const schema = type === 'local' ? LocalConfig : type === 's3' ? S3Config : type === 'yunji' ? YunjiConfig : ManifestConfig;
   const problem = schemaProblem(schema, input);
   if (problem) throw badRequest(`config (type '${type}'): ${problem}`, 'config');
+  const outbound = outboundPolicy(core.config.outboundAllow);
   if (type === 'local') {
     const { path } = input as LocalConfig;
     return { open: { path: await checkReadableDir(core, tenantId, path, 'config.path') }, secret: null };
@@ -105,16 +106,17 @@ async function splitConfig(core: Core, tenantId: number, type: SourceType, input
   if (type === 's3') {
     const { secret_access_key, ...rest } = input as S3Config;
     checkStorage({ type: 'S3', bucket: rest.bucket, ...(rest.endpoint ? { endpoint: rest.endpoint } : {}) });
+    if (rest.endpoint) await checkOutboundUrl(outbound, rest.endpoint, 'config.endpoint');
     if (rest.prefix !== undefined) rest.prefix = checkSpacePath(rest.prefix, 'config.prefix');
     return { open: rest, secret: { secret_access_key } };
   }
   if (type === 'yunji') {
     const { api_key, ...rest } = input as YunjiConfig;
-    await checkHookUrl(core, rest.url, 'config.url');
+    await checkOutboundUrl(outbound, rest.url, 'config.url');
     return { open: rest, secret: { api_key } };
   }
   const { url, headers } = input as ManifestConfig;
-  await checkHookUrl(core, url, 'config.url');
+  await checkOutboundUrl(outbound, url, 'config.url');
   return { open: { url }, secret: headers ? { headers } : null };
 }
 

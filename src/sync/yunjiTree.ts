@@ -1,10 +1,11 @@
 import type { Readable } from 'node:stream';
+import { remoteCode, type OutboundPolicy } from '../outbound.ts';
 import { httpGet } from './httpGet.ts';
 import type { SyncTree, TreeEntry } from './tree.ts';
 
 interface RemoteSettings {
+  outbound: OutboundPolicy;
   timeoutMs: number;
-  allowPrivate: boolean;
   /** The run's: a cancel also stops a listing request. */
   signal: AbortSignal;
 }
@@ -34,7 +35,7 @@ export class YunjiTree implements SyncTree {
   ) {}
 
   private async json(url: URL): Promise<unknown> {
-    const body = await httpGet(url, { ...this.settings, headers: { authorization: `Bearer ${this.apiKey}`, accept: 'application/json' } });
+    const { body } = await httpGet(url, { ...this.settings, headers: { authorization: `Bearer ${this.apiKey}`, accept: 'application/json' } });
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of body) {
@@ -58,8 +59,9 @@ export class YunjiTree implements SyncTree {
     do {
       const url = new URL('/v1/object/listByPath', this.base);
       url.search = new URLSearchParams({ packageID: String(this.packageId), path: only ?? '', isPrefix: only === undefined ? 'true' : 'false', maxKeys: '1000', ...(token ? { continuationToken: token } : {}) }).toString();
-      const page = (await this.json(url)) as { code?: string; message?: string; data?: { objects: ListedObject[]; nextContinuationToken: string; isTruncated: boolean } };
-      if (page.code !== 'OK' || !page.data) throw new Error(`the Yunji server at ${this.base.origin} refused the listing: ${page.code ?? '?'} ${page.message ?? ''}`.trim());
+      const page = (await this.json(url)) as { code?: unknown; data?: { objects: ListedObject[]; nextContinuationToken: string; isTruncated: boolean } };
+      // Only its code is told: the message is the remote server's text.
+      if (page.code !== 'OK' || !page.data) throw new Error(`the Yunji server at ${this.base.origin} refused the listing (${remoteCode(page.code)})`);
       for (const o of page.data.objects) {
         yield {
           path: o.path,
@@ -78,7 +80,7 @@ export class YunjiTree implements SyncTree {
   read(entry: TreeEntry, signal: AbortSignal): Promise<Readable> {
     const url = new URL('/v1/object/download', this.base);
     url.search = new URLSearchParams({ objectID: entry.key }).toString();
-    return httpGet(url, { ...this.settings, signal, headers: { authorization: `Bearer ${this.apiKey}` } });
+    return httpGet(url, { ...this.settings, signal, headers: { authorization: `Bearer ${this.apiKey}` } }).then((answer) => answer.body);
   }
 
   write(): Promise<{ size: number }> {

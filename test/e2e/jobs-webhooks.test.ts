@@ -66,7 +66,7 @@ describe.each(kinds)('job webhooks on %s', (kind) => {
 
   beforeAll(async () => {
     hook = await receiver();
-    server = await startServer(kind, { env: { YUNJI_WEBHOOK_ALLOW_PRIVATE: '1', YUNJI_JOB_POLL: '100' } });
+    server = await startServer(kind, { env: { YUNJI_OUTBOUND_ALLOW: '127.0.0.1', YUNJI_JOB_POLL: '100' } });
     api = client(server.url, await login(server.url));
     const settings = await api.get('/api/webhook');
     expect(settings.status).toBe(200);
@@ -257,7 +257,7 @@ describe.each(kinds)('job webhooks on %s', (kind) => {
   });
 });
 
-describe.each(kinds)('job webhooks without YUNJI_WEBHOOK_ALLOW_PRIVATE (%s)', (kind) => {
+describe.each(kinds)('job webhooks without YUNJI_OUTBOUND_ALLOW (%s)', (kind) => {
   let server: RunningServer;
   beforeAll(async () => {
     server = await startServer(kind, { env: { YUNJI_JOB_POLL: '100' } });

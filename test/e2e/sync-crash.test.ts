@@ -22,7 +22,7 @@ describe.each(kinds)('sync survives kill -9 on %s', (kind) => {
   let admin: Api;
   let token: string;
   const hashes = new Map<string, string>();
-  const env = () => ({ YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100', YUNJI_JOB_LEASE: '2', YUNJI_SHARD_GRACE: '0' });
+  const env = () => ({ YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100', YUNJI_JOB_LEASE: '2', YUNJI_SHARD_GRACE: '0', YUNJI_OUTBOUND_ALLOW: '127.0.0.1' });
 
   beforeAll(async () => {
     roots = mkdtempSync(join(tmpdir(), 'yunji-crash-'));

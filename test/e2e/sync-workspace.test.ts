@@ -218,7 +218,8 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     s3c = s3Client(s3.endpoint);
     proxy = await startThrottledProxy(s3.endpoint);
     roots = mkdtempSync(join(tmpdir(), 'yunji-ws-roots-'));
-    server = await startServer(kind, { env: { YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100' } });
+    // s3rver listens on loopback, which the operator must allow.
+    server = await startServer(kind, { env: { YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100', YUNJI_OUTBOUND_ALLOW: '127.0.0.1' } });
     const token = await login(server.url);
     admin = client(server.url, token);
     viewer = await keyClient(server.url, admin, 'viewer');

@@ -39,7 +39,7 @@ describe.each(kinds)('yunji source sync on %s', (kind) => {
   };
 
   beforeAll(async () => {
-    server = await startServer(kind, { env: { YUNJI_WEBHOOK_ALLOW_PRIVATE: '1', YUNJI_JOB_POLL: '100' } });
+    server = await startServer(kind, { env: { YUNJI_OUTBOUND_ALLOW: '127.0.0.1', YUNJI_JOB_POLL: '100' } });
     const token = await login(server.url);
     adminToken = token;
     admin = client(server.url, token);

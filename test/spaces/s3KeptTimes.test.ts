@@ -3,6 +3,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { BackendEntry } from '../../src/spaces/backend.ts';
 import { keptTimesIn, keptTimesLocation } from '../../src/spaces/keptTimes.ts';
+import { outboundPolicy } from '../../src/outbound.ts';
 import { S3Backend } from '../../src/spaces/s3Backend.ts';
 import { databaseKinds } from '../helpers/databases.ts';
 import { openTestRuntime } from '../helpers/runtime.ts';
@@ -32,12 +33,13 @@ describe.each(kinds)('S3 listings with recorded file times on %s', (kind) => {
   const recorded = (after: string, upTo: string) => keptTimesIn(rt.core.db, keptTimesLocation(proxy.url, bucket)).between({ from: after, upTo });
 
   beforeAll(async () => {
-    rt = await openTestRuntime(kind);
+    // s3rver (behind the proxy) listens on loopback, which the operator must allow.
+    rt = await openTestRuntime(kind, { YUNJI_OUTBOUND_ALLOW: '127.0.0.1' });
     s3 = await startS3Process([bucket]);
     sdk = s3Client(s3.endpoint);
     proxy = await startThrottledProxy(s3.endpoint);
     const location = { endpoint: proxy.url, region: 'us-east-1', bucket, forcePathStyle: true, ...S3_CREDENTIAL };
-    backend = new S3Backend(location, keptTimesIn(rt.core.db, keptTimesLocation(location.endpoint, bucket)));
+    backend = new S3Backend(location, outboundPolicy(rt.core.config.outboundAllow), keptTimesIn(rt.core.db, keptTimesLocation(location.endpoint, bucket)));
   });
   afterAll(async () => {
     backend?.close();

@@ -2,6 +2,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { outboundPolicy } from '../../src/outbound.ts';
 import { S3Backend } from '../../src/spaces/s3Backend.ts';
 import { BackendError } from '../../src/spaces/backend.ts';
 import { EMPTY_PAYLOAD_SHA256, encodeKeyPath, signedHeaders } from '../../src/spaces/sigv4.ts';
@@ -65,7 +66,9 @@ describe('S3 HEADs and small PUTs without the SDK, against a real S3-protocol se
   });
 
   it('writes and reads back odd keys with their size and kept time, a missing key is missing, refused credentials are reported', async () => {
-    const backend = new S3Backend({ endpoint: s3.endpoint, region: 'us-east-1', bucket: 'heads', forcePathStyle: true, ...S3_CREDENTIAL });
+    // s3rver listens on loopback, which the operator must allow.
+    const outbound = outboundPolicy('127.0.0.1');
+    const backend = new S3Backend({ endpoint: s3.endpoint, region: 'us-east-1', bucket: 'heads', forcePathStyle: true, ...S3_CREDENTIAL }, outbound);
     try {
       // Small content as a buffer and as a stream (one PUT each), and a stream past one PUT's size.
       const contents = KEYS.filter((k) => !k.endsWith('/')).map((key, i) => ({ key, bytes: randomBytes(i === 0 ? 1536 * 1024 : 100 + i), stream: i % 2 === 0 }));
@@ -79,7 +82,7 @@ describe('S3 HEADs and small PUTs without the SDK, against a real S3-protocol se
     } finally {
       backend.close();
     }
-    const stranger = new S3Backend({ endpoint: s3.endpoint, region: 'us-east-1', bucket: 'heads', forcePathStyle: true, accessKeyId: 'NOBODY', secretAccessKey: 'x' });
+    const stranger = new S3Backend({ endpoint: s3.endpoint, region: 'us-east-1', bucket: 'heads', forcePathStyle: true, accessKeyId: 'NOBODY', secretAccessKey: 'x' }, outbound);
     try {
       const failure = await stranger.stat('plain.txt').then(() => undefined, (err: unknown) => err);
       expect(failure).toBeInstanceOf(BackendError);
