@@ -67,6 +67,7 @@ export const ConfigSchema = Type.Object(
       env: 'YUNJI_SECRET_KEY',
       default: '',
       pattern: '^(|[\\s\\S]{32,})$',
+      secret: true,
       description:
         'Key that encrypts stored credentials (any string of 32+ characters). Empty: a random key kept in `<dataDir>/secret.key`, created on first start.',
     }),
@@ -121,6 +122,14 @@ export const ConfigSchema = Type.Object(
     }),
     webhookTimeout: Type.Integer({ env: 'YUNJI_WEBHOOK_TIMEOUT', default: 10, minimum: 1, description: 'Seconds a webhook receiver has to answer.' }),
     sourceTimeout: Type.Integer({ env: 'YUNJI_SOURCE_TIMEOUT', default: 30, minimum: 1, description: 'Seconds an external data source (a manifest URL, a file it lists) has to answer before its sync fails.' }),
+    secretKeyPrevious: Type.String({
+      env: 'YUNJI_SECRET_KEY_PREVIOUS',
+      default: '',
+      pattern: '^([^,]{32,}(,[^,]{32,})*)?$',
+      secret: true,
+      description:
+        'Former values of `YUNJI_SECRET_KEY`, comma-separated: credentials sealed with them stay readable (new ones are sealed with the current key) until `yunji admin reseal-secrets` has run.',
+    }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
   },
   { additionalProperties: false },
@@ -180,7 +189,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     const key = first.path.replace(/^\//, '').split('/')[0] ?? '';
     const prop = (ConfigSchema.properties as Record<string, TSchema>)[key];
     const name = prop ? `${prop.env as string} (${key})` : `'${key}' (unknown setting)`;
-    throw new ConfigError(`${name}: ${first.message}${first.value !== undefined ? ` (got ${JSON.stringify(first.value)})` : ''}`);
+    // A secret's value is never repeated back, not even a wrong one.
+    const shown = first.value !== undefined && prop?.secret !== true ? ` (got ${JSON.stringify(first.value)})` : '';
+    throw new ConfigError(`${name}: ${first.message}${shown}`);
   }
   const config = withDefaults as Config;
   config.dataDir = resolve(cwd, config.dataDir);
