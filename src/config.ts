@@ -130,6 +130,12 @@ export const ConfigSchema = Type.Object(
       description:
         'Former values of `YUNJI_SECRET_KEY`, comma-separated: credentials sealed with them stay readable (new ones are sealed with the current key) until `yunji admin reseal-secrets` has run.',
     }),
+    maxStreamsPerUser: Type.Integer({
+      env: 'YUNJI_MAX_STREAMS_PER_USER',
+      default: 20,
+      minimum: 0,
+      description: 'Event streams (`/ws`, `/api/events`) one user may hold open on one server process; past it, 429 (0: no limit).',
+    }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
   },
   { additionalProperties: false },
