@@ -98,3 +98,39 @@ export async function adminCreateApiKey(
   }
   return issueApiKey(core.db, opts.tenantId, userId, opts.name, keyRole) as unknown as Record<string, unknown>;
 }
+
+/** Every column holding a sealed value (src/sealing.ts), by table. */
+const SEALED_COLUMNS = [
+  { table: 'user_spaces', column: 'credential_sealed' },
+  { table: 'sync_sources', column: 'secret_sealed' },
+  { table: 'tenants', column: 'webhook_secret_sealed' },
+] as const;
+
+/**
+ * Re-seals every stored credential with the current YUNJI_SECRET_KEY, so that former keys can be
+ * dropped from YUNJI_SECRET_KEY_PREVIOUS. Safe to run again, and while servers run: a value changed
+ * meanwhile is left as its writer sealed it (with the current key).
+ */
+export async function adminResealSecrets(core: Core): Promise<Record<string, { resealed: number; current: number }>> {
+  const counts: Record<string, { resealed: number; current: number }> = {};
+  for (const { table, column } of SEALED_COLUMNS) {
+    const count = (counts[table] = { resealed: 0, current: 0 });
+    const rows = await core.db.selectFrom(table).select(['id', column]).where(column, 'is not', null).orderBy('id').execute();
+    for (const row of rows as { id: number; [c: string]: unknown }[]) {
+      const sealed = row[column] as string;
+      if (core.sealer.isCurrent(sealed)) {
+        count.current++;
+        continue;
+      }
+      let plain: string;
+      try {
+        plain = core.sealer.open(sealed);
+      } catch (err) {
+        throw new AppError('unavailable', `${table} ${row.id} (${column}): ${(err as Error).message}`);
+      }
+      await core.db.updateTable(table).set({ [column]: core.sealer.seal(plain) }).where('id', '=', row.id).where(column, '=', sealed).execute();
+      count.resealed++;
+    }
+  }
+  return counts;
+}

@@ -68,6 +68,7 @@ export const ConfigSchema = Type.Object(
       env: 'YUNJI_SECRET_KEY',
       default: '',
       pattern: '^(|[\\s\\S]{32,})$',
+      secret: true,
       description:
         'Key that encrypts stored credentials (any string of 32+ characters). Empty: a random key kept in `<dataDir>/secret.key`, created on first start.',
     }),
@@ -122,6 +123,20 @@ export const ConfigSchema = Type.Object(
       default: '',
       description:
         "Comma-separated host names, IP addresses and CIDRs that tenants' webhooks, sources and S3 endpoints may reach though loopback, private, link-local or reserved (`*`: any address). Empty: none.",
+    }),
+    secretKeyPrevious: Type.String({
+      env: 'YUNJI_SECRET_KEY_PREVIOUS',
+      default: '',
+      pattern: '^([^,]{32,}(,[^,]{32,})*)?$',
+      secret: true,
+      description:
+        'Former values of `YUNJI_SECRET_KEY`, comma-separated: credentials sealed with them stay readable (new ones are sealed with the current key) until `yunji admin reseal-secrets` has run.',
+    }),
+    maxStreamsPerUser: Type.Integer({
+      env: 'YUNJI_MAX_STREAMS_PER_USER',
+      default: 20,
+      minimum: 0,
+      description: 'Event streams (`/ws`, `/api/events`) one user may hold open on one server process; past it, 429 (0: no limit).',
     }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
   },
@@ -182,7 +197,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     const key = first.path.replace(/^\//, '').split('/')[0] ?? '';
     const prop = (ConfigSchema.properties as Record<string, TSchema>)[key];
     const name = prop ? `${prop.env as string} (${key})` : `'${key}' (unknown setting)`;
-    throw new ConfigError(`${name}: ${first.message}${first.value !== undefined ? ` (got ${JSON.stringify(first.value)})` : ''}`);
+    // A secret's value is never repeated back, not even a wrong one.
+    const shown = first.value !== undefined && prop?.secret !== true ? ` (got ${JSON.stringify(first.value)})` : '';
+    throw new ConfigError(`${name}: ${first.message}${shown}`);
   }
   const config = withDefaults as Config;
   const allowProblem = outboundAllowProblem(config.outboundAllow);

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { adminCreateApiKey, adminCreateTenant, adminCreateUser } from './admin.ts';
+import { adminCreateApiKey, adminCreateTenant, adminCreateUser, adminResealSecrets } from './admin.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import type { Core } from './core.ts';
 import { AppError } from './errors.ts';
@@ -15,6 +15,7 @@ const USAGE = `Usage: yunji <command>
   admin create-user --email E [--password P] [--display-name N] [--tenant ID --role R]
   admin create-tenant --name N --owner EMAIL
   admin create-api-key --tenant ID --email E --name N [--role R]
+  admin reseal-secrets           re-seal stored credentials with YUNJI_SECRET_KEY (then former keys can go)
 
 Settings come from YUNJI_* environment variables and ./yunji.config.json (see README).`;
 
@@ -70,6 +71,8 @@ function adminCommand(sub: string | undefined, args: string[]): (core: Core) => 
       };
       return (core) => adminCreateApiKey(core, opts);
     }
+    case 'reseal-secrets':
+      return (core) => adminResealSecrets(core);
     default:
       throw new UsageError(`unknown admin command '${sub ?? ''}'`);
   }

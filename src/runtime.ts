@@ -14,11 +14,21 @@ export interface Runtime {
   database: DatabaseHandle;
 }
 
+/** A `token…=` query parameter's value in a URL (`?token=` carries a credential for clients that cannot set headers). */
+const QUERY_TOKEN = /([?&]token[^=&#\s"\\]*=)[^&#\s"\\]+/gi;
+
+/** `text` with the value of every `token` query parameter replaced. */
+function redactQueryTokens(text: string): string {
+  return text.replace(QUERY_TOKEN, '$1[Redacted]');
+}
+
 export function createLogger(config: Config): Logger {
   return pino({
     level: config.logLevel,
     // Credentials never reach the logs, whatever a future log line includes.
     redact: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie', 'password', '*.password'],
+    // URLs appear in request lines, messages and error stacks alike: their tokens go from the finished line.
+    hooks: { streamWrite: redactQueryTokens },
   });
 }
 

@@ -21,19 +21,28 @@ declare module 'fastify' {
 
 const MAX_TOKEN_LENGTH = 256;
 
+/** Where a request's token came from. */
+export type TokenSource = 'header' | 'query' | 'cookie';
+
 /** The bearer token of a request: `Authorization: Bearer …`, else `?token=` where the route allows it, else the session cookie. */
 export function requestToken(request: FastifyRequest): string | undefined {
+  return requestCredential(request)?.token;
+}
+
+/** The token of a request and where it came from (see requestToken). */
+export function requestCredential(request: FastifyRequest): { token: string; from: TokenSource } | undefined {
   const header = request.headers.authorization;
   if (header !== undefined) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) throw unauthorized('Authorization header must be "Bearer <token>"');
-    return match[1];
+    return { token: match[1], from: 'header' };
   }
   if (request.routeOptions.config.queryToken) {
     const token = (request.query as { token?: unknown } | undefined)?.token;
-    if (typeof token === 'string' && token !== '') return token;
+    if (typeof token === 'string' && token !== '') return { token, from: 'query' };
   }
-  return request.cookies?.[SESSION_COOKIE] || undefined;
+  const cookie = request.cookies?.[SESSION_COOKIE];
+  return cookie ? { token: cookie, from: 'cookie' } : undefined;
 }
 
 /** Authenticates every request of the context it is installed in, unless the route opts out. */

@@ -122,11 +122,13 @@ function counterOf(core: Core, spaceId: number): (bytes: number) => Promise<bool
 
 function credentialOf(core: Core, row: SpaceRow): S3Credential | null {
   if (!row.credential_sealed) return null;
+  let plain: string;
   try {
-    return JSON.parse(core.sealer.open(row.credential_sealed)) as S3Credential;
-  } catch {
-    throw backendFailed(`the credential of user space ${row.id} cannot be decrypted: YUNJI_SECRET_KEY is not the key it was stored with`);
+    plain = core.sealer.open(row.credential_sealed);
+  } catch (err) {
+    throw backendFailed(`the credential of user space ${row.id} cannot be opened: ${(err as Error).message}`);
   }
+  return JSON.parse(plain) as S3Credential;
 }
 
 function handleOf(core: Core, row: SpaceRow): SpaceHandle {

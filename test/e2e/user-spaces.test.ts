@@ -160,7 +160,7 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
     const sealed = await readSealedCredentials(server);
     expect(sealed.length).toBeGreaterThan(0);
     for (const value of sealed) {
-      expect(value).toMatch(/^v1\./);
+      expect(value).toMatch(/^v2\./);
       expect(value).not.toContain('S3RVER');
     }
 
