@@ -19,6 +19,8 @@ const DeleteUserDataParams = Type.Object({ userId: Type.Integer({ minimum: 1 }),
 export const deleteUserData = defineAction(DeleteUserDataParams, {
   name: 'delete_user_data',
   family: 'job',
+  // Only through the erasure request: an admin, the delay, and one pending request per identity.
+  direct: false,
   maxAttempts: 5,
   describe: (p) => `Delete user data of userId = ${p.email}`,
   async run(ctx) {
