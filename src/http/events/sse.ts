@@ -34,10 +34,15 @@ export const sseRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { core 
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write(': connected\n\n');
     open.add(res);
-    const stop = subscribeTenant(core, actor.tenantId, (m) => {
-      if (res.writableLength > MAX_BUFFERED) return void res.destroy();
-      res.write(`event: ${m.cmd}\nid: ${String(m.data.id)}-${String(m.data.sequence)}\ndata: ${JSON.stringify(m)}\n\n`);
-    });
+    const stop = subscribeTenant(
+      core,
+      actor,
+      (m) => {
+        if (res.writableLength > MAX_BUFFERED) return void res.destroy();
+        res.write(`event: ${m.cmd}\nid: ${String(m.data.id)}-${String(m.data.sequence)}\ndata: ${JSON.stringify(m)}\n\n`);
+      },
+      () => res.end(),
+    );
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
     keepalive.unref();
     res.on('close', () => {

@@ -18,14 +18,20 @@ export const wsRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { core }
   app.get('/ws', { websocket: true, config: { queryToken: true }, schema: { hide: true } }, (socket, request) => {
     const actor = actorOf(request);
     requireRole(actor, 'viewer');
-    const stop = subscribeTenant(core, actor.tenantId, (m) => {
-      if (socket.readyState !== socket.OPEN) return;
-      if (socket.bufferedAmount > MAX_BUFFERED) {
-        socket.close(1013, 'too far behind; reconnect');
-        return;
-      }
-      socket.send(JSON.stringify(m));
-    });
+    const stop = subscribeTenant(
+      core,
+      actor,
+      (m) => {
+        if (socket.readyState !== socket.OPEN) return;
+        if (socket.bufferedAmount > MAX_BUFFERED) {
+          socket.close(1013, 'too far behind; reconnect');
+          return;
+        }
+        socket.send(JSON.stringify(m));
+      },
+      // 1008: policy violation. A close reason is at most 123 bytes: 120 and a cut character's U+FFFD fit.
+      (reason) => socket.close(1008, Buffer.from(reason).subarray(0, 120).toString()),
+    );
     let alive = true;
     socket.on('pong', () => (alive = true));
     const ping = setInterval(() => {
