@@ -1,9 +1,11 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
-import { call, client, keyClient, login, newTenantClient, startServer, type RunningServer } from '../helpers/server.ts';
+import { call, client, keyClient, login, newTenantClient, startServer, waitForOutput, type RunningServer } from '../helpers/server.ts';
 import { filesUnder, waitForJob, type Api } from '../helpers/sync.ts';
 
 /**
@@ -20,6 +22,27 @@ async function addMember(base: string, admin: Api, email: string, role: string):
   const accepted = await call(base, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: `${email}-pw` } });
   if (accepted.status !== 200) throw new Error(`accept failed: ${accepted.status} ${accepted.text}`);
   return { id: accepted.body.user.id, email, api: client(base, accepted.body.token), token: accepted.body.token };
+}
+
+/** Runs one write on the server's database behind its back (as a row left by an older version would be). */
+async function writeDb(server: RunningServer, sql: string): Promise<void> {
+  if (server.databaseUrl) {
+    const c = new pg.Client({ connectionString: server.databaseUrl });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+    return;
+  }
+  const db = new BetterSqlite3(join(server.dataDir, 'yunji.db'));
+  try {
+    db.pragma('busy_timeout = 10000');
+    db.prepare(sql).run();
+  } finally {
+    db.close();
+  }
 }
 
 describe.each(kinds)('job submission policy on %s', (kind) => {
@@ -226,6 +249,20 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
     const ok = await admin.post('/api/jobs/triggers', { action: 'noop', interval: 3600 });
     expect(ok.status).toBe(201);
     expect((await admin.delete(`/api/jobs/triggers/${ok.body.id}`)).status).toBe(204);
+  });
+
+  it('makes no job from a trigger of a route-only action left in the database by an older version', async () => {
+    const now = Date.now();
+    const params = JSON.stringify({ userId: victim.id, email: victim.email });
+    await writeDb(
+      server,
+      `insert into job_triggers (tenant_id, action, params_json, description, reference_id, concurrency_key, notify_hook, created_by, interval_seconds, next_run_at, enabled, created_at, updated_at)
+       values (1, 'delete_user_data', '${params}', 'old', null, null, null, 1, 1, ${now}, 1, ${now}, ${now})`,
+    );
+    await waitForOutput(server, /started only through its own route; tick skipped/);
+    expect(await jobsOf('delete_user_data')).toEqual([]);
+    expect(await objectPaths()).toContain('victim/one.txt');
+    await writeDb(server, `delete from job_triggers where action = 'delete_user_data'`);
   });
 
   it("offers no follow-up that would re-run an admin's workspace_sync or erasure without their route's checks", async () => {
