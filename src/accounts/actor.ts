@@ -1,7 +1,7 @@
 import type { Core } from '../core.ts';
 import type { Db } from '../db/index.ts';
 import { prepared } from '../db/prepared.ts';
-import { AppError, forbidden, unauthorized } from '../errors.ts';
+import { forbidden, unauthorized } from '../errors.ts';
 import type { UserTenantStatus } from './models.ts';
 import { roleAtLeast, weakerRole, type UserRole } from './roles.ts';
 import { credentialCache } from './credentialCache.ts';
@@ -91,11 +91,14 @@ async function readActor(core: Core, token: string, now: number): Promise<Actor>
   };
 }
 
+/** For anything inside the current tenant: the actor's membership there is active (403 otherwise). */
+export function requireActiveMembership(actor: Actor): void {
+  if (actor.membershipStatus !== 'active') throw forbidden(`your membership in this tenant is ${actor.membershipStatus}`);
+}
+
 /** For anything inside the current tenant: an active membership with at least `minimum`. */
 export function requireRole(actor: Actor, minimum: UserRole): void {
-  if (actor.membershipStatus !== 'active') {
-    throw new AppError('forbidden', `your membership in this tenant is ${actor.membershipStatus}`);
-  }
+  requireActiveMembership(actor);
   if (!roleAtLeast(actor.role, minimum)) {
     throw forbidden(minimum === 'member' ? `role '${actor.role}' is read-only` : `this needs role '${minimum}' or above (yours: '${actor.role}')`);
   }

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { authenticate, type Actor } from '../accounts/actor.ts';
+import { authenticate, requireActiveMembership, type Actor } from '../accounts/actor.ts';
 import type { AuthSession } from '../accounts/models.ts';
 import type { Core } from '../core.ts';
 import { unauthorized } from '../errors.ts';
@@ -16,6 +16,11 @@ declare module 'fastify' {
     auth?: false | 'optional';
     /** Also take the token from `?token=` (WebSocket and EventSource clients cannot set headers). */
     queryToken?: boolean;
+    /**
+     * Also serve an actor whose membership in its current tenant is not active (disabled): only
+     * for the routes that show them where they stand or let them leave. Default: 403.
+     */
+    inactiveMembership?: boolean;
   }
 }
 
@@ -45,7 +50,10 @@ export function requestCredential(request: FastifyRequest): { token: string; fro
   return cookie ? { token: cookie, from: 'cookie' } : undefined;
 }
 
-/** Authenticates every request of the context it is installed in, unless the route opts out. */
+/**
+ * Authenticates every request of the context it is installed in, unless the route opts out, and
+ * refuses (403) an actor whose membership in its tenant is not active, unless the route opts in.
+ */
 export function useAuth(app: FastifyInstance, core: Core): void {
   app.addHook('onRequest', async (request) => {
     const mode = request.routeOptions.config.auth;
@@ -57,6 +65,7 @@ export function useAuth(app: FastifyInstance, core: Core): void {
     }
     if (token.length > MAX_TOKEN_LENGTH) throw unauthorized('invalid token');
     request.actor = await authenticate(core, token);
+    if (!request.routeOptions.config.inactiveMembership) requireActiveMembership(request.actor);
   });
 }
 

@@ -1,4 +1,6 @@
 import type { Static, TSchema } from '@sinclair/typebox';
+import type { Actor } from '../accounts/actor.ts';
+import type { UserRole } from '../accounts/roles.ts';
 import type { Core } from '../core.ts';
 import type { Job, JobButton, JobLogLine } from './models.ts';
 
@@ -20,11 +22,33 @@ export interface JobContext<P = unknown> {
   checkpoint(): void;
 }
 
-/** A kind of job: what it takes, how often it may be tried, and what it does. */
+/**
+ * How a job of an action may be asked for through the generic paths (`POST /api/jobs`, interval
+ * triggers, follow-up buttons), which know nothing of the action's own route.
+ */
+export interface DirectSubmit<P = unknown> {
+  /** The least role that may ask (interval triggers need an admin whatever this says). */
+  role: UserRole;
+  /**
+   * Throws when the (validated) params name what is not the actor's tenant's (404) or what the
+   * action's own route would refuse (400). The handler checks again when it runs.
+   */
+  check?(core: Core, actor: Actor, params: P): Promise<void>;
+  /** The concurrency key the action's own route holds for these params, held on every path; null: the caller's. */
+  concurrencyKey?(tenantId: number, params: P): string | null;
+}
+
+/** A kind of job: what it takes, who may ask for it, how often it may be tried, and what it does. */
 export interface JobAction<P = unknown> {
   name: string;
   /** Validates `params` when a job is submitted. */
   params: TSchema;
+  /**
+   * Who may ask for it through the generic paths and with which checks; `false`: only through
+   * the action's own route (which holds its admin check, delay or one-at-a-time key), and its
+   * jobs offer no follow-up actions.
+   */
+  direct: DirectSubmit<P> | false;
   /** Runs (first one included) before the job fails. */
   maxAttempts: number;
   /** Sync actions announce themselves with the sync events (`syncBegin` …), others with `jobBegin` …. */

@@ -17,6 +17,7 @@ const NoopParams = Type.Object(
 export const noop = defineAction(NoopParams, {
   name: 'noop',
   family: 'job',
+  direct: { role: 'member' },
   maxAttempts: 3,
   describe: (p) => (p.ms > 0 ? `Wait ${p.ms} ms` : 'Do nothing'),
   async run(ctx) {

@@ -123,6 +123,11 @@ export async function runDueTriggers(core: Core): Promise<number> {
     const next = t.next_run_at + Math.max(1, Math.ceil((now - t.next_run_at + 1) / period)) * period;
     const won = await core.db.updateTable('job_triggers').set({ next_run_at: next }).where('id', '=', t.id).where('next_run_at', '=', t.next_run_at).where('enabled', '=', 1).executeTakeFirst();
     if (Number(won.numUpdatedRows) === 0) continue;
+    // A trigger recorded before its action became route-only (no trigger can be made for one now).
+    if (core.jobs.actions.get(t.action)?.direct === false) {
+      core.log.warn({ triggerId: t.id, action: t.action }, 'interval trigger: its action is started only through its own route; tick skipped');
+      continue;
+    }
     try {
       await submitJob(core, {
         tenantId: t.tenant_id,

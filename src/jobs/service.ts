@@ -1,8 +1,9 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
-import { AppError, badRequest, notFound } from '../errors.ts';
+import { AppError, badRequest, forbidden, notFound } from '../errors.ts';
+import type { DirectSubmit, JobAction } from './actions.ts';
 import type { Job, JobStatus } from './models.ts';
-import { cancelJob, jobLogs, listJobs, submitJob, tenantJob } from './store.ts';
+import { cancelJob, checkedParams, jobLogs, listJobs, submitJob, tenantJob } from './store.ts';
 import { createTrigger, deleteTrigger, listTriggers, toTrigger, type Trigger } from './scheduler.ts';
 import { buttonsOf, parseCustomId } from './views.ts';
 import { jobDeliveries } from './webhooks.ts';
@@ -35,16 +36,34 @@ export interface SubmitRequest {
   state?: string;
 }
 
-/** Submits a job by hand; its concurrency key is scoped to the tenant. */
-export async function actorSubmit(core: Core, actor: Actor, r: SubmitRequest): Promise<Job> {
+/**
+ * What every generic path (`POST /api/jobs`, interval triggers, follow-ups) checks before a job of
+ * `action` is made: the action is known (400), may be asked for this way (403: it has its own
+ * route), the actor's role is enough for it (403), its params are valid (400) and name only what
+ * the tenant owns (404). Returns the action, its policy and the params with defaults filled in.
+ */
+async function directSubmission(core: Core, actor: Actor, action: string, params: unknown): Promise<{ definition: JobAction; direct: DirectSubmit; params: unknown }> {
   requireRole(actor, 'member');
+  const definition = core.jobs.actions.get(action);
+  if (!definition) throw badRequest(`unknown action '${action.slice(0, 64)}' (known: ${core.jobs.actions.names().join(', ')})`, 'action');
+  const direct = definition.direct;
+  if (direct === false) throw forbidden(`action '${action}' cannot be submitted directly; it is started only through its own route, with that route's checks`);
+  requireRole(actor, direct.role);
+  const value = checkedParams(core, action, params);
+  await direct.check?.(core, actor, value);
+  return { definition, direct, params: value };
+}
+
+/** Submits a job by hand; its concurrency key is the action's own (when it has one), else the caller's, scoped to the tenant. */
+export async function actorSubmit(core: Core, actor: Actor, r: SubmitRequest): Promise<Job> {
+  const { direct, params } = await directSubmission(core, actor, r.action, r.params);
   return submitJob(core, {
     tenantId: actor.tenantId,
     action: r.action,
-    params: r.params,
+    params,
     description: r.description,
     referenceId: r.referenceId,
-    concurrencyKey: r.concurrencyKey ? `tenant:${actor.tenantId}:${r.concurrencyKey}` : null,
+    concurrencyKey: direct.concurrencyKey?.(actor.tenantId, params) ?? (r.concurrencyKey ? `tenant:${actor.tenantId}:${r.concurrencyKey}` : null),
     startAt: r.startAt,
     notifyHook: r.notifyHook,
     state: r.state,
@@ -69,10 +88,13 @@ export async function actorTriggers(core: Core, actor: Actor): Promise<Trigger[]
 
 export async function actorCreateTrigger(core: Core, actor: Actor, r: { action: string; params?: unknown; interval: number; runNow?: boolean; notifyHook?: string }): Promise<Trigger> {
   requireRole(actor, 'admin');
+  const { direct, params } = await directSubmission(core, actor, r.action, r.params);
   const row = await createTrigger(core, {
     tenantId: actor.tenantId,
     action: r.action,
-    params: r.params,
+    params,
+    // The action's own key, so a tick waits for a run its route started; else one run of the trigger at a time.
+    concurrencyKey: direct.concurrencyKey?.(actor.tenantId, params) ?? undefined,
     intervalSeconds: r.interval,
     runNow: r.runNow,
     notifyHook: r.notifyHook,
@@ -98,8 +120,9 @@ export class FollowUpRefused extends AppError {
 
 /**
  * Submits a finished job's follow-up action (`rerun`, `retry` or the action's own): a new job,
- * its `parentId` the original, with the caller's hook and state. Returns it and how many of the
- * tenant's jobs are due ahead of it when the tenant's workers are all busy (0 otherwise).
+ * its `parentId` the original, with the caller's hook and state, checked as a direct submission
+ * of its action (jobs of actions with their own route offer no follow-ups). Returns it and how
+ * many of the tenant's jobs are due ahead of it when the tenant's workers are all busy (0 otherwise).
  */
 export async function followUp(
   core: Core,
@@ -125,13 +148,14 @@ export async function followUp(
     );
   }
   const extra = core.jobs.actions.get(original.action)?.extraButtons?.find((e) => e.button.name === button.name);
+  const { direct, params } = await directSubmission(core, actor, original.action, extra ? extra.params(original) : original.params);
   const job = await submitJob(core, {
     tenantId: actor.tenantId,
     action: original.action,
-    params: extra ? extra.params(original) : original.params,
+    params,
     trigger: 'action',
     referenceId: original.referenceId,
-    concurrencyKey: original.concurrencyKey,
+    concurrencyKey: direct.concurrencyKey?.(actor.tenantId, params) ?? original.concurrencyKey,
     notifyHook: r.notifyHook || original.notifyHook,
     state: r.state ?? null,
     parentId: original.id,

@@ -22,12 +22,18 @@ export function parseCustomId(customId: string): { name: string; jobId: number }
   return m ? { name: m[1]!, jobId: Number(m[2]) } : undefined;
 }
 
-/** The buttons a job offers now: none until it has finished; `rerun` then, `retry` after a failure or cancel, and the action's own. */
+/**
+ * The buttons a job offers now: none until it has finished; `rerun` then, `retry` after a failure
+ * or cancel, and the action's own. None for an action started only through its own route (a
+ * follow-up would skip that route's checks) or one this build does not know.
+ */
 export function buttonsOf(job: Job, actions: ActionCatalog): JobButton[] {
   if (job.status !== 'completed' && job.status !== 'failed' && job.status !== 'cancelled') return [];
+  const definition = actions.get(job.action);
+  if (!definition?.direct) return [];
   const out = [RERUN];
   if (job.status !== 'completed') out.push(RETRY);
-  for (const extra of actions.get(job.action)?.extraButtons ?? []) if (extra.offered(job)) out.push(extra.button);
+  for (const extra of definition.extraButtons ?? []) if (extra.offered(job)) out.push(extra.button);
   return out;
 }
 

@@ -169,6 +169,8 @@ async function runExport(core: Core, owner: Owner, request: ExportRequest, ctx: 
 export const packageFromSpace = defineAction(ImportParams, {
   name: 'package_from_space',
   family: 'job',
+  // As `createPackage`: a member, with a space and a bucket of the tenant.
+  direct: { role: 'member', check: checkImport },
   maxAttempts: 3,
   describe: (p) => `Import '${p.path}' of user space ${p.userSpaceID} into package '${p.name}' of bucket ${p.bucketID}`,
   run: (ctx) => runImport(ctx.core, ownerOf(ctx.job), ctx.params, ctx),
@@ -177,6 +179,8 @@ export const packageFromSpace = defineAction(ImportParams, {
 export const packageToSpace = defineAction(ExportParams, {
   name: 'package_to_space',
   family: 'job',
+  // As `downloadPackage`: a member, with a space and a package of the tenant.
+  direct: { role: 'member', check: checkExport },
   maxAttempts: 3,
   describe: (p) => `Write package ${p.packageID} under '${p.rootPath}' of user space ${p.userSpaceID}`,
   run: (ctx) => runExport(ctx.core, ownerOf(ctx.job), ctx.params, ctx),

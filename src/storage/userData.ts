@@ -1,40 +1,60 @@
 import { Type } from '@sinclair/typebox';
 import { requireRole, type Actor } from '../accounts/actor.ts';
+import { Email } from '../accounts/models.ts';
 import type { Core } from '../core.ts';
-import { badRequest, notFound } from '../errors.ts';
+import { badRequest } from '../errors.ts';
 import { defineAction } from '../jobs/actions.ts';
 import type { Job } from '../jobs/models.ts';
 import { activeJobByKey, JobKeyConflict, submitJob } from '../jobs/store.ts';
 import { shardInUse, spaceById } from '../spaces/spaces.ts';
+import { schemaProblem } from '../validation.ts';
 
 const BATCH = 500;
 
-const DeleteUserDataParams = Type.Object({ userId: Type.Integer({ minimum: 1 }), email: Type.String() }, { additionalProperties: false });
+/**
+ * Whom an erasure is for, as the request named them: an account id or an email (lower case). Never
+ * resolved when the request is made, so the request tells nothing of whether the account exists.
+ * (Jobs recorded before carry both; the id is what they meant.)
+ */
+const DeleteUserDataParams = Type.Object(
+  { userId: Type.Optional(Type.Integer({ minimum: 1 })), email: Type.Optional(Type.String({ maxLength: 254 })) },
+  { additionalProperties: false },
+);
+
+/** The account an erasure is for, when there is one: by id as given, by email through the account that has it. */
+async function subjectOf(core: Core, p: { userId?: number; email?: string }): Promise<number | undefined> {
+  if (p.userId !== undefined) return p.userId;
+  if (p.email === undefined) return undefined;
+  return (await core.db.selectFrom('users').select('id').where('email', '=', p.email).executeTakeFirst())?.id;
+}
 
 /**
- * `delete_user_data`: deletes every object a user uploaded in the job's tenant, then their bytes
- * in every space unless another object (someone else's, or a clone) still uses them. Batches are
+ * `delete_user_data`: deletes every object the identity uploaded in the job's tenant, then their
+ * bytes in every space unless another object (someone else's, or a clone) still uses them; where
+ * the identity names no account or one with nothing here, it deletes nothing and its result says
+ * `objectsDeleted: 0`, with the same progress and log as any other empty erasure. Batches are
  * committed one by one, so a cancelled or retried run goes on from where it stopped.
  */
 export const deleteUserData = defineAction(DeleteUserDataParams, {
   name: 'delete_user_data',
   family: 'job',
+  // Only through the erasure request: an admin, the delay, and one pending request per identity.
+  direct: false,
   maxAttempts: 5,
-  describe: (p) => `Delete user data of userId = ${p.email}`,
+  describe: (p) => `Delete user data of userId = ${p.email ?? p.userId}`,
   async run(ctx) {
     const { core, job } = ctx;
-    const { userId } = ctx.params;
-    const tenantObjects = () =>
+    const userId = await subjectOf(core, ctx.params);
+    const tenantObjects = (id: number) =>
       core.db
         .selectFrom('objects as o')
         .innerJoin('packages as p', 'p.id', 'o.package_id')
         .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
         .where('b.tenant_id', '=', job.tenantId)
-        .where('o.created_by', '=', userId);
-    const { n } = await tenantObjects()
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    const total = Number(n);
+        .where('o.created_by', '=', id);
+    const count = async () => (userId === undefined ? 0 : Number((await tenantObjects(userId).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n));
+    const nextBatch = async () => (userId === undefined ? [] : tenantObjects(userId).select(['o.id', 'o.space_id', 'o.hash']).orderBy('o.id').limit(BATCH).execute());
+    const total = await count();
     let deleted = 0;
     let bytesFreed = 0;
     let shardsRemoved = 0;
@@ -42,7 +62,7 @@ export const deleteUserData = defineAction(DeleteUserDataParams, {
     ctx.progress(0, total, `deleting ${total} objects`);
     for (;;) {
       ctx.checkpoint();
-      const batch = await tenantObjects().select(['o.id', 'o.space_id', 'o.hash']).orderBy('o.id').limit(BATCH).execute();
+      const batch = await nextBatch();
       if (batch.length === 0) break;
       const ids = batch.map((o) => o.id);
       // Parts of the user's unfinished multipart uploads go with their objects (cascade): their bytes too.
@@ -73,33 +93,41 @@ export const deleteUserData = defineAction(DeleteUserDataParams, {
   },
 });
 
+const USER_ID = /^[1-9]\d{0,15}$/;
+
+/** The identity an erasure request names: a user id written plainly, or an email address (lower case); 400 otherwise. */
+function identityOf(who: string): { userId: number } | { email: string } {
+  if (USER_ID.test(who) && Number.isSafeInteger(Number(who))) return { userId: Number(who) };
+  const email = who.toLowerCase();
+  if (!USER_ID.test(who) && schemaProblem(Email, email) === undefined) return { email };
+  throw badRequest(`userId must be a user's id (a positive integer) or an email address (got '${who.slice(0, 100)}')`, 'userId');
+}
+
 /**
- * Schedules the deletion of a member's data in the actor's tenant, `startAt` (epoch ms) or the
- * configured delay from now, so it can still be cancelled. A deletion already pending for that
- * user is returned instead of a second one.
+ * Records a request to erase what an identity (an account id or an email) created in the actor's
+ * tenant, to run at `startAt` (epoch ms) or the configured delay from now, so it can still be
+ * cancelled. Any well-formed identifier is accepted alike, whether or not it names an account or
+ * a member (the job finds what there is when it runs). A request still pending for the same
+ * identifier is returned instead of a second one; an id and an email are two identifiers even
+ * when they name one account (joining them would tell which email an id has).
  */
 export async function requestUserDataDeletion(core: Core, actor: Actor, who: string, startAt?: number): Promise<Job> {
   requireRole(actor, 'admin');
-  const member = await core.db
-    .selectFrom('users as u')
-    .innerJoin('memberships as m', 'm.user_id', 'u.id')
-    .select(['u.id', 'u.email'])
-    .where('m.tenant_id', '=', actor.tenantId)
-    .where(/^\d{1,15}$/.test(who) ? 'u.id' : 'u.email', '=', /^\d{1,15}$/.test(who) ? Number(who) : who.toLowerCase())
-    .executeTakeFirst();
-  if (!member) throw notFound(`user '${who.slice(0, 100)}'`);
+  const identity = identityOf(who);
   const now = Date.now();
   if (startAt !== undefined && startAt < now - 1000) throw badRequest('startAt is in the past', 'startAt');
-  const key = `delete_user_data:${actor.tenantId}:${member.id}`;
+  const named = 'userId' in identity ? String(identity.userId) : identity.email;
+  // An id keeps the key requests had when they were resolved to the account's id.
+  const key = 'userId' in identity ? `delete_user_data:${actor.tenantId}:${identity.userId}` : `delete_user_data:${actor.tenantId}:email:${identity.email}`;
   const pending = await activeJobByKey(core, key);
   if (pending) return pending;
   try {
     return await submitJob(core, {
       tenantId: actor.tenantId,
       action: deleteUserData.name,
-      params: { userId: member.id, email: member.email },
+      params: identity,
       trigger: 'manual',
-      referenceId: member.email,
+      referenceId: named,
       concurrencyKey: key,
       startAt: startAt ?? now + core.config.deleteDelay * 1000,
       createdBy: actor.userId,

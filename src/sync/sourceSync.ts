@@ -21,6 +21,8 @@ import { YunjiTree } from './yunjiTree.ts';
 const SourceSyncParams = Type.Object({ sourceId: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
 
 const referenceOf = (sourceId: number) => `source:${sourceId}`;
+/** One sync of a source at a time, however it was asked for. */
+const keyOf = (sourceId: number) => `sourceSync:${sourceId}`;
 
 /** The source's tree; entries it lists but cannot sync (a manifest's bad entries) are told to `problem`. */
 async function treeOf(core: Core, row: SourceRow, signal: AbortSignal, problem: (p: ManifestProblem) => void): Promise<SyncTree> {
@@ -51,6 +53,12 @@ async function treeOf(core: Core, row: SourceRow, signal: AbortSignal, problem: 
 export const sourceSync = defineAction(SourceSyncParams, {
   name: 'source_sync',
   family: 'sync',
+  // As `POST /api/sync/jobs`: a member, with a source of the tenant.
+  direct: {
+    role: 'member',
+    check: async (core, actor, p) => void (await ownSource(core, actor.tenantId, p.sourceId)),
+    concurrencyKey: (_tenantId, p) => keyOf(p.sourceId),
+  },
   maxAttempts: 3,
   describe: (p) => `Sync external data source ${p.sourceId} into its package`,
   async run(ctx) {
@@ -93,7 +101,7 @@ export async function startSourceSync(core: Core, actor: Actor, source: string |
     trigger: 'manual',
     description: `Sync source '${row.name}' (${row.type}) into package ${row.package_id}`,
     referenceId: referenceOf(row.id),
-    concurrencyKey: `sourceSync:${row.id}`,
+    concurrencyKey: keyOf(row.id),
     createdBy: actor.userId,
   });
 }

@@ -1,9 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox';
+import type { Core } from '../core.ts';
+import { badRequest, conflict, notFound } from '../errors.ts';
 import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
 import { asClientError, tenantSpace } from '../spaces/spaces.ts';
 import { Id } from '../storage/models.ts';
 import { MaxDeleteExceeded, syncTree } from './engine.ts';
+import { compileFilters } from './filters.ts';
 import { BackendTree } from './tree.ts';
 import { emptyStats, SyncFilter, SyncMode, SyncOptions, type SyncStats } from './models.ts';
 
@@ -28,11 +31,53 @@ export interface SpaceSyncResult extends SyncStats {
   destinations: ({ userSpaceID: number; path: string } & SyncStats)[];
 }
 
+/** The concurrency key of a space sync task's runs: they never overlap. */
+export const taskKeyOf = (taskId: number) => `spaceSyncTask:${taskId}`;
+
+const within = (inner: string, outer: string) => outer === '' || inner === outer || inner.startsWith(`${outer}/`);
+
+/**
+ * What a space sync may touch: each path stays inside its space (400), the source and every
+ * destination are user spaces of the tenant (404), no destination overlaps the source in the same
+ * space (400: it would copy its own copies), and the filters compile (400). `destField` names a
+ * destination's path in messages.
+ */
+export async function checkSpaceSync(
+  core: Core,
+  tenantId: number,
+  p: Pick<SpaceSyncParams, 'srcUserSpaceID' | 'srcPath' | 'dests' | 'filters'>,
+  destField = (i: number) => `dests[${i}].path`,
+): Promise<void> {
+  const srcPath = checkSpacePath(p.srcPath, 'srcPath');
+  const destPaths = p.dests.map((d, i) => checkSpacePath(d.path, destField(i)));
+  await tenantSpace(core, tenantId, p.srcUserSpaceID);
+  for (const [i, d] of p.dests.entries()) {
+    await tenantSpace(core, tenantId, d.userSpaceID);
+    if (d.userSpaceID === p.srcUserSpaceID && (within(destPaths[i]!, srcPath) || within(srcPath, destPaths[i]!))) {
+      throw badRequest(`${destField(i)} '${destPaths[i]}' overlaps srcPath '${srcPath}' in the same user space`, destField(i));
+    }
+  }
+  compileFilters(p.filters);
+}
+
 const failedPaths = (job: { errors: { item?: string }[] }) => [...new Set(job.errors.flatMap((e) => (e.item === undefined ? [] : [e.item])))];
 
 export const spaceSync = defineAction(SpaceSyncParams, {
   name: 'space_sync',
   family: 'sync',
+  // As creating or running a space sync task: a member, with spaces of the tenant; a run of a task
+  // (one that names its taskID) holds the task's key and needs the task to be live.
+  direct: {
+    role: 'member',
+    async check(core, actor, p) {
+      await checkSpaceSync(core, actor.tenantId, p);
+      if (p.taskID === null) return;
+      const task = await core.db.selectFrom('sync_tasks').select('cancelled').where('id', '=', p.taskID).where('tenant_id', '=', actor.tenantId).executeTakeFirst();
+      if (!task) throw notFound(`sync task ${p.taskID}`);
+      if (task.cancelled) throw conflict(`sync task ${p.taskID} was cancelled; create a new one`);
+    },
+    concurrencyKey: (_tenantId, p) => (p.taskID === null ? null : taskKeyOf(p.taskID)),
+  },
   maxAttempts: 3,
   describe: (p) =>
     `Sync '${p.srcPath}' of user space ${p.srcUserSpaceID} to ${p.dests.map((d) => `'${d.path}' of user space ${d.userSpaceID}`).join(', ')}${p.options.dryRun ? ' (dry run)' : ''}${p.only ? ` (${p.only.length} files that failed)` : ''}`,

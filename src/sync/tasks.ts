@@ -3,11 +3,8 @@ import type { Core } from '../core.ts';
 import { AppError, badRequest, conflict, notFound } from '../errors.ts';
 import { createTrigger, disableTrigger } from '../jobs/scheduler.ts';
 import { activeJobByKey, cancelJob, submitJob } from '../jobs/store.ts';
-import { checkSpacePath } from '../spaces/spacePaths.ts';
-import { tenantSpace } from '../spaces/spaces.ts';
-import { compileFilters } from './filters.ts';
 import type { CreateSpaceSyncTaskBody, SpaceSyncTask } from './models.ts';
-import { spaceSync, type SpaceSyncParams } from './spaceSync.ts';
+import { checkSpaceSync, spaceSync, taskKeyOf as keyOf, type SpaceSyncParams } from './spaceSync.ts';
 
 /**
  * Space sync tasks (`/v1/spaceSyncer`): a task names a source folder, destination folders and how
@@ -15,8 +12,6 @@ import { spaceSync, type SpaceSyncParams } from './spaceSync.ts';
  * task); an Interval task's schedule is an interval trigger of the job engine.
  */
 type Definition = Omit<SpaceSyncTask, 'taskID'>;
-
-const keyOf = (taskId: number) => `spaceSyncTask:${taskId}`;
 
 function toTask(row: { id: number; definition_json: string }): SpaceSyncTask {
   return { taskID: row.id, ...(JSON.parse(row.definition_json) as Definition) };
@@ -34,24 +29,13 @@ function paramsOf(taskId: number, d: Definition): SpaceSyncParams {
   };
 }
 
-const within = (inner: string, outer: string) => outer === '' || inner === outer || inner.startsWith(`${outer}/`);
-
 async function checkDefinition(core: Core, actor: Actor, body: CreateSpaceSyncTaskBody): Promise<Definition> {
   if (body.destUserSpaceIDs.length !== body.destPathes.length) {
     throw badRequest(`destUserSpaceIDs has ${body.destUserSpaceIDs.length} entries and destPathes ${body.destPathes.length}; they pair up and must be as long`, 'destPathes');
   }
-  const srcPath = checkSpacePath(body.srcPath, 'srcPath');
-  const destPathes = body.destPathes.map((p, i) => checkSpacePath(p, `destPathes[${i}]`));
-  await tenantSpace(core, actor.tenantId, body.srcUserSpaceID);
-  for (const [i, id] of body.destUserSpaceIDs.entries()) {
-    await tenantSpace(core, actor.tenantId, id);
-    // A folder synced into itself (or into a folder inside it) would copy its own copies.
-    if (id === body.srcUserSpaceID && (within(destPathes[i]!, srcPath) || within(srcPath, destPathes[i]!))) {
-      throw badRequest(`destPathes[${i}] '${destPathes[i]}' overlaps srcPath '${srcPath}' in the same user space`, `destPathes[${i}]`);
-    }
-  }
   const filters = body.filters ?? [];
-  compileFilters(filters);
+  const dests = body.destUserSpaceIDs.map((id, i) => ({ userSpaceID: id, path: body.destPathes[i]! }));
+  await checkSpaceSync(core, actor.tenantId, { srcUserSpaceID: body.srcUserSpaceID, srcPath: body.srcPath, dests, filters }, (i) => `destPathes[${i}]`);
   return {
     trigger: body.trigger,
     mode: body.mode,

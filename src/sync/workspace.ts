@@ -182,6 +182,8 @@ async function saveSnapshot(core: Core, tenantId: number, pairs: AsyncIterable<S
 export const workspaceSync = defineAction(WorkspaceSyncParams, {
   name: 'workspace_sync',
   family: 'sync',
+  // Only through performSync: an admin, the profile, and one run per tenant at a time.
+  direct: false,
   maxAttempts: 2,
   describe: (p) => `Workspace sync for '${p.app}'${p.pushMode ? ` (${p.pushMode})` : ' (two-way)'}`,
   async run(ctx) {

@@ -9,6 +9,8 @@ import { errorResponses } from './envelope.ts';
 
 const tags = ['Auth'];
 const security = [{ bearer: [] }];
+/** A member disabled in their current tenant still sees where they stand and may leave (switch, log out, accept an invitation elsewhere). */
+const stillServed = { inactiveMembership: true };
 
 export const authRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, { core }) => {
   app.post(
@@ -32,7 +34,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
 
   app.post(
     '/auth/logout',
-    { schema: { tags, summary: 'End the current session; its token stops working at once', security, response: { 204: Type.Null(), ...errorResponses } } },
+    { config: stillServed, schema: { tags, summary: 'End the current session; its token stops working at once', security, response: { 204: Type.Null(), ...errorResponses } } },
     async (request, reply) => {
       await logout(core, actorOf(request));
       clearSessionCookie(reply, core);
@@ -42,13 +44,14 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
 
   app.get(
     '/auth/session',
-    { schema: { tags, summary: 'The current session', security, response: { 200: AuthSession, ...errorResponses } } },
+    { config: stillServed, schema: { tags, summary: 'The current session', security, response: { 200: AuthSession, ...errorResponses } } },
     async (request) => describeSession(core, actorOf(request)),
   );
 
   app.get(
     '/auth/tenants',
     {
+      config: stillServed,
       schema: { tags, summary: 'Tenants the current user belongs to, with role and status', security, response: { 200: Type.Array(TenantMembership), ...errorResponses } },
     },
     async (request) => listAccessibleTenants(core, actorOf(request)),
@@ -57,6 +60,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
   app.put(
     '/auth/tenant',
     {
+      config: stillServed,
       schema: {
         tags,
         summary: 'Switch the session to another tenant',
@@ -72,7 +76,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
   app.post(
     '/auth/invitations/accept',
     {
-      config: { auth: 'optional' },
+      config: { auth: 'optional', ...stillServed },
       schema: {
         tags,
         summary: 'Accept an invitation and log in to its tenant',

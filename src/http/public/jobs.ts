@@ -93,9 +93,12 @@ export const publicRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
     {
       schema: {
         tags,
-        summary: "Schedule the deletion of a user's data in the project",
+        summary: "Request the erasure of a user's data in the project",
         description:
-          'Makes a `delete_user_data` job (referenceId: the user\'s email) that starts after `YUNJI_DELETE_DELAY` seconds, or at `startAt` (epoch ms, not in the past), so it can be cancelled meanwhile. `userId` is the user\'s id or email. A deletion already pending for the user is returned as is. Admins.',
+          '`userId` is an account id (a positive integer) or an email address; anything else is 400. Every such identifier is accepted alike, whether or not it names an account or a member: ' +
+          'the answer is a `delete_user_data` job (referenceId: the identifier, emails in lower case) that starts after `YUNJI_DELETE_DELAY` seconds, or at `startAt` (epoch ms, not in the past), so it can be cancelled meanwhile. ' +
+          'When it runs it deletes the objects that identity created in the project (none where there are none) and its result says how many (`objectsDeleted`). ' +
+          'A request still pending for the same identifier is returned as is; an id and an email are separate requests. Admins.',
         security,
         params: Type.Object({ projectKey: Type.String({ minLength: 1, maxLength: 64 }), userId: Type.String({ minLength: 1, maxLength: 254 }) }),
         querystring: Type.Object({ startAt: Type.Optional(Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 })) }),
