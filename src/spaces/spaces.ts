@@ -355,7 +355,7 @@ export async function testSpace(core: Core, actor: Actor, body: TestUserSpaceBod
 /** A backend's failure as the error a client sees; anything else unchanged. */
 export function asClientError(err: unknown): unknown {
   if (!(err instanceof BackendError)) return err;
-  if (err.code === 'denied' && /not a path inside|leads outside/.test(err.message)) return badRequest(err.message);
+  if (err.code === 'denied' && /not a path inside|symbolic link/.test(err.message)) return badRequest(err.message);
   return backendFailed(err.message);
 }
 
