@@ -54,13 +54,13 @@ export class LocalBackend implements Backend {
     if (segments.some((s) => s === '..' || s === '.' || s.includes('\\') || s.includes('\0'))) {
       throw new BackendError(`'${key}' is not a path inside the space`, 'denied');
     }
-    return join(this.root, ...segments);
+    return join(this.base, ...segments);
   }
 
   private async rootReal(): Promise<string> {
     if (this.realRoot === undefined) {
-      await mkdir(this.root, { recursive: true });
-      this.realRoot = await realpath(this.root);
+      await mkdir(this.base, { recursive: true });
+      this.realRoot = await realpath(this.base);
     }
     return this.realRoot;
   }
@@ -121,7 +121,7 @@ export class LocalBackend implements Backend {
   async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<Put> {
     const path = this.pathOf(key);
     // A scratch key is written where it is; anything else through a partial file renamed over it.
-    const partial = options.scratch ? path : join(this.root, PARTIAL_DIR, randomUUID());
+    const partial = options.scratch ? path : join(this.base, PARTIAL_DIR, randomUUID());
     try {
       if (Buffer.isBuffer(source)) {
         const { replaced } = await this.inDir([partial, path], () => writeSmallFile({ partial, target: path, bytes: source, mtimeMs: options.mtimeMs }));
@@ -149,7 +149,7 @@ export class LocalBackend implements Backend {
 
   async putFile(key: string, source: string, options: PutOptions = {}): Promise<{ size: number }> {
     const path = this.pathOf(key);
-    const partial = join(this.root, PARTIAL_DIR, randomUUID());
+    const partial = join(this.base, PARTIAL_DIR, randomUUID());
     try {
       // Never a symlink's target. The copies below open `source` by path, so a symlink swapped in
       // after this look (by someone with access to the directory) could still be followed.
@@ -199,7 +199,7 @@ export class LocalBackend implements Backend {
 
   async stat(key: string): Promise<BackendEntry | undefined> {
     const path = this.pathOf(key);
-    if (path === join(this.root)) return undefined; // the root is a directory
+    if (path === this.base) return undefined; // the root is a directory
     try {
       await this.checkInside(dirname(path));
       const st = await lstat(path);
@@ -243,7 +243,7 @@ export class LocalBackend implements Backend {
   }
 
   async cleanup(olderThanMs: number): Promise<number> {
-    const dir = join(this.root, PARTIAL_DIR);
+    const dir = join(this.base, PARTIAL_DIR);
     let removed = 0;
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const st = await lstat(join(dir, name)).catch(() => undefined);
