@@ -65,7 +65,11 @@ export async function startServer(kind: DbKind, options: StartOptions = {}): Pro
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
 
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`server did not start within 30 s:\n${out}`)), 30_000);
+    const timer = setTimeout(() => {
+      // Not left running: nothing would stop it once the test gives up on it.
+      proc.kill('SIGKILL');
+      rej(new Error(`server did not start within 30 s:\n${out}`));
+    }, 30_000);
     const check = () => {
       const m = /yunji listening on (http:\/\/[^"\s]+)/.exec(out);
       if (m?.[1]) {
