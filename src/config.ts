@@ -75,7 +75,8 @@ export const ConfigSchema = Type.Object(
     localRoots: Type.String({
       env: 'YUNJI_LOCAL_ROOTS',
       default: '',
-      description: 'Comma-separated directories a `local` user space may live in. Empty: the data dir.',
+      description:
+        "Comma-separated directories in which tenants may make `local` user spaces and `local` sync sources (never overlapping the data dir, the database or another tenant's local space or source). Empty: none; tenants keep only the default spaces Yunji makes in the data dir.",
     }),
     trustProxy: Type.Boolean({ env: 'YUNJI_TRUST_PROXY', default: false, description: 'Take the client address from `X-Forwarded-For` (only behind a proxy you run).' }),
     cookieSecure: Type.Boolean({ env: 'YUNJI_COOKIE_SECURE', default: false, description: 'Mark the session cookie `Secure` (serve over HTTPS).' }),

@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from './schema.ts';
 import type { DialectName } from './dialect.ts';
 
@@ -9,4 +9,17 @@ import type { DialectName } from './dialect.ts';
 export async function lockTenant(trx: Transaction<Database>, dialect: DialectName, tenantId: number): Promise<void> {
   if (dialect !== 'postgres') return;
   await trx.selectFrom('tenants').select('id').where('id', '=', tenantId).forUpdate().execute();
+}
+
+/** The advisory lock (PostgreSQL) that serializes claims of tenants' local directories. */
+const LOCAL_ROOTS_LOCK = 0x594c5254;
+
+/**
+ * Serializes the transactions that check a tenant's local directory against the others' and store
+ * it. SQLite runs one writing transaction at a time (another process that wrote meanwhile makes
+ * this one fail, never interleave), so only PostgreSQL needs the lock, held until commit.
+ */
+export async function lockLocalRoots(trx: Kysely<Database>, dialect: DialectName): Promise<void> {
+  if (dialect !== 'postgres') return;
+  await sql`select pg_advisory_xact_lock(${LOCAL_ROOTS_LOCK})`.execute(trx);
 }

@@ -1,4 +1,4 @@
-import { joinKey } from './backend.ts';
+import { BackendError, joinKey } from './backend.ts';
 
 /**
  * Where Yunji keeps its own data inside a space: `<workingDir>/.yunji/`. Listings of the space
@@ -14,4 +14,13 @@ export const tmpPrefix = (workingDir: string) => joinKey(workingDir, RESERVED_DI
 /** True when a user-given path inside the space names or enters a reserved folder. */
 export function touchesReserved(path: string): boolean {
   return path.split('/').includes(RESERVED_DIR);
+}
+
+/**
+ * Throws unless `key` stays out of every reserved folder: every write, removal or new folder a
+ * client directs into a space (a package export, a sync's destination) passes this, so stored
+ * bytes cannot be replaced under the hashes that vouch for them. The failure is the file's own.
+ */
+export function assertOutsideReserved(key: string): void {
+  if (touchesReserved(key)) throw new BackendError(`'${key}' is inside a '${RESERVED_DIR}' folder, where Yunji keeps its own data: it is not written there`, 'denied');
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { statSync, utimesSync, type WriteStream } from 'node:fs';
-import { copyFile, mkdir, open, readdir, realpath, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
+import { constants, lstatSync, utimesSync, type WriteStream } from 'node:fs';
+import { copyFile, lstat, lutimes, mkdir, open, readdir, realpath, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pump } from '../streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
@@ -24,17 +24,26 @@ const SMALL_COPY = 1024 * 1024;
 /** Files being written, renamed over their target when complete: `<root>/.yunji/partial/`. */
 const PARTIAL_DIR = join(RESERVED_DIR, 'partial');
 
+/** Opens a file for reading, failing (ELOOP) where its last component is a symlink. */
+const READ_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
+
 /**
- * A directory on this machine. Keys never leave it: `..` and `.` segments are refused, and every
- * directory a key goes through is resolved (symlinks included) and must lie inside the root.
- * Listing does not follow symlinks.
+ * A directory on this machine. Keys never leave it: `..` and `.` segments are refused, and no
+ * symlink inside the root is followed, wherever it points: every directory a key goes through must
+ * resolve to itself, a file is opened with O_NOFOLLOW, timed with lutimes and looked at with lstat
+ * (a symlink there is a file that is not there), and listings leave symlinks out. Files are written
+ * to a partial file renamed over the key, which replaces a symlink there instead of writing through it.
  */
 export class LocalBackend implements Backend {
   private realRoot: string | undefined;
-  /** Directories already proven to resolve inside the root. */
+  /** The root as an absolute path, symlinks (of the operator's) not resolved. */
+  private readonly base: string;
+  /** Directories already proven to be inside the root with no symlink on the way. */
   private readonly verified = new Set<string>();
 
-  constructor(readonly root: string) {}
+  constructor(readonly root: string) {
+    this.base = resolve(root);
+  }
 
   describe(): string {
     return `local directory ${this.root}`;
@@ -45,32 +54,47 @@ export class LocalBackend implements Backend {
     if (segments.some((s) => s === '..' || s === '.' || s.includes('\\') || s.includes('\0'))) {
       throw new BackendError(`'${key}' is not a path inside the space`, 'denied');
     }
-    return join(this.root, ...segments);
+    return join(this.base, ...segments);
   }
 
   private async rootReal(): Promise<string> {
     if (this.realRoot === undefined) {
-      await mkdir(this.root, { recursive: true });
-      this.realRoot = await realpath(this.root);
+      await mkdir(this.base, { recursive: true });
+      this.realRoot = await realpath(this.base);
     }
     return this.realRoot;
   }
 
-  /** Throws unless `dir` (which exists) resolves inside the root. */
+  /** Throws unless `dir` (which exists) is inside the root and reached through no symlink: it resolves to itself. */
   private async checkInside(dir: string): Promise<void> {
     if (this.verified.has(dir)) return;
     const root = await this.rootReal();
+    const rel = relative(this.base, dir);
     const real = await realpath(dir);
-    if (real !== root && !real.startsWith(root + sep)) throw new BackendError(`'${dir}' leads outside the space (through a symbolic link)`, 'denied');
+    if (real !== join(root, rel)) throw new BackendError(`'${rel}' goes through a symbolic link; a space never follows one`, 'denied');
     if (this.verified.size > 10_000) this.verified.clear();
     this.verified.add(dir);
   }
 
-  /** Creates `dir` (once: a directory already checked is taken to still exist) and checks it. */
+  /**
+   * Creates `dir` (once: a directory already checked is taken to still exist) and checks it. Missing
+   * folders are made one at a time, each below a checked one, so none is made through a symlink.
+   */
   private async ensureDir(dir: string): Promise<void> {
     if (this.verified.has(dir)) return;
     await this.rootReal();
-    await mkdir(dir, { recursive: true });
+    try {
+      return await this.checkInside(dir);
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+    if (dir === this.base) await mkdir(dir, { recursive: true });
+    else {
+      await this.ensureDir(dirname(dir));
+      await mkdir(dir).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      });
+    }
     await this.checkInside(dir);
   }
 
@@ -97,7 +121,7 @@ export class LocalBackend implements Backend {
   async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<Put> {
     const path = this.pathOf(key);
     // A scratch key is written where it is; anything else through a partial file renamed over it.
-    const partial = options.scratch ? path : join(this.root, PARTIAL_DIR, randomUUID());
+    const partial = options.scratch ? path : join(this.base, PARTIAL_DIR, randomUUID());
     try {
       if (Buffer.isBuffer(source)) {
         const { replaced } = await this.inDir([partial, path], () => writeSmallFile({ partial, target: path, bytes: source, mtimeMs: options.mtimeMs }));
@@ -106,7 +130,7 @@ export class LocalBackend implements Backend {
       const out = await this.inDir(partial, () => opened(new WriteBehindStream(partial, { flags: 'wx', highWaterMark: WRITE_BUFFER })));
       await pump(source, out);
       if (options.mtimeMs !== undefined) await setTime(partial, options.mtimeMs);
-      const replaced = options.reportReplaced && partial !== path ? statSync(path, { throwIfNoEntry: false }) !== undefined : undefined;
+      const replaced = options.reportReplaced && partial !== path ? lstatSync(path, { throwIfNoEntry: false }) !== undefined : undefined;
       if (partial !== path) await this.inDir(path, () => rename(partial, path));
       return { size: out.bytesWritten, replaced };
     } catch (err) {
@@ -116,6 +140,7 @@ export class LocalBackend implements Backend {
     }
   }
 
+  /** The path of `key`'s file, its folders checked; the file itself may be a symlink, which `putFile` (the copier) refuses. */
   async localFile(key: string): Promise<string> {
     const path = this.pathOf(key);
     await this.checkInside(dirname(path)).catch((err: unknown) => Promise.reject(localError(err, key)));
@@ -124,10 +149,14 @@ export class LocalBackend implements Backend {
 
   async putFile(key: string, source: string, options: PutOptions = {}): Promise<{ size: number }> {
     const path = this.pathOf(key);
-    const partial = join(this.root, PARTIAL_DIR, randomUUID());
+    const partial = join(this.base, PARTIAL_DIR, randomUUID());
     try {
+      // Never a symlink's target. The copies below open `source` by path, so a symlink swapped in
+      // after this look (by someone with access to the directory) could still be followed.
+      const st = lstatSync(source, { throwIfNoEntry: false });
+      if (!st?.isFile()) throw new BackendError(st ? 'the file to copy is a symbolic link or not a regular file; a space never follows a symlink' : 'the file to copy does not exist', 'not_found');
       // A small file is copied, timed and moved into place on a pool thread in one hand-off.
-      if ((statSync(source, { throwIfNoEntry: false })?.size ?? Infinity) <= SMALL_COPY) {
+      if (st.size <= SMALL_COPY) {
         const { size } = await this.inDir([partial, path], () => writeSmallFile({ partial, target: path, copyOf: source, mtimeMs: options.mtimeMs }));
         return { size };
       }
@@ -135,7 +164,7 @@ export class LocalBackend implements Backend {
       // The new file's inode is in memory: setting its time and reading its size synchronously
       // costs microseconds, against a thread-pool trip each (see fsThreads.ts).
       if (options.mtimeMs !== undefined) utimesSync(partial, Date.now() / 1000, options.mtimeMs / 1000);
-      const { size } = statSync(partial);
+      const { size } = lstatSync(partial);
       await this.inDir(path, () => rename(partial, path));
       return { size };
     } catch (err) {
@@ -157,7 +186,7 @@ export class LocalBackend implements Backend {
     const path = this.pathOf(key);
     try {
       await this.checkInside(dirname(path));
-      return await open(path, 'r');
+      return await open(path, READ_NOFOLLOW);
     } catch (err) {
       throw localError(err, key);
     }
@@ -170,10 +199,10 @@ export class LocalBackend implements Backend {
 
   async stat(key: string): Promise<BackendEntry | undefined> {
     const path = this.pathOf(key);
-    if (path === join(this.root)) return undefined; // the root is a directory
+    if (path === this.base) return undefined; // the root is a directory
     try {
       await this.checkInside(dirname(path));
-      const st = await stat(path);
+      const st = await lstat(path);
       return st.isFile() ? { key, size: st.size, mtimeMs: st.mtimeMs } : undefined;
     } catch (err) {
       if (isMissing(err)) return undefined;
@@ -195,7 +224,8 @@ export class LocalBackend implements Backend {
     const path = this.pathOf(key);
     try {
       await this.checkInside(dirname(path));
-      await setTime(path, Date.now());
+      const now = Date.now() / 1000;
+      await lutimes(path, now, now);
     } catch (err) {
       throw localError(err, key);
     }
@@ -213,10 +243,10 @@ export class LocalBackend implements Backend {
   }
 
   async cleanup(olderThanMs: number): Promise<number> {
-    const dir = join(this.root, PARTIAL_DIR);
+    const dir = join(this.base, PARTIAL_DIR);
     let removed = 0;
     for (const name of await readdir(dir).catch(() => [] as string[])) {
-      const st = await stat(join(dir, name)).catch(() => undefined);
+      const st = await lstat(join(dir, name)).catch(() => undefined);
       if (st && st.mtimeMs < olderThanMs) {
         await rm(join(dir, name), { force: true });
         removed++;
@@ -296,6 +326,7 @@ function localError(err: unknown, key: string): Error {
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new BackendError(`'${key}': permission denied (${code})`, 'denied');
   if (code === 'ENOSPC') return new BackendError(`the disk is full (${code})`, 'failed');
   if (code === 'EISDIR') return new BackendError(`'${key}' is a directory`, 'failed');
+  if (code === 'ELOOP') return new BackendError(`'${key}' is a symbolic link; a space never follows one`, 'not_found');
   if (code === 'EEXIST' || code === 'ENOTDIR') return new BackendError(`a file is in the way of '${key}' (${code})`, 'failed');
   return err as Error;
 }

@@ -12,7 +12,7 @@ import { backendFailed, badRequest, conflict, notFound } from '../errors.ts';
 import { checkOutboundUrl, outboundPolicy } from '../outbound.ts';
 import { BackendError, joinKey, type Backend } from './backend.ts';
 import type { CreateUserSpaceBody, S3Credential, StorageConfig, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from './models.ts';
-import { checkLocalRoot } from './roots.ts';
+import { assertNotForeign, checkLocalRoot, claimLocalRoot } from './roots.ts';
 import { ShardStore, type ShardQuota } from './shardStore.ts';
 import { checkCredential, checkStorage, isS3, maskCredential, openBackend } from './storageConfig.ts';
 import { checkSpacePath } from './spacePaths.ts';
@@ -224,48 +224,41 @@ export async function spaceForUpload(core: Core, tenantId: number, affinity: num
   return space as SpaceHandle & { store: ShardStore };
 }
 
-async function otherTenantRoots(core: Core, tenantId: number): Promise<string[]> {
-  const rows = await core.db.selectFrom('user_spaces').select(['storage_json']).where('tenant_id', '!=', tenantId).execute();
-  return rows.map((r) => JSON.parse(r.storage_json) as StorageConfig).flatMap((s) => (s.type === 'local' ? [s.root] : []));
-}
-
-/** A directory a tenant may read from (a `local` sync source): allow-listed, and no other tenant's space. */
-export async function checkReadableDir(core: Core, tenantId: number, path: string, field: string): Promise<string> {
-  return checkLocalRoot(core, path, await otherTenantRoots(core, tenantId), field);
-}
-
-/** `storage` and `credential` checked for their type; a local root also against the allow-list, an S3 endpoint against the outbound guard. */
-async function checkedStorage(core: Core, tenantId: number, storageInput: unknown, credentialInput: unknown) {
+/** `storage` and `credential` checked for their type; a local root also against the allow-list and Yunji's own storage, an S3 endpoint against the outbound guard. */
+async function checkedStorage(core: Core, storageInput: unknown, credentialInput: unknown) {
   const storage = checkStorage(storageInput);
   const credential = checkCredential(storage, credentialInput);
-  if (!isS3(storage)) storage.root = await checkLocalRoot(core, storage.root, await otherTenantRoots(core, tenantId));
+  if (!isS3(storage)) storage.root = await checkLocalRoot(core, storage.root);
   else if (storage.endpoint) await checkOutboundUrl(outboundPolicy(core.config.outboundAllow), storage.endpoint, 'storage.endpoint');
   return { storage, credential };
 }
 
 export async function createSpace(core: Core, actor: Actor, body: CreateUserSpaceBody): Promise<UserSpace> {
   requireRole(actor, 'admin');
-  const { storage, credential } = await checkedStorage(core, actor.tenantId, body.storage, body.credential);
+  const { storage, credential } = await checkedStorage(core, body.storage, body.credential);
   const workingDir = checkSpacePath(body.workingDir ?? '', 'workingDir');
   const now = Date.now();
   try {
-    const row = await core.db
-      .insertInto('user_spaces')
-      .values({
-        tenant_id: actor.tenantId,
-        name: body.name,
-        storage_json: JSON.stringify(storage),
-        credential_sealed: credential ? core.sealer.seal(JSON.stringify(credential)) : null,
-        shard_max_size: body.shardStore === null ? null : (body.shardStore?.maxSize ?? 0),
-        features_json: JSON.stringify(body.features ?? []),
-        working_dir: workingDir,
-        is_default: 0,
-        revision: 1,
-        created_at: now,
-        updated_at: now,
-      })
-      .returning(SPACE_COLUMNS)
-      .executeTakeFirstOrThrow();
+    const row = await core.db.transaction().execute(async (trx) => {
+      if (!isS3(storage)) await claimLocalRoot(trx, core, actor.tenantId, storage.root);
+      return trx
+        .insertInto('user_spaces')
+        .values({
+          tenant_id: actor.tenantId,
+          name: body.name,
+          storage_json: JSON.stringify(storage),
+          credential_sealed: credential ? core.sealer.seal(JSON.stringify(credential)) : null,
+          shard_max_size: body.shardStore === null ? null : (body.shardStore?.maxSize ?? 0),
+          features_json: JSON.stringify(body.features ?? []),
+          working_dir: workingDir,
+          is_default: 0,
+          revision: 1,
+          created_at: now,
+          updated_at: now,
+        })
+        .returning(SPACE_COLUMNS)
+        .executeTakeFirstOrThrow();
+    });
     return toUserSpace(core, row);
   } catch (err) {
     if (isUniqueViolation(err)) throw conflict(`a user space named '${body.name}' already exists`);
@@ -344,7 +337,8 @@ export async function listSpaces(core: Core, actor: Actor): Promise<UserSpace[]>
 /** Writes a probe file under `workingDir`, reads it back and removes it; the backend's reason when that fails. */
 export async function testSpace(core: Core, actor: Actor, body: TestUserSpaceBody): Promise<void> {
   requireRole(actor, 'admin');
-  const { storage, credential } = await checkedStorage(core, actor.tenantId, body.storage, body.credential);
+  const { storage, credential } = await checkedStorage(core, body.storage, body.credential);
+  if (!isS3(storage)) await assertNotForeign(core.db, actor.tenantId, storage.root);
   const workingDir = checkSpacePath(body.workingDir ?? '', 'workingDir');
   const backend = openBackend(storage, credential, outboundPolicy(core.config.outboundAllow));
   const key = joinKey(workingDir, `.yunji-probe-${randomUUID()}`);
@@ -365,7 +359,7 @@ export async function testSpace(core: Core, actor: Actor, body: TestUserSpaceBod
 /** A backend's failure as the error a client sees; anything else unchanged. */
 export function asClientError(err: unknown): unknown {
   if (!(err instanceof BackendError)) return err;
-  if (err.code === 'denied' && /not a path inside|leads outside/.test(err.message)) return badRequest(err.message);
+  if (err.code === 'denied' && /not a path inside|symbolic link/.test(err.message)) return badRequest(err.message);
   return backendFailed(err.message);
 }
 

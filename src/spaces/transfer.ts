@@ -9,6 +9,7 @@ import type { Package } from '../storage/models.ts';
 import { objectsOfPackage, ownPackage, storeOf, Upload } from '../storage/objects.ts';
 import { insertPackage } from '../storage/packages.ts';
 import { joinKey } from './backend.ts';
+import { assertOutsideReserved } from './layout.ts';
 import { checkSpacePath } from './spacePaths.ts';
 import { asClientError, spaceById, spaceForUpload, tenantSpace, type SpaceHandle } from './spaces.ts';
 
@@ -126,8 +127,8 @@ async function runImport(core: Core, owner: Owner, request: ImportRequest, ctx: 
 
 /**
  * Writes every object of the package to `<rootPath>/<object path>` in the space (each file
- * atomically, its modification time the object's update time). Files that fail do not stop the
- * others; they are the job's errors, and the job fails naming them.
+ * atomically, its modification time the object's update time), never into a `.yunji` folder. Files
+ * that fail do not stop the others; they are the job's errors, and the job fails naming them.
  */
 async function runExport(core: Core, owner: Owner, request: ExportRequest, ctx: JobContext): Promise<{ written: number }> {
   await checkExport(core, asActor(owner), request);
@@ -149,8 +150,10 @@ async function runExport(core: Core, owner: Owner, request: ExportRequest, ctx: 
     try {
       let space = spaces.get(object.space_id);
       if (!space) spaces.set(object.space_id, (space = await spaceById(core, object.space_id)));
+      const key = joinKey(rootPath, object.path);
+      assertOutsideReserved(key);
       const content = await storeOf(space).read(object.hash);
-      await target.backend.put(joinKey(rootPath, object.path), content, { mtimeMs: object.updated_at });
+      await target.backend.put(key, content, { mtimeMs: object.updated_at });
       written++;
       bytes += object.size;
     } catch (err) {

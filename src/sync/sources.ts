@@ -7,7 +7,7 @@ import type { SyncSourcesTable } from '../db/schema.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { checkOutboundUrl, outboundPolicy } from '../outbound.ts';
 import { StringEnum } from '../schema.ts';
-import { checkReadableDir } from '../spaces/spaces.ts';
+import { checkLocalRoot, claimLocalRoot } from '../spaces/roots.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
 import { checkStorage } from '../spaces/storageConfig.ts';
 import { ownPackage } from '../storage/objects.ts';
@@ -94,14 +94,14 @@ export type ExternalDataSource = Static<typeof ExternalDataSource>;
 export type SourceRow = Selectable<SyncSourcesTable>;
 
 /** Checks a config for its type; returns what is stored in the open and what is sealed. */
-async function splitConfig(core: Core, tenantId: number, type: SourceType, input: unknown): Promise<{ open: Record<string, unknown>; secret: Record<string, unknown> | null }> {
+async function splitConfig(core: Core, type: SourceType, input: unknown): Promise<{ open: Record<string, unknown>; secret: Record<string, unknown> | null }> {
   const schema = type === 'local' ? LocalConfig : type === 's3' ? S3Config : type === 'yunji' ? YunjiConfig : ManifestConfig;
   const problem = schemaProblem(schema, input);
   if (problem) throw badRequest(`config (type '${type}'): ${problem}`, 'config');
   const outbound = outboundPolicy(core.config.outboundAllow);
   if (type === 'local') {
     const { path } = input as LocalConfig;
-    return { open: { path: await checkReadableDir(core, tenantId, path, 'config.path') }, secret: null };
+    return { open: { path: await checkLocalRoot(core, path, 'config.path') }, secret: null };
   }
   if (type === 's3') {
     const { secret_access_key, ...rest } = input as S3Config;
@@ -171,10 +171,11 @@ const nameTaken = (name: string) => conflict(`a source named '${name}' already e
 export async function createSource(core: Core, actor: Actor, body: CreateSourceBody): Promise<ExternalDataSource> {
   requireRole(actor, 'admin');
   await ownPackage(core, actor, body.package_id);
-  const { open, secret } = await splitConfig(core, actor.tenantId, body.type, body.config);
+  const { open, secret } = await splitConfig(core, body.type, body.config);
   const now = Date.now();
   try {
     const row = await core.db.transaction().execute(async (trx) => {
+      if (body.type === 'local') await claimLocalRoot(trx, core, actor.tenantId, open.path as string, 'config.path');
       if (body.is_default) await trx.updateTable('sync_sources').set({ is_default: 0 }).where('tenant_id', '=', actor.tenantId).execute();
       return trx
         .insertInto('sync_sources')
@@ -204,9 +205,10 @@ export async function updateSource(core: Core, actor: Actor, id: number, body: U
   requireRole(actor, 'admin');
   const row = await ownSource(core, actor.tenantId, id);
   if (body.package_id !== undefined) await ownPackage(core, actor, body.package_id);
-  const config = body.config === undefined ? undefined : await splitConfig(core, actor.tenantId, row.type as SourceType, body.config);
+  const config = body.config === undefined ? undefined : await splitConfig(core, row.type as SourceType, body.config);
   try {
     const updated = await core.db.transaction().execute(async (trx) => {
+      if (config && row.type === 'local') await claimLocalRoot(trx, core, actor.tenantId, config.open.path as string, 'config.path');
       if (body.is_default) await trx.updateTable('sync_sources').set({ is_default: 0 }).where('tenant_id', '=', actor.tenantId).execute();
       return trx
         .updateTable('sync_sources')

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { joinKey, type Backend, type BackendEntry } from '../spaces/backend.ts';
+import { assertOutsideReserved } from '../spaces/layout.ts';
 
 /** A file (or an empty folder, its path ending in `/`) relative to the synced folder. */
 export interface TreeEntry {
@@ -44,7 +45,7 @@ export async function sha256Of(tree: SyncTree, entry: TreeEntry, signal: AbortSi
   return hash.digest('hex').toUpperCase();
 }
 
-/** A folder (or one file) of a backend. */
+/** A folder (or one file) of a backend. What it writes, removes or makes never enters a reserved `.yunji` folder. */
 export class BackendTree implements SyncTree {
   constructor(
     readonly backend: Backend,
@@ -88,6 +89,7 @@ export class BackendTree implements SyncTree {
 
   async write(entry: TreeEntry, from: SyncTree, signal: AbortSignal): Promise<{ size: number }> {
     const key = joinKey(this.root, entry.path);
+    assertOutsideReserved(key);
     const put = { mtimeMs: entry.mtimeMs };
     // Local to local: the kernel copies the file.
     if (from instanceof BackendTree && from.backend.localFile && this.backend.putFile) {
@@ -96,12 +98,15 @@ export class BackendTree implements SyncTree {
     return this.backend.put(key, await from.read(entry, signal), put);
   }
 
-  remove(entry: TreeEntry): Promise<void> {
-    return this.backend.remove(entry.key);
+  async remove(entry: TreeEntry): Promise<void> {
+    assertOutsideReserved(entry.key);
+    await this.backend.remove(entry.key);
   }
 
   async makeDir(path: string): Promise<void> {
-    await this.backend.makeDir?.(joinKey(this.root, path));
+    const key = joinKey(this.root, path);
+    assertOutsideReserved(key);
+    await this.backend.makeDir?.(key);
   }
 
   async exactTime(entry: TreeEntry): Promise<number | undefined> {

@@ -58,8 +58,42 @@ describe('LocalBackend: small files written whole', () => {
     const outside = mkdtempSync(join(tmpdir(), 'yunji-outside-'));
     try {
       symlinkSync(outside, join(root, 'link'));
-      await expect(backend.put('link/escape', Buffer.from('x'))).rejects.toThrow(/outside the space/);
+      await expect(backend.put('link/escape', Buffer.from('x'))).rejects.toThrow(/symbolic link/);
+      // Not even a folder is made out there on the way.
+      await expect(backend.put('link/new/deeper/escape', Buffer.from('x'))).rejects.toThrow(/symbolic link/);
+      await expect(backend.makeDir('link/made')).rejects.toThrow(/symbolic link/);
       expect(readdirSync(outside)).toEqual([]);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('follows no symlink at the last component, wherever it points: it is a file that is not there', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'yunji-outside-'));
+    try {
+      writeFileSync(join(outside, 'secret'), 'secret');
+      utimesSync(join(outside, 'secret'), new Date(1_000_000), new Date(1_000_000));
+      writeFileSync(join(root, 'real'), 'real');
+      symlinkSync(join(outside, 'secret'), join(root, 'out'));
+      symlinkSync(join(root, 'real'), join(root, 'in'));
+      symlinkSync(root, join(root, 'self'));
+      for (const key of ['out', 'in']) {
+        expect(await backend.stat(key), key).toBeUndefined();
+        await expect(backend.get(key), key).rejects.toMatchObject({ code: 'not_found', message: expect.stringMatching(/symbolic link/) });
+        await expect(backend.openFile(key), key).rejects.toMatchObject({ code: 'not_found' });
+        await expect(backend.putFile('copy', join(root, key)), key).rejects.toMatchObject({ code: 'not_found' });
+        await expect(backend.get(`self/${key}`), key).rejects.toThrow(/symbolic link/);
+      }
+      await backend.touch('out');
+      expect(statSync(join(outside, 'secret')).mtimeMs).toBe(1_000_000);
+      const keys: string[] = [];
+      for await (const e of backend.list('')) keys.push(e.key);
+      expect(keys).toEqual(['real']);
+      await expect(collect(backend.list('self'))).rejects.toThrow(/symbolic link/);
+      // A write replaces the link, never the file it points at.
+      await backend.put('out', Buffer.from('mine'));
+      expect(readFileSync(join(outside, 'secret'), 'utf8')).toBe('secret');
+      expect(readFileSync(join(root, 'out'), 'utf8')).toBe('mine');
     } finally {
       rmSync(outside, { recursive: true, force: true });
     }
@@ -206,3 +240,9 @@ describe('LocalBackend: walks', () => {
     expect(seen).toEqual(expected);
   });
 });
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}
