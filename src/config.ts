@@ -121,6 +121,18 @@ export const ConfigSchema = Type.Object(
     }),
     webhookTimeout: Type.Integer({ env: 'YUNJI_WEBHOOK_TIMEOUT', default: 10, minimum: 1, description: 'Seconds a webhook receiver has to answer.' }),
     sourceTimeout: Type.Integer({ env: 'YUNJI_SOURCE_TIMEOUT', default: 30, minimum: 1, description: 'Seconds an external data source (a manifest URL, a file it lists) has to answer before its sync fails.' }),
+    minTriggerInterval: Type.Integer({
+      env: 'YUNJI_MIN_TRIGGER_INTERVAL',
+      default: 60,
+      minimum: 1,
+      description: 'Fewest seconds between two runs of an interval trigger (`POST /api/jobs/triggers`, an `Interval` sync task); a shorter interval is refused.',
+    }),
+    maxTriggersPerTenant: Type.Integer({
+      env: 'YUNJI_MAX_TRIGGERS_PER_TENANT',
+      default: 100,
+      minimum: 0,
+      description: 'Most interval triggers (`Interval` sync tasks included) one tenant may have enabled; more are refused.',
+    }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
   },
   { additionalProperties: false },
