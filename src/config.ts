@@ -133,6 +133,12 @@ export const ConfigSchema = Type.Object(
       minimum: 0,
       description: 'Most interval triggers (`Interval` sync tasks included) one tenant may have enabled; more are refused.',
     }),
+    jobRetention: Type.Integer({
+      env: 'YUNJI_JOB_RETENTION',
+      default: 2592000,
+      minimum: 0,
+      description: 'Seconds a finished job is kept after it ended; then it is deleted with its logs and webhook deliveries (0: kept forever).',
+    }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
   },
   { additionalProperties: false },

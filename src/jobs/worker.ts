@@ -10,6 +10,7 @@ import { fairCandidates } from './fairShare.ts';
 import { OneAtATime } from './oneAtATime.ts';
 import { CancelledError, RunContext } from './context.ts';
 import { keepError, type Job, type JobEventType } from './models.ts';
+import { purgeExpiredJobs, purgeIntervalMs } from './retention.ts';
 import { runDueTriggers } from './scheduler.ts';
 import { toJob, type JobRow } from './store.ts';
 import { deliverDue } from './webhooks.ts';
@@ -35,7 +36,7 @@ export const retryDelayMs = (attempts: number) => Math.round(Math.min(300_000, 2
  * Runs jobs in this process: claims due ones under a lease, heartbeats them, runs their action
  * with an AbortSignal, and records the outcome (completed, retried with backoff, failed or
  * cancelled). Also, in every process that runs jobs: expires other processes' stale leases, fires
- * interval triggers and sends webhooks.
+ * interval triggers, sends webhooks and deletes finished jobs past their retention.
  */
 export class Worker {
   readonly id = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
@@ -88,6 +89,7 @@ export class Worker {
     every(Math.max(1000, this.leaseMs / 4), () => this.reapExpired(), 'expiring stale leases');
     every(1000, () => runDueTriggers(this.core), 'interval triggers');
     every(250, () => deliverDue(this.core), 'webhook delivery');
+    every(purgeIntervalMs(this.core.config.jobRetention), () => purgeExpiredJobs(this.core), 'purging finished jobs');
     this.loop = this.claimLoop();
   }
 
