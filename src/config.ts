@@ -139,6 +139,12 @@ export const ConfigSchema = Type.Object(
       minimum: 0,
       description: 'Seconds a finished job is kept after it ended; then it is deleted with its logs and webhook deliveries (0: kept forever).',
     }),
+    packageObjectsLimit: Type.Integer({
+      env: 'YUNJI_PACKAGE_OBJECTS_LIMIT',
+      default: 10000,
+      minimum: 1,
+      description: 'Most objects `GET /v1/object/getPackageObjects` answers; a larger package is refused (400), to be listed page by page with `/v1/object/listByPath`.',
+    }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
   },
   { additionalProperties: false },
