@@ -1,7 +1,7 @@
 import type { Selectable } from 'kysely';
 import type { Core } from '../core.ts';
 import type { JobTriggersTable } from '../db/schema.ts';
-import { badRequest, notFound } from '../errors.ts';
+import { badRequest, conflict, notFound } from '../errors.ts';
 import { iso, isoOrNull } from '../time.ts';
 import { checkedParams, JobKeyConflict, submitJob } from './store.ts';
 import { checkHookUrl } from './webhooks.ts';
@@ -57,12 +57,30 @@ export function toTrigger(r: TriggerRow): Trigger {
   };
 }
 
+/**
+ * A tenant may have at most `maxTriggersPerTenant` enabled triggers: each makes jobs on its own,
+ * forever. (Two creations at the same instant may pass the cap by one each.)
+ */
+async function assertRoomForTrigger(core: Core, tenantId: number): Promise<void> {
+  const most = core.config.maxTriggersPerTenant;
+  const { n } = await core.db
+    .selectFrom('job_triggers')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('tenant_id', '=', tenantId)
+    .where('enabled', '=', 1)
+    .executeTakeFirstOrThrow();
+  if (Number(n) >= most) throw conflict(`the tenant has ${Number(n)} interval triggers (Interval sync tasks included), the most allowed is ${most}; delete or cancel one first`);
+}
+
 export async function createTrigger(core: Core, spec: TriggerSpec): Promise<TriggerRow> {
   if (!Number.isInteger(spec.intervalSeconds) || spec.intervalSeconds < MIN_INTERVAL || spec.intervalSeconds > MAX_INTERVAL) {
     throw badRequest(`interval must be a whole number of seconds from ${MIN_INTERVAL} to ${MAX_INTERVAL}`, 'interval');
   }
+  const least = core.config.minTriggerInterval;
+  if (spec.intervalSeconds < least) throw badRequest(`interval must be at least ${least} seconds (the server's minimum between two runs)`, 'interval');
   const params = checkedParams(core, spec.action, spec.params);
   if (spec.notifyHook) await checkHookUrl(core, spec.notifyHook, 'notifyHook');
+  await assertRoomForTrigger(core, spec.tenantId);
   const now = Date.now();
   const row = await core.db
     .insertInto('job_triggers')

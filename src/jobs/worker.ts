@@ -6,9 +6,11 @@ import { AppError } from '../errors.ts';
 import { PermanentJobError } from './actions.ts';
 import { announce } from './announce.ts';
 import { Completions } from './completions.ts';
+import { fairCandidates } from './fairShare.ts';
 import { OneAtATime } from './oneAtATime.ts';
 import { CancelledError, RunContext } from './context.ts';
 import { keepError, type Job, type JobEventType } from './models.ts';
+import { purgeExpiredJobs, purgeIntervalMs } from './retention.ts';
 import { runDueTriggers } from './scheduler.ts';
 import { toJob, type JobRow } from './store.ts';
 import { deliverDue } from './webhooks.ts';
@@ -34,7 +36,7 @@ export const retryDelayMs = (attempts: number) => Math.round(Math.min(300_000, 2
  * Runs jobs in this process: claims due ones under a lease, heartbeats them, runs their action
  * with an AbortSignal, and records the outcome (completed, retried with backoff, failed or
  * cancelled). Also, in every process that runs jobs: expires other processes' stale leases, fires
- * interval triggers and sends webhooks.
+ * interval triggers, sends webhooks and deletes finished jobs past their retention.
  */
 export class Worker {
   readonly id = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
@@ -87,6 +89,7 @@ export class Worker {
     every(Math.max(1000, this.leaseMs / 4), () => this.reapExpired(), 'expiring stale leases');
     every(1000, () => runDueTriggers(this.core), 'interval triggers');
     every(250, () => deliverDue(this.core), 'webhook delivery');
+    every(purgeIntervalMs(this.core.config.jobRetention), () => purgeExpiredJobs(this.core), 'purging finished jobs');
     this.loop = this.claimLoop();
   }
 
@@ -127,7 +130,7 @@ export class Worker {
     }
   }
 
-  /** Takes up to `n` due jobs, within the per-tenant and global caps. */
+  /** Takes up to `n` due jobs, within the per-tenant and global caps, shared fairly between tenants. */
   private async claim(n: number): Promise<Job[]> {
     const { core } = this;
     const pg = core.dialect === 'postgres';
@@ -142,20 +145,7 @@ export class Worker {
         room = Math.min(room, core.config.globalJobConcurrency - total);
       }
       if (room <= 0) return [];
-      const cap = core.config.tenantJobConcurrency;
-      const full = busy.filter((b) => Number(b.n) >= cap).map((b) => b.tenant_id);
-      let q = db.selectFrom('jobs').select(['id', 'tenant_id']).where('status', '=', 'scheduled').where('start_at', '<=', now);
-      if (full.length > 0) q = q.where('tenant_id', 'not in', full);
-      q = q.orderBy('start_at').orderBy('id').limit(room * 4);
-      const candidates = await (pg ? q.forUpdate().skipLocked() : q).execute();
-      const chosen: number[] = [];
-      for (const c of candidates) {
-        if (chosen.length >= room) break;
-        const r = runningOf.get(c.tenant_id) ?? 0;
-        if (r >= cap) continue;
-        runningOf.set(c.tenant_id, r + 1);
-        chosen.push(c.id);
-      }
+      const chosen = await fairCandidates(db, { now, room, running: runningOf, cap: core.config.tenantJobConcurrency, lockRows: pg });
       if (chosen.length === 0) return [];
       return db
         .updateTable('jobs')

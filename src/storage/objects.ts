@@ -182,10 +182,19 @@ export async function beginUpload(core: Core, actor: Actor, packageId: number, a
   return new Upload(core, await spaceForUpload(core, actor.tenantId, affinity), actor.userId, packageId);
 }
 
+/**
+ * Every object of a package, by path, in one answer: at most `YUNJI_PACKAGE_OBJECTS_LIMIT` of them
+ * (the spec has no paging here); a larger package is refused, pointing at the paged listing.
+ */
 export async function getPackageObjects(core: Core, actor: Actor, packageId: number): Promise<StorageObject[]> {
   requireRole(actor, 'viewer');
   await ownPackage(core, actor, packageId);
-  return (await tenantObjects(core, actor).where('o.package_id', '=', packageId).orderBy('o.path').execute()).map(toStorageObject);
+  const most = core.config.packageObjectsLimit;
+  const rows = await tenantObjects(core, actor).where('o.package_id', '=', packageId).orderBy('o.path').limit(most + 1).execute();
+  if (rows.length > most) {
+    throw badRequest(`package ${packageId} has more than ${most} objects, more than one answer holds; list them page by page with /v1/object/listByPath (isPrefix=true, maxKeys, continuationToken)`, 'packageID');
+  }
+  return rows.map(toStorageObject);
 }
 
 export interface OpenedObject {

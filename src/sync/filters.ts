@@ -1,4 +1,5 @@
 import { badRequest } from '../errors.ts';
+import { compileGlob } from './glob.ts';
 import type { SyncFilter } from './models.ts';
 
 /** What a filter sees of a file: its path relative to the synced folder, its size and time. */
@@ -9,36 +10,10 @@ export interface FilterSubject {
 }
 
 /**
- * A glob as a regular expression over a relative path: `**` any characters, `*` any but `/`,
- * `?` one but `/`, `[…]` a set (`[!…]` its complement). A pattern without `/` matches the file
- * name in any folder (as rsync and rclone do).
+ * Most characters all of a sync's patterns may have together: each file is tested against every
+ * pattern, in time (path length × pattern length), so this bounds the work per file.
  */
-export function globToRegExp(pattern: string, field = 'patterns'): RegExp {
-  let out = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '*') {
-      if (pattern[i + 1] === '*') {
-        i++;
-        // `**/` also matches no folder at all.
-        if (pattern[i + 1] === '/') {
-          i++;
-          out += '(?:.*/)?';
-        } else out += '.*';
-      } else out += '[^/]*';
-    } else if (c === '?') out += '[^/]';
-    else if (c === '[') {
-      const end = pattern.indexOf(']', i + 2);
-      if (end < 0) throw badRequest(`pattern '${pattern}' has a '[' without its ']'`, field);
-      let set = pattern.slice(i + 1, end);
-      if (set.startsWith('!')) set = `^${set.slice(1)}`;
-      out += `[${set.replace(/\\/g, '\\\\')}]`;
-      i = end;
-    } else out += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  const anchored = pattern.includes('/') ? `^${out.replace(/^\//, '')}$` : `(?:^|/)${out}$`;
-  return new RegExp(anchored, 'u');
-}
+export const MAX_PATTERN_CHARACTERS = 16_384;
 
 function timeOf(iso: string, field: string): number {
   const ms = Date.parse(iso);
@@ -48,8 +23,10 @@ function timeOf(iso: string, field: string): number {
 
 /** One predicate for all of a sync's filters: a file passes when every filter lets it through (any pattern of the Include filters). */
 export function compileFilters(filters: SyncFilter[]): (f: FilterSubject) => boolean {
+  const total = filters.reduce((n, f) => n + (f.type === 'Include' || f.type === 'Exclude' ? f.patterns.reduce((m, p) => m + p.length, 0) : 0), 0);
+  if (total > MAX_PATTERN_CHARACTERS) throw badRequest(`the filters' patterns have ${total} characters in all, more than ${MAX_PATTERN_CHARACTERS}`, 'filters');
   const tests: ((f: FilterSubject) => boolean)[] = [];
-  const includes: RegExp[] = [];
+  const includes: ((path: string) => boolean)[] = [];
   filters.forEach((filter, i) => {
     const field = `filters[${i}]`;
     switch (filter.type) {
@@ -61,11 +38,11 @@ export function compileFilters(filters: SyncFilter[]): (f: FilterSubject) => boo
         break;
       }
       case 'Include':
-        includes.push(...filter.patterns.map((p) => globToRegExp(p, `${field}.patterns`)));
+        includes.push(...filter.patterns.map((p) => compileGlob(p, `${field}.patterns`)));
         break;
       case 'Exclude': {
-        const res = filter.patterns.map((p) => globToRegExp(p, `${field}.patterns`));
-        tests.push((f) => !res.some((re) => re.test(f.path)));
+        const globs = filter.patterns.map((p) => compileGlob(p, `${field}.patterns`));
+        tests.push((f) => !globs.some((matches) => matches(f.path)));
         break;
       }
       case 'ModTime': {
@@ -76,6 +53,6 @@ export function compileFilters(filters: SyncFilter[]): (f: FilterSubject) => boo
       }
     }
   });
-  if (includes.length > 0) tests.push((f) => includes.some((re) => re.test(f.path)));
+  if (includes.length > 0) tests.push((f) => includes.some((matches) => matches(f.path)));
   return (f) => tests.every((t) => t(f));
 }

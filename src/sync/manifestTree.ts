@@ -4,11 +4,17 @@ import { AppError } from '../errors.ts';
 import { objectPathProblem } from '../storage/paths.ts';
 import type { OutboundPolicy } from '../outbound.ts';
 import { httpGet } from './httpGet.ts';
+import { ManifestScanner } from './manifestEntries.ts';
 import { compareUtf8, type SyncTree, type TreeEntry } from './tree.ts';
 
-/** Largest manifest read, and most entries it may list: beyond them the sync fails, saying so. */
+/**
+ * Largest manifest read, most entries it may list, and the largest entry (or other JSON value in
+ * it): beyond them the sync fails, saying so. The manifest is read as it arrives and never held
+ * whole; what is kept are the entries it lists.
+ */
 export const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
 export const MAX_MANIFEST_ENTRIES = 1_000_000;
+export const MAX_MANIFEST_ENTRY_BYTES = 64 * 1024;
 
 interface FetchSettings {
   outbound: OutboundPolicy;
@@ -58,45 +64,36 @@ export class ManifestTree implements SyncTree {
    * found (none is kept here: a manifest may list a million of them).
    */
   async load(signal: AbortSignal, problem: (p: ManifestProblem) => void): Promise<void> {
+    const what = `the manifest at ${this.url.origin}${this.url.pathname}`;
     const { body, url: found } = await httpGet(this.url, { ...this.settings, signal });
     // Its entries' relative URLs are relative to where it was found.
     this.base = found;
-    let chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of body) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_MANIFEST_BYTES) {
-        body.destroy();
-        throw new AppError('bad_request', `the manifest at ${this.url.origin}${this.url.pathname} is larger than ${MAX_MANIFEST_BYTES} bytes`);
-      }
-      chunks.push(chunk as Buffer);
-    }
-    let text: string | undefined = Buffer.concat(chunks, size).toString('utf8');
-    chunks = [];
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new AppError('bad_request', `the manifest at ${this.url.origin}${this.url.pathname} is not JSON`);
-    }
-    text = undefined;
-    const files = Array.isArray(parsed) ? parsed : (parsed as { files?: unknown } | null)?.files;
-    parsed = undefined;
-    if (!Array.isArray(files)) throw new AppError('bad_request', 'the manifest is neither a JSON array nor an object with a "files" array');
-    if (files.length > MAX_MANIFEST_ENTRIES) throw new AppError('bad_request', `the manifest lists ${files.length} files, more than ${MAX_MANIFEST_ENTRIES}`);
+    const scanner = new ManifestScanner({ maxEntries: MAX_MANIFEST_ENTRIES, maxValueBytes: MAX_MANIFEST_ENTRY_BYTES }, what);
     const entries: TreeEntry[] = [];
-    for (let i = 0; i < files.length; i++) {
-      if (i > 0 && i % ENTRIES_PER_TURN === 0) {
-        await setImmediate();
-        signal.throwIfAborted();
+    let size = 0;
+    let i = 0;
+    try {
+      for await (const chunk of body) {
+        size += (chunk as Buffer).length;
+        if (size > MAX_MANIFEST_BYTES) throw new AppError('bad_request', `${what} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+        for (const value of scanner.push(chunk as Buffer)) {
+          const f = (value ?? {}) as Record<string, unknown>;
+          const path = typeof f.path === 'string' ? f.path : `#${i}`;
+          const entry = this.entryOf(f, path);
+          if (typeof entry === 'string') problem({ path, message: `manifest entry ${i}: ${entry}` });
+          else entries.push(entry);
+          // Checking a million entries gives the event loop turns (the body's chunks give more).
+          if (++i % ENTRIES_PER_TURN === 0) {
+            await setImmediate();
+            signal.throwIfAborted();
+          }
+        }
       }
-      const f = (files[i] ?? {}) as Record<string, unknown>;
-      // Checked entries are dropped from the parsed list as it goes, so it need not stay whole beside them.
-      files[i] = undefined;
-      const path = typeof f.path === 'string' ? f.path : `#${i}`;
-      const entry = this.entryOf(f, path);
-      if (typeof entry === 'string') problem({ path, message: `manifest entry ${i}: ${entry}` });
-      else entries.push(entry);
+      scanner.end();
+    } catch (err) {
+      // Refused part way: the rest is not read.
+      body.destroy();
+      throw err;
     }
     entries.sort((a, b) => compareUtf8(a.path, b.path));
     this.list = entries.filter((e, i) => {

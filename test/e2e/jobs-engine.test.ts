@@ -27,7 +27,7 @@ describe.each(kinds)('job engine on %s', (kind) => {
 
   beforeAll(async () => {
     // A short lease, so a killed process's job is taken over within seconds.
-    server = await startServer(kind, { env: { YUNJI_JOB_LEASE: '3', YUNJI_JOB_POLL: '200' } });
+    server = await startServer(kind, { env: { YUNJI_JOB_LEASE: '3', YUNJI_JOB_POLL: '200', YUNJI_MIN_TRIGGER_INTERVAL: '1' } });
     api = client(server.url, await login(server.url));
   });
   afterAll(async () => {
@@ -142,7 +142,7 @@ describe.each(kinds)('job engine on %s', (kind) => {
     await eventually(async () => ((await api.get(`/api/jobs/${job.body.id}/logs`)).body.items.length === 1 ? true : undefined), 'the first run to start');
     server.proc.kill('SIGKILL');
     await new Promise((r) => server.proc.once('exit', r));
-    const restarted = await startServer(kind, { dataDir: server.dataDir, databaseUrl: server.databaseUrl, env: { YUNJI_JOB_LEASE: '3', YUNJI_JOB_POLL: '200' } });
+    const restarted = await startServer(kind, { dataDir: server.dataDir, databaseUrl: server.databaseUrl, env: { YUNJI_JOB_LEASE: '3', YUNJI_JOB_POLL: '200', YUNJI_MIN_TRIGGER_INTERVAL: '1' } });
     const old = server;
     server = { ...restarted, dispose: async () => (await restarted.dispose(), await old.dispose()) };
     api = client(server.url, await login(server.url));
@@ -165,7 +165,7 @@ describe.each(pgOnly)('job engine across processes on %s', (kind) => {
 
   beforeAll(async () => {
     // The API process runs no jobs: everything runs in the worker processes.
-    server = await startServer(kind, { env: { YUNJI_WORKERS: '0', YUNJI_JOB_LEASE: '3' } });
+    server = await startServer(kind, { env: { YUNJI_WORKERS: '0', YUNJI_JOB_LEASE: '3', YUNJI_MIN_TRIGGER_INTERVAL: '1' } });
     api = client(server.url, await login(server.url));
     const env = { YUNJI_WORKERS: '16', YUNJI_JOB_LEASE: '3', YUNJI_TENANT_JOB_CONCURRENCY: '64' };
     workers.push(await startWorker(server, env), await startWorker(server, env));

@@ -135,7 +135,7 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     proxy = await startThrottledProxy(s3.endpoint);
     roots = mkdtempSync(join(tmpdir(), 'yunji-sync-roots-'));
     // s3rver listens on loopback, which the operator must allow.
-    server = await startServer(kind, { env: { YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100', YUNJI_OUTBOUND_ALLOW: '127.0.0.1' } });
+    server = await startServer(kind, { env: { YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100', YUNJI_OUTBOUND_ALLOW: '127.0.0.1', YUNJI_MIN_TRIGGER_INTERVAL: '1' } });
     const token = await login(server.url);
     admin = client(server.url, token);
     viewer = await keyClient(server.url, admin, 'viewer');

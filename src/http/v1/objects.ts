@@ -227,7 +227,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
     {
       schema: {
         tags,
-        summary: 'All objects of a package, by path',
+        summary: 'All objects of a package, by path (at most YUNJI_PACKAGE_OBJECTS_LIMIT; a larger package: 400, use listByPath)',
         security,
         querystring: Type.Object({ packageID: Id }),
         response: { 200: V1(Type.Object({ objects: Type.Array(StorageObject) })), ...v1ErrorResponses },
