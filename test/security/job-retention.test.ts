@@ -27,6 +27,7 @@ describe.each(kinds)('retention of finished jobs on %s', (kind) => {
     await new Promise<void>((r) => hooks.listen(0, '127.0.0.1', () => r()));
     hookUrl = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hook`;
     server = await startServer(kind, {
+      env: { YUNJI_JOB_RETENTION: '2', YUNJI_OUTBOUND_ALLOW: '127.0.0.1', YUNJI_JOB_POLL: '100' },
     });
     tenant = await newTenantClient(server.url, 'Busy');
   });

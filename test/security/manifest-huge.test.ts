@@ -62,6 +62,7 @@ describe.each(kinds)('huge http_manifest sources on %s', (kind) => {
     await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
     webUrl = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
     server = await startServer(kind, {
+      env: { NODE_OPTIONS: '--max-old-space-size=256', YUNJI_OUTBOUND_ALLOW: '127.0.0.1', YUNJI_JOB_POLL: '100' },
     });
     attacker = await newTenantClient(server.url, 'Manifest attacker');
     const bucket = await attacker.post('/v1/bucket/create', { name: 'manifests' });
