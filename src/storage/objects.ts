@@ -243,7 +243,12 @@ export async function moveObjects(core: Core, actor: Actor, movings: { objectID:
       const row = await tenantObjects(core, actor).where('o.id', '=', m.objectID).executeTakeFirst();
       if (!row) continue;
       await ownPackage(core, actor, m.packageID);
-      await core.db.updateTable('objects').set({ package_id: m.packageID, path: m.path, updated_at: Date.now() }).where('id', '=', m.objectID).execute();
+      // A moved object is no longer the copy of the source file at its old path (see PackageTree).
+      await core.db
+        .updateTable('objects')
+        .set({ package_id: m.packageID, path: m.path, updated_at: Date.now(), source_mtime: null, source_tag: null })
+        .where('id', '=', m.objectID)
+        .execute();
       moved.push(m.objectID);
     } catch (err) {
       if (!(err instanceof AppError) && !isUniqueViolation(err)) throw err;
