@@ -383,11 +383,12 @@ export async function sweepSpaces(core: Core, options: { recount?: boolean } = {
   // Every space: one without a shard store still gets partial files from interrupted syncs and exports.
   const rows = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).execute();
   const total = { removed: 0, bytes: 0, failed: 0 };
+  // Older than the grace and than every write in flight, in any process; a write that begins
+  // later makes only files newer than this.
+  const cutoff = await sweepCutoff(core);
   for (const row of rows) {
     try {
       const space = handleOf(core, row);
-      // Older than the grace and than every write still in flight, in any process.
-      const cutoff = await sweepCutoff(core);
       await space.backend.cleanup(cutoff);
       if (!space.store) continue;
       const result = await space.store.sweep(cutoff, (hash) => shardInUse(core, space.id, hash));

@@ -72,15 +72,18 @@ describe.each(kinds)('a lost lease fences the old run on %s', (kind) => {
       'the job to end',
       60_000,
     );
-    // The outcome is the newest run's: it started from the job as the reaper left it, so it keeps
-    // the reaper's note on the first attempt (an outcome recorded by the old run would not).
+    // The outcome is the newest run's (a busy machine may make a later lease lapse too, so the
+    // attempts are counted, not assumed): it reports the attempt the job counts, and it started
+    // from the job as the reapers left it, so it keeps their note on each earlier attempt. An
+    // outcome recorded by the first run would carry neither.
     expect(done.status, JSON.stringify(done)).toBe('succeeded');
-    expect(done.attempts).toBe(2);
-    expect(done.result, JSON.stringify(done)).toEqual({ attempts: 2 });
-    expect(done.error_count, JSON.stringify(done)).toBe(1);
-    expect(done.errors, JSON.stringify(done)).toEqual([expect.objectContaining({ message: expect.stringMatching(/^attempt 1: .*lease expired/) })]);
-    // And the job holds no more runs' log lines than it had runs.
-    const logs = (await api.get(`/api/jobs/${id}/logs`)).body.items as { message: string }[];
-    expect(logs.map((l) => l.message)).toEqual(['attempt 1', 'attempt 2']);
+    expect(done.attempts).toBeGreaterThanOrEqual(2);
+    expect(done.result, JSON.stringify(done)).toEqual({ attempts: done.attempts });
+    expect(done.error_count, JSON.stringify(done)).toBe(done.attempts - 1);
+    expect(done.errors[0], JSON.stringify(done)).toMatchObject({ message: expect.stringMatching(/^attempt 1: .*lease expired/) });
+    // And no run wrote a log line twice, or one for an attempt that never was.
+    const logs = ((await api.get(`/api/jobs/${id}/logs`)).body.items as { message: string }[]).map((l) => l.message);
+    expect(new Set(logs).size).toBe(logs.length);
+    for (const line of logs) expect(Number(/^attempt (\d+)$/.exec(line)?.[1])).toBeLessThanOrEqual(done.attempts);
   });
 });
