@@ -29,6 +29,7 @@ export interface WriteHold {
 }
 
 interface Fence {
+  owner: string;
   ttlMs: number;
   /** When the row published last expires (this process's clock). */
   expiresAt: number;
@@ -78,7 +79,7 @@ function floorNow(now: number): number {
 export async function startWriteFence(core: Core): Promise<() => Promise<void>> {
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const ttlMs = core.config.sweepFence * 1000;
-  const state: Fence = { ttlMs, expiresAt: 0, liveSince: Infinity };
+  const state: Fence = { owner, ttlMs, expiresAt: 0, liveSince: Infinity };
   const renew = async () => {
     const now = Date.now();
     const row = { floor: floorNow(now), expires_at: now + ttlMs };
@@ -112,7 +113,8 @@ export async function startWriteFence(core: Core): Promise<() => Promise<void>> 
 
 /**
  * What a sweep may remove: files older than this (epoch ms), the grace period and every live
- * fence's floor. Fences that expired long ago are dropped on the way.
+ * fence's floor (this process's own as it is now, not as last published). Fences that expired
+ * long ago are dropped on the way.
  */
 export async function sweepCutoff(core: Core): Promise<number> {
   const now = Date.now();
@@ -120,11 +122,9 @@ export async function sweepCutoff(core: Core): Promise<number> {
     .deleteFrom('sweep_fences')
     .where('expires_at', '<', now - core.config.sweepFence * 1000)
     .execute();
-  const row = await core.db
-    .selectFrom('sweep_fences')
-    .select(sql<number | string | null>`min(floor)`.as('floor'))
-    .where('expires_at', '>', now)
-    .executeTakeFirst();
+  let others = core.db.selectFrom('sweep_fences').select(sql<number | string | null>`min(floor)`.as('floor')).where('expires_at', '>', now);
+  if (fence) others = others.where('owner', '!=', fence.owner);
+  const row = await others.executeTakeFirst();
   const floor = row?.floor === null || row?.floor === undefined ? Infinity : Number(row.floor);
-  return Math.min(now - core.config.shardGrace * 1000, floor);
+  return Math.min(now - core.config.shardGrace * 1000, floorNow(now), floor);
 }
