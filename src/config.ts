@@ -56,7 +56,8 @@ export const ConfigSchema = Type.Object(
       env: 'YUNJI_SHARD_GRACE',
       default: 900,
       minimum: 0,
-      description: 'Seconds unreferenced bytes are kept before the sweeper removes them.',
+      description:
+        'Seconds unreferenced bytes are kept at least before the sweeper removes them; bytes of a write still in flight are never removed, however long it takes (see `YUNJI_SWEEP_FENCE`).',
     }),
     sweepInterval: Type.Integer({
       env: 'YUNJI_SWEEP_INTERVAL',
@@ -162,6 +163,13 @@ export const ConfigSchema = Type.Object(
       default: 10000,
       minimum: 1,
       description: 'Most objects `GET /v1/object/getPackageObjects` answers; a larger package is refused (400), to be listed page by page with `/v1/object/listByPath`.',
+    }),
+    sweepFence: Type.Integer({
+      env: 'YUNJI_SWEEP_FENCE',
+      default: 60,
+      minimum: 3,
+      description:
+        "Seconds a process's writes in flight keep every sweeper off their bytes after its last renewal (every third of this); a write of a process that could not renew in time fails instead of being acknowledged.",
     }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
   },

@@ -4,6 +4,7 @@ import { buildApp } from './http/app.ts';
 import { startJobEngine } from './jobs/engine.ts';
 import { bootstrapIfEmpty, createLogger, openRuntime } from './runtime.ts';
 import { startSweeper } from './spaces/sweeper.ts';
+import { startWriteFence } from './spaces/writeFence.ts';
 
 /**
  * `yunji serve`: migrate, bootstrap, run jobs, listen. SIGTERM/SIGINT drain in-flight requests (new
@@ -15,6 +16,8 @@ export async function serve(config: Config): Promise<void> {
   const { core, database } = await openRuntime(config, log);
   log.info({ database: database.dialect, location: database.location }, 'database ready');
   await bootstrapIfEmpty(core);
+  // Before any write: what this process writes is fenced off from every sweeper while in flight.
+  const stopFence = await startWriteFence(core);
   // Bytes left by uploads that never committed, or no longer referenced, go once they are old enough.
   const stopSweeper = startSweeper(core);
   const engine = await startJobEngine(core);
@@ -27,6 +30,7 @@ export async function serve(config: Config): Promise<void> {
     log.info('draining in-flight requests');
     await app.close();
     await engine.stop(Math.max(0, config.shutdownTimeout * 1000 - 2000));
+    await stopFence();
     await database.close();
   });
 }
@@ -68,11 +72,13 @@ export async function work(config: Config): Promise<void> {
   const log = createLogger(config);
   const { core, database } = await openRuntime(config, log);
   if (config.workers === 0) throw new Error('YUNJI_WORKERS is 0: a worker process with no workers would do nothing');
+  const stopFence = await startWriteFence(core);
   const engine = await startJobEngine(core);
   log.info({ database: database.dialect }, 'yunji worker running');
   onStopSignals(log, config, async () => {
     log.info('letting running jobs finish');
     await engine.stop(Math.max(0, config.shutdownTimeout * 1000 - 2000));
+    await stopFence();
     await database.close();
   });
 }

@@ -28,6 +28,7 @@ export interface Database {
   workspace_files_next: WorkspaceFilesTable;
   s3_object_times: S3ObjectTimesTable;
   job_deliveries: JobDeliveriesTable;
+  sweep_fences: SweepFencesTable;
 }
 
 export interface TenantsTable {
@@ -313,4 +314,12 @@ export interface S3ObjectTimesTable {
   etag: string;
   size: number;
   mtime_ms: number;
+}
+
+/** A process's fence against the sweeper (src/spaces/writeFence.ts). */
+export interface SweepFencesTable {
+  owner: string;
+  /** Nothing written since this time (epoch ms) may be swept while the fence is live. */
+  floor: number;
+  expires_at: number;
 }

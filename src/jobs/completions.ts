@@ -3,6 +3,7 @@ import { TurnBatch } from '../turnBatch.ts';
 import type { Core } from '../core.ts';
 import { announce } from './announce.ts';
 import type { RunContext } from './context.ts';
+import { insertRunLines } from './logLines.ts';
 import type { OneAtATime } from './oneAtATime.ts';
 import { toJob, type JobRow } from './store.ts';
 
@@ -17,14 +18,13 @@ const MAX_BATCH = 200;
 /**
  * Records completed jobs of one worker in batches: the jobs that end in the same turn of the event
  * loop get one insert for their log lines and one update for their outcomes, instead of two
- * statements each. Each job's row is still only updated while this worker holds its lease.
+ * statements each. Each job's row (and log) is still only written while the run holds its lease.
  */
 export class Completions {
   private readonly batch: TurnBatch<Pending, boolean>;
 
   constructor(
     private readonly core: Core,
-    private readonly owner: string,
     /** Shared with the worker's heartbeats (see OneAtATime). */
     private readonly rowWrites: OneAtATime,
   ) {
@@ -42,7 +42,7 @@ export class Completions {
     );
   }
 
-  /** Resolves once written and announced: true, or false when the job was no longer this worker's. */
+  /** Resolves once written and announced: true, or false when the run no longer held the job's lease. */
   add(ctx: RunContext, result: unknown): Promise<boolean> {
     return this.batch.submit({ ctx, result });
   }
@@ -50,12 +50,12 @@ export class Completions {
   private async write(batch: Pending[]): Promise<Set<number>> {
     const { core } = this;
     const lines = (await Promise.all(batch.map((p) => p.ctx.finalLines()))).flat();
-    if (lines.length > 0) await core.db.insertInto('job_logs').values(lines).execute();
+    await insertRunLines(core, lines);
     const now = Date.now();
     const values = JSON.stringify(
       batch.map((p) => {
         const { errors_json, error_count } = p.ctx.errorState();
-        return { id: p.ctx.job.id, result: JSON.stringify(p.result), stats: p.ctx.statsJson, errors: errors_json, error_count };
+        return { id: p.ctx.job.id, lease: p.ctx.lease, result: JSON.stringify(p.result), stats: p.ctx.statsJson, errors: errors_json, error_count };
       }),
     );
     const set = sql`status = 'completed', result_json = v.result, stats_json = v.stats, errors_json = v.errors, error_count = v.error_count,
@@ -63,22 +63,24 @@ export class Completions {
     const { rows } = await this.rowWrites.run(() =>
       core.dialect === 'postgres'
         ? sql<JobRow>`update jobs as j set ${set}, sequence = j.sequence + 1
-            from json_to_recordset(${values}::json) as v(id bigint, result text, stats text, errors text, error_count integer)
-            where j.id = v.id and j.lease_owner = ${this.owner} and j.status = 'running'
+            from json_to_recordset(${values}::json) as v(id bigint, lease text, result text, stats text, errors text, error_count integer)
+            where j.id = v.id and j.lease_owner = v.lease and j.status = 'running'
             returning j.*`.execute(core.db)
         : sql<JobRow>`update jobs set ${set}, sequence = jobs.sequence + 1
-            from (select json_extract(value, '$.id') as id, json_extract(value, '$.result') as result, json_extract(value, '$.stats') as stats,
-                         json_extract(value, '$.errors') as errors, json_extract(value, '$.error_count') as error_count
+            from (select json_extract(value, '$.id') as id, json_extract(value, '$.lease') as lease, json_extract(value, '$.result') as result,
+                         json_extract(value, '$.stats') as stats, json_extract(value, '$.errors') as errors, json_extract(value, '$.error_count') as error_count
                   from json_each(${values})) as v
-            where jobs.id = v.id and jobs.lease_owner = ${this.owner} and jobs.status = 'running'
+            where jobs.id = v.id and jobs.lease_owner = v.lease and jobs.status = 'running'
             returning *`.execute(core.db),
     );
     const byId = new Map(batch.map((p) => [p.ctx.job.id, p.ctx]));
-    // Announced in one turn, in order, so the whole batch's notifications go in one pg_notify.
+    // Announced in one turn, in order, so the whole batch's notifications go in one pg_notify; the
+    // lines of a run that no longer held its lease were not written.
+    const recorded = new Set(rows.map((r) => r.id));
     await Promise.all([
-      ...lines.map((line) => announce(core, { type: 'log', job: byId.get(line.job_id)!.job, line: { level: line.level as 'info', message: line.message, at: line.at } })),
+      ...lines.filter((line) => recorded.has(line.job_id)).map((line) => announce(core, { type: 'log', job: byId.get(line.job_id)!.job, line: { level: line.level as 'info', message: line.message, at: line.at } })),
       ...rows.map((row) => announce(core, { type: 'end', job: toJob(row) })),
     ]);
-    return new Set(rows.map((r) => r.id));
+    return recorded;
   }
 }

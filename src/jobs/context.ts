@@ -1,6 +1,7 @@
 import type { Core } from '../core.ts';
 import type { JobContext } from './actions.ts';
 import { announce } from './announce.ts';
+import { insertRunLines, type RunLine } from './logLines.ts';
 import { keepError, type Job, type JobError, type JobLogLine, type JobProgress } from './models.ts';
 import { toJob } from './store.ts';
 
@@ -34,7 +35,8 @@ export class RunContext implements JobContext {
     readonly core: Core,
     public job: Job,
     readonly signal: AbortSignal,
-    private readonly owner: string,
+    /** The lease this run holds: its writes apply only while the job's row still carries it. */
+    readonly lease: string,
   ) {
     this.stats_ = job.stats;
     this.errors = [...job.errors];
@@ -104,7 +106,7 @@ export class RunContext implements JobContext {
    * For the final write of a job that completed: its unwritten log lines (numbered), after any
    * progress or stats still to be saved have been written the usual way.
    */
-  async finalLines(): Promise<{ job_id: number; line: number; level: string; message: string; at: number }[]> {
+  async finalLines(): Promise<RunLine[]> {
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.flushing;
@@ -113,7 +115,7 @@ export class RunContext implements JobContext {
     const lines = this.lines.splice(0);
     const first = this.nextLine;
     this.nextLine += lines.length;
-    return lines.map((l, i) => ({ job_id: this.job.id, line: first + i, level: l.level, message: l.message, at: l.at }));
+    return lines.map((l, i) => ({ job_id: this.job.id, line: first + i, level: l.level, message: l.message, at: l.at, lease: this.lease }));
   }
 
   /** Writes what was reported since the last write (one at a time, in order). */
@@ -129,16 +131,17 @@ export class RunContext implements JobContext {
     this.dirty = false;
     const lines = this.lines.splice(0);
     const progressChanged = this.pendingProgress !== undefined;
+    let written = 0;
     if (lines.length > 0) {
       const first = this.nextLine;
       this.nextLine += lines.length;
-      await this.core.db
-        .insertInto('job_logs')
-        .values(lines.map((l, i) => ({ job_id: this.job.id, line: first + i, level: l.level, message: l.message, at: l.at })))
-        .execute();
+      written = await insertRunLines(
+        this.core,
+        lines.map((l, i) => ({ job_id: this.job.id, line: first + i, level: l.level, message: l.message, at: l.at, lease: this.lease })),
+      );
     }
     if (!progressChanged && !this.stateChanged) {
-      await Promise.all(lines.map((line) => announce(this.core, { type: 'log', job: this.job, line })));
+      if (written > 0) await Promise.all(lines.map((line) => announce(this.core, { type: 'log', job: this.job, line })));
       return;
     }
     this.stateChanged = false;
@@ -153,7 +156,7 @@ export class RunContext implements JobContext {
         ...(progressChanged ? { sequence: eb('sequence', '+', 1) } : {}),
       }))
       .where('id', '=', this.job.id)
-      .where('lease_owner', '=', this.owner)
+      .where('lease_owner', '=', this.lease)
       .where('status', '=', 'running')
       .returningAll()
       .executeTakeFirst();

@@ -24,6 +24,8 @@ type StopReason = 'cancel' | 'lease' | 'shutdown';
 
 interface Running {
   job: Job;
+  /** This run's hold on the job (the row's `lease_owner` while the lease is the run's): every write of the run is fenced by it. */
+  lease: string;
   controller: AbortController;
   reason?: StopReason;
   done: Promise<void>;
@@ -40,6 +42,8 @@ export const retryDelayMs = (attempts: number) => Math.round(Math.min(300_000, 2
  */
 export class Worker {
   readonly id = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  /** Claims made so far: a claim's leases are `<id>/<claim number>`, so no two runs of a job share one. */
+  private claims = 0;
   private readonly running = new Map<number, Running>();
   private stopped = false;
   private wakeUp: (() => void) | undefined;
@@ -55,7 +59,7 @@ export class Worker {
     private readonly core: Core,
     private readonly concurrency = core.config.workers,
   ) {
-    this.completions = new Completions(core, this.id, this.rowWrites);
+    this.completions = new Completions(core, this.rowWrites);
   }
 
   private get leaseMs(): number {
@@ -102,7 +106,7 @@ export class Worker {
   private async claimLoop(): Promise<void> {
     while (!this.stopped) {
       const free = this.concurrency - this.running.size;
-      let claimed: Job[] = [];
+      let claimed: [Job, string][] = [];
       if (free > 0) {
         try {
           claimed = await this.claim(free);
@@ -110,7 +114,7 @@ export class Worker {
           this.core.log.warn({ err }, 'jobs: claiming failed');
         }
       }
-      for (const job of claimed) this.start1(job);
+      for (const [job, lease] of claimed) this.start1(job, lease);
       // A full batch: more may be due. Otherwise wait for a job to end, a wake-up or the poll.
       if (claimed.length > 0 && claimed.length === free) continue;
       if (!this.woken) {
@@ -130,9 +134,10 @@ export class Worker {
     }
   }
 
-  /** Takes up to `n` due jobs, within the per-tenant and global caps, shared fairly between tenants. */
-  private async claim(n: number): Promise<Job[]> {
+  /** Takes up to `n` due jobs, within the per-tenant and global caps, shared fairly between tenants; each with the lease its run holds. */
+  private async claim(n: number): Promise<[Job, string][]> {
     const { core } = this;
+    const lease = `${this.id}/${++this.claims}`;
     const pg = core.dialect === 'postgres';
     const work = async (db: typeof core.db): Promise<JobRow[]> => {
       const now = Date.now();
@@ -151,7 +156,7 @@ export class Worker {
         .updateTable('jobs')
         .set((eb) => ({
           status: 'running',
-          lease_owner: this.id,
+          lease_owner: lease,
           lease_expires_at: now + this.leaseMs,
           attempts: eb('attempts', '+', 1),
           started_at: eb.fn.coalesce('started_at', eb.val(now)),
@@ -165,17 +170,20 @@ export class Worker {
     };
     // SQLite: one process writes at a time anyway, and the final update re-checks each row's status.
     const rows = pg ? await core.db.transaction().execute(work) : await work(core.db);
-    return rows.sort((a, b) => a.start_at - b.start_at || a.id - b.id).map(toJob);
+    return rows.sort((a, b) => a.start_at - b.start_at || a.id - b.id).map((row) => [toJob(row), lease]);
   }
 
-  private start1(job: Job): void {
+  private start1(job: Job, lease: string): void {
+    // A run of this job still here lost its lease (this process stalled past it): it stops, and its writes no longer apply.
+    const stale = this.running.get(job.id);
+    if (stale) this.abort(stale, 'lease');
     const controller = new AbortController();
-    const entry: Running = { job, controller, done: Promise.resolve() };
+    const entry: Running = { job, lease, controller, done: Promise.resolve() };
     this.running.set(job.id, entry);
     entry.done = this.execute(entry)
       .catch((err: unknown) => this.core.log.error({ err, jobId: job.id }, 'jobs: recording an outcome failed'))
       .finally(() => {
-        this.running.delete(job.id);
+        if (this.running.get(job.id) === entry) this.running.delete(job.id);
         this.wake();
       });
   }
@@ -190,7 +198,7 @@ export class Worker {
     const { core } = this;
     const job = r.job;
     await announce(core, { type: 'begin', job });
-    const ctx = new RunContext(core, job, r.controller.signal, this.id);
+    const ctx = new RunContext(core, job, r.controller.signal, r.lease);
     if (job.cancelRequested) this.abort(r, 'cancel');
     let result: unknown = null;
     let failure: unknown;
@@ -240,7 +248,7 @@ export class Worker {
     await this.finish(ctx, 'fail', { status: 'failed' }, message, code);
   }
 
-  /** Records the outcome, if this process still holds the job, and announces it. */
+  /** Records the outcome, if this run still holds the job's lease, and announces it. */
   private async finish(
     ctx: RunContext,
     event: JobEventType,
@@ -264,7 +272,7 @@ export class Worker {
         sequence: eb('sequence', '+', 1),
       }))
       .where('id', '=', ctx.job.id)
-      .where('lease_owner', '=', this.id)
+      .where('lease_owner', '=', ctx.lease)
       .where('status', '=', 'running')
       .returningAll()
       .executeTakeFirst();
@@ -277,16 +285,18 @@ export class Worker {
     if (set.status === 'scheduled') await this.core.jobs.events.wake();
   }
 
-  /** Extends the leases of this process's jobs; stops those cancelled elsewhere or taken over. */
+  /** Extends the leases of this process's runs; stops those cancelled elsewhere or whose lease was lost. */
   private async heartbeat(): Promise<void> {
     const ids = [...this.running.keys()];
     if (ids.length === 0) return;
+    // A job's row carries at most one of these, the one of its run here (a claim of the job replaces the run it had).
+    const leases = [...new Set([...this.running.values()].map((r) => r.lease))];
     const rows = await this.rowWrites.run(() =>
       this.core.db
         .updateTable('jobs')
         .set({ lease_expires_at: Date.now() + this.leaseMs })
         .where('id', 'in', ids)
-        .where('lease_owner', '=', this.id)
+        .where('lease_owner', 'in', leases)
         .where('status', '=', 'running')
         .returning(['id', 'cancel_requested'])
         .execute(),

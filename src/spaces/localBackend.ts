@@ -8,6 +8,7 @@ import { BackendError, type Backend, type BackendEntry, type ByteRange, type Lis
 import { walkDirectory, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_FILE, writeSmallFile } from './fsThreads.ts';
 import { RESERVED_DIR } from './layout.ts';
 import { WriteBehindStream } from './writeBehind.ts';
+import { withHold } from './writeFence.ts';
 
 /**
  * What a file being streamed may buffer: chunks that arrive while one write is under way go down
@@ -118,7 +119,12 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<Put> {
+  put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<Put> {
+    // Every sweeper stays off its partial file while it writes, however long that takes.
+    return withHold(() => this.write(key, source, options));
+  }
+
+  private async write(key: string, source: Readable | Buffer, options: PutOptions): Promise<Put> {
     const path = this.pathOf(key);
     // A scratch key is written where it is; anything else through a partial file renamed over it.
     const partial = options.scratch ? path : join(this.base, PARTIAL_DIR, randomUUID());
@@ -147,7 +153,11 @@ export class LocalBackend implements Backend {
     return path;
   }
 
-  async putFile(key: string, source: string, options: PutOptions = {}): Promise<{ size: number }> {
+  putFile(key: string, source: string, options: PutOptions = {}): Promise<{ size: number }> {
+    return withHold(() => this.copyIn(key, source, options));
+  }
+
+  private async copyIn(key: string, source: string, options: PutOptions): Promise<{ size: number }> {
     const path = this.pathOf(key);
     const partial = join(this.base, PARTIAL_DIR, randomUUID());
     try {

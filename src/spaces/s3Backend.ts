@@ -22,6 +22,7 @@ import { BackendError, type Backend, type BackendEntry, type ByteRange, type Put
 import { bareEtag, type KeptTimes, type WrittenObject } from './keptTimes.ts';
 import { RESERVED_DIR } from './layout.ts';
 import { S3Direct } from './s3Direct.ts';
+import { withHold } from './writeFence.ts';
 import { describeS3, type S3Location } from './s3Location.ts';
 
 // The SDK is pinned to a release that supports Node 20 (see docs/DECISIONS.md); its reminder that
@@ -75,7 +76,12 @@ export class S3Backend implements Backend {
     this.direct?.close();
   }
 
-  async put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<Put> {
+  put(key: string, source: Readable | Buffer, options: PutOptions = {}): Promise<Put> {
+    // Every sweeper stays off its multipart upload while it writes, however long that takes.
+    return withHold(() => this.write(key, source, options));
+  }
+
+  private async write(key: string, source: Readable | Buffer, options: PutOptions): Promise<Put> {
     const Metadata = options.mtimeMs !== undefined ? { [MTIME_META]: String(Math.round(options.mtimeMs)) } : undefined;
     // S3 cannot say what a PUT replaced: a HEAD before it can (a race with another writer of the key aside).
     const replaced = options.reportReplaced ? (await this.stat(key)) !== undefined : undefined;

@@ -10,8 +10,9 @@ import { shardKey, shardsPrefix, tmpPrefix } from './layout.ts';
  * (upper-case hex). A write streams into a temporary key while hashing, then renames it into place
  * (small content, hashed in memory, is put at its name at once), so a shard is either absent or
  * complete. Nothing here knows which objects use a shard: the sweeper asks (`inUse`), and only
- * removes shards older than a grace period (an upload writes its shard before it commits the object
- * that references it; the rename or put makes the shard new again).
+ * removes shards older than the time it is given (an upload writes its shard before it commits
+ * the object that references it, under a hold that keeps that time before the write's start: see
+ * writeFence.ts; the rename, put or touch makes the shard new again).
  */
 export interface StoredShard {
   hash: string;
@@ -184,25 +185,24 @@ export class ShardStore {
   }
 
   /**
-   * Removes one shard if nothing uses it and it is older than `graceMs` (a younger one may be an
-   * upload's that has not committed yet; the sweeper takes it later if it stays unused). Returns
-   * the bytes freed, 0 if it stays.
+   * Removes one shard if nothing uses it and it is older than `olderThanMs` (epoch ms; a younger
+   * one may be a write's that has not committed yet; the sweeper takes it later if it stays
+   * unused). Returns the bytes freed, 0 if it stays.
    */
-  async removeIfUnused(hash: string, graceMs: number, inUse: (hash: string) => Promise<boolean>): Promise<number> {
+  async removeIfUnused(hash: string, olderThanMs: number, inUse: (hash: string) => Promise<boolean>): Promise<number> {
     const key = shardKey(this.workingDir, hash);
     const entry = await this.backend.stat(key);
-    if (!entry || entry.mtimeMs >= Date.now() - graceMs || (await inUse(hash))) return 0;
+    if (!entry || entry.mtimeMs >= olderThanMs || (await inUse(hash))) return 0;
     await this.backend.remove(key);
     await this.quota.release(entry.size);
     return entry.size;
   }
 
   /**
-   * Removes temporary files and unused shards older than `graceMs`. A shard is looked at again just
-   * before it goes, so one an upload has just renamed into place (new again) stays.
+   * Removes temporary files and unused shards older than `cutoff` (epoch ms). A shard is looked at
+   * again just before it goes, so one an upload has just renamed into place (new again) stays.
    */
-  async sweep(graceMs: number, inUse: (hash: string) => Promise<boolean>): Promise<{ removed: number; bytes: number; kept: number }> {
-    const cutoff = Date.now() - graceMs;
+  async sweep(cutoff: number, inUse: (hash: string) => Promise<boolean>): Promise<{ removed: number; bytes: number; kept: number }> {
     const result = { removed: 0, bytes: 0, kept: 0 };
     for await (const entry of this.backend.list(tmpPrefix(this.workingDir))) {
       if (entry.mtimeMs >= cutoff) continue;

@@ -16,6 +16,7 @@ import { assertNotForeign, checkLocalRoot, claimLocalRoot } from './roots.ts';
 import { ShardStore, type ShardQuota } from './shardStore.ts';
 import { checkCredential, checkStorage, isS3, maskCredential, openBackend } from './storageConfig.ts';
 import { checkSpacePath } from './spacePaths.ts';
+import { sweepCutoff } from './writeFence.ts';
 
 /**
  * User spaces: where a tenant's bytes live. Every tenant has a default local space under the data
@@ -363,10 +364,6 @@ export function asClientError(err: unknown): unknown {
   return backendFailed(err.message);
 }
 
-/**
- * Removes bytes no object references any more (older than the grace period), and what interrupted
- * writes left, in every space. `recount` also sets each space's byte count from what it holds.
- */
 /** Whether an object or an unfinished upload's part still names these bytes. */
 export async function shardInUse(core: Core, spaceId: number, hash: string): Promise<boolean> {
   const ref = await core.db.selectFrom('objects').select('id').where('space_id', '=', spaceId).where('hash', '=', hash).limit(1).executeTakeFirst();
@@ -375,18 +372,24 @@ export async function shardInUse(core: Core, spaceId: number, hash: string): Pro
   return part !== undefined;
 }
 
+/**
+ * Removes bytes no object references any more (older than the grace period and than every write
+ * in flight), and what interrupted writes left, in every space. `recount` also sets each space's
+ * byte count from what it holds.
+ */
 export async function sweepSpaces(core: Core, options: { recount?: boolean } = {}): Promise<{ removed: number; bytes: number; failed: number }> {
   // Every space: one without a shard store still gets partial files from interrupted syncs and exports.
   const rows = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).execute();
   const total = { removed: 0, bytes: 0, failed: 0 };
-  const graceMs = core.config.shardGrace * 1000;
+  // Older than the grace and than every write in flight, in any process; a write that begins
+  // later makes only files newer than this.
+  const cutoff = await sweepCutoff(core);
   for (const row of rows) {
     try {
       const space = handleOf(core, row);
-      const started = Date.now();
-      await space.backend.cleanup(started - graceMs);
+      await space.backend.cleanup(cutoff);
       if (!space.store) continue;
-      const result = await space.store.sweep(graceMs, (hash) => shardInUse(core, space.id, hash));
+      const result = await space.store.sweep(cutoff, (hash) => shardInUse(core, space.id, hash));
       if (options.recount) await core.db.updateTable('user_spaces').set({ used_bytes: result.kept }).where('id', '=', space.id).execute();
       total.removed += result.removed;
       total.bytes += result.bytes;

@@ -104,25 +104,29 @@ async function runImport(core: Core, owner: Owner, request: ImportRequest, ctx: 
   const exact = path === '' ? undefined : await source.backend.stat(path).catch((err: unknown) => Promise.reject(asClientError(err)));
   let bytes = 0;
   try {
-    await eachLimited(source.backend.list(path), CONCURRENCY, async (entry) => {
-      ctx.checkpoint();
-      const name = exact ? entry.key.slice(entry.key.lastIndexOf('/') + 1) : path === '' ? entry.key : entry.key.slice(path.length + 1);
-      await upload.add(name, await source.backend.get(entry.key), `file '${entry.key}'`);
-      bytes += entry.size;
-      ctx.progress(upload.count, upload.count, `imported '${entry.key}'`);
-      ctx.stats({ files: upload.count, bytes });
+    try {
+      await eachLimited(source.backend.list(path), CONCURRENCY, async (entry) => {
+        ctx.checkpoint();
+        const name = exact ? entry.key.slice(entry.key.lastIndexOf('/') + 1) : path === '' ? entry.key : entry.key.slice(path.length + 1);
+        await upload.add(name, await source.backend.get(entry.key), `file '${entry.key}'`);
+        bytes += entry.size;
+        ctx.progress(upload.count, upload.count, `imported '${entry.key}'`);
+        ctx.stats({ files: upload.count, bytes });
+      });
+    } catch (err) {
+      throw asClientError(err);
+    }
+    if (upload.count === 0 && path !== '') throw notFound(`no file at '${path}' in user space ${source.id}`);
+    ctx.checkpoint();
+    let created: Package | undefined;
+    await upload.commit(async (trx) => {
+      created = await insertPackage(trx, request.bucketID, request.name);
+      return created.packageID;
     });
-  } catch (err) {
-    throw asClientError(err);
+    return created!;
+  } finally {
+    upload.release();
   }
-  if (upload.count === 0 && path !== '') throw notFound(`no file at '${path}' in user space ${source.id}`);
-  ctx.checkpoint();
-  let created: Package | undefined;
-  await upload.commit(async (trx) => {
-    created = await insertPackage(trx, request.bucketID, request.name);
-    return created.packageID;
-  });
-  return created!;
 }
 
 /**

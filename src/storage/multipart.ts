@@ -4,6 +4,7 @@ import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { AppError, badRequest, conflict } from '../errors.ts';
 import { spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
+import { withHold } from '../spaces/writeFence.ts';
 import type { StorageObject } from './models.ts';
 import { OBJECT_RETURNING, ownPackage, storeOf, storeShard, tenantObject, toStorageObject } from './objects.ts';
 import { checkObjectPath } from './paths.ts';
@@ -46,12 +47,16 @@ export async function uploadPart(core: Core, actor: Actor, objectId: number, ind
   requireRole(actor, 'member');
   const row = await multipartObject(core, actor, objectId);
   const space = await spaceById(core, row.space_id);
-  const shard = await storeShard(core, space, content, `part ${index}`);
-  await core.db
-    .insertInto('object_parts')
-    .values({ object_id: objectId, part_index: index, size: shard.size, hash: shard.hash, space_id: space.id, created_at: Date.now() })
-    .onConflict((oc) => oc.columns(['object_id', 'part_index']).doUpdateSet({ size: shard.size, hash: shard.hash, space_id: space.id }))
-    .execute();
+  // The sweeper stays off the part's bytes until its row names them.
+  await withHold(async (hold) => {
+    const shard = await storeShard(core, space, content, `part ${index}`);
+    hold.assertSafe();
+    await core.db
+      .insertInto('object_parts')
+      .values({ object_id: objectId, part_index: index, size: shard.size, hash: shard.hash, space_id: space.id, created_at: Date.now() })
+      .onConflict((oc) => oc.columns(['object_id', 'part_index']).doUpdateSet({ size: shard.size, hash: shard.hash, space_id: space.id }))
+      .execute();
+  });
 }
 
 export async function completeMultipartUpload(core: Core, actor: Actor, objectId: number, indexes: number[]): Promise<StorageObject> {
@@ -66,35 +71,39 @@ export async function completeMultipartUpload(core: Core, actor: Actor, objectId
   if (total > core.config.maxObjectSize) throw new AppError('too_large', `the joined object would be ${total} bytes, over ${core.config.maxObjectSize}`);
 
   const space = await spaceById(core, row.space_id);
-  // A part's space is looked up once, however often the part is listed.
-  const partSpaces = new Map<number, SpaceHandle>([[space.id, space]]);
-  for (const p of parts) if (!partSpaces.has(p.space_id)) partSpaces.set(p.space_id, await spaceById(core, p.space_id));
-  // Join the parts by streaming them one after another into the store (hashing as it goes).
-  const joined = new PassThrough();
-  const pump = (async () => {
-    for (const i of indexes) {
-      const part = byIndex.get(i)!;
-      const source = await storeOf(partSpaces.get(part.space_id)!).read(part.hash);
-      for await (const chunk of source) if (!joined.write(chunk)) await new Promise((r) => joined.once('drain', r));
-    }
-    joined.end();
-  })().catch((err: unknown) => joined.destroy(err as Error));
-  const shard = await storeShard(core, space, joined, `object ${objectId}`);
-  await pump;
+  // The sweeper stays off the joined bytes until the object names them.
+  return withHold(async (hold) => {
+    // A part's space is looked up once, however often the part is listed.
+    const partSpaces = new Map<number, SpaceHandle>([[space.id, space]]);
+    for (const p of parts) if (!partSpaces.has(p.space_id)) partSpaces.set(p.space_id, await spaceById(core, p.space_id));
+    // Join the parts by streaming them one after another into the store (hashing as it goes).
+    const joined = new PassThrough();
+    const pump = (async () => {
+      for (const i of indexes) {
+        const part = byIndex.get(i)!;
+        const source = await storeOf(partSpaces.get(part.space_id)!).read(part.hash);
+        for await (const chunk of source) if (!joined.write(chunk)) await new Promise((r) => joined.once('drain', r));
+      }
+      joined.end();
+    })().catch((err: unknown) => joined.destroy(err as Error));
+    const shard = await storeShard(core, space, joined, `object ${objectId}`);
+    await pump;
 
-  const now = Date.now();
-  const done = await core.db.transaction().execute(async (trx) => {
-    const updated = await trx
-      .updateTable('objects')
-      .set({ size: shard.size, hash: shard.hash, redundancy: 'none', updated_at: now })
-      .where('id', '=', objectId)
-      .where('redundancy', '=', 'multipartUpload')
-      .returning(OBJECT_RETURNING)
-      .executeTakeFirst();
-    if (!updated) throw conflict(`object ${objectId} was completed by another request`);
-    await trx.deleteFrom('object_parts').where('object_id', '=', objectId).execute();
-    return updated;
+    hold.assertSafe();
+    const now = Date.now();
+    const done = await core.db.transaction().execute(async (trx) => {
+      const updated = await trx
+        .updateTable('objects')
+        .set({ size: shard.size, hash: shard.hash, redundancy: 'none', updated_at: now })
+        .where('id', '=', objectId)
+        .where('redundancy', '=', 'multipartUpload')
+        .returning(OBJECT_RETURNING)
+        .executeTakeFirst();
+      if (!updated) throw conflict(`object ${objectId} was completed by another request`);
+      await trx.deleteFrom('object_parts').where('object_id', '=', objectId).execute();
+      return updated;
+    });
+    return toStorageObject(done);
   });
-  return toStorageObject(done);
 }
 

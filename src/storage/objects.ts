@@ -11,6 +11,7 @@ import type { ObjectsTable } from '../db/schema.ts';
 import { AppError, badRequest, insufficientStorage, notFound } from '../errors.ts';
 import { ShardTooLarge, SpaceFull, type StoredShard } from '../spaces/shardStore.ts';
 import { asClientError, spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
+import { holdWrites, type WriteHold } from '../spaces/writeFence.ts';
 import { iso } from '../time.ts';
 import type { StorageObject } from './models.ts';
 import { checkObjectPath } from './paths.ts';
@@ -118,11 +119,13 @@ export interface SourceOrigin {
 
 /**
  * One upload: files are streamed into the space as they arrive; `commit` makes all of them visible
- * at once (replacing objects at the same paths). An upload never committed leaves only
- * unreferenced bytes, which the sweeper removes.
+ * at once (replacing objects at the same paths). From its first byte until its commit has ended
+ * it holds the sweeper off its bytes, however long it takes; one given up must be `release`d.
+ * An upload never committed leaves only unreferenced bytes, which the sweeper then removes.
  */
 export class Upload {
   private readonly files = new Map<string, { hash: string; size: number; origin?: SourceOrigin }>();
+  private hold: WriteHold | undefined;
 
   constructor(
     private readonly core: Core,
@@ -134,6 +137,7 @@ export class Upload {
 
   async add(path: string, content: Readable, field = 'files[].filename', origin?: SourceOrigin): Promise<StoredShard> {
     checkObjectPath(path, field);
+    this.hold ??= holdWrites();
     const shard = await storeShard(this.core, this.space, content, `object '${path}'`);
     this.files.set(path, { ...shard, origin });
     return shard;
@@ -143,8 +147,22 @@ export class Upload {
     return this.files.size;
   }
 
+  /** Ends the upload's hold on the sweeper without committing (commit does it too). */
+  release(): void {
+    this.hold?.release();
+  }
+
   /** Commits into the upload's package, or into the one `intoPackage` gives within the same transaction (it may create it). */
   async commit(intoPackage?: (trx: Db) => Promise<number>): Promise<StorageObject[]> {
+    try {
+      this.hold?.assertSafe();
+      return await this.commitRows(intoPackage);
+    } finally {
+      this.release();
+    }
+  }
+
+  private async commitRows(intoPackage?: (trx: Db) => Promise<number>): Promise<StorageObject[]> {
     const now = Date.now();
     const rows = await inGroupCommit(this.core.db, async (trx) => {
       const packageId = intoPackage ? await intoPackage(trx) : this.packageId!;
@@ -252,7 +270,12 @@ export async function moveObjects(core: Core, actor: Actor, movings: { objectID:
       const row = await tenantObjects(core, actor).where('o.id', '=', m.objectID).executeTakeFirst();
       if (!row) continue;
       await ownPackage(core, actor, m.packageID);
-      await core.db.updateTable('objects').set({ package_id: m.packageID, path: m.path, updated_at: Date.now() }).where('id', '=', m.objectID).execute();
+      // A moved object is no longer the copy of the source file at its old path (see PackageTree).
+      await core.db
+        .updateTable('objects')
+        .set({ package_id: m.packageID, path: m.path, updated_at: Date.now(), source_mtime: null, source_tag: null })
+        .where('id', '=', m.objectID)
+        .execute();
       moved.push(m.objectID);
     } catch (err) {
       if (!(err instanceof AppError) && !isUniqueViolation(err)) throw err;

@@ -8,6 +8,7 @@ import type { Job } from '../jobs/models.ts';
 import { activeJobByKey, JobKeyConflict, submitJob } from '../jobs/store.ts';
 import { shardInUse, spaceById } from '../spaces/spaces.ts';
 import { schemaProblem } from '../validation.ts';
+import { sweepCutoff } from '../spaces/writeFence.ts';
 
 const BATCH = 500;
 
@@ -73,10 +74,11 @@ export const deleteUserData = defineAction(DeleteUserDataParams, {
       for (const s of [...batch.map((o) => ({ spaceId: o.space_id, hash: o.hash })), ...parts.map((p) => ({ spaceId: p.space_id, hash: p.hash }))]) {
         shards.set(`${s.spaceId}:${s.hash}`, s);
       }
+      const cutoff = await sweepCutoff(core);
       for (const { spaceId, hash } of shards.values()) {
         try {
           const space = await spaceById(core, spaceId);
-          const freed = space.store ? await space.store.removeIfUnused(hash, core.config.shardGrace * 1000, (h) => shardInUse(core, spaceId, h)) : 0;
+          const freed = space.store ? await space.store.removeIfUnused(hash, cutoff, (h) => shardInUse(core, spaceId, h)) : 0;
           if (freed > 0) {
             bytesFreed += freed;
             shardsRemoved++;

@@ -13,6 +13,13 @@ export interface SyncSettings {
   only?: ReadonlySet<string>;
   transfers?: number;
   checkers?: number;
+  /**
+   * Whether a pair present on both sides is known alike without reading it (both sides unchanged
+   * since a snapshot that had them alike); asked in byte order of the paths. Such a pair is skipped.
+   */
+  unchanged?: (s: TreeEntry, d: TreeEntry) => Promise<boolean>;
+  /** Told of each pair the run made or found to hold the same content, with each side's time. */
+  alike?: (path: string, size: number, srcMtimeMs: number, dstMtimeMs: number) => void;
 }
 
 /** What a sync tells while it runs (a job's context, or a plain logger in tests). */
@@ -82,6 +89,7 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
         report.checkpoint();
         const written = await dst.write(entry, src, report.signal);
         if (entry.size >= 0 && written.size !== entry.size) throw new Error(`copied ${written.size} bytes but the source has ${entry.size} (it changed while being copied?)`);
+        settings.alike?.(entry.path, written.size, entry.mtimeMs, entry.mtimeMs);
         count(verdict === 'copy' ? 'copied' : 'updated');
         count('bytes', written.size);
         step(`${verdict === 'copy' ? 'copied' : 'updated'} '${entry.path}'`);
@@ -92,16 +100,21 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
     });
   };
 
+  const alike = (s: TreeEntry, d: TreeEntry): 'skip' => {
+    settings.alike?.(s.path, d.size, s.mtimeMs, d.mtimeMs);
+    return 'skip';
+  };
+
   /** Whether a file present on both sides must be copied again. */
   const compare = async (s: TreeEntry, d: TreeEntry): Promise<Verdict> => {
     if (mode.type === 'Full') return 'update';
     // What the trees know without reading: a content hash on both sides, or the source's version token.
-    if (s.hash && d.hash) return s.hash === d.hash ? 'skip' : 'update';
+    if (s.hash && d.hash) return s.hash === d.hash ? alike(s, d) : 'update';
     if (s.tag !== undefined && d.tag !== undefined) return s.tag === d.tag ? 'skip' : 'update';
     if (!mode.includeSize && !mode.includeModTime) {
       if (s.size >= 0 && s.size !== d.size) return 'update';
       const [a, b] = await Promise.all([sha256Of(src, s, report.signal), sha256Of(dst, d, report.signal)]);
-      return a === b ? 'skip' : 'update';
+      return a === b ? alike(s, d) : 'update';
     }
     // A size of -1 or a time of NaN: the source does not say (a manifest entry without them).
     if (mode.includeSize && s.size >= 0 && s.size !== d.size) return 'update';
@@ -149,6 +162,11 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
       count('checked');
       if (!d || d.emptyDir) {
         await copy(s, 'copy');
+        continue;
+      }
+      if (settings.unchanged && (await settings.unchanged(s, d))) {
+        count('skipped');
+        step(`unchanged '${s.path}'`);
         continue;
       }
       const needsLook = mode.type === 'Diff' && ((!mode.includeSize && !mode.includeModTime) || s.approximateTime || d.approximateTime);

@@ -9,7 +9,8 @@ const PAGE = 1000;
 /**
  * A package as a sync destination: objects by path (the objects' order is byte order on both
  * databases). An object a sync wrote remembers the source file's time and version token, so the
- * next sync compares against those, not against when it was written.
+ * next sync compares against those, not against when it was written: equal ones say the source's
+ * file is unchanged since the sync copied it, and only the sync writes objects that have them.
  */
 export class PackageTree implements SyncTree {
   constructor(
@@ -35,7 +36,9 @@ export class PackageTree implements SyncTree {
         yield {
           path: o.path,
           size: o.size,
-          mtimeMs: o.source_mtime ?? o.updated_at,
+          // An object this sync did not write (an upload, a clone, a move) has no time of the
+          // source's file: never equal to one, so the file is fetched again rather than trusted.
+          mtimeMs: o.source_mtime ?? NaN,
           approximateTime: false,
           emptyDir: false,
           key: String(o.id),
@@ -56,11 +59,15 @@ export class PackageTree implements SyncTree {
   async write(entry: TreeEntry, from: SyncTree, signal: AbortSignal): Promise<{ size: number }> {
     const upload = new Upload(this.core, await spaceForUpload(this.core, this.tenantId, undefined), this.userId, this.packageId);
     const origin = { ...(Number.isFinite(entry.mtimeMs) ? { mtimeMs: Math.round(entry.mtimeMs) } : {}), ...(entry.tag !== undefined ? { tag: entry.tag } : {}) };
-    const shard = await upload.add(entry.path, await from.read(entry, signal), 'path', origin);
-    // Nothing is committed when the content is not what the source said it would be.
-    if (entry.hash && entry.hash !== shard.hash) throw new Error(`the content's SHA-256 is ${shard.hash}, not the ${entry.hash} the source lists`);
-    await upload.commit();
-    return { size: shard.size };
+    try {
+      const shard = await upload.add(entry.path, await from.read(entry, signal), 'path', origin);
+      // Nothing is committed when the content is not what the source said it would be.
+      if (entry.hash && entry.hash !== shard.hash) throw new Error(`the content's SHA-256 is ${shard.hash}, not the ${entry.hash} the source lists`);
+      await upload.commit();
+      return { size: shard.size };
+    } finally {
+      upload.release();
+    }
   }
 
   async remove(entry: TreeEntry): Promise<void> {

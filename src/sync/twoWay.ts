@@ -1,6 +1,6 @@
 import { CancelledError } from '../jobs/context.ts';
 import type { SyncReport } from './engine.ts';
-import { sameTime, TIME_TOLERANCE_MS } from './engine.ts';
+import { TIME_TOLERANCE_MS } from './engine.ts';
 import { Pool } from './pool.ts';
 import { compareUtf8, mergeByPath, sha256Of, type SyncTree, type TreeEntry } from './tree.ts';
 
@@ -41,12 +41,49 @@ async function exists(tree: SyncTree, path: string): Promise<boolean> {
 
 const changed = (e: TreeEntry, size: number, mtime: number) => e.size !== size || Math.abs(e.mtimeMs - mtime) >= TIME_TOLERANCE_MS;
 
-/** Whether the two sides hold the same file: same size, and the same time (each side's own) or, failing that, the same content. */
-async function same(local: SyncTree, l: TreeEntry, cloud: SyncTree, c: TreeEntry, signal: AbortSignal): Promise<boolean> {
-  if (l.size !== c.size) return false;
-  if (await sameTime(local, l, cloud, c)) return true;
-  const [a, b] = await Promise.all([sha256Of(local, l, signal), sha256Of(cloud, c, signal)]);
-  return a === b;
+/** Whether a pair is as the snapshot saw it on both sides (and so still as alike as it was then). */
+export const unchangedSince = (prior: SnapshotEntry | undefined, l: TreeEntry, c: TreeEntry) =>
+  prior !== undefined && !changed(l, prior.size, prior.localMtime) && !changed(c, prior.size, prior.cloudMtime);
+
+/** Whether two files hold the same bytes: only content says so (sizes and times only say what changed). */
+async function sameContent(aTree: SyncTree, a: TreeEntry, bTree: SyncTree, b: TreeEntry, signal: AbortSignal): Promise<boolean> {
+  if (a.size !== b.size) return false;
+  const [x, y] = await Promise.all([sha256Of(aTree, a, signal), sha256Of(bTree, b, signal)]);
+  return x === y;
+}
+
+/**
+ * The snapshot entry of each path asked for, asked in byte order of the paths (each entry read
+ * once, as the listings are merged).
+ */
+export function snapshotCursor(snapshot: AsyncIterable<SnapshotEntry>): (path: string) => Promise<SnapshotEntry | undefined> {
+  const it = snapshot[Symbol.asyncIterator]();
+  let s: IteratorResult<SnapshotEntry> | undefined;
+  return async (path) => {
+    s ??= await it.next();
+    while (!s.done && compareUtf8(s.value.path, path) < 0) s = await it.next();
+    return !s.done && s.value.path === path ? s.value : undefined;
+  };
+}
+
+/** At most this many pairs are remembered per run (about 150 bytes each); past it, `matchingPairs` compares content instead. */
+const MAX_KNOWN_ALIKE = 200_000;
+
+/**
+ * The pairs a run knows to hold the same content (it copied one side to the other, or compared
+ * their bytes), with the size and the time each side showed or was given then. The snapshot
+ * records such a pair only if both sides still show those.
+ */
+export class KnownAlike {
+  private readonly pairs = new Map<string, { size: number; localMtime: number; cloudMtime: number }>();
+
+  add(path: string, size: number, localMtime: number, cloudMtime: number): void {
+    if (this.pairs.size < MAX_KNOWN_ALIKE || this.pairs.has(path)) this.pairs.set(path, { size, localMtime, cloudMtime });
+  }
+
+  get(path: string) {
+    return this.pairs.get(path);
+  }
 }
 
 /**
@@ -55,9 +92,18 @@ async function same(local: SyncTree, l: TreeEntry, cloud: SyncTree, c: TreeEntry
  * deleted there; a file changed on both sides (or new on both with different content) keeps both:
  * the local version keeps the name on both sides and the cloud version becomes
  * `name.conflict-<time>.ext` on both sides. A change always beats a deletion, and without a
- * snapshot (the first run) nothing is deleted. Per-file failures are reported and counted.
+ * snapshot (the first run) nothing is deleted. Sizes and times only tell whether a side changed
+ * since the snapshot; where both did (or there is none), only equal content makes the two alike.
+ * Per-file failures are reported and counted. What the run made or found alike goes to `known`.
  */
-export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: AsyncIterable<SnapshotEntry>, startedAt: number, report: SyncReport): Promise<TwoWayStats> {
+export async function twoWaySync(
+  local: SyncTree,
+  cloud: SyncTree,
+  snapshot: AsyncIterable<SnapshotEntry>,
+  startedAt: number,
+  report: SyncReport,
+  known: KnownAlike,
+): Promise<TwoWayStats> {
   const stats: TwoWayStats = { checked: 0, uploaded: 0, downloaded: 0, deletedLocal: 0, deletedCloud: 0, conflicts: 0, skipped: 0, failed: 0, bytes: 0 };
   const pool = new Pool(TRANSFERS);
   const signal = report.signal;
@@ -67,12 +113,13 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
     report.progress(done, stats.checked, info);
     report.stats({ ...stats });
   };
-  const run = (path: string, what: string, work: () => Promise<void>) =>
+  /** `work` may say what it did instead of `what`. */
+  const run = (path: string, what: string, work: () => Promise<string | void>) =>
     pool.add(async () => {
       try {
         report.checkpoint();
-        await work();
-        step(`${what} '${path}'`);
+        const did = await work();
+        step(`${did ?? what} '${path}'`);
       } catch (err) {
         if (!(err instanceof CancelledError) && !signal.aborted) {
           stats.failed++;
@@ -85,11 +132,13 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
     run(l.path, 'uploaded', async () => {
       stats.bytes += (await cloud.write(l, local, signal)).size;
       stats.uploaded++;
+      known.add(l.path, l.size, l.mtimeMs, l.mtimeMs);
     });
   const download = (c: TreeEntry) =>
     run(c.path, 'downloaded', async () => {
       stats.bytes += (await local.write(c, cloud, signal)).size;
       stats.downloaded++;
+      known.add(c.path, c.size, c.mtimeMs, c.mtimeMs);
     });
   /** Conflict copies made by this run: never a name either side has (an earlier conflict in the same second), never planned again. */
   const made = new Set<string>();
@@ -104,13 +153,21 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
       }
     }
   };
-  const conflict = (l: TreeEntry, c: TreeEntry) =>
+  /** Both sides changed (or are new): alike if their bytes are, else both versions are kept. */
+  const reconcile = (l: TreeEntry, c: TreeEntry) =>
     run(l.path, 'kept both versions of', async () => {
+      if (await sameContent(local, l, cloud, c, signal)) {
+        stats.skipped++;
+        known.add(l.path, l.size, l.mtimeMs, c.mtimeMs);
+        return 'same on both sides';
+      }
       const copy = { ...c, path: await freeConflictPath(c.path) };
       await local.write(copy, cloud, signal);
       await cloud.write(copy, cloud, signal);
       stats.bytes += (await cloud.write(l, local, signal)).size + 2 * c.size;
       stats.conflicts++;
+      known.add(copy.path, c.size, c.mtimeMs, c.mtimeMs);
+      known.add(l.path, l.size, l.mtimeMs, l.mtimeMs);
       report.log(`'${l.path}' changed on both sides: the cloud's version is now '${copy.path}' on both`, 'warn');
     });
 
@@ -125,8 +182,7 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
   return stats;
 
   async function plan(): Promise<void> {
-    const snap = snapshot[Symbol.asyncIterator]();
-    let s = await snap.next();
+    const priorOf = snapshotCursor(snapshot);
     const lister = mergeByPath(local.entries(false)[Symbol.asyncIterator](), cloud.entries(false)[Symbol.asyncIterator]());
     for await (const [l, c] of lister) {
       report.checkpoint();
@@ -140,8 +196,7 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
         report.error(problem, path);
         continue;
       }
-      while (!s.done && compareUtf8(s.value.path, path) < 0) s = await snap.next();
-      const prior = !s.done && s.value.path === path ? s.value : undefined;
+      const prior = await priorOf(path);
       stats.checked++;
       if (l && c) {
         const lc = !prior || changed(l, prior.size, prior.localMtime);
@@ -151,10 +206,7 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
           step(`unchanged '${path}'`);
         } else if (lc && !cc) await upload(l);
         else if (!lc && cc) await download(c);
-        else if (await same(local, l, cloud, c, signal)) {
-          stats.skipped++;
-          step(`same on both sides '${path}'`);
-        } else await conflict(l, c);
+        else await reconcile(l, c);
       } else if (l) {
         if (prior && !changed(l, prior.size, prior.localMtime)) {
           await run(path, 'deleted locally', async () => {
@@ -174,9 +226,36 @@ export async function twoWaySync(local: SyncTree, cloud: SyncTree, snapshot: Asy
   }
 }
 
-/** The files both sides now hold alike: the snapshot the next sync compares against. */
-export async function* matchingPairs(local: SyncTree, cloud: SyncTree, signal: AbortSignal): AsyncGenerator<SnapshotEntry> {
+/**
+ * The files both sides now hold alike: the snapshot the next sync compares against. A pair of
+ * today's listings is alike when both sides are as the last snapshot saw them, or as this run
+ * left them (`known`); otherwise (a file changed while the run went on, or more pairs than are
+ * remembered) only when their content is the same. Times alone never make a pair alike.
+ */
+export async function* matchingPairs(
+  local: SyncTree,
+  cloud: SyncTree,
+  snapshot: AsyncIterable<SnapshotEntry>,
+  known: KnownAlike,
+  signal: AbortSignal,
+): AsyncGenerator<SnapshotEntry> {
+  const priorOf = snapshotCursor(snapshot);
   for await (const [l, c] of mergeByPath(local.entries(false)[Symbol.asyncIterator](), cloud.entries(false)[Symbol.asyncIterator]())) {
-    if (l && c && (await same(local, l, cloud, c, signal))) yield { path: l.path, size: l.size, localMtime: l.mtimeMs, cloudMtime: c.mtimeMs };
+    if (!l || !c || l.size !== c.size || l.problem || c.problem) continue;
+    const prior = await priorOf(l.path);
+    const made = known.get(l.path);
+    const alike =
+      unchangedSince(prior, l, c) ||
+      (made !== undefined && made.size === l.size && (await atTime(local, l, made.localMtime)) && (await atTime(cloud, c, made.cloudMtime))) ||
+      (await sameContent(local, l, cloud, c, signal));
+    if (alike) yield { path: l.path, size: l.size, localMtime: l.mtimeMs, cloudMtime: c.mtimeMs };
   }
+}
+
+/** Whether a listed file still has the time it was given or seen with (an S3 listing's upload time: the file's own is looked up). */
+async function atTime(tree: SyncTree, e: TreeEntry, mtimeMs: number): Promise<boolean> {
+  if (Math.abs(e.mtimeMs - mtimeMs) < TIME_TOLERANCE_MS) return true;
+  if (!e.approximateTime) return false;
+  const exact = await tree.exactTime?.(e);
+  return exact !== undefined && Math.abs(exact - mtimeMs) < TIME_TOLERANCE_MS;
 }

@@ -12,7 +12,8 @@ import { StringEnum } from '../schema.ts';
 import { iso } from '../time.ts';
 import { syncTree } from './engine.ts';
 import { BackendTree } from './tree.ts';
-import { matchingPairs, twoWaySync, type SnapshotEntry } from './twoWay.ts';
+import { KnownAlike, matchingPairs, snapshotCursor, twoWaySync, unchangedSince, type SnapshotEntry } from './twoWay.ts';
+import type { TreeEntry } from './tree.ts';
 
 /**
  * Workspace sync (`/api/sync/performSync`): a tenant's local folder and cloud folder (each a folder
@@ -198,18 +199,38 @@ export const workspaceSync = defineAction(WorkspaceSyncParams, {
       const cloud = new BackendTree(cloudSpace.backend, joinKey(row.cloud_path, row.cloud_name));
       let stat: string;
       let failed: number;
+      const known = new KnownAlike();
       if (ctx.params.pushMode === '') {
-        const s = await twoWaySync(local, cloud, snapshotOf(ctx.core, tenantId), startedAt, ctx);
+        const s = await twoWaySync(local, cloud, snapshotOf(ctx.core, tenantId), startedAt, ctx, known);
         stat = `uploaded ${s.uploaded}, downloaded ${s.downloaded}, deleted ${s.deletedLocal} locally and ${s.deletedCloud} in the cloud, ${s.conflicts} conflicts kept both versions, ${s.skipped} unchanged`;
         failed = s.failed;
       } else {
-        const [from, to] = ctx.params.pushMode === 'force-push' ? [local, cloud] : [cloud, local];
-        const s = await syncTree(from, to, { mode: { type: 'Diff', includeSize: true, includeModTime: true }, filters: [], options: { delete: true, noEmptyDirectories: true } }, ctx);
+        const push = ctx.params.pushMode === 'force-push';
+        const [from, to] = push ? [local, cloud] : [cloud, local];
+        // Nobody chose to compare by size and time here: a pair is skipped unread only when both
+        // sides are as the last snapshot had them alike, and otherwise compared by content.
+        const priorOf = snapshotCursor(snapshotOf(ctx.core, tenantId));
+        const sides = (s: TreeEntry, d: TreeEntry) => (push ? { l: s, c: d } : { l: d, c: s });
+        const s = await syncTree(
+          from,
+          to,
+          {
+            mode: { type: 'Diff', includeSize: false, includeModTime: false },
+            filters: [],
+            options: { delete: true, noEmptyDirectories: true },
+            unchanged: async (src, dst) => {
+              const { l, c } = sides(src, dst);
+              return unchangedSince(await priorOf(l.path), l, c);
+            },
+            alike: (path, size, srcMtime, dstMtime) => (push ? known.add(path, size, srcMtime, dstMtime) : known.add(path, size, dstMtime, srcMtime)),
+          },
+          ctx,
+        );
         stat = `${ctx.params.pushMode}: copied ${s.copied + s.updated}, deleted ${s.deleted}, ${s.skipped} unchanged`;
         failed = s.failed;
       }
       if (failed > 0) throw new PermanentJobError(`${failed} files failed (see the errors); ${stat}`);
-      const recorded = await saveSnapshot(ctx.core, tenantId, matchingPairs(local, cloud, ctx.signal), stat, Date.now());
+      const recorded = await saveSnapshot(ctx.core, tenantId, matchingPairs(local, cloud, snapshotOf(ctx.core, tenantId), known, ctx.signal), stat, Date.now());
       ctx.log(`${stat}; ${recorded} files in sync`);
       return { stat, files: recorded };
     } catch (err) {

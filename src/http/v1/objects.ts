@@ -5,7 +5,7 @@ import { badRequest } from '../../errors.ts';
 import { Id, StorageObject } from '../../storage/models.ts';
 import { listByPath, MAX_KEYS, type ListPage } from '../../storage/listing.ts';
 import { completeMultipartUpload, MAX_PART_INDEX, newMultipartUpload, uploadPart } from '../../storage/multipart.ts';
-import { beginUpload, cloneObjects, deleteObjects, getPackageObjects, moveObjects, openObject, openObjectByPath, type OpenedObject } from '../../storage/objects.ts';
+import { beginUpload, cloneObjects, deleteObjects, getPackageObjects, moveObjects, openObject, openObjectByPath, type OpenedObject, type Upload } from '../../storage/objects.ts';
 import { Nullable } from '../../schema.ts';
 import { schemaProblem } from '../../validation.ts';
 import { sendFileBody } from '../fileBody.ts';
@@ -136,9 +136,10 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
     async (request, reply) => {
       const actor = actorOf(request);
       const form = formOf(request, reply, 'an info field, then files parts');
+      let upload: Upload | undefined;
       try {
         const { packageID, affinity } = (await readInfo(form, UploadInfo, actor)) as { packageID: number; affinity?: number };
-        const upload = await beginUpload(core, actor, packageID, affinity);
+        upload = await beginUpload(core, actor, packageID, affinity);
         for await (const part of form) {
           if (part.kind !== 'file' || part.name !== 'files') throw badRequest(`unexpected part '${part.name}'; only 'files' parts may follow 'info'`);
           let path: string;
@@ -151,6 +152,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         }
         return v1({ uploadeds: await upload.commit() });
       } finally {
+        upload?.release();
         await form.return();
       }
     },
