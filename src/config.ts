@@ -121,6 +121,18 @@ export const ConfigSchema = Type.Object(
     }),
     webhookTimeout: Type.Integer({ env: 'YUNJI_WEBHOOK_TIMEOUT', default: 10, minimum: 1, description: 'Seconds a webhook receiver has to answer.' }),
     sourceTimeout: Type.Integer({ env: 'YUNJI_SOURCE_TIMEOUT', default: 30, minimum: 1, description: 'Seconds an external data source (a manifest URL, a file it lists) has to answer before its sync fails.' }),
+    tenantMaxBytes: Type.Integer({
+      env: 'YUNJI_TENANT_MAX_BYTES',
+      default: 0,
+      minimum: 0,
+      description: "Bytes each tenant's objects may take, each object counted in full (0: no limit); `yunji admin set-quota` sets a tenant's own.",
+    }),
+    tenantMaxObjects: Type.Integer({
+      env: 'YUNJI_TENANT_MAX_OBJECTS',
+      default: 0,
+      minimum: 0,
+      description: "Objects each tenant may have (0: no limit); `yunji admin set-quota` sets a tenant's own.",
+    }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
   },
   { additionalProperties: false },

@@ -12,6 +12,7 @@ import * as workspaces from './0010_workspaces.ts';
 import * as s3ObjectTimes from './0011_s3_object_times.ts';
 import * as workspaceFilesNext from './0012_workspace_files_next.ts';
 import * as oneObjectPathIndex from './0013_one_object_path_index.ts';
+import * as tenantQuotas from './0015_tenant_quotas.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   '0011_s3_object_times': s3ObjectTimes,
   '0012_workspace_files_next': workspaceFilesNext,
   '0013_one_object_path_index': oneObjectPathIndex,
+  '0015_tenant_quotas': tenantQuotas,
 };
