@@ -14,7 +14,7 @@ import { asClientError, spaceById, spaceForUpload, type SpaceHandle } from '../s
 import { iso } from '../time.ts';
 import type { StorageObject } from './models.ts';
 import { checkObjectPath } from './paths.ts';
-import { checkRoom, claimReplacing, claimUsage, deleteObjectsCounted, NOTHING } from './quota.ts';
+import { checkRoom, claimInGroup, claimUsage, deleteObjectsCounted, NOTHING } from './quota.ts';
 
 const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_id', 'o.redundancy', 'o.created_at', 'o.updated_at'] as const;
 /** What writes return: the whole row, as `toStorageObject` needs it. */
@@ -156,7 +156,7 @@ export class Upload {
     const committed = await inGroupCommit(this.core.db, async (trx) => {
       const packageId = intoPackage ? await intoPackage(trx) : this.packageId!;
       const replaced: (ReplacedObject | undefined)[] = [];
-      const refused = await claimReplacing(trx, this.core.config, this.space.tenantId, adding, async () => {
+      const refused = await claimInGroup(trx, this.core.config, this.space.tenantId, adding, async () => {
         const freed = { ...NOTHING };
         for (const [path] of files) {
           const [old] = (await replacedObject(trx, packageId, path)).rows;

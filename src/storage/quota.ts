@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { Core } from '../core.ts';
 import { dialectOf } from '../db/dialect.ts';
 import type { Db } from '../db/index.ts';
+import { groupShared } from '../db/groupCommit.ts';
 import { prepared, preparedWrite } from '../db/prepared.ts';
 import { AppError, insufficientStorage, notFound } from '../errors.ts';
 
@@ -44,6 +45,21 @@ const adjust = preparedWrite((db: Db, tenantId: number, bytes: number, objects: 
     .where('tenant_id', '=', tenantId)
     .where(within('used_bytes', 'max_bytes', bytes, maxBytes))
     .where(within('used_objects', 'max_objects', objects, maxObjects)),
+);
+
+/** Adds `bytes` and `objects` (either may be negative) to the tenant's count, never below 0. */
+const add = preparedWrite((db: Db, tenantId: number, bytes: number, objects: number) =>
+  db
+    .updateTable('tenant_usage')
+    .set({
+      used_bytes: sql`case when used_bytes + ${bytes} < 0 then 0 else used_bytes + ${bytes} end`,
+      used_objects: sql`case when used_objects + ${objects} < 0 then 0 else used_objects + ${objects} end`,
+    })
+    .where('tenant_id', '=', tenantId),
+);
+
+const usageRow = preparedWrite((db: Db, tenantId: number) =>
+  db.selectFrom('tenant_usage').select(['used_bytes', 'used_objects', 'max_bytes', 'max_objects']).where('tenant_id', '=', tenantId),
 );
 
 /** A tenant's usage row, made the first time it is needed (a tenant made after migration 0015 has none until then). */
@@ -128,7 +144,7 @@ export async function claimUsage(trx: Db, config: Config, tenantId: number, delt
 /** Takes `freed` off the tenant's count inside `trx`. */
 export async function releaseUsage(trx: Db, tenantId: number, freed: Usage): Promise<void> {
   if (freed.bytes === 0 && freed.objects === 0) return;
-  await adjust(trx, tenantId, -freed.bytes, -freed.objects, 0, 0);
+  await add(trx, tenantId, -freed.bytes, -freed.objects);
 }
 
 /** Holds the tenant's usage row until `trx` ends (PostgreSQL; SQLite's transactions are serial already). */
@@ -154,6 +170,44 @@ export async function claimReplacing(trx: Db, config: Config, tenantId: number, 
   const freed = await replaced();
   if (freed.bytes === 0 && freed.objects === 0) return refused;
   return claimUsage(trx, config, tenantId, { bytes: adding.bytes - freed.bytes, objects: adding.objects - freed.objects });
+}
+
+/** A tenant's usage as one group transaction sees it: read once (its row held), changed in memory, written once. */
+interface GroupUsage {
+  quota: TenantQuota;
+  delta: Usage;
+}
+
+/**
+ * `claimReplacing` for the work of `inGroupCommit`: the tenant's usage is read once per group
+ * (its row held on PostgreSQL), each item is checked against it in memory, and the group's total
+ * is written once before the group commits, so the many small uploads of a group cost one read
+ * and one write of the row between them, not one update each.
+ */
+export async function claimInGroup(trx: Db, config: Config, tenantId: number, adding: Usage, replaced: () => Promise<Usage>): Promise<AppError | undefined> {
+  const group = await groupShared<GroupUsage>(
+    trx,
+    `tenant-usage:${tenantId}`,
+    async () => {
+      await lockUsage(trx, tenantId);
+      let [row] = (await usageRow(trx, tenantId)).rows;
+      if (!row) {
+        await ensureRow(trx, tenantId);
+        row = { used_bytes: 0, used_objects: 0, max_bytes: null, max_objects: null };
+      }
+      return { quota: toTenantQuota(config, { id: tenantId, name: '', counted: tenantId, ...row }), delta: { ...NOTHING } };
+    },
+    async ({ delta }) => {
+      if (delta.bytes !== 0 || delta.objects !== 0) await add(trx, tenantId, delta.bytes, delta.objects);
+    },
+  );
+  const freed = await replaced();
+  const net = { bytes: adding.bytes - freed.bytes, objects: adding.objects - freed.objects };
+  const now = { ...group.quota, used_bytes: group.quota.used_bytes + group.delta.bytes, used_objects: group.quota.used_objects + group.delta.objects };
+  if (over(now, net)) return quotaFull(now, net);
+  group.delta.bytes += net.bytes;
+  group.delta.objects += net.objects;
+  return undefined;
 }
 
 /** A tenant's usage and limits, or 404. */

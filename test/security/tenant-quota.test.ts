@@ -226,6 +226,9 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
     // The other tenant has the operator's default: 2 MiB fits there.
     expect((await upload(other.api, other.packageID, [['big', randomBytes(2 * MiB)]])).status).toBe(200);
     expect(await usage(other.api)).toMatchObject({ used_bytes: 2 * MiB, used_objects: 1, max_bytes: OPERATOR_BYTES, max_objects: OPERATOR_OBJECTS });
+    // Each tenant sees its own usage only; without credentials, nothing.
+    expect(await usage(small.api)).toMatchObject({ used_bytes: 0, used_objects: 0, max_bytes: MiB, max_objects: 2 });
+    expect((await client(server.url).get('/api/tenants/current/usage')).status).toBe(401);
     // … and the operator's default holds for it as well.
     expect507(await upload(other.api, other.packageID, [['more', randomBytes(3 * MiB)]]), OPERATOR_BYTES, 2 * MiB);
 
