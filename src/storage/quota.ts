@@ -12,10 +12,11 @@ import { AppError, insufficientStorage, notFound } from '../errors.ts';
  * Tenant quotas. What a tenant stores is counted in its `tenant_usage` row: `used_objects` its
  * object rows (unfinished multipart uploads included), `used_bytes` their sizes, each object in
  * full even when its bytes are shared with another (a clone), plus the parts of its unfinished
- * uploads (their bytes are on disk). Every statement that adds or removes objects or parts changes
- * the count in its own transaction; a rise is a conditional update against the tenant's limit (its
- * own, or the operator's default; 0: none), so two writers cannot both pass it. `recountUsage`
- * repairs the counts from the tables (at start-up).
+ * uploads (their bytes are on disk). Every transaction that adds or removes objects or parts
+ * changes the count too; a rise is checked against the tenant's limit (its own, or the operator's
+ * default; 0: none) as it is written, so two writers cannot both pass it: a conditional update, or
+ * for uploads, one read and one write per group commit (`claimInGroup`). `recountUsage` repairs
+ * the counts from the tables (at start-up).
  *
  * On PostgreSQL, a transaction that reads what it is about to replace or delete first holds the
  * tenant's usage row (`lockUsage`, or a claim that passed), so every counting writer of one tenant
@@ -34,29 +35,24 @@ function within(used: 'used_bytes' | 'used_objects', max: 'max_bytes' | 'max_obj
   return sql<SqlBool>`(cast(${n} as bigint) <= 0 or ${limit} = 0 or ${sql.ref(used)} + ${n} <= ${limit})`;
 }
 
-/** Adds `bytes` and `objects` (either may be negative) to the tenant's count unless a rise passes its limit. */
+/** The counts with `bytes` and `objects` added (either may be negative), never below 0. */
+const plus = (bytes: number, objects: number) => ({
+  used_bytes: sql<number>`case when used_bytes + ${bytes} < 0 then 0 else used_bytes + ${bytes} end`,
+  used_objects: sql<number>`case when used_objects + ${objects} < 0 then 0 else used_objects + ${objects} end`,
+});
+
+/** Adds to the tenant's count unless a rise passes its limit. */
 const adjust = preparedWrite((db: Db, tenantId: number, bytes: number, objects: number, maxBytes: number, maxObjects: number) =>
   db
     .updateTable('tenant_usage')
-    .set({
-      used_bytes: sql`case when used_bytes + ${bytes} < 0 then 0 else used_bytes + ${bytes} end`,
-      used_objects: sql`case when used_objects + ${objects} < 0 then 0 else used_objects + ${objects} end`,
-    })
+    .set(plus(bytes, objects))
     .where('tenant_id', '=', tenantId)
     .where(within('used_bytes', 'max_bytes', bytes, maxBytes))
     .where(within('used_objects', 'max_objects', objects, maxObjects)),
 );
 
-/** Adds `bytes` and `objects` (either may be negative) to the tenant's count, never below 0. */
-const add = preparedWrite((db: Db, tenantId: number, bytes: number, objects: number) =>
-  db
-    .updateTable('tenant_usage')
-    .set({
-      used_bytes: sql`case when used_bytes + ${bytes} < 0 then 0 else used_bytes + ${bytes} end`,
-      used_objects: sql`case when used_objects + ${objects} < 0 then 0 else used_objects + ${objects} end`,
-    })
-    .where('tenant_id', '=', tenantId),
-);
+/** Adds to the tenant's count (a rise checked already, or a fall). */
+const add = preparedWrite((db: Db, tenantId: number, bytes: number, objects: number) => db.updateTable('tenant_usage').set(plus(bytes, objects)).where('tenant_id', '=', tenantId));
 
 const usageRow = preparedWrite((db: Db, tenantId: number) =>
   db.selectFrom('tenant_usage').select(['used_bytes', 'used_objects', 'max_bytes', 'max_objects']).where('tenant_id', '=', tenantId),
