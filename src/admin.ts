@@ -9,6 +9,7 @@ import { createTenantWithOwner } from './accounts/tenants.ts';
 import { insertUser } from './accounts/users.ts';
 import type { Core } from './core.ts';
 import { isUniqueViolation } from './db/errors.ts';
+import { setTenantQuota, tenantQuota } from './storage/quota.ts';
 import { AppError, badRequest, conflict, notFound } from './errors.ts';
 import { schemaProblem } from './validation.ts';
 
@@ -134,3 +135,14 @@ export async function adminResealSecrets(core: Core): Promise<Record<string, { r
   }
   return counts;
 }
+
+/** A tenant's storage usage, the limits in force and its own settings (null: the operator's default). */
+export async function adminShowTenant(core: Core, tenantId: number): Promise<Record<string, unknown>> {
+  return { ...(await tenantQuota(core, tenantId)) };
+}
+
+/** Sets a tenant's own quota (a number, 0 meaning none; null: back to the operator's default), then shows it. */
+export async function adminSetQuota(core: Core, tenantId: number, limits: { maxBytes?: number | null; maxObjects?: number | null }): Promise<Record<string, unknown>> {
+  return { ...(await setTenantQuota(core, tenantId, limits)) };
+}
+

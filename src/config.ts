@@ -171,6 +171,18 @@ export const ConfigSchema = Type.Object(
       description:
         "Seconds a process's writes in flight keep every sweeper off their bytes after its last renewal (every third of this); a write of a process that could not renew in time fails instead of being acknowledged.",
     }),
+    tenantMaxBytes: Type.Integer({
+      env: 'YUNJI_TENANT_MAX_BYTES',
+      default: 0,
+      minimum: 0,
+      description: "Bytes each tenant's objects may take, each object counted in full (0: no limit); `yunji admin set-quota` sets a tenant's own.",
+    }),
+    tenantMaxObjects: Type.Integer({
+      env: 'YUNJI_TENANT_MAX_OBJECTS',
+      default: 0,
+      minimum: 0,
+      description: "Objects each tenant may have (0: no limit); `yunji admin set-quota` sets a tenant's own.",
+    }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
   },
   { additionalProperties: false },

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { adminCreateApiKey, adminCreateTenant, adminCreateUser, adminResealSecrets } from './admin.ts';
+import { adminCreateApiKey, adminCreateTenant, adminCreateUser, adminResealSecrets, adminSetQuota, adminShowTenant } from './admin.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import type { Core } from './core.ts';
 import { AppError } from './errors.ts';
@@ -16,6 +16,8 @@ const USAGE = `Usage: yunji <command>
   admin create-tenant --name N --owner EMAIL
   admin create-api-key --tenant ID --email E --name N [--role R]
   admin reseal-secrets           re-seal stored credentials with YUNJI_SECRET_KEY (then former keys can go)
+  admin set-quota --tenant ID [--max-bytes N|default] [--max-objects N|default]
+  admin show-tenant --tenant ID
 
 Settings come from YUNJI_* environment variables and ./yunji.config.json (see README).`;
 
@@ -24,6 +26,13 @@ class UsageError extends Error {}
 function intOption(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a positive integer (got '${value}')`);
+  return Number(value);
+}
+
+/** A quota option: a count (0: no limit), or 'default' (null: the operator's default). */
+function limitOption(name: string, value: string | undefined): number | null | undefined {
+  if (value === undefined || value === 'default') return value === undefined ? undefined : null;
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} must be a whole number (0: no limit) or 'default' (got '${value}')`);
   return Number(value);
 }
 
@@ -44,6 +53,8 @@ function adminCommand(sub: string | undefined, args: string[]): (core: Core) => 
       role: { type: 'string' },
       name: { type: 'string' },
       owner: { type: 'string' },
+      'max-bytes': { type: 'string' },
+      'max-objects': { type: 'string' },
     },
     strict: true,
   });
@@ -73,6 +84,16 @@ function adminCommand(sub: string | undefined, args: string[]): (core: Core) => 
     }
     case 'reseal-secrets':
       return (core) => adminResealSecrets(core);
+    case 'set-quota': {
+      const tenantId = intOption('tenant', required('tenant', values.tenant)) as number;
+      const limits = { maxBytes: limitOption('max-bytes', values['max-bytes']), maxObjects: limitOption('max-objects', values['max-objects']) };
+      if (limits.maxBytes === undefined && limits.maxObjects === undefined) throw new UsageError('set-quota needs --max-bytes or --max-objects');
+      return (core) => adminSetQuota(core, tenantId, limits);
+    }
+    case 'show-tenant': {
+      const tenantId = intOption('tenant', required('tenant', values.tenant)) as number;
+      return (core) => adminShowTenant(core, tenantId);
+    }
     default:
       throw new UsageError(`unknown admin command '${sub ?? ''}'`);
   }
@@ -115,7 +136,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+  if (err instanceof UsageError || String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) {
     process.stderr.write(`yunji: ${(err as Error).message}\n\n${USAGE}\n`);
     process.exit(2);
   }

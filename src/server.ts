@@ -5,6 +5,7 @@ import { startJobEngine } from './jobs/engine.ts';
 import { bootstrapIfEmpty, createLogger, openRuntime } from './runtime.ts';
 import { startSweeper } from './spaces/sweeper.ts';
 import { startWriteFence } from './spaces/writeFence.ts';
+import { recountUsage } from './storage/quota.ts';
 
 /**
  * `yunji serve`: migrate, bootstrap, run jobs, listen. SIGTERM/SIGINT drain in-flight requests (new
@@ -20,6 +21,11 @@ export async function serve(config: Config): Promise<void> {
   const stopFence = await startWriteFence(core);
   // Bytes left by uploads that never committed, or no longer referenced, go once they are old enough.
   const stopSweeper = startSweeper(core);
+  // Tenants' usage counts, recounted from their objects (a crash may have left them off).
+  void recountUsage(core).then(
+    (tenants) => log.info({ tenants }, 'recounted tenant usage'),
+    (err: unknown) => log.error({ err }, 'recounting tenant usage failed'),
+  );
   const engine = await startJobEngine(core);
   const app = await buildApp(core);
   const address = await app.listen({ host: config.host, port: config.port });

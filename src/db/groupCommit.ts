@@ -63,7 +63,7 @@ class Committer {
 
   private async alone(item: Item): Promise<void> {
     try {
-      item.resolve(await this.db.transaction().execute(item.work));
+      item.resolve(await this.db.transaction().execute((trx) => inGroup(trx, () => item.work(trx))));
     } catch (err) {
       item.reject(err);
     }
@@ -80,13 +80,15 @@ class Committer {
     const values: unknown[] = [];
     let failed = -1;
     try {
-      await this.db.transaction().execute(async (trx) => {
-        for (const [i, item] of group.entries()) {
-          failed = i;
-          values.push(await item.work(trx));
-        }
-        failed = -1;
-      });
+      await this.db.transaction().execute((trx) =>
+        inGroup(trx, async () => {
+          for (const [i, item] of group.entries()) {
+            failed = i;
+            values.push(await item.work(trx));
+          }
+          failed = -1;
+        }),
+      );
     } catch {
       if (failed < 0) {
         // The commit itself failed: nothing of it is committed, and each item keeps its own outcome.
@@ -99,6 +101,43 @@ class Committer {
     }
     group.forEach((item, i) => item.resolve(values[i]));
   }
+}
+
+/** What the items of one group transaction share (see `groupShared`), by key. */
+interface Shared {
+  state: unknown;
+  close: () => Promise<void>;
+}
+
+const sharedOf = new WeakMap<Db, Map<string, Shared>>();
+
+/** Runs a group's items in `trx`, then closes what they shared, still inside the transaction. */
+async function inGroup<T>(trx: Db, items: () => Promise<T>): Promise<T> {
+  const shared = new Map<string, Shared>();
+  sharedOf.set(trx, shared);
+  try {
+    const value = await items();
+    for (const { close } of shared.values()) await close();
+    return value;
+  } finally {
+    sharedOf.delete(trx);
+  }
+}
+
+/**
+ * State the items of one group transaction share under `key`: `open` makes it for the first item
+ * that asks, and `close` runs once after the last item, inside the transaction, before it commits
+ * (a write the items would each have made, made once). A group run again after an item failed
+ * starts afresh. Only for the work of `inGroupCommit`.
+ */
+export async function groupShared<S>(trx: Db, key: string, open: () => Promise<S>, close: (state: S) => Promise<void>): Promise<S> {
+  const shared = sharedOf.get(trx);
+  if (!shared) throw new Error('groupShared is only for the work of inGroupCommit');
+  const existing = shared.get(key);
+  if (existing) return existing.state as S;
+  const state = await open();
+  shared.set(key, { state, close: () => close(state) });
+  return state;
 }
 
 const committers = new WeakMap<Db, Committer>();

@@ -6,6 +6,7 @@ import type { Generated } from 'kysely';
  */
 export interface Database {
   tenants: TenantsTable;
+  tenant_usage: TenantUsageTable;
   users: UsersTable;
   memberships: MembershipsTable;
   sessions: SessionsTable;
@@ -41,6 +42,18 @@ export interface TenantsTable {
   webhook_secret_sealed: Generated<string | null>;
   created_at: number;
   updated_at: number;
+}
+
+/** What a tenant stores and its quota (src/storage/quota.ts); made with the tenant's first write. */
+export interface TenantUsageTable {
+  tenant_id: number;
+  /** Bytes of its objects, each in full, and of its unfinished uploads' parts. */
+  used_bytes: Generated<number>;
+  /** Its object rows, unfinished multipart uploads included. */
+  used_objects: Generated<number>;
+  /** The tenant's own limits; null: the operator's default (`tenantMaxBytes`, `tenantMaxObjects`); 0: none. */
+  max_bytes: Generated<number | null>;
+  max_objects: Generated<number | null>;
 }
 
 export interface UsersTable {

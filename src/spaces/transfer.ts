@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { sql } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { backendFailed, notFound } from '../errors.ts';
@@ -8,9 +9,11 @@ import { ownBucket } from '../storage/buckets.ts';
 import type { Package } from '../storage/models.ts';
 import { objectsOfPackage, ownPackage, storeOf, Upload } from '../storage/objects.ts';
 import { insertPackage } from '../storage/packages.ts';
+import { checkRoom } from '../storage/quota.ts';
 import { joinKey } from './backend.ts';
 import { assertOutsideReserved } from './layout.ts';
 import { checkSpacePath } from './spacePaths.ts';
+import { isS3 } from './storageConfig.ts';
 import { asClientError, spaceById, spaceForUpload, tenantSpace, type SpaceHandle } from './spaces.ts';
 
 /**
@@ -88,9 +91,18 @@ async function checkImport(core: Core, actor: Actor, request: ImportRequest): Pr
 
 async function checkExport(core: Core, actor: Actor, request: ExportRequest): Promise<void> {
   requireRole(actor, 'member');
-  await tenantSpace(core, actor.tenantId, request.userSpaceID);
+  const target = await tenantSpace(core, actor.tenantId, request.userSpaceID);
   checkSpacePath(request.rootPath, 'rootPath');
   await ownPackage(core, actor, request.packageID);
+  // A local space is the server's own disk: the package's bytes must fit in the room the tenant's quota has left (docs/DECISIONS.md).
+  if (!isS3(target.storage)) {
+    const { bytes } = await core.db
+      .selectFrom('objects')
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('size'), sql<number>`0`).as('bytes'))
+      .where('package_id', '=', request.packageID)
+      .executeTakeFirstOrThrow();
+    await checkRoom(core, actor.tenantId, { bytes: Number(bytes), objects: 0 });
+  }
 }
 
 /** A new package holding the files at `path` in the space (a file: that one, by its name; a folder: everything under it). */

@@ -3,6 +3,7 @@ import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { conflict, notFound } from '../errors.ts';
 import type { Bucket } from './models.ts';
+import { releaseHeldIn } from './quota.ts';
 
 const toBucket = (r: { id: number; name: string }): Bucket => ({ bucketID: r.id, name: r.name });
 
@@ -45,5 +46,8 @@ export async function ownBucket(core: Core, actor: Actor, bucketId: number): Pro
 export async function deleteBucket(core: Core, actor: Actor, bucketId: number): Promise<void> {
   requireRole(actor, 'member');
   await ownBucket(core, actor, bucketId);
-  await core.db.deleteFrom('buckets').where('id', '=', bucketId).where('tenant_id', '=', actor.tenantId).execute();
+  await core.db.transaction().execute(async (trx) => {
+    await releaseHeldIn(trx, actor.tenantId, { bucketId });
+    await trx.deleteFrom('buckets').where('id', '=', bucketId).where('tenant_id', '=', actor.tenantId).execute();
+  });
 }

@@ -1,6 +1,8 @@
 import { PassThrough, type Readable } from 'node:stream';
+import { sql } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
+import type { Db } from '../db/index.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { AppError, badRequest, conflict } from '../errors.ts';
 import { spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
@@ -8,6 +10,7 @@ import { withHold } from '../spaces/writeFence.ts';
 import type { StorageObject } from './models.ts';
 import { OBJECT_RETURNING, ownPackage, storeOf, storeShard, tenantObject, toStorageObject } from './objects.ts';
 import { checkObjectPath } from './paths.ts';
+import { checkRoom, claimReplacing, claimUsage, lockUsage } from './quota.ts';
 
 /**
  * Multipart upload (spec 3.9–3.11): an object is created empty with redundancy `multipartUpload`;
@@ -25,11 +28,15 @@ export async function newMultipartUpload(core: Core, actor: Actor, packageId: nu
   const space = await spaceForUpload(core, actor.tenantId, undefined);
   const now = Date.now();
   try {
-    const row = await core.db
-      .insertInto('objects')
-      .values({ package_id: packageId, path, size: 0, hash: EMPTY_HASH, space_id: space.id, redundancy: 'multipartUpload', created_by: actor.userId, created_at: now, updated_at: now })
-      .returning(OBJECT_RETURNING)
-      .executeTakeFirstOrThrow();
+    const row = await core.db.transaction().execute(async (trx) => {
+      const refused = await claimUsage(trx, core.config, actor.tenantId, { bytes: 0, objects: 1 });
+      if (refused) throw refused;
+      return trx
+        .insertInto('objects')
+        .values({ package_id: packageId, path, size: 0, hash: EMPTY_HASH, space_id: space.id, redundancy: 'multipartUpload', created_by: actor.userId, created_at: now, updated_at: now })
+        .returning(OBJECT_RETURNING)
+        .executeTakeFirstOrThrow();
+    });
     return toStorageObject(row);
   } catch (err) {
     if (isUniqueViolation(err)) throw conflict(`package ${packageId} already has an object at '${path}'`);
@@ -43,19 +50,30 @@ async function multipartObject(core: Core, actor: Actor, objectId: number) {
   return row;
 }
 
-export async function uploadPart(core: Core, actor: Actor, objectId: number, index: number, content: Readable): Promise<void> {
+/** Stores a part; a body of `declaredBytes` that cannot fit in the tenant's quota, even in place of the part it replaces, is refused before it is stored. */
+export async function uploadPart(core: Core, actor: Actor, objectId: number, index: number, content: Readable, declaredBytes = 0): Promise<void> {
   requireRole(actor, 'member');
   const row = await multipartObject(core, actor, objectId);
+  const partAt = async (db: Db) => {
+    const old = await db.selectFrom('object_parts').select('size').where('object_id', '=', objectId).where('part_index', '=', index).executeTakeFirst();
+    return old ? Number(old.size) : 0;
+  };
+  if (declaredBytes > 0) await checkRoom(core, actor.tenantId, { bytes: declaredBytes, objects: 0 }, () => partAt(core.db));
   const space = await spaceById(core, row.space_id);
   // The sweeper stays off the part's bytes until its row names them.
   await withHold(async (hold) => {
     const shard = await storeShard(core, space, content, `part ${index}`);
     hold.assertSafe();
-    await core.db
-      .insertInto('object_parts')
-      .values({ object_id: objectId, part_index: index, size: shard.size, hash: shard.hash, space_id: space.id, created_at: Date.now() })
-      .onConflict((oc) => oc.columns(['object_id', 'part_index']).doUpdateSet({ size: shard.size, hash: shard.hash, space_id: space.id }))
-      .execute();
+    // A part's bytes count against the tenant's quota until the upload is completed or deleted.
+    await core.db.transaction().execute(async (trx) => {
+      const refused = await claimReplacing(trx, core.config, actor.tenantId, { bytes: shard.size, objects: 0 }, async () => ({ bytes: await partAt(trx), objects: 0 }));
+      if (refused) throw refused;
+      await trx
+        .insertInto('object_parts')
+        .values({ object_id: objectId, part_index: index, size: shard.size, hash: shard.hash, space_id: space.id, created_at: Date.now() })
+        .onConflict((oc) => oc.columns(['object_id', 'part_index']).doUpdateSet({ size: shard.size, hash: shard.hash, space_id: space.id }))
+        .execute();
+    });
   });
 }
 
@@ -69,6 +87,8 @@ export async function completeMultipartUpload(core: Core, actor: Actor, objectId
   if (missing.length > 0) throw badRequest(`no part uploaded for index ${missing.slice(0, 10).join(', ')}`, 'indexes');
   const total = indexes.reduce((n, i) => n + byIndex.get(i)!.size, 0);
   if (total > core.config.maxObjectSize) throw new AppError('too_large', `the joined object would be ${total} bytes, over ${core.config.maxObjectSize}`);
+  // The object's bytes take the place of all its parts' (unlisted ones are dropped): refused before any byte is joined when they cannot fit.
+  await checkRoom(core, actor.tenantId, { bytes: total - parts.reduce((n, p) => n + p.size, 0), objects: 0 });
 
   const space = await spaceById(core, row.space_id);
   // The sweeper stays off the joined bytes until the object names them.
@@ -92,6 +112,14 @@ export async function completeMultipartUpload(core: Core, actor: Actor, objectId
     hold.assertSafe();
     const now = Date.now();
     const done = await core.db.transaction().execute(async (trx) => {
+      await lockUsage(trx, actor.tenantId);
+      const held = await trx
+        .selectFrom('object_parts')
+        .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('size'), sql<number>`0`).as('bytes'))
+        .where('object_id', '=', objectId)
+        .executeTakeFirstOrThrow();
+      const refused = await claimUsage(trx, core.config, actor.tenantId, { bytes: shard.size - Number(held.bytes), objects: 0 });
+      if (refused) throw refused;
       const updated = await trx
         .updateTable('objects')
         .set({ size: shard.size, hash: shard.hash, redundancy: 'none', updated_at: now })
@@ -106,4 +134,3 @@ export async function completeMultipartUpload(core: Core, actor: Actor, objectId
     return toStorageObject(done);
   });
 }
-

@@ -15,6 +15,7 @@ import { holdWrites, type WriteHold } from '../spaces/writeFence.ts';
 import { iso } from '../time.ts';
 import type { StorageObject } from './models.ts';
 import { checkObjectPath } from './paths.ts';
+import { checkRoom, claimInGroup, claimUsage, deleteObjectsCounted, NOTHING } from './quota.ts';
 
 const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_id', 'o.redundancy', 'o.created_at', 'o.updated_at'] as const;
 /** What writes return: the whole row, as `toStorageObject` needs it. */
@@ -152,7 +153,11 @@ export class Upload {
     this.hold?.release();
   }
 
-  /** Commits into the upload's package, or into the one `intoPackage` gives within the same transaction (it may create it). */
+  /**
+   * Commits into the upload's package, or into the one `intoPackage` gives within the same
+   * transaction (it may create it). The tenant's quota counts the new objects in place of those
+   * they replace; when they do not fit, nothing is committed (507).
+   */
   async commit(intoPackage?: (trx: Db) => Promise<number>): Promise<StorageObject[]> {
     try {
       this.hold?.assertSafe();
@@ -164,21 +169,63 @@ export class Upload {
 
   private async commitRows(intoPackage?: (trx: Db) => Promise<number>): Promise<StorageObject[]> {
     const now = Date.now();
-    const rows = await inGroupCommit(this.core.db, async (trx) => {
+    const files = [...this.files];
+    const adding = { bytes: files.reduce((n, [, f]) => n + f.size, 0), objects: files.length };
+    const committed = await inGroupCommit(this.core.db, async (trx) => {
       const packageId = intoPackage ? await intoPackage(trx) : this.packageId!;
+      const replaced: (ReplacedObject | undefined)[] = [];
+      const refused = await claimInGroup(trx, this.core.config, this.space.tenantId, adding, async () => {
+        const freed = { ...NOTHING };
+        for (const [path] of files) {
+          const [old] = (await replacedObject(trx, packageId, path)).rows;
+          replaced.push(old);
+          if (old) {
+            freed.bytes += Number(old.size) + Number(old.parts_size ?? 0);
+            freed.objects++;
+          }
+        }
+        return freed;
+      });
+      if (refused) {
+        // Thrown, what `intoPackage` wrote goes with the transaction (the others sharing it run again without this one).
+        if (intoPackage) throw refused;
+        // Answered once the shared transaction, which this one left untouched, has committed.
+        return refused;
+      }
       const out: ObjectRow[] = [];
-      for (const [path, { hash, size, origin }] of this.files) {
+      for (const [i, [path, { hash, size, origin }]] of files.entries()) {
         const { rows } = await upsertObject(trx, packageId, path, size, hash, this.space.id, this.createdBy, now, origin?.mtimeMs ?? null, origin?.tag ?? null);
-        const row = rows[0]!;
         // Replacing an unfinished multipart upload drops its parts.
-        await deleteParts(trx, row.id);
-        out.push(row);
+        if (replaced[i]?.redundancy === 'multipartUpload') await deleteParts(trx, replaced[i].id);
+        out.push(rows[0]!);
       }
       return out;
     });
-    return rows.map(toStorageObject);
+    if (committed instanceof AppError) throw committed;
+    return committed.map(toStorageObject);
   }
 }
+
+interface ReplacedObject {
+  id: number;
+  size: number;
+  redundancy: string;
+  parts_size: number | null;
+}
+
+/** The object an upload would replace at `path`, with what its parts hold (an unfinished multipart upload's). */
+const replacedObject = preparedWrite((db: Db, packageId: number, path: string) =>
+  db
+    .selectFrom('objects as o')
+    .select((eb) => [
+      'o.id',
+      'o.size',
+      'o.redundancy',
+      eb.selectFrom('object_parts as op').select((e) => e.fn.sum<number>('op.size').as('s')).whereRef('op.object_id', '=', 'o.id').as('parts_size'),
+    ])
+    .where('o.package_id', '=', packageId)
+    .where('o.path', '=', path),
+);
 
 const upsertObject = preparedWrite(
   (db: Db, packageId: number, path: string, size: number, hash: string, spaceId: number, createdBy: number, now: number, sourceMtime: number | null, sourceTag: string | null) => {
@@ -191,12 +238,26 @@ const upsertObject = preparedWrite(
   },
 );
 
+async function bytesOfPackage(db: Db, packageId: number): Promise<number> {
+  const { bytes } = await db
+    .selectFrom('objects')
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('size'), sql<number>`0`).as('bytes'))
+    .where('package_id', '=', packageId)
+    .executeTakeFirstOrThrow();
+  return Number(bytes);
+}
+
 const deleteParts = preparedWrite((db: Db, objectId: number) => db.deleteFrom('object_parts').where('object_id', '=', objectId));
 
-/** An upload into a package; bytes go to the `affinity` space (0 or absent: the tenant's default). */
-export async function beginUpload(core: Core, actor: Actor, packageId: number, affinity?: number): Promise<Upload> {
+/**
+ * An upload into a package; bytes go to the `affinity` space (0 or absent: the tenant's default).
+ * A body of `declaredBytes` that cannot fit in the tenant's quota, even in place of everything the
+ * package holds, is refused before any file is stored.
+ */
+export async function beginUpload(core: Core, actor: Actor, packageId: number, affinity?: number, declaredBytes = 0): Promise<Upload> {
   requireRole(actor, 'member');
   await ownPackage(core, actor, packageId);
+  if (declaredBytes > 0) await checkRoom(core, actor.tenantId, { bytes: declaredBytes, objects: 0 }, () => bytesOfPackage(core.db, packageId));
   return new Upload(core, await spaceForUpload(core, actor.tenantId, affinity), actor.userId, packageId);
 }
 
@@ -302,21 +363,26 @@ export async function cloneObjects(
       if (!src) throw notFound(`object ${c.objectID}`);
       await ownPackage(core, actor, c.newPackageID);
       const now = Date.now();
-      const row = await core.db
-        .insertInto('objects')
-        .values({
-          package_id: c.newPackageID,
-          path: c.newPath,
-          size: src.size,
-          hash: src.hash,
-          space_id: src.space_id,
-          redundancy: src.redundancy,
-          created_by: actor.userId,
-          created_at: now,
-          updated_at: now,
-        })
-        .returning(OBJECT_RETURNING)
-        .executeTakeFirstOrThrow();
+      // A clone counts in full against the tenant's quota, though it shares its bytes.
+      const row = await core.db.transaction().execute(async (trx) => {
+        const refused = await claimUsage(trx, core.config, actor.tenantId, { bytes: src.size, objects: 1 });
+        if (refused) throw refused;
+        return trx
+          .insertInto('objects')
+          .values({
+            package_id: c.newPackageID,
+            path: c.newPath,
+            size: src.size,
+            hash: src.hash,
+            space_id: src.space_id,
+            redundancy: src.redundancy,
+            created_by: actor.userId,
+            created_at: now,
+            updated_at: now,
+          })
+          .returning(OBJECT_RETURNING)
+          .executeTakeFirstOrThrow();
+      });
       out.push(toStorageObject(row));
     } catch (err) {
       if (!(err instanceof AppError) && !isUniqueViolation(err)) throw err;
@@ -332,12 +398,11 @@ export async function deleteObjects(core: Core, actor: Actor, ids: number[]): Pr
   if (ids.length === 0) return;
   const own = await tenantObjects(core, actor).where('o.id', 'in', ids).execute();
   if (own.length === 0) return;
-  await core.db
-    .deleteFrom('objects')
-    .where(
-      'id',
-      'in',
+  await core.db.transaction().execute((trx) =>
+    deleteObjectsCounted(
+      trx,
+      actor.tenantId,
       own.map((o) => o.id),
-    )
-    .execute();
+    ),
+  );
 }

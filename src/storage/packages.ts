@@ -6,6 +6,7 @@ import { isUniqueViolation } from '../db/errors.ts';
 import { conflict, notFound } from '../errors.ts';
 import { ownBucket } from './buckets.ts';
 import type { Package } from './models.ts';
+import { releaseHeldIn } from './quota.ts';
 
 const toPackage = (r: { id: number; name: string; bucket_id: number; created_at: number }): Package => ({
   packageID: r.id,
@@ -62,5 +63,8 @@ export async function deletePackage(core: Core, actor: Actor, packageId: number)
   requireRole(actor, 'member');
   const row = await tenantPackages(core, actor).where('p.id', '=', packageId).executeTakeFirst();
   if (!row) throw notFound(`package ${packageId}`);
-  await core.db.deleteFrom('packages').where('id', '=', packageId).execute();
+  await core.db.transaction().execute(async (trx) => {
+    await releaseHeldIn(trx, actor.tenantId, { packageId });
+    await trx.deleteFrom('packages').where('id', '=', packageId).execute();
+  });
 }

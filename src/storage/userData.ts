@@ -9,6 +9,7 @@ import { activeJobByKey, JobKeyConflict, submitJob } from '../jobs/store.ts';
 import { shardInUse, spaceById } from '../spaces/spaces.ts';
 import { schemaProblem } from '../validation.ts';
 import { sweepCutoff } from '../spaces/writeFence.ts';
+import { deleteObjectsCounted } from './quota.ts';
 
 const BATCH = 500;
 
@@ -68,7 +69,7 @@ export const deleteUserData = defineAction(DeleteUserDataParams, {
       const ids = batch.map((o) => o.id);
       // Parts of the user's unfinished multipart uploads go with their objects (cascade): their bytes too.
       const parts = await core.db.selectFrom('object_parts').select(['space_id', 'hash']).where('object_id', 'in', ids).execute();
-      await core.db.deleteFrom('objects').where('id', 'in', ids).execute();
+      await core.db.transaction().execute((trx) => deleteObjectsCounted(trx, job.tenantId, ids));
       deleted += batch.length;
       const shards = new Map<string, { spaceId: number; hash: string }>();
       for (const s of [...batch.map((o) => ({ spaceId: o.space_id, hash: o.hash })), ...parts.map((p) => ({ spaceId: p.space_id, hash: p.hash }))]) {

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Core } from '../core.ts';
 import { spaceById, spaceForUpload } from '../spaces/spaces.ts';
 import { storeOf, Upload } from '../storage/objects.ts';
+import { deleteObjectsCounted } from '../storage/quota.ts';
 import type { SyncTree, TreeEntry } from './tree.ts';
 
 const PAGE = 1000;
@@ -71,6 +72,6 @@ export class PackageTree implements SyncTree {
   }
 
   async remove(entry: TreeEntry): Promise<void> {
-    await this.core.db.deleteFrom('objects').where('id', '=', Number(entry.key)).where('package_id', '=', this.packageId).execute();
+    await this.core.db.transaction().execute((trx) => deleteObjectsCounted(trx, this.tenantId, [Number(entry.key)], this.packageId));
   }
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inGroupCommit } from '../../src/db/groupCommit.ts';
+import { groupShared, inGroupCommit } from '../../src/db/groupCommit.ts';
 import { databaseKinds } from '../helpers/databases.ts';
 import { openTestRuntime } from '../helpers/runtime.ts';
 
@@ -35,6 +35,30 @@ describe.each(kinds)('group commit on %s', (kind) => {
     const ids = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
     expect(new Set(ids).size).toBe(19);
     for (const [i, name] of names.entries()) expect(await tenantNamed(name)).toHaveLength(i === 7 ? 0 : 1);
+  });
+
+  it("shares state among a group's items, closed once before each commit, afresh when a group is run again", async () => {
+    let opened = 0;
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) =>
+        inGroupCommit(rt.core.db, async (trx) => {
+          const shared = await groupShared(
+            trx,
+            'counter',
+            async () => ({ n: 0, id: ++opened }),
+            // The one write of the group: what its items added up, committed with them.
+            async (state) => void (await addTenant(`gs-${kind}-${state.id}-${state.n}`)(trx)),
+          );
+          shared.n++;
+          if (i === 4) throw new Error('item 4 fails after counting');
+        }),
+      ),
+    );
+    expect(outcomes.filter((o) => o.status === 'rejected')).toHaveLength(1);
+    const written = await rt.core.db.selectFrom('tenants').select('name').where('name', 'like', `gs-${kind}-%`).execute();
+    // Every committed group wrote its own count once; together they count the 11 items that succeeded.
+    expect(written.reduce((n, t) => n + Number(t.name.split('-').pop()), 0)).toBe(11);
+    await expect(groupShared(rt.core.db, 'x', async () => 1, async () => {})).rejects.toThrow(/only for the work of inGroupCommit/);
   });
 
   it('several failing items in one group each fail alone, and every other item commits exactly once', async () => {

@@ -13,6 +13,7 @@ import * as s3ObjectTimes from './0011_s3_object_times.ts';
 import * as workspaceFilesNext from './0012_workspace_files_next.ts';
 import * as oneObjectPathIndex from './0013_one_object_path_index.ts';
 import * as sweepFences from './0014_sweep_fences.ts';
+import * as tenantQuotas from './0015_tenant_quotas.ts';
 import * as boundedJobs from './0016_bounded_jobs.ts';
 
 /** Every migration, in order. Names never change once released. */
@@ -31,5 +32,6 @@ export const migrations: Record<string, Migration> = {
   '0012_workspace_files_next': workspaceFilesNext,
   '0013_one_object_path_index': oneObjectPathIndex,
   '0014_sweep_fences': sweepFences,
+  '0015_tenant_quotas': tenantQuotas,
   '0016_bounded_jobs': boundedJobs,
 };

@@ -41,6 +41,9 @@ function formOf(request: FastifyRequest, reply: FastifyReply, what: string): For
   return new FormReader(taken ?? request.raw, boundary, { parts: MAX_FILES_PER_UPLOAD + 1, fieldSize: 64 * 1024 });
 }
 
+/** The body's length as its request declares it (0: not declared), which bounds what its files hold. */
+const declaredLength = (request: FastifyRequest): number => Number(request.headers['content-length']) || 0;
+
 /** The leading `info` field of a multipart request, parsed and checked against `schema`. */
 async function readInfo(form: FormReader, schema: TSchema, actor: Actor): Promise<unknown> {
   const first = await form.next();
@@ -139,7 +142,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       let upload: Upload | undefined;
       try {
         const { packageID, affinity } = (await readInfo(form, UploadInfo, actor)) as { packageID: number; affinity?: number };
-        upload = await beginUpload(core, actor, packageID, affinity);
+        upload = await beginUpload(core, actor, packageID, affinity, declaredLength(request));
         for await (const part of form) {
           if (part.kind !== 'file' || part.name !== 'files') throw badRequest(`unexpected part '${part.name}'; only 'files' parts may follow 'info'`);
           let path: string;
@@ -271,7 +274,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         const info = (await readInfo(form, PartInfo, actor)) as { objectID: number; index: number };
         const next = await form.next();
         if (next.done || next.value.kind !== 'file') throw badRequest("a 'file' part must follow 'info'", 'file');
-        await uploadPart(core, actor, info.objectID, info.index, next.value.content);
+        await uploadPart(core, actor, info.objectID, info.index, next.value.content, declaredLength(request));
         const extra = await form.next();
         if (!extra.done) throw badRequest(`unexpected part '${extra.value.name}' after the file`);
         return v1(null);

@@ -1,0 +1,329 @@
+import { sql, type Expression, type SqlBool } from 'kysely';
+import { requireRole, type Actor } from '../accounts/actor.ts';
+import type { Config } from '../config.ts';
+import type { Core } from '../core.ts';
+import { dialectOf } from '../db/dialect.ts';
+import type { Db } from '../db/index.ts';
+import { groupShared } from '../db/groupCommit.ts';
+import { prepared, preparedWrite } from '../db/prepared.ts';
+import { AppError, insufficientStorage, notFound } from '../errors.ts';
+
+/**
+ * Tenant quotas. What a tenant stores is counted in its `tenant_usage` row: `used_objects` its
+ * object rows (unfinished multipart uploads included), `used_bytes` their sizes, each object in
+ * full even when its bytes are shared with another (a clone), plus the parts of its unfinished
+ * uploads (their bytes are on disk). Every transaction that adds or removes objects or parts
+ * changes the count too; a rise is checked against the tenant's limit (its own, or the operator's
+ * default; 0: none) as it is written, so two writers cannot both pass it: a conditional update, or
+ * for uploads, one read and one write per group commit (`claimInGroup`). `recountUsage` repairs
+ * the counts from the tables (at start-up).
+ *
+ * On PostgreSQL, a transaction that reads what it is about to replace or delete first holds the
+ * tenant's usage row (`lockUsage`, or a claim that passed), so every counting writer of one tenant
+ * sees the others' committed rows. SQLite has one writer at a time.
+ */
+export interface Usage {
+  bytes: number;
+  objects: number;
+}
+
+export const NOTHING: Usage = { bytes: 0, objects: 0 };
+
+/** `n` more of `used` stays within the limit (the tenant's, or else the default; 0: none); a fall always passes. */
+function within(used: 'used_bytes' | 'used_objects', max: 'max_bytes' | 'max_objects', n: number, fallback: number): Expression<SqlBool> {
+  const limit = sql`coalesce(${sql.ref(max)}, ${fallback})`;
+  return sql<SqlBool>`(cast(${n} as bigint) <= 0 or ${limit} = 0 or ${sql.ref(used)} + ${n} <= ${limit})`;
+}
+
+/** The counts with `bytes` and `objects` added (either may be negative), never below 0. */
+const plus = (bytes: number, objects: number) => ({
+  used_bytes: sql<number>`case when used_bytes + ${bytes} < 0 then 0 else used_bytes + ${bytes} end`,
+  used_objects: sql<number>`case when used_objects + ${objects} < 0 then 0 else used_objects + ${objects} end`,
+});
+
+/** Adds to the tenant's count unless a rise passes its limit. */
+const adjust = preparedWrite((db: Db, tenantId: number, bytes: number, objects: number, maxBytes: number, maxObjects: number) =>
+  db
+    .updateTable('tenant_usage')
+    .set(plus(bytes, objects))
+    .where('tenant_id', '=', tenantId)
+    .where(within('used_bytes', 'max_bytes', bytes, maxBytes))
+    .where(within('used_objects', 'max_objects', objects, maxObjects)),
+);
+
+/** Adds to the tenant's count (a rise checked already, or a fall). */
+const add = preparedWrite((db: Db, tenantId: number, bytes: number, objects: number) => db.updateTable('tenant_usage').set(plus(bytes, objects)).where('tenant_id', '=', tenantId));
+
+const usageRow = preparedWrite((db: Db, tenantId: number) =>
+  db.selectFrom('tenant_usage').select(['used_bytes', 'used_objects', 'max_bytes', 'max_objects']).where('tenant_id', '=', tenantId),
+);
+
+/** A tenant's usage row, made the first time it is needed (a tenant made after migration 0015 has none until then). */
+const ensureRow = preparedWrite((db: Db, tenantId: number) =>
+  db
+    .insertInto('tenant_usage')
+    .values({ tenant_id: tenantId })
+    .onConflict((oc) => oc.column('tenant_id').doNothing()),
+);
+
+const lockRow = preparedWrite((db: Db, tenantId: number) => db.selectFrom('tenant_usage').select('tenant_id').where('tenant_id', '=', tenantId).forUpdate());
+
+/** The tenant with its usage (a tenant without a usage row has used nothing and has no limits of its own). */
+function quotaQuery(db: Db, tenantId: number) {
+  return db
+    .selectFrom('tenants as t')
+    .leftJoin('tenant_usage as u', 'u.tenant_id', 't.id')
+    .select(['t.id', 't.name', 'u.tenant_id as counted', 'u.used_bytes', 'u.used_objects', 'u.max_bytes', 'u.max_objects'])
+    .where('t.id', '=', tenantId);
+}
+const quotaRow = prepared(quotaQuery);
+const quotaRowIn = preparedWrite(quotaQuery);
+
+interface QuotaRow {
+  id: number;
+  name: string;
+  counted: number | null;
+  used_bytes: number | null;
+  used_objects: number | null;
+  max_bytes: number | null;
+  max_objects: number | null;
+}
+
+/** A tenant's usage, its limits in force (0: none) and its own settings (null: the operator's default). */
+export interface TenantQuota {
+  tenant_id: number;
+  name: string;
+  used_bytes: number;
+  used_objects: number;
+  max_bytes: number;
+  max_objects: number;
+  overrides: { max_bytes: number | null; max_objects: number | null };
+}
+
+function toTenantQuota(config: Config, row: QuotaRow): TenantQuota {
+  return {
+    tenant_id: row.id,
+    name: row.name,
+    used_bytes: Number(row.used_bytes ?? 0),
+    used_objects: Number(row.used_objects ?? 0),
+    max_bytes: row.max_bytes ?? config.tenantMaxBytes,
+    max_objects: row.max_objects ?? config.tenantMaxObjects,
+    overrides: { max_bytes: row.max_bytes, max_objects: row.max_objects },
+  };
+}
+
+/** The 507 for asking `asked` more of a tenant whose quota is `q`, naming the limit, the usage and the ask. */
+function quotaFull(q: TenantQuota, asked: Usage): AppError {
+  if (asked.objects > 0 && q.max_objects > 0 && q.used_objects + asked.objects > q.max_objects) {
+    return insufficientStorage(`the tenant's quota of ${q.max_objects} objects is full: ${q.used_objects} used, ${asked.objects} more asked`);
+  }
+  return insufficientStorage(`the tenant's quota of ${q.max_bytes} bytes is full: ${q.used_bytes} used, ${asked.bytes} more asked`);
+}
+
+/**
+ * Counts `delta` for the tenant inside `trx`: a rise only within its limits. Returns the 507 to
+ * throw when it does not fit (nothing is counted then), so a caller in a shared transaction can
+ * answer it without spoiling the others'.
+ */
+export async function claimUsage(trx: Db, config: Config, tenantId: number, delta: Usage): Promise<AppError | undefined> {
+  const claim = async () => Number((await adjust(trx, tenantId, delta.bytes, delta.objects, config.tenantMaxBytes, config.tenantMaxObjects)).numAffectedRows) > 0;
+  if (await claim()) return undefined;
+  const [row] = (await quotaRowIn(trx, tenantId)).rows;
+  if (!row) throw notFound(`tenant ${tenantId}`);
+  if (row.counted === null) {
+    await ensureRow(trx, tenantId);
+    if (await claim()) return undefined;
+  }
+  return quotaFull(toTenantQuota(config, row), delta);
+}
+
+/** Takes `freed` off the tenant's count inside `trx`. */
+export async function releaseUsage(trx: Db, tenantId: number, freed: Usage): Promise<void> {
+  if (freed.bytes === 0 && freed.objects === 0) return;
+  await add(trx, tenantId, -freed.bytes, -freed.objects);
+}
+
+/** Holds the tenant's usage row until `trx` ends (PostgreSQL; SQLite's transactions are serial already). */
+export async function lockUsage(trx: Db, tenantId: number): Promise<void> {
+  if (dialectOf(trx) !== 'postgres') return;
+  await ensureRow(trx, tenantId);
+  await lockRow(trx, tenantId);
+}
+
+/**
+ * Counts `adding` in place of what `replaced` gives back: the usual case claims `adding` whole
+ * (holding the tenant's usage row), then gives back what it replaces; only when that does not fit is
+ * the difference asked, so a replacement that frees as much as it adds passes a full quota.
+ * `replaced` runs once, with the tenant's usage row held.
+ */
+export async function claimReplacing(trx: Db, config: Config, tenantId: number, adding: Usage, replaced: () => Promise<Usage>): Promise<AppError | undefined> {
+  const refused = await claimUsage(trx, config, tenantId, adding);
+  if (!refused) {
+    await releaseUsage(trx, tenantId, await replaced());
+    return undefined;
+  }
+  await lockUsage(trx, tenantId);
+  const freed = await replaced();
+  if (freed.bytes === 0 && freed.objects === 0) return refused;
+  return claimUsage(trx, config, tenantId, { bytes: adding.bytes - freed.bytes, objects: adding.objects - freed.objects });
+}
+
+/** A tenant's usage as one group transaction sees it: read once (its row held), changed in memory, written once. */
+interface GroupUsage {
+  quota: TenantQuota;
+  delta: Usage;
+}
+
+/**
+ * `claimReplacing` for the work of `inGroupCommit`: the tenant's usage is read once per group
+ * (its row held on PostgreSQL), each item is checked against it in memory, and the group's total
+ * is written once before the group commits, so the many small uploads of a group cost one read
+ * and one write of the row between them, not one update each.
+ */
+export async function claimInGroup(trx: Db, config: Config, tenantId: number, adding: Usage, replaced: () => Promise<Usage>): Promise<AppError | undefined> {
+  const group = await groupShared<GroupUsage>(
+    trx,
+    `tenant-usage:${tenantId}`,
+    async () => {
+      await lockUsage(trx, tenantId);
+      let [row] = (await usageRow(trx, tenantId)).rows;
+      if (!row) {
+        await ensureRow(trx, tenantId);
+        row = { used_bytes: 0, used_objects: 0, max_bytes: null, max_objects: null };
+      }
+      return { quota: toTenantQuota(config, { id: tenantId, name: '', counted: tenantId, ...row }), delta: { ...NOTHING } };
+    },
+    async ({ delta }) => {
+      if (delta.bytes !== 0 || delta.objects !== 0) await add(trx, tenantId, delta.bytes, delta.objects);
+    },
+  );
+  const freed = await replaced();
+  const net = { bytes: adding.bytes - freed.bytes, objects: adding.objects - freed.objects };
+  const now = { ...group.quota, used_bytes: group.quota.used_bytes + group.delta.bytes, used_objects: group.quota.used_objects + group.delta.objects };
+  if (over(now, net)) return quotaFull(now, net);
+  group.delta.bytes += net.bytes;
+  group.delta.objects += net.objects;
+  return undefined;
+}
+
+/** A tenant's usage and limits, or 404. */
+export async function tenantQuota(core: Core, tenantId: number): Promise<TenantQuota> {
+  const [row] = await quotaRow(core.db, tenantId);
+  if (!row) throw notFound(`tenant ${tenantId}`);
+  return toTenantQuota(core.config, row);
+}
+
+/** The actor's tenant's usage and limits in force (0: none), for its members to see. */
+export async function currentTenantUsage(core: Core, actor: Actor): Promise<Pick<TenantQuota, 'used_bytes' | 'used_objects' | 'max_bytes' | 'max_objects'>> {
+  requireRole(actor, 'viewer');
+  const { used_bytes, used_objects, max_bytes, max_objects } = await tenantQuota(core, actor.tenantId);
+  return { used_bytes, used_objects, max_bytes, max_objects };
+}
+
+const over = (q: TenantQuota, asked: Usage) =>
+  (asked.bytes > 0 && q.max_bytes > 0 && q.used_bytes + asked.bytes > q.max_bytes) || (asked.objects > 0 && q.max_objects > 0 && q.used_objects + asked.objects > q.max_objects);
+
+/**
+ * Refuses (507) what cannot fit in the room the tenant has now, before any byte of it is stored,
+ * even counting the bytes `replaceable` says it could give back (asked only when it does not fit
+ * as it is); the claim at commit is what holds.
+ */
+export async function checkRoom(core: Core, tenantId: number, asked: Usage, replaceable?: () => Promise<number>): Promise<void> {
+  const q = await tenantQuota(core, tenantId);
+  if (!over(q, asked)) return;
+  if (replaceable && !over(q, { bytes: asked.bytes - (await replaceable()), objects: asked.objects })) return;
+  throw quotaFull(q, asked);
+}
+
+/** Sets a tenant's own limits (`null`: back to the operator's default; 0: none); fields left out stay. */
+export async function setTenantQuota(core: Core, tenantId: number, limits: { maxBytes?: number | null; maxObjects?: number | null }): Promise<TenantQuota> {
+  await tenantQuota(core, tenantId);
+  const changes: { max_bytes?: number | null; max_objects?: number | null } = {};
+  if (limits.maxBytes !== undefined) changes.max_bytes = limits.maxBytes;
+  if (limits.maxObjects !== undefined) changes.max_objects = limits.maxObjects;
+  if (Object.keys(changes).length === 0) return tenantQuota(core, tenantId);
+  await core.db
+    .insertInto('tenant_usage')
+    .values({ tenant_id: tenantId, ...changes })
+    .onConflict((oc) => oc.column('tenant_id').doUpdateSet(changes))
+    .execute();
+  return tenantQuota(core, tenantId);
+}
+
+/** Objects of a tenant (through package and bucket), for sums. */
+function objectsOfTenant(db: Db, tenantId: number) {
+  return db
+    .selectFrom('objects as o')
+    .innerJoin('packages as p', 'p.id', 'o.package_id')
+    .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
+    .where('b.tenant_id', '=', tenantId);
+}
+
+/** Sets each tenant's counts (or one tenant's) from its objects and parts, each tenant in its own transaction. */
+export async function recountUsage(core: Core, tenantId?: number): Promise<number> {
+  let query = core.db.selectFrom('tenants').select('id').orderBy('id');
+  if (tenantId !== undefined) query = query.where('id', '=', tenantId);
+  const tenants = await query.execute();
+  for (const { id } of tenants) {
+    await core.db.transaction().execute(async (trx) => {
+      await lockUsage(trx, id);
+      const objects = await objectsOfTenant(trx, id)
+        .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.coalesce(eb.fn.sum<number>('o.size'), sql<number>`0`).as('bytes')])
+        .executeTakeFirstOrThrow();
+      const parts = await objectsOfTenant(trx, id)
+        .innerJoin('object_parts as op', 'op.object_id', 'o.id')
+        .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('op.size'), sql<number>`0`).as('bytes'))
+        .executeTakeFirstOrThrow();
+      const used = { used_bytes: Number(objects.bytes) + Number(parts.bytes), used_objects: Number(objects.n) };
+      await trx
+        .insertInto('tenant_usage')
+        .values({ tenant_id: id, ...used })
+        .onConflict((oc) => oc.column('tenant_id').doUpdateSet(used))
+        .execute();
+    });
+  }
+  return tenants.length;
+}
+
+/**
+ * Deletes the objects `ids` names (within `packageId` when given) with their parts, and gives
+ * back what they held; returns the ids deleted. Run inside a transaction.
+ */
+export async function deleteObjectsCounted(trx: Db, tenantId: number, ids: number[], packageId?: number): Promise<number[]> {
+  if (ids.length === 0) return [];
+  await lockUsage(trx, tenantId);
+  // Parts go with their objects (cascade); their bytes are given back with them.
+  const parts = await trx
+    .selectFrom('object_parts as op')
+    .innerJoin('objects as o', 'o.id', 'op.object_id')
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('op.size'), sql<number>`0`).as('bytes'))
+    .where('o.id', 'in', ids)
+    .$if(packageId !== undefined, (q) => q.where('o.package_id', '=', packageId!))
+    .executeTakeFirstOrThrow();
+  const deleted = await trx
+    .deleteFrom('objects')
+    .where('id', 'in', ids)
+    .$if(packageId !== undefined, (q) => q.where('package_id', '=', packageId!))
+    .returning(['id', 'size'])
+    .execute();
+  await releaseUsage(trx, tenantId, { bytes: deleted.reduce((n, o) => n + Number(o.size), Number(parts.bytes)), objects: deleted.length });
+  return deleted.map((o) => o.id);
+}
+
+/**
+ * Gives back what a package or a bucket holds, inside the transaction that is about to delete it
+ * (its objects and their parts go by cascade).
+ */
+export async function releaseHeldIn(trx: Db, tenantId: number, scope: { packageId: number } | { bucketId: number }): Promise<void> {
+  await lockUsage(trx, tenantId);
+  const [column, value] = 'packageId' in scope ? (['p.id', scope.packageId] as const) : (['p.bucket_id', scope.bucketId] as const);
+  const objects = () => trx.selectFrom('objects as o').innerJoin('packages as p', 'p.id', 'o.package_id').where(column, '=', value);
+  const held = await objects()
+    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.coalesce(eb.fn.sum<number>('o.size'), sql<number>`0`).as('bytes')])
+    .executeTakeFirstOrThrow();
+  const parts = await objects()
+    .innerJoin('object_parts as op', 'op.object_id', 'o.id')
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('op.size'), sql<number>`0`).as('bytes'))
+    .executeTakeFirstOrThrow();
+  await releaseUsage(trx, tenantId, { bytes: Number(held.bytes) + Number(parts.bytes), objects: Number(held.n) });
+}
