@@ -71,9 +71,10 @@ describe.each(kinds)('the objects (package_id, path) index on %s', (kind) => {
   it('migrates down and up again with objects in place', async () => {
     await addObject('a/two');
     const migrator = new Migrator({ db: rt.core.db, provider: { getMigrations: async () => migrations } });
-    const down = await migrator.migrateDown();
+    // Down to just before this index (later migrations go down first, each in its turn).
+    const down = await migrator.migrateTo('0012_workspace_files_next');
     expect(down.error).toBeUndefined();
-    expect(down.results?.map((r) => r.migrationName)).toEqual(['0013_one_object_path_index']);
+    expect(down.results?.map((r) => r.migrationName).at(-1)).toBe('0013_one_object_path_index');
     if (kind === 'postgres') {
       expect((await pathIndexes()).map((i) => [i.name, i.unique]).sort()).toEqual([
         ['objects_listing', false],

@@ -119,7 +119,9 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
     const theirSpace = await localSpace(other, 'theirs');
     const theirBucket = (await other.post('/v1/bucket/create', { name: 'theirs' })).body.data.bucket.bucketID;
     const theirPackage = (await other.post('/v1/package/create', { bucketID: theirBucket, name: 'tp' })).body.data.package.packageID;
-    const theirSource = await other.post('/api/sync/sources', { name: 'their-src', type: 'local', config: { path: join(roots, 'source') }, package_id: theirPackage });
+    // A directory of its own: no tenant's local source may overlap another's.
+    mkdirSync(join(roots, 'their-source'), { recursive: true });
+    const theirSource = await other.post('/api/sync/sources', { name: 'their-src', type: 'local', config: { path: join(roots, 'their-source') }, package_id: theirPackage });
     expect(theirSource.status).toBe(201);
     foreign = { spaceId: theirSpace.id, bucketId: theirBucket, packageId: theirPackage, sourceId: theirSource.body.id };
   });
