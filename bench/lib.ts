@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -32,6 +32,8 @@ export interface Proc {
   child: ChildProcess;
   /** Peak resident memory so far, in MiB (VmHWM). */
   peakRssMiB(): number;
+  /** Starts the peak anew from the memory held now (so a step's peak is measured apart from an earlier one's). */
+  resetPeakRss(): void;
   stop(): Promise<void>;
 }
 
@@ -71,6 +73,8 @@ export async function startProcess(script: string, args: string[], env: Record<s
       const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       return m ? Math.round(Number(m[1]) / 1024) : NaN;
     },
+    // Linux: writing 5 to clear_refs sets VmHWM back to the current RSS.
+    resetPeakRss: () => writeFileSync(`/proc/${child.pid}/clear_refs`, '5'),
     stop: () => stopChild(child),
   };
 }

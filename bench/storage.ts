@@ -20,11 +20,14 @@ const RECEIVE_SERVER = join(ROOT, 'bench', 'peers', 'receive-server.py');
 
 export async function setup(proc: Proc) {
   const token = await loginToken(proc.url);
+  // A login holds scrypt's 128 MiB for a moment (docs/SECURITY.md): its peak is reported apart from the transfers'.
+  const loginPeakRssMiB = proc.peakRssMiB();
+  proc.resetPeakRss();
   const post = async <T>(path: string, body: unknown) =>
     ((await (await fetch(proc.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()) as { data: T }).data;
   const { bucketID } = (await post<{ bucket: { bucketID: number } }>('/v1/bucket/create', { name: 'bench' })).bucket;
   const { packageID } = (await post<{ package: { packageID: number } }>('/v1/package/create', { bucketID, name: 'p' })).package;
-  return { token, packageID };
+  return { token, packageID, loginPeakRssMiB };
 }
 
 export const curl = (args: string[]) => execFileSync('curl', ['--silent', '--show-error', '--fail-with-body', ...args], { maxBuffer: 1 << 20 }).toString();
@@ -94,7 +97,7 @@ async function bigObject(dir: string) {
   const receiveDir = mkdtempSync(join(dir, 'received-'));
   const receiveServer = await startPeerServer(RECEIVE_SERVER, receiveDir);
   try {
-    const { token, packageID } = await setup(yunji);
+    const { token, packageID, loginPeakRssMiB } = await setup(yunji);
     const auth = ['--header', `authorization: Bearer ${token}`];
     const rounds: BigObjectRound[] = [];
     // The server's CPU time per transfer: a run where garbage collection went wrong shows here first.
@@ -209,6 +212,7 @@ async function bigObject(dir: string) {
       curlFromSendfileServerRatio: ratioOf('curlFromSendfileServer'),
       rounds,
       serverPeakRssMiB: yunji.peakRssMiB(),
+      loginPeakRssMiB,
     };
   } finally {
     await receiveServer.stop();
@@ -267,7 +271,7 @@ async function smallObjects(databaseUrl: string, parentDir = tmpdir()) {
   const fileCreateMicrosBefore = fileCreateMicros(parentDir);
   const yunji = await startYunji(databaseUrl, {}, parentDir);
   try {
-    const { token, packageID } = await setup(yunji);
+    const { token, packageID, loginPeakRssMiB } = await setup(yunji);
     const boundary = 'yunji-bench-boundary';
     let next = 0;
     // Timed to the last answer: autocannon itself notices it is done only at its next one-second tick.
@@ -292,6 +296,7 @@ async function smallObjects(databaseUrl: string, parentDir = tmpdir()) {
       objectsPerSecond: round(SMALL_COUNT / seconds, 0),
       latencyP99Ms: result.latency.p99,
       serverPeakRssMiB: yunji.peakRssMiB(),
+      loginPeakRssMiB,
       fileCreateMicrosBefore,
     };
   } finally {
