@@ -122,6 +122,22 @@ export async function waitForJob(api: Api, jobID: number, timeoutMs = 30_000): P
   );
 }
 
+/**
+ * Makes local user spaces through the API, each in a new folder `space-<n>` under `roots` (which
+ * the server must allow in YUNJI_LOCAL_ROOTS); `over` overrides fields of the create body.
+ */
+export function localSpaceMaker(api: Api, roots: string): (over?: Record<string, unknown>) => Promise<{ id: number; root: string }> {
+  let count = 0;
+  return async (over = {}) => {
+    const name = `space-${++count}`;
+    const root = join(roots, name);
+    mkdirSync(root, { recursive: true });
+    const res = await api.post('/v1/userSpace/create', { name, storage: { type: 'local', root }, shardStore: null, ...over });
+    if (res.body?.code !== 'OK') throw new Error(`POST /v1/userSpace/create: ${res.status} ${res.text}`);
+    return { id: res.body.data.userSpace.userSpaceID as number, root };
+  };
+}
+
 /** The space_sync jobs of one task, newest first. */
 export async function jobsOfTask(api: Api, taskID: number): Promise<any[]> {
   const res = await api.get('/api/jobs?action=space_sync&page_size=200');

@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
 import { client, login, startServer, type RunningServer } from '../helpers/server.ts';
-import { TERMINAL_STATUSES, until, writeTree } from '../helpers/sync.ts';
+import { localSpaceMaker, TERMINAL_STATUSES, until, waitForJob, writeTree } from '../helpers/sync.ts';
 
 const kinds = await databaseKinds();
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').toUpperCase();
@@ -23,6 +23,7 @@ describe.each(kinds)("client-directed writes stay out of a space's reserved fold
   let roots: string;
   let token: string;
   let admin: Api;
+  let localSpace: ReturnType<typeof localSpaceMaker>;
   let bucketID: number;
 
   const newPackage = async (name: string) => {
@@ -41,20 +42,6 @@ describe.each(kinds)("client-directed writes stay out of a space's reserved fold
     const res = await fetch(`${server.url}/v1/object/download?objectID=${objectID}`, { headers: { authorization: `Bearer ${token}` } });
     return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
   };
-  let spaceCount = 0;
-  const localSpace = async (over: Record<string, unknown> = {}) => {
-    const root = join(roots, `space-${++spaceCount}`);
-    mkdirSync(root, { recursive: true });
-    const res = await admin.post('/v1/userSpace/create', { name: `space-${spaceCount}`, storage: { type: 'local', root }, shardStore: null, ...over });
-    expect(res.body?.code, res.text).toBe('OK');
-    return { id: res.body.data.userSpace.userSpaceID as number, root };
-  };
-  const waitForJob = (id: number) =>
-    until(`job ${id} to end`, async () => {
-      const res = await admin.get(`/api/jobs/${id}`);
-      expect(res.status, res.text).toBe(200);
-      return TERMINAL_STATUSES.includes(res.body.status) ? res.body : undefined;
-    });
   const failedItems = (job: any) => (job.errors as { item?: string; message: string }[]).filter((e) => e.item !== undefined);
 
   beforeAll(async () => {
@@ -62,6 +49,7 @@ describe.each(kinds)("client-directed writes stay out of a space's reserved fold
     server = await startServer(kind, { env: { YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100' } });
     token = await login(server.url);
     admin = client(server.url, token);
+    localSpace = localSpaceMaker(admin, roots);
     bucketID = (await admin.post('/v1/bucket/create', { name: 'reserved' })).body.data.bucket.bucketID;
   });
   afterAll(async () => {
@@ -126,7 +114,7 @@ describe.each(kinds)("client-directed writes stay out of a space's reserved fold
     expect(task.body?.code, task.text).toBe('OK');
     const run = await admin.post('/v1/spaceSyncer/runTask', { taskID: task.body.data.task.taskID });
     expect(run.body?.code, run.text).toBe('OK');
-    const job = await waitForJob(run.body.data.jobID);
+    const job = await waitForJob(admin, run.body.data.jobID);
 
     expect(readFileSync(join(dest.root, 'w', 'ok.txt'), 'utf8')).toBe('ok');
     expect(!existsSync(join(dest.root, 'w', '.yunji')) || statSync(join(dest.root, 'w', '.yunji')).isDirectory(), "a file sits at the destination's reserved folder").toBe(true);

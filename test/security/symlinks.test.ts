@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
 import { client, login, startServer, type RunningServer } from '../helpers/server.ts';
-import { TERMINAL_STATUSES, until, writeTree } from '../helpers/sync.ts';
+import { localSpaceMaker, TERMINAL_STATUSES, until, writeTree } from '../helpers/sync.ts';
 
 const kinds = await databaseKinds();
 
@@ -28,6 +28,7 @@ describe.each(kinds)('symlinks in local spaces and sources are not followed (%s)
   let outside: string;
   let token: string;
   let admin: Api;
+  let localSpace: ReturnType<typeof localSpaceMaker>;
   let bucketID: number;
   /** The bytes of a file outside every root: no answer may ever carry them. */
   const secret = Buffer.from(`host secret ${randomBytes(24).toString('hex')}`);
@@ -56,14 +57,6 @@ describe.each(kinds)('symlinks in local spaces and sources are not followed (%s)
     return Promise.all(objects.map(async (o) => ({ path: o.path, bytes: (await download(o.objectID)).bytes })));
   };
   const expectNoSecret = (bytes: Buffer, what: string) => expect(bytes.includes(secret.subarray(0, 16)), `${what} carried the outside file's bytes`).toBe(false);
-  let spaceCount = 0;
-  const localSpace = async (over: Record<string, unknown> = {}) => {
-    const root = join(roots, `space-${++spaceCount}`);
-    mkdirSync(root, { recursive: true });
-    const res = await admin.post('/v1/userSpace/create', { name: `space-${spaceCount}`, storage: { type: 'local', root }, shardStore: null, ...over });
-    expect(res.body?.code, res.text).toBe('OK');
-    return { id: res.body.data.userSpace.userSpaceID as number, root };
-  };
   const waitForJob = (path: string) =>
     until(`${path} to end`, async () => {
       const res = await admin.get(path);
@@ -83,6 +76,7 @@ describe.each(kinds)('symlinks in local spaces and sources are not followed (%s)
     server = await startServer(kind, { env: { YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100' } });
     token = await login(server.url);
     admin = client(server.url, token);
+    localSpace = localSpaceMaker(admin, roots);
     bucketID = (await admin.post('/v1/bucket/create', { name: 'links' })).body.data.bucket.bucketID;
   });
   afterAll(async () => {
