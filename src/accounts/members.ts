@@ -31,16 +31,18 @@ export async function listMembers(core: Core, actor: Actor, query: PageQuery): P
 
 async function targetMembership(trx: Transaction<Database>, actor: Actor, userId: number) {
   const target = await trx
-    .selectFrom('memberships')
-    .select(['id', 'role', 'status'])
-    .where('tenant_id', '=', actor.tenantId)
-    .where('user_id', '=', userId)
+    .selectFrom('memberships as m')
+    .innerJoin('users as u', 'u.id', 'm.user_id')
+    .select(['m.id', 'm.role', 'm.status', 'u.invited_email'])
+    .where('m.tenant_id', '=', actor.tenantId)
+    .where('m.user_id', '=', userId)
     .executeTakeFirst();
   if (!target) throw notFound('user');
   if (!roleAtLeast(actor.role, target.role as UserRole)) {
     throw forbidden(`you cannot change a member whose role ('${target.role}') is above yours ('${actor.role}')`);
   }
-  return { ...target, role: target.role as UserRole };
+  // An invitee (pending, or disabled before accepting) is no account yet: only accepting makes it one.
+  return { id: target.id, role: target.role as UserRole, status: target.status, invitee: target.invited_email !== null };
 }
 
 async function assertNotLastOwner(trx: Transaction<Database>, tenantId: number, what: string): Promise<void> {
@@ -62,7 +64,7 @@ export async function updateMember(core: Core, actor: Actor, userId: number, cha
   await core.db.transaction().execute(async (trx) => {
     await lockTenant(trx, core.dialect, actor.tenantId);
     const target = await targetMembership(trx, actor, userId);
-    if (change.status === 'active' && target.status === 'invited') {
+    if (change.status === 'active' && (target.status === 'invited' || target.invitee)) {
       throw conflict('the user has not accepted the invitation yet');
     }
     const losesOwner = target.role === 'owner' && target.status === 'active' && ((change.role && change.role !== 'owner') || change.status === 'disabled');
@@ -78,7 +80,10 @@ export async function updateMember(core: Core, actor: Actor, userId: number, cha
   return { user: profileInTenant(user, membership), membership };
 }
 
-/** Removes a user from the current tenant, with their sessions there, their keys and their pending invitations. */
+/**
+ * Removes a user from the current tenant, with their sessions there, their keys and their pending
+ * invitations; an invitee's row (which stood for them in this tenant only) goes too.
+ */
 export async function removeMember(core: Core, actor: Actor, userId: number): Promise<void> {
   requireRole(actor, 'admin');
   await core.db.transaction().execute(async (trx) => {
@@ -89,5 +94,6 @@ export async function removeMember(core: Core, actor: Actor, userId: number): Pr
     await trx.deleteFrom('sessions').where('user_id', '=', userId).where('current_tenant_id', '=', actor.tenantId).execute();
     await trx.deleteFrom('api_keys').where('user_id', '=', userId).where('tenant_id', '=', actor.tenantId).execute();
     await trx.deleteFrom('invitations').where('user_id', '=', userId).where('tenant_id', '=', actor.tenantId).execute();
+    if (target.invitee) await trx.deleteFrom('users').where('id', '=', userId).where('invited_email', 'is not', null).execute();
   });
 }

@@ -53,7 +53,7 @@ export function membershipsWithTenant(db: Db) {
 export function membersWithUsers(db: Db) {
   return membershipsWithTenant(db)
     .innerJoin('users as u', 'u.id', 'm.user_id')
-    .select(['u.email', 'u.display_name', 'u.created_at as user_created_at', 'u.last_login_at']);
+    .select((eb) => [eb.fn.coalesce('u.invited_email', 'u.email').as('email'), 'u.display_name', 'u.created_at as user_created_at', 'u.last_login_at']);
 }
 
 type MemberRow = Awaited<ReturnType<ReturnType<typeof membersWithUsers>['executeTakeFirstOrThrow']>>;
@@ -82,7 +82,11 @@ export async function getMembership(db: Db, tenantId: number, userId: number): P
 }
 
 export async function getUserProfile(db: Db, userId: number): Promise<UserProfile | undefined> {
-  const row = await db.selectFrom('users').select(['id', 'email', 'display_name', 'created_at', 'last_login_at']).where('id', '=', userId).executeTakeFirst();
+  const row = await db
+    .selectFrom('users')
+    .select((eb) => ['id', eb.fn.coalesce('invited_email', 'email').as('email'), 'display_name', 'created_at', 'last_login_at'])
+    .where('id', '=', userId)
+    .executeTakeFirst();
   return row && toUserProfile(row);
 }
 

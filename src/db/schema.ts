@@ -66,6 +66,11 @@ export interface UsersTable {
   created_at: number;
   updated_at: number;
   last_login_at: number | null;
+  /**
+   * Set on a pending invitee's row only: the email invited. Such a row stands for the invitee in one
+   * tenant until they accept (then it is merged into the account); its `email` is a placeholder.
+   */
+  invited_email: Generated<string | null>;
 }
 
 export interface MembershipsTable {

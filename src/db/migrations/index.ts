@@ -15,6 +15,7 @@ import * as oneObjectPathIndex from './0013_one_object_path_index.ts';
 import * as sweepFences from './0014_sweep_fences.ts';
 import * as tenantQuotas from './0015_tenant_quotas.ts';
 import * as boundedJobs from './0016_bounded_jobs.ts';
+import * as inviteeRows from './0017_invitee_rows.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -34,4 +35,5 @@ export const migrations: Record<string, Migration> = {
   '0014_sweep_fences': sweepFences,
   '0015_tenant_quotas': tenantQuotas,
   '0016_bounded_jobs': boundedJobs,
+  '0017_invitee_rows': inviteeRows,
 };
