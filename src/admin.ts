@@ -9,7 +9,7 @@ import { createTenantWithOwner } from './accounts/tenants.ts';
 import { insertUser } from './accounts/users.ts';
 import type { Core } from './core.ts';
 import { isUniqueViolation } from './db/errors.ts';
-import { setTenantQuota, tenantQuota } from './storage/quota.ts';
+import { recountUsage, setTenantQuota, tenantQuota } from './storage/quota.ts';
 import { AppError, badRequest, conflict, notFound } from './errors.ts';
 import { schemaProblem } from './validation.ts';
 
@@ -146,3 +146,10 @@ export async function adminSetQuota(core: Core, tenantId: number, limits: { maxB
   return { ...(await setTenantQuota(core, tenantId, limits)) };
 }
 
+/**
+ * Recounts tenants' usage (one tenant's, or every tenant's) from their objects, as start-up does;
+ * safe while servers run. Shows each count before and after.
+ */
+export async function adminRecountUsage(core: Core, tenantId?: number): Promise<Record<string, unknown>> {
+  return { tenants: await recountUsage(core, tenantId) };
+}

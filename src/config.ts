@@ -120,6 +120,13 @@ export const ConfigSchema = Type.Object(
     }),
     webhookTimeout: Type.Integer({ env: 'YUNJI_WEBHOOK_TIMEOUT', default: 10, minimum: 1, description: 'Seconds a webhook receiver has to answer.' }),
     sourceTimeout: Type.Integer({ env: 'YUNJI_SOURCE_TIMEOUT', default: 30, minimum: 1, description: 'Seconds an external data source (a manifest URL, a file it lists) has to answer before its sync fails.' }),
+    s3Timeout: Type.Integer({
+      env: 'YUNJI_S3_TIMEOUT',
+      default: 60,
+      minimum: 1,
+      description:
+        "Seconds a tenant's S3 endpoint (a user space's, an `s3` source's) may take to accept a connection, and may then stay silent in the middle of a request, before the request fails as unreachable; a transfer that keeps moving is never cut.",
+    }),
     outboundAllow: Type.String({
       env: 'YUNJI_OUTBOUND_ALLOW',
       default: '',

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { adminCreateApiKey, adminCreateTenant, adminCreateUser, adminResealSecrets, adminSetQuota, adminShowTenant } from './admin.ts';
+import { adminCreateApiKey, adminCreateTenant, adminCreateUser, adminRecountUsage, adminResealSecrets, adminSetQuota, adminShowTenant } from './admin.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import type { Core } from './core.ts';
 import { AppError } from './errors.ts';
@@ -18,6 +18,7 @@ const USAGE = `Usage: yunji <command>
   admin reseal-secrets           re-seal stored credentials with YUNJI_SECRET_KEY (then former keys can go)
   admin set-quota --tenant ID [--max-bytes N|default] [--max-objects N|default]
   admin show-tenant --tenant ID
+  admin recount-usage [--tenant ID]  recount tenants' usage from their objects; prints each before and after
 
 Settings come from YUNJI_* environment variables and ./yunji.config.json (see README).`;
 
@@ -93,6 +94,10 @@ function adminCommand(sub: string | undefined, args: string[]): (core: Core) => 
     case 'show-tenant': {
       const tenantId = intOption('tenant', required('tenant', values.tenant)) as number;
       return (core) => adminShowTenant(core, tenantId);
+    }
+    case 'recount-usage': {
+      const tenantId = intOption('tenant', values.tenant);
+      return (core) => adminRecountUsage(core, tenantId);
     }
     default:
       throw new UsageError(`unknown admin command '${sub ?? ''}'`);

@@ -23,7 +23,10 @@ export async function serve(config: Config): Promise<void> {
   const stopSweeper = startSweeper(core);
   // Tenants' usage counts, recounted from their objects (a crash may have left them off).
   void recountUsage(core).then(
-    (tenants) => log.info({ tenants }, 'recounted tenant usage'),
+    (recounts) => {
+      const changed = recounts.filter((r) => r.before.used_bytes !== r.after.used_bytes || r.before.used_objects !== r.after.used_objects).length;
+      log.info({ tenants: recounts.length, changed }, 'recounted tenant usage');
+    },
     (err: unknown) => log.error({ err }, 'recounting tenant usage failed'),
   );
   const engine = await startJobEngine(core);

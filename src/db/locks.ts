@@ -23,3 +23,16 @@ export async function lockLocalRoots(trx: Kysely<Database>, dialect: DialectName
   if (dialect !== 'postgres') return;
   await sql`select pg_advisory_xact_lock(${LOCAL_ROOTS_LOCK})`.execute(trx);
 }
+
+/** The class of advisory locks (PostgreSQL) that serialize, per tenant, creations of interval triggers. */
+const TRIGGERS_LOCK = 0x59545247;
+
+/**
+ * Serializes the transactions that count a tenant's enabled triggers and add one, so that parallel
+ * creations cannot pass the cap together. As for local roots, only PostgreSQL needs the lock (one
+ * per tenant, held until commit); SQLite runs one writing transaction at a time.
+ */
+export async function lockTenantTriggers(trx: Kysely<Database>, dialect: DialectName, tenantId: number): Promise<void> {
+  if (dialect !== 'postgres') return;
+  await sql`select pg_advisory_xact_lock(${TRIGGERS_LOCK}::int4, ${tenantId}::int4)`.execute(trx);
+}

@@ -1,6 +1,7 @@
-import type { Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import type { Core } from '../core.ts';
-import type { JobTriggersTable } from '../db/schema.ts';
+import { lockTenantTriggers } from '../db/locks.ts';
+import type { Database, JobTriggersTable } from '../db/schema.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { iso, isoOrNull } from '../time.ts';
 import { checkedParams, JobKeyConflict, submitJob } from './store.ts';
@@ -59,11 +60,12 @@ export function toTrigger(r: TriggerRow): Trigger {
 
 /**
  * A tenant may have at most `maxTriggersPerTenant` enabled triggers: each makes jobs on its own,
- * forever. (Two creations at the same instant may pass the cap by one each.)
+ * forever. Called in the transaction that adds the trigger, after `lockTenantTriggers`, so that
+ * parallel creations are counted one after another.
  */
-async function assertRoomForTrigger(core: Core, tenantId: number): Promise<void> {
+async function assertRoomForTrigger(core: Core, trx: Kysely<Database>, tenantId: number): Promise<void> {
   const most = core.config.maxTriggersPerTenant;
-  const { n } = await core.db
+  const { n } = await trx
     .selectFrom('job_triggers')
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .where('tenant_id', '=', tenantId)
@@ -80,9 +82,18 @@ export async function createTrigger(core: Core, spec: TriggerSpec): Promise<Trig
   if (spec.intervalSeconds < least) throw badRequest(`interval must be at least ${least} seconds (the server's minimum between two runs)`, 'interval');
   const params = checkedParams(core, spec.action, spec.params);
   if (spec.notifyHook) await checkHookUrl(core, spec.notifyHook, 'notifyHook');
-  await assertRoomForTrigger(core, spec.tenantId);
+  const row = await core.db.transaction().execute(async (trx) => {
+    await lockTenantTriggers(trx, core.dialect, spec.tenantId);
+    await assertRoomForTrigger(core, trx, spec.tenantId);
+    return insertTrigger(core, trx, spec, params);
+  });
+  if (spec.runNow) await runDueTriggers(core);
+  return row;
+}
+
+async function insertTrigger(core: Core, trx: Kysely<Database>, spec: TriggerSpec, params: unknown): Promise<TriggerRow> {
   const now = Date.now();
-  const row = await core.db
+  const row = await trx
     .insertInto('job_triggers')
     .values({
       tenant_id: spec.tenantId,
@@ -102,10 +113,9 @@ export async function createTrigger(core: Core, spec: TriggerSpec): Promise<Trig
     .returningAll()
     .executeTakeFirstOrThrow();
   if (spec.concurrencyKey === undefined) {
-    await core.db.updateTable('job_triggers').set({ concurrency_key: `trigger:${row.id}` }).where('id', '=', row.id).execute();
+    await trx.updateTable('job_triggers').set({ concurrency_key: `trigger:${row.id}` }).where('id', '=', row.id).execute();
     row.concurrency_key = `trigger:${row.id}`;
   }
-  if (spec.runNow) await runDueTriggers(core);
   return row;
 }
 

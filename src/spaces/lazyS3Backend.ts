@@ -1,8 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Backend, BackendEntry, ByteRange, ListOptions, Put, PutOptions } from './backend.ts';
-import type { OutboundPolicy } from '../outbound.ts';
 import type { KeptTimes } from './keptTimes.ts';
-import { describeS3, type S3Location } from './s3Location.ts';
+import { describeS3, type S3Location, type S3Network } from './s3Location.ts';
 
 /**
  * An S3-compatible space whose client is loaded on first use: the AWS SDK costs a server about
@@ -13,12 +12,12 @@ export class LazyS3Backend implements Backend {
 
   constructor(
     private readonly location: S3Location,
-    private readonly outbound: OutboundPolicy,
+    private readonly network: S3Network,
     private readonly times?: KeptTimes,
   ) {}
 
   private real(): Promise<Backend> {
-    this.loading ??= import('./s3Backend.ts').then(({ S3Backend }) => new S3Backend(this.location, this.outbound, this.times));
+    this.loading ??= import('./s3Backend.ts').then(({ S3Backend }) => new S3Backend(this.location, this.network, this.times));
     return this.loading;
   }
 

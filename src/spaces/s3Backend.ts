@@ -16,14 +16,14 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { OutboundBlockedError, remoteCode, unreachable, type OutboundPolicy } from '../outbound.ts';
+import { OutboundBlockedError, remoteCode, unreachable } from '../outbound.ts';
 import { readSmall } from '../streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type Put, type PutOptions } from './backend.ts';
 import { bareEtag, type KeptTimes, type WrittenObject } from './keptTimes.ts';
 import { RESERVED_DIR } from './layout.ts';
 import { S3Direct } from './s3Direct.ts';
 import { withHold } from './writeFence.ts';
-import { describeS3, type S3Location } from './s3Location.ts';
+import { describeS3, type S3Location, type S3Network } from './s3Location.ts';
 
 // The SDK is pinned to a release that supports Node 20 (see docs/DECISIONS.md); its reminder that
 // later releases will not is not news to an operator reading our logs.
@@ -45,16 +45,24 @@ export class S3Backend implements Backend {
 
   constructor(
     private readonly location: S3Location,
-    /** Where requests may connect: every one goes through its agents. */
-    outbound: OutboundPolicy,
+    /** Where requests may connect (every one goes through its agents), and how long the endpoint may stay silent. */
+    network: S3Network,
     /** Where the file times of what this writes are recorded, so that listings can give them. */
     private readonly times?: KeptTimes,
   ) {
     const key = { accessKeyId: location.accessKeyId, secretAccessKey: location.secretAccessKey, region: location.region || 'us-east-1' };
-    this.direct = location.endpoint && location.forcePathStyle ? new S3Direct(location.endpoint, location.bucket, key, outbound) : undefined;
+    this.direct = location.endpoint && location.forcePathStyle ? new S3Direct(location.endpoint, location.bucket, key, network) : undefined;
     this.client = new S3Client({
       // The SDK makes its NodeHttpHandler of these options (and destroys the agents with the client).
-      requestHandler: { httpAgent: outbound.agent('http:', { keepAlive: true, maxSockets: 50 }), httpsAgent: outbound.agent('https:', { keepAlive: true, maxSockets: 50 }) },
+      // An endpoint that accepts and never answers fails the request (as unreachable) instead of
+      // holding it: a time limit to connect, and one on silence (the socket's idle time), never on
+      // a whole transfer that keeps moving. (Its `requestTimeout` would be the whole request's.)
+      requestHandler: {
+        httpAgent: network.outbound.agent('http:', { keepAlive: true, maxSockets: 50 }),
+        httpsAgent: network.outbound.agent('https:', { keepAlive: true, maxSockets: 50 }),
+        connectionTimeout: network.timeoutMs,
+        socketTimeout: network.timeoutMs,
+      },
       endpoint: location.endpoint || undefined,
       region: location.region || 'us-east-1',
       forcePathStyle: location.forcePathStyle,

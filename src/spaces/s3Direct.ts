@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { request as httpRequest, type Agent, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { OutboundPolicy } from '../outbound.ts';
+import type { S3Network } from './s3Location.ts';
 import { encodeKeyPath, signedHeaders, type SigningKey } from './sigv4.ts';
 
 /** What a HEAD of one object told. */
@@ -12,9 +12,6 @@ export interface HeadAnswer {
   metadata: Record<string, string>;
 }
 
-/** A request that has not answered by then is left to the caller's other path. */
-const TIMEOUT_MS = 30_000;
-
 /**
  * HEADs and small PUTs to a bucket addressed by path at an endpoint of its own (MinIO, Ceph,
  * s3rver, most self-hosted services), signed here (`sigv4.ts`) and sent on kept-alive connections,
@@ -24,22 +21,25 @@ const TIMEOUT_MS = 30_000;
  * multipart uploader); see docs/BENCHMARKS.md. The caller keeps the SDK for everything else and
  * for any answer this does not understand (undefined here: a network error, a status it cannot
  * use). A 400 or 403 may be a refusal of this signing, so after one every request is left to the
- * caller. It connects only where `outbound` allows, as the SDK's requests do.
+ * caller. It connects only where `network.outbound` allows, and a request silent for
+`network.timeoutMs` is left to the caller's other path, as the SDK's requests do.
  */
 export class S3Direct {
   private readonly base: URL;
   private readonly agent: Agent;
   private readonly transport: (options: RequestOptions, answer: (res: IncomingMessage) => void) => ReturnType<typeof httpRequest>;
   private refused = false;
+  private readonly timeoutMs: number;
 
   constructor(
     endpoint: string,
     private readonly bucket: string,
     private readonly key: SigningKey,
-    outbound: OutboundPolicy,
+    network: S3Network,
   ) {
     this.base = new URL(endpoint);
-    this.agent = outbound.agent(this.base.protocol, { keepAlive: true, maxSockets: 50 });
+    this.timeoutMs = network.timeoutMs;
+    this.agent = network.outbound.agent(this.base.protocol, { keepAlive: true, maxSockets: 50 });
     this.transport = this.base.protocol === 'https:' ? httpsRequest : httpRequest;
   }
 
@@ -81,7 +81,7 @@ export class S3Direct {
           method,
           agent: this.agent,
           headers: { host, ...(body ? { 'content-length': String(body.length) } : {}), ...signedHeaders(method, host, path, this.key, { payloadSha256, amzHeaders }) },
-          timeout: TIMEOUT_MS,
+          timeout: this.timeoutMs,
         },
         (res) => {
           res.resume();
@@ -89,7 +89,7 @@ export class S3Direct {
           res.once('error', reject);
         },
       );
-      req.once('timeout', () => req.destroy(new Error(`no answer to a ${method} in ${TIMEOUT_MS / 1000} s`)));
+      req.once('timeout', () => req.destroy(new Error(`no answer to a ${method} in ${this.timeoutMs / 1000} s`)));
       req.once('error', reject);
       req.end(body);
     }).catch(() => undefined);

@@ -14,7 +14,7 @@ import { BackendError, joinKey, type Backend } from './backend.ts';
 import type { CreateUserSpaceBody, S3Credential, StorageConfig, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from './models.ts';
 import { assertNotForeign, checkLocalRoot, claimLocalRoot } from './roots.ts';
 import { ShardStore, type ShardQuota } from './shardStore.ts';
-import { checkCredential, checkStorage, isS3, maskCredential, openBackend } from './storageConfig.ts';
+import { checkCredential, checkStorage, isS3, maskCredential, openBackend, s3Network } from './storageConfig.ts';
 import { checkSpacePath } from './spacePaths.ts';
 import { sweepCutoff } from './writeFence.ts';
 
@@ -137,7 +137,7 @@ function handleOf(core: Core, row: SpaceRow): SpaceHandle {
   if (cached && cached.revision === row.revision) return cached;
   cached?.backend.close?.();
   const storage = JSON.parse(row.storage_json) as StorageConfig;
-  const backend = openBackend(storage, credentialOf(core, row), outboundPolicy(core.config.outboundAllow), core.db);
+  const backend = openBackend(storage, credentialOf(core, row), s3Network(core.config), core.db);
   const handle: SpaceHandle = {
     id: row.id,
     tenantId: row.tenant_id,
@@ -341,7 +341,7 @@ export async function testSpace(core: Core, actor: Actor, body: TestUserSpaceBod
   const { storage, credential } = await checkedStorage(core, body.storage, body.credential);
   if (!isS3(storage)) await assertNotForeign(core.db, actor.tenantId, storage.root);
   const workingDir = checkSpacePath(body.workingDir ?? '', 'workingDir');
-  const backend = openBackend(storage, credential, outboundPolicy(core.config.outboundAllow));
+  const backend = openBackend(storage, credential, s3Network(core.config));
   const key = joinKey(workingDir, `.yunji-probe-${randomUUID()}`);
   const probe = `yunji probe ${new Date().toISOString()}`;
   try {

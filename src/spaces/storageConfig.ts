@@ -7,7 +7,9 @@ import { LocalStorage, S3_TYPES, S3Credential, S3Storage, type StorageConfig } f
 import { LazyS3Backend } from './lazyS3Backend.ts';
 import { keptTimesIn, keptTimesLocation } from './keptTimes.ts';
 import type { Db } from '../db/index.ts';
-import type { OutboundPolicy } from '../outbound.ts';
+import type { Config } from '../config.ts';
+import { outboundPolicy } from '../outbound.ts';
+import type { S3Network } from './s3Location.ts';
 
 /**
  * A request's `storage` and `credential`, checked against the schema of their `type`, and the
@@ -50,11 +52,17 @@ export function checkCredential(storage: StorageConfig, input: unknown): S3Crede
   return credential;
 }
 
+/** How tenants' S3 endpoints are reached under these settings (`YUNJI_OUTBOUND_ALLOW`, `YUNJI_S3_TIMEOUT`). */
+export function s3Network(config: Pick<Config, 'outboundAllow' | 's3Timeout'>): S3Network {
+  return { outbound: outboundPolicy(config.outboundAllow), timeoutMs: config.s3Timeout * 1000 };
+}
+
 /**
- * The backend of a space; an S3 one connects only where `outbound` allows (src/outbound.ts). With
- * `db`, an S3 backend records the file times of what it writes there (see keptTimes.ts).
+ * The backend of a space; an S3 one connects only where `network.outbound` allows (src/outbound.ts)
+ * and gives up on an endpoint silent for `network.timeoutMs`. With `db`, an S3 backend records the
+ * file times of what it writes there (see keptTimes.ts).
  */
-export function openBackend(storage: StorageConfig, credential: S3Credential | null, outbound: OutboundPolicy, db?: Db): Backend {
+export function openBackend(storage: StorageConfig, credential: S3Credential | null, network: S3Network, db?: Db): Backend {
   if (!isS3(storage)) return new LocalBackend(storage.root);
   const endpoint = storage.endpoint ?? '';
   const times = db ? keptTimesIn(db, keptTimesLocation(endpoint, storage.bucket)) : undefined;
@@ -65,7 +73,7 @@ export function openBackend(storage: StorageConfig, credential: S3Credential | n
     forcePathStyle: storage.forcePathStyle ?? storage.type === 'MinIO',
     accessKeyId: credential?.accessKeyId ?? '',
     secretAccessKey: credential?.secretAccessKey ?? '',
-  }, outbound, times);
+  }, network, times);
 }
 
 /** What responses show of a credential: everything but the secret. */

@@ -259,14 +259,28 @@ function objectsOfTenant(db: Db, tenantId: number) {
     .where('b.tenant_id', '=', tenantId);
 }
 
-/** Sets each tenant's counts (or one tenant's) from its objects and parts, each tenant in its own transaction. */
-export async function recountUsage(core: Core, tenantId?: number): Promise<number> {
+/** A tenant's counts before and after a recount. */
+export interface Recount {
+  tenant_id: number;
+  before: { used_bytes: number; used_objects: number };
+  after: { used_bytes: number; used_objects: number };
+}
+
+/**
+ * Sets each tenant's counts (or one tenant's; 404 if there is none) from its objects and parts, each
+ * tenant in its own transaction, holding its usage row (PostgreSQL) so that writers running
+ * meanwhile are counted once, before or after. Returns what each count was and is.
+ */
+export async function recountUsage(core: Core, tenantId?: number): Promise<Recount[]> {
   let query = core.db.selectFrom('tenants').select('id').orderBy('id');
   if (tenantId !== undefined) query = query.where('id', '=', tenantId);
   const tenants = await query.execute();
+  if (tenantId !== undefined && tenants.length === 0) throw notFound(`tenant ${tenantId}`);
+  const recounts: Recount[] = [];
   for (const { id } of tenants) {
     await core.db.transaction().execute(async (trx) => {
       await lockUsage(trx, id);
+      const [was] = (await usageRow(trx, id)).rows;
       const objects = await objectsOfTenant(trx, id)
         .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.coalesce(eb.fn.sum<number>('o.size'), sql<number>`0`).as('bytes')])
         .executeTakeFirstOrThrow();
@@ -280,9 +294,10 @@ export async function recountUsage(core: Core, tenantId?: number): Promise<numbe
         .values({ tenant_id: id, ...used })
         .onConflict((oc) => oc.column('tenant_id').doUpdateSet(used))
         .execute();
+      recounts.push({ tenant_id: id, before: { used_bytes: Number(was?.used_bytes ?? 0), used_objects: Number(was?.used_objects ?? 0) }, after: used });
     });
   }
-  return tenants.length;
+  return recounts;
 }
 
 /**

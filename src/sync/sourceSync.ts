@@ -8,7 +8,7 @@ import { listJobs, submitJob, tenantJob } from '../jobs/store.ts';
 import { outboundPolicy } from '../outbound.ts';
 import { LocalBackend } from '../spaces/localBackend.ts';
 import { asClientError } from '../spaces/spaces.ts';
-import { openBackend } from '../spaces/storageConfig.ts';
+import { openBackend, s3Network } from '../spaces/storageConfig.ts';
 import { syncTree } from './engine.ts';
 import { ManifestTree, type ManifestProblem } from './manifestTree.ts';
 import { emptyStats } from './models.ts';
@@ -34,7 +34,7 @@ async function treeOf(core: Core, row: SourceRow, signal: AbortSignal, problem: 
     const backend = openBackend(
       { type: 'S3', bucket: c.bucket, ...(c.endpoint ? { endpoint: c.endpoint } : {}), ...(c.region ? { region: c.region } : {}), forcePathStyle: c.force_path_style ?? true },
       { type: 'S3', accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key },
-      outbound,
+      s3Network(core.config),
       core.db,
     );
     return new BackendTree(backend, c.prefix ?? '');

@@ -255,12 +255,9 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
     expect(await usage(t.api)).toMatchObject({ used_bytes: 0, used_objects: 0 });
   });
 
-  it('repairs a wrong count when the server starts again', async () => {
-    const t = await tenant();
-    expect((await upload(t.api, t.packageID, [['a', randomBytes(1000)], ['b', randomBytes(2000)]])).status).toBe(200);
-    expect(await server.stop()).toBe(0);
-    // As a crash between writing objects and counting them could leave it (the counts are wrong both ways).
-    const wrong = `update tenant_usage set used_bytes = 5, used_objects = 99 where tenant_id = ${t.id}`;
+  /** Sets a tenant's counts wrong, as a crash between writing objects and counting them could leave them (wrong both ways). */
+  const spoilCount = async (tenantId: number) => {
+    const wrong = `update tenant_usage set used_bytes = 5, used_objects = 99 where tenant_id = ${tenantId}`;
     if (kind === 'sqlite') {
       const db = new Database(join(server.dataDir, 'yunji.db'));
       db.exec(wrong);
@@ -271,6 +268,39 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
       await db.query(wrong);
       await db.end();
     }
+  };
+
+  it('repairs a wrong count with `yunji admin recount-usage` beside the running server, printing before and after', async () => {
+    const t = await tenant();
+    const other = await tenant();
+    expect((await upload(t.api, t.packageID, [['a', randomBytes(1000)], ['b', randomBytes(2000)]])).status).toBe(200);
+    expect((await upload(other.api, other.packageID, [['c', randomBytes(500)]])).status).toBe(200);
+    await spoilCount(t.id);
+    expect(await usage(t.api)).toMatchObject({ used_bytes: 5, used_objects: 99 });
+
+    const one = yunji('admin', 'recount-usage', '--tenant', String(t.id));
+    expect(one.status, one.stderr).toBe(0);
+    expect(one.json()).toEqual({ tenants: [{ tenant_id: t.id, before: { used_bytes: 5, used_objects: 99 }, after: { used_bytes: 3000, used_objects: 2 } }] });
+    expect(await usage(t.api)).toMatchObject({ used_bytes: 3000, used_objects: 2 });
+    // The server counts on from the repaired figures.
+    expect((await upload(t.api, t.packageID, [['d', randomBytes(100)]])).status).toBe(200);
+    expect(await usage(t.api)).toMatchObject({ used_bytes: 3100, used_objects: 3 });
+
+    await spoilCount(other.id);
+    const all = yunji('admin', 'recount-usage');
+    expect(all.status, all.stderr).toBe(0);
+    const recounts = all.json().tenants as { tenant_id: number; before: unknown; after: unknown }[];
+    expect(recounts.map((r) => r.tenant_id)).toEqual([...recounts.map((r) => r.tenant_id)].sort((a, b) => a - b));
+    expect(recounts.find((r) => r.tenant_id === t.id)).toEqual({ tenant_id: t.id, before: { used_bytes: 3100, used_objects: 3 }, after: { used_bytes: 3100, used_objects: 3 } });
+    expect(recounts.find((r) => r.tenant_id === other.id)).toEqual({ tenant_id: other.id, before: { used_bytes: 5, used_objects: 99 }, after: { used_bytes: 500, used_objects: 1 } });
+    expect(await usage(other.api)).toMatchObject({ used_bytes: 500, used_objects: 1 });
+  });
+
+  it('repairs a wrong count when the server starts again', async () => {
+    const t = await tenant();
+    expect((await upload(t.api, t.packageID, [['a', randomBytes(1000)], ['b', randomBytes(2000)]])).status).toBe(200);
+    expect(await server.stop()).toBe(0);
+    await spoilCount(t.id);
     const restarted = await startServer(kind, { dataDir: server.dataDir, databaseUrl: server.databaseUrl, env: { ...operatorEnv, YUNJI_LOCAL_ROOTS: roots } });
     try {
       await waitForOutput(restarted, /recounted tenant usage/);
@@ -281,7 +311,7 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
     }
   });
 
-  it('explains malformed set-quota and show-tenant commands with exit code 2 and the usage', () => {
+  it('explains malformed set-quota, show-tenant and recount-usage commands with exit code 2 and the usage', () => {
     for (const args of [
       ['set-quota', '--max-bytes', '10'],
       ['set-quota', '--tenant', 'abc', '--max-bytes', '10'],
@@ -289,6 +319,8 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
       ['set-quota', '--tenant', '1', '--max-objects', '1.5'],
       ['set-quota', '--tenant', '1'],
       ['show-tenant', '--tenant', '1', '--max-byte', '10'],
+      ['recount-usage', '--tenant', 'abc'],
+      ['recount-usage', '--tenant', '-1'],
     ]) {
       const r = yunji('admin', ...args);
       expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
@@ -297,6 +329,9 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
     const missing = yunji('admin', 'set-quota', '--tenant', '999999', '--max-bytes', '10');
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('tenant 999999 not found');
+    const unknown = yunji('admin', 'recount-usage', '--tenant', '999999');
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toContain('tenant 999999 not found');
     // Each run starts a process: more time than one request.
   }, 180_000);
 });

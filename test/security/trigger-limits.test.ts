@@ -110,4 +110,38 @@ describe.each(kinds)('interval trigger limits on %s', (kind) => {
     const replacement = await task(3600);
     expect(replacement.body?.code, replacement.text).toBe('OK');
   });
+
+  it(`lets exactly ${MOST} of 30 parallel creations (triggers and Interval sync tasks) through; the rest are 409`, async () => {
+    // The race is only around the cap; a few tenants, each a new burst, make losing it near certain.
+    for (let round = 1; round <= 5; round++) {
+      const racer = await newTenantClient(server.url, `Racer ${round}`);
+      const space = async (name: string) => {
+        const root = join(roots, `racer-${round}-${name}`);
+        mkdirSync(root, { recursive: true });
+        const res = await racer.post('/v1/userSpace/create', { name, storage: { type: 'local', root }, shardStore: null });
+        expect(res.body?.code, res.text).toBe('OK');
+        return res.body.data.userSpace.userSpaceID as number;
+      };
+      const [from, to] = [await space('src'), await space('dst')];
+      const racerTask = () =>
+        racer.post('/v1/spaceSyncer/createTask', {
+          trigger: { type: 'Interval', interval: 3600 },
+          mode: { type: 'Full' },
+          filters: [],
+          options: {},
+          srcUserSpaceID: from,
+          srcPath: 'in',
+          destUserSpaceIDs: [to],
+          destPathes: ['out'],
+        });
+      const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 3 === 2 ? racerTask() : trigger(racer, 3600))));
+      const made = answers.filter((r) => r.status === 201 || (r.status === 200 && r.body?.code === 'OK'));
+      const refused = answers.filter((r) => r.status === 409);
+      expect(made.length, `round ${round}:\n${answers.map((r) => `${r.status} ${r.text}`).join('\n')}`).toBe(MOST);
+      expect(refused).toHaveLength(30 - MOST);
+      for (const r of refused) expect(r.text).toMatch(new RegExp(`the most allowed is ${MOST}`));
+      const kept = (await racer.get('/api/jobs/triggers')).body.items as { enabled: boolean }[];
+      expect(kept.filter((t) => t.enabled)).toHaveLength(MOST);
+    }
+  });
 });

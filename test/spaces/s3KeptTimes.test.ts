@@ -3,8 +3,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { BackendEntry } from '../../src/spaces/backend.ts';
 import { keptTimesIn, keptTimesLocation } from '../../src/spaces/keptTimes.ts';
-import { outboundPolicy } from '../../src/outbound.ts';
 import { S3Backend } from '../../src/spaces/s3Backend.ts';
+import { s3Network } from '../../src/spaces/storageConfig.ts';
 import { databaseKinds } from '../helpers/databases.ts';
 import { openTestRuntime } from '../helpers/runtime.ts';
 import { S3_CREDENTIAL, startS3Process, type S3Server } from '../helpers/s3.ts';
@@ -39,7 +39,7 @@ describe.each(kinds)('S3 listings with recorded file times on %s', (kind) => {
     sdk = s3Client(s3.endpoint);
     proxy = await startThrottledProxy(s3.endpoint);
     const location = { endpoint: proxy.url, region: 'us-east-1', bucket, forcePathStyle: true, ...S3_CREDENTIAL };
-    backend = new S3Backend(location, outboundPolicy(rt.core.config.outboundAllow), keptTimesIn(rt.core.db, keptTimesLocation(location.endpoint, bucket)));
+    backend = new S3Backend(location, s3Network(rt.core.config), keptTimesIn(rt.core.db, keptTimesLocation(location.endpoint, bucket)));
   });
   afterAll(async () => {
     backend?.close();

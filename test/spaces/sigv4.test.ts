@@ -67,8 +67,8 @@ describe('S3 HEADs and small PUTs without the SDK, against a real S3-protocol se
 
   it('writes and reads back odd keys with their size and kept time, a missing key is missing, refused credentials are reported', async () => {
     // s3rver listens on loopback, which the operator must allow.
-    const outbound = outboundPolicy('127.0.0.1');
-    const backend = new S3Backend({ endpoint: s3.endpoint, region: 'us-east-1', bucket: 'heads', forcePathStyle: true, ...S3_CREDENTIAL }, outbound);
+    const network = { outbound: outboundPolicy('127.0.0.1'), timeoutMs: 30_000 };
+    const backend = new S3Backend({ endpoint: s3.endpoint, region: 'us-east-1', bucket: 'heads', forcePathStyle: true, ...S3_CREDENTIAL }, network);
     try {
       // Small content as a buffer and as a stream (one PUT each), and a stream past one PUT's size.
       const contents = KEYS.filter((k) => !k.endsWith('/')).map((key, i) => ({ key, bytes: randomBytes(i === 0 ? 1536 * 1024 : 100 + i), stream: i % 2 === 0 }));
@@ -82,7 +82,7 @@ describe('S3 HEADs and small PUTs without the SDK, against a real S3-protocol se
     } finally {
       backend.close();
     }
-    const stranger = new S3Backend({ endpoint: s3.endpoint, region: 'us-east-1', bucket: 'heads', forcePathStyle: true, accessKeyId: 'NOBODY', secretAccessKey: 'x' }, outbound);
+    const stranger = new S3Backend({ endpoint: s3.endpoint, region: 'us-east-1', bucket: 'heads', forcePathStyle: true, accessKeyId: 'NOBODY', secretAccessKey: 'x' }, network);
     try {
       const failure = await stranger.stat('plain.txt').then(() => undefined, (err: unknown) => err);
       expect(failure).toBeInstanceOf(BackendError);
