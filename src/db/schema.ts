@@ -30,6 +30,8 @@ export interface Database {
   s3_object_times: S3ObjectTimesTable;
   job_deliveries: JobDeliveriesTable;
   sweep_fences: SweepFencesTable;
+  sweep_intents: ShardClaimsTable;
+  shard_pins: ShardClaimsTable;
 }
 
 export interface TenantsTable {
@@ -340,4 +342,11 @@ export interface SweepFencesTable {
   /** Nothing written since this time (epoch ms) may be swept while the fence is live. */
   floor: number;
   expires_at: number;
+}
+
+/** A sweeper's intent to remove a shard (`sweep_intents`), or a write's pin on a shard it found stored (`shard_pins`). */
+export interface ShardClaimsTable {
+  space_id: number;
+  hash: string;
+  created_at: number;
 }

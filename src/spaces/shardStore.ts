@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
-import { BackendError, joinKey, type Backend, type ByteRange } from './backend.ts';
+import { joinKey, type Backend, type ByteRange } from './backend.ts';
 import { readSmall } from '../streams.ts';
 import { shardKey, shardsPrefix, tmpPrefix } from './layout.ts';
 
@@ -12,7 +12,8 @@ import { shardKey, shardsPrefix, tmpPrefix } from './layout.ts';
  * complete. Nothing here knows which objects use a shard: the sweeper asks (`inUse`), and only
  * removes shards older than the time it is given (an upload writes its shard before it commits
  * the object that references it, under a hold that keeps that time before the write's start: see
- * writeFence.ts; the rename, put or touch makes the shard new again).
+ * writeFence.ts). A write that finds its content stored already relies on bytes as old as any and
+ * pins them instead; the sweeper's intent and the write's pin are a handshake (`ShardGuard`).
  */
 export interface StoredShard {
   hash: string;
@@ -27,6 +28,23 @@ export interface ShardQuota {
   claim(bytes: number): Promise<boolean>;
   release(bytes: number): Promise<void>;
 }
+
+/**
+ * The handshake that keeps a sweep from removing a shard a write has found stored and will name
+ * (see shardGuard.ts). Each side writes its row, committed, before it reads the other's.
+ */
+export interface ShardGuard {
+  /** Sweeper: records its intent to remove the shard; undefined when another sweep has one. */
+  intend(hash: string): Promise<{ fresh(): boolean; done(): Promise<void> } | undefined>;
+  /** Writer: pins the shard (until the write's hold ends), then returns once no sweep is removing it. */
+  pin(hash: string): Promise<void>;
+}
+
+/** No handshake: for a store no other process or sweep shares. */
+export const unguarded: ShardGuard = {
+  intend: async () => ({ fresh: () => true, done: async () => undefined }),
+  pin: async () => undefined,
+};
 
 export const unlimited: ShardQuota = {
   room: async () => Infinity,
@@ -54,6 +72,7 @@ export class ShardStore {
     readonly backend: Backend,
     readonly workingDir: string,
     private readonly quota: ShardQuota = unlimited,
+    private readonly guard: ShardGuard = unguarded,
   ) {}
 
   /** Streams `source` into the store; more than `maxBytes`, or than the space has room for, is refused and nothing remains. */
@@ -73,8 +92,12 @@ export class ShardStore {
     if (bytes.length > room) throw new SpaceFull(room);
     const hash = createHash('sha256').update(bytes).digest('hex').toUpperCase();
     if (room === Infinity) {
-      const { replaced } = await this.backend.put(shardKey(this.workingDir, hash), bytes, { reportReplaced: true });
-      if (!replaced) await this.quota.claim(bytes.length);
+      const target = shardKey(this.workingDir, hash);
+      const { replaced } = await this.backend.put(target, bytes, { reportReplaced: true });
+      // Put over a shard stored already, which a sweep may be removing: put again if that sweep took it.
+      if (replaced && (await this.pinned(hash, target))) return { hash, size: bytes.length };
+      if (replaced) await this.backend.put(target, bytes);
+      await this.quota.claim(bytes.length);
       return { hash, size: bytes.length };
     }
     const tmp = joinKey(tmpPrefix(this.workingDir), randomUUID());
@@ -129,13 +152,18 @@ export class ShardStore {
     return this.place(tmp, hasher.digest('hex').toUpperCase(), size);
   }
 
-  /** Moves a complete temporary file to its shard's name, counting its bytes if the shard is new. */
+  /**
+   * Moves a complete temporary file to its shard's name, counting its bytes if the shard is new. A
+   * shard stored already is pinned and kept (the temporary copy removed: on a local disk its pages
+   * are then dropped unwritten, docs/DECISIONS.md); the copy takes its place only if it went meanwhile.
+   */
   private async place(tmp: string, hash: string, size: number): Promise<StoredShard> {
     let claimed = 0;
     try {
       const target = shardKey(this.workingDir, hash);
-      const existing = await this.backend.stat(target);
-      if (existing?.size === size && (await this.keep(target))) {
+      let existing = await this.backend.stat(target);
+      if (existing) existing = await this.pinned(hash, target);
+      if (existing?.size === size) {
         await this.backend.remove(tmp);
         return { hash, size };
       }
@@ -153,21 +181,17 @@ export class ShardStore {
   }
 
   /**
-   * Keeps a shard that is already stored when the same content arrives again, its time made now (a
-   * sweep takes only shards older than its grace), instead of moving the new copy over it: on a
-   * local disk the new copy's pages are then dropped unwritten, where the move made the file
-   * system write them (ext4 flushes a file renamed over another) and free the old copy's blocks.
-   * False when the backend cannot, or the shard went meanwhile.
+   * Pins a shard found stored, so that no sweep takes it before the write's commit names it, and
+   * looks at it again once no sweep is removing it: undefined if one took it meanwhile.
    */
-  private async keep(target: string): Promise<boolean> {
-    if (!this.backend.touch) return false;
-    try {
-      await this.backend.touch(target);
-      return true;
-    } catch (err) {
-      if (err instanceof BackendError && err.code === 'not_found') return false;
-      throw err;
-    }
+  private async pinned(hash: string, target: string) {
+    await this.guard.pin(hash);
+    return this.backend.stat(target);
+  }
+
+  /** Whether a stored shard stays for a write that will name it (a clone): pinned as `place` does, false if it is gone. */
+  async keepStored(hash: string): Promise<boolean> {
+    return (await this.pinned(hash, shardKey(this.workingDir, hash))) !== undefined;
   }
 
   /** A shard's bytes, optionally a range. */
@@ -192,10 +216,9 @@ export class ShardStore {
   async removeIfUnused(hash: string, olderThanMs: number, inUse: (hash: string) => Promise<boolean>): Promise<number> {
     const key = shardKey(this.workingDir, hash);
     const entry = await this.backend.stat(key);
-    if (!entry || entry.mtimeMs >= olderThanMs || (await inUse(hash))) return 0;
-    await this.backend.remove(key);
-    await this.quota.release(entry.size);
-    return entry.size;
+    if (!entry || entry.mtimeMs >= olderThanMs) return 0;
+    const { removed, size } = await this.removeUnused(key, hash, olderThanMs, inUse);
+    return removed ? size : 0;
   }
 
   /**
@@ -212,20 +235,34 @@ export class ShardStore {
     for await (const entry of this.backend.list(shardsPrefix(this.workingDir))) {
       const hash = entry.key.slice(entry.key.lastIndexOf('/') + 1);
       if (!/^[0-9A-F]{64}$/.test(hash)) continue;
-      if (entry.mtimeMs >= cutoff || (await inUse(hash))) {
-        result.kept += entry.size;
+      // Most shards are in use: they cost no handshake.
+      const { removed, size } = entry.mtimeMs >= cutoff || (await inUse(hash)) ? { removed: false, size: entry.size } : await this.removeUnused(entry.key, hash, cutoff, inUse);
+      if (!removed) {
+        result.kept += size;
         continue;
       }
-      const now = await this.backend.stat(entry.key);
-      if (!now || now.mtimeMs >= cutoff) {
-        if (now) result.kept += now.size;
-        continue;
-      }
-      await this.backend.remove(entry.key);
-      await this.quota.release(entry.size);
       result.removed++;
-      result.bytes += entry.size;
+      result.bytes += size;
     }
     return result;
+  }
+
+  /**
+   * The sweeper's side of the handshake: its intent recorded, it asks `inUse` (pins included) and
+   * looks at the shard again, then removes it. A write that pinned the shard after that question
+   * sees the intent and waits for its end. Returns whether it went, and its size (0 if missing).
+   */
+  private async removeUnused(key: string, hash: string, cutoff: number, inUse: (hash: string) => Promise<boolean>): Promise<{ removed: boolean; size: number }> {
+    const intent = await this.guard.intend(hash);
+    if (!intent) return { removed: false, size: (await this.backend.stat(key))?.size ?? 0 };
+    try {
+      const now = await this.backend.stat(key);
+      if (!now || now.mtimeMs >= cutoff || (await inUse(hash)) || !intent.fresh()) return { removed: false, size: now?.size ?? 0 };
+      await this.backend.remove(key);
+      await this.quota.release(now.size);
+      return { removed: true, size: now.size };
+    } finally {
+      await intent.done();
+    }
   }
 }

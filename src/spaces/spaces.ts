@@ -13,6 +13,7 @@ import { checkOutboundUrl, outboundPolicy } from '../outbound.ts';
 import { BackendError, joinKey, type Backend } from './backend.ts';
 import type { CreateUserSpaceBody, S3Credential, StorageConfig, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from './models.ts';
 import { assertNotForeign, checkLocalRoot, claimLocalRoot } from './roots.ts';
+import { dropStaleClaims, shardGuard } from './shardGuard.ts';
 import { ShardStore, type ShardQuota } from './shardStore.ts';
 import { checkCredential, checkStorage, isS3, maskCredential, openBackend, s3Network } from './storageConfig.ts';
 import { checkSpacePath } from './spacePaths.ts';
@@ -146,7 +147,7 @@ function handleOf(core: Core, row: SpaceRow): SpaceHandle {
     storage,
     workingDir: row.working_dir,
     backend,
-    store: row.shard_max_size === null ? null : new ShardStore(backend, row.working_dir, quotaOf(core, row.id, row.shard_max_size)),
+    store: row.shard_max_size === null ? null : new ShardStore(backend, row.working_dir, quotaOf(core, row.id, row.shard_max_size), shardGuard(core, row.id)),
   };
   handles.set(row.id, handle);
   return handle;
@@ -364,12 +365,14 @@ export function asClientError(err: unknown): unknown {
   return backendFailed(err.message);
 }
 
-/** Whether an object or an unfinished upload's part still names these bytes. */
+/** Whether an object or an unfinished upload's part still names these bytes, or a write in flight has pinned them (shardGuard.ts). */
 export async function shardInUse(core: Core, spaceId: number, hash: string): Promise<boolean> {
   const ref = await core.db.selectFrom('objects').select('id').where('space_id', '=', spaceId).where('hash', '=', hash).limit(1).executeTakeFirst();
   if (ref) return true;
   const part = await core.db.selectFrom('object_parts').select('object_id').where('space_id', '=', spaceId).where('hash', '=', hash).limit(1).executeTakeFirst();
-  return part !== undefined;
+  if (part) return true;
+  const pin = await core.db.selectFrom('shard_pins').select('hash').where('space_id', '=', spaceId).where('hash', '=', hash).executeTakeFirst();
+  return pin !== undefined;
 }
 
 /**
@@ -384,6 +387,7 @@ export async function sweepSpaces(core: Core, options: { recount?: boolean } = {
   // Older than the grace and than every write in flight, in any process; a write that begins
   // later makes only files newer than this.
   const cutoff = await sweepCutoff(core);
+  await dropStaleClaims(core, cutoff);
   for (const row of rows) {
     try {
       const space = handleOf(core, row);

@@ -11,7 +11,7 @@ import type { ObjectsTable } from '../db/schema.ts';
 import { AppError, badRequest, insufficientStorage, notFound } from '../errors.ts';
 import { ShardTooLarge, SpaceFull, type StoredShard } from '../spaces/shardStore.ts';
 import { asClientError, spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
-import { holdWrites, type WriteHold } from '../spaces/writeFence.ts';
+import { holdWrites, withHold, type WriteHold } from '../spaces/writeFence.ts';
 import { iso } from '../time.ts';
 import type { StorageObject } from './models.ts';
 import { checkObjectPath } from './paths.ts';
@@ -362,26 +362,11 @@ export async function cloneObjects(
       const src = await tenantObjects(core, actor).where('o.id', '=', c.objectID).executeTakeFirst();
       if (!src) throw notFound(`object ${c.objectID}`);
       await ownPackage(core, actor, c.newPackageID);
-      const now = Date.now();
-      // A clone counts in full against the tenant's quota, though it shares its bytes.
-      const row = await core.db.transaction().execute(async (trx) => {
-        const refused = await claimUsage(trx, core.config, actor.tenantId, { bytes: src.size, objects: 1 });
-        if (refused) throw refused;
-        return trx
-          .insertInto('objects')
-          .values({
-            package_id: c.newPackageID,
-            path: c.newPath,
-            size: src.size,
-            hash: src.hash,
-            space_id: src.space_id,
-            redundancy: src.redundancy,
-            created_by: actor.userId,
-            created_at: now,
-            updated_at: now,
-          })
-          .returning(OBJECT_RETURNING)
-          .executeTakeFirstOrThrow();
+      const row = await withHold(async (hold) => {
+        // The source may be deleted meanwhile and its bytes swept: they are pinned until the clone names them.
+        if (src.redundancy !== 'multipartUpload' && !(await storeOf(await spaceById(core, src.space_id)).keepStored(src.hash))) throw notFound(`the bytes of object ${c.objectID}`);
+        hold.assertSafe();
+        return cloneRow(core, actor, src, c);
       });
       out.push(toStorageObject(row));
     } catch (err) {
@@ -390,6 +375,30 @@ export async function cloneObjects(
     }
   }
   return out;
+}
+
+/** The clone's row, counted in full against the tenant's quota, though it shares its bytes. */
+async function cloneRow(core: Core, actor: Actor, src: ObjectRow, c: { newPath: string; newPackageID: number }): Promise<ObjectRow> {
+  const now = Date.now();
+  return core.db.transaction().execute(async (trx) => {
+    const refused = await claimUsage(trx, core.config, actor.tenantId, { bytes: src.size, objects: 1 });
+    if (refused) throw refused;
+    return trx
+      .insertInto('objects')
+      .values({
+        package_id: c.newPackageID,
+        path: c.newPath,
+        size: src.size,
+        hash: src.hash,
+        space_id: src.space_id,
+        redundancy: src.redundancy,
+        created_by: actor.userId,
+        created_at: now,
+        updated_at: now,
+      })
+      .returning(OBJECT_RETURNING)
+      .executeTakeFirstOrThrow();
+  });
 }
 
 /** Deletes the actor's objects among `ids`; ids that are missing (or another tenant's) are ignored, as the spec says. */

@@ -16,6 +16,7 @@ import * as sweepFences from './0014_sweep_fences.ts';
 import * as tenantQuotas from './0015_tenant_quotas.ts';
 import * as boundedJobs from './0016_bounded_jobs.ts';
 import * as inviteeRows from './0017_invitee_rows.ts';
+import * as shardHandshake from './0018_shard_handshake.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -36,4 +37,5 @@ export const migrations: Record<string, Migration> = {
   '0015_tenant_quotas': tenantQuotas,
   '0016_bounded_jobs': boundedJobs,
   '0017_invitee_rows': inviteeRows,
+  '0018_shard_handshake': shardHandshake,
 };
