@@ -56,8 +56,6 @@ export interface Backend {
   remove(key: string): Promise<void>;
   /** Moves `from` over `to` (replacing it); `to`'s modification time becomes now. */
   rename(from: string, to: string): Promise<void>;
-  /** Sets `key`'s modification time to now (backends that can do it without rewriting the content). */
-  touch?(key: string): Promise<void>;
   /** Every file at or under `prefix` (a key or a folder), recursively, ordered by key bytes. */
   list(prefix: string, options?: ListOptions): AsyncIterable<BackendEntry>;
   /** Makes an empty folder (backends without folders do not have this). */

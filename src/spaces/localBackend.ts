@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants, lstatSync, utimesSync, type WriteStream } from 'node:fs';
-import { copyFile, lstat, lutimes, mkdir, open, readdir, realpath, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readdir, realpath, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pump } from '../streams.ts';
@@ -31,7 +31,7 @@ const READ_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
 /**
  * A directory on this machine. Keys never leave it: `..` and `.` segments are refused, and no
  * symlink inside the root is followed, wherever it points: every directory a key goes through must
- * resolve to itself, a file is opened with O_NOFOLLOW, timed with lutimes and looked at with lstat
+ * resolve to itself, a file is opened with O_NOFOLLOW and looked at with lstat
  * (a symlink there is a file that is not there), and listings leave symlinks out. Files are written
  * to a partial file renamed over the key, which replaces a symlink there instead of writing through it.
  */
@@ -227,17 +227,6 @@ export class LocalBackend implements Backend {
       await rm(path, { force: true });
     } catch (err) {
       if (!isMissing(err)) throw localError(err, key);
-    }
-  }
-
-  async touch(key: string): Promise<void> {
-    const path = this.pathOf(key);
-    try {
-      await this.checkInside(dirname(path));
-      const now = Date.now() / 1000;
-      await lutimes(path, now, now);
-    } catch (err) {
-      throw localError(err, key);
     }
   }
 

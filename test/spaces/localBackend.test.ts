@@ -72,7 +72,6 @@ describe('LocalBackend: small files written whole', () => {
     const outside = mkdtempSync(join(tmpdir(), 'yunji-outside-'));
     try {
       writeFileSync(join(outside, 'secret'), 'secret');
-      utimesSync(join(outside, 'secret'), new Date(1_000_000), new Date(1_000_000));
       writeFileSync(join(root, 'real'), 'real');
       symlinkSync(join(outside, 'secret'), join(root, 'out'));
       symlinkSync(join(root, 'real'), join(root, 'in'));
@@ -84,8 +83,6 @@ describe('LocalBackend: small files written whole', () => {
         await expect(backend.putFile('copy', join(root, key)), key).rejects.toMatchObject({ code: 'not_found' });
         await expect(backend.get(`self/${key}`), key).rejects.toThrow(/symbolic link/);
       }
-      await backend.touch('out');
-      expect(statSync(join(outside, 'secret')).mtimeMs).toBe(1_000_000);
       const keys: string[] = [];
       for await (const e of backend.list('')) keys.push(e.key);
       expect(keys).toEqual(['real']);
