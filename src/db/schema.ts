@@ -30,8 +30,8 @@ export interface Database {
   s3_object_times: S3ObjectTimesTable;
   job_deliveries: JobDeliveriesTable;
   sweep_fences: SweepFencesTable;
-  sweep_intents: ShardClaimsTable;
-  shard_pins: ShardClaimsTable;
+  sweep_intents: SweepIntentsTable;
+  shard_pins: ShardPinsTable;
 }
 
 export interface TenantsTable {
@@ -344,8 +344,15 @@ export interface SweepFencesTable {
   expires_at: number;
 }
 
-/** A sweeper's intent to remove a shard (`sweep_intents`), or a write's pin on a shard it found stored (`shard_pins`). */
-export interface ShardClaimsTable {
+/** A sweeper's intent to remove a shard, renewed while it lasts (src/spaces/shardGuard.ts). */
+export interface SweepIntentsTable {
+  space_id: number;
+  hash: string;
+  renewed_at: number;
+}
+
+/** A write's pin on a shard it found stored, dropped once a sweep's cutoff passes it. */
+export interface ShardPinsTable {
   space_id: number;
   hash: string;
   created_at: number;

@@ -8,30 +8,50 @@ import type { ShardGuard } from './shardStore.ts';
  * row, committed, then reads the other's: a sweeper records its intent (`sweep_intents`) before
  * it asks whether anything uses the shard (pins included), a write pins the shard (`shard_pins`)
  * before it looks for an intent. So a sweep that missed the pin is seen by the write, which waits
- * for it to end and then looks whether the shard is still there. Intents older than
- * YUNJI_SWEEP_FENCE are taken for a dead sweeper's; a sweeper acts on its own only within a third
- * of that. A pin lasts until a sweep's cutoff passes it: no sooner than the end of the write that
- * made it (writeFence.ts), whose committed rows then keep the shard.
+ * for it to end and then looks whether the shard is still there. A sweeper renews its intent every
+ * third of YUNJI_SWEEP_FENCE until it is done, and removes only while its last renewal is younger
+ * than half of that; an intent not renewed for YUNJI_SWEEP_FENCE is taken for a dead sweeper's. A
+ * pin lasts until a sweep's cutoff passes it: no sooner than the end of the write that made it
+ * (writeFence.ts), whose committed rows then keep the shard.
  */
 export function shardGuard(core: Core, spaceId: number): ShardGuard {
   const staleMs = core.config.sweepFence * 1000;
   const intentOf = (hash: string) =>
-    core.db.selectFrom('sweep_intents').select('created_at').where('space_id', '=', spaceId).where('hash', '=', hash).executeTakeFirst();
+    core.db.selectFrom('sweep_intents').select('renewed_at').where('space_id', '=', spaceId).where('hash', '=', hash).executeTakeFirst();
   return {
     async intend(hash) {
-      const at = Date.now();
+      let at = Date.now();
       const result = await core.db
         .insertInto('sweep_intents')
-        .values({ space_id: spaceId, hash, created_at: at })
+        .values({ space_id: spaceId, hash, renewed_at: at })
         .onConflict((oc) => oc.columns(['space_id', 'hash']).doNothing())
         .executeTakeFirst();
       // Another sweep has the shard: it is left to that one.
       if (Number(result.numInsertedOrUpdatedRows ?? 0) === 0) return undefined;
+      // Renewed while the removal lasts (a slow backend call), so writes keep waiting for it.
+      const renew = async () => {
+        const now = Date.now();
+        const renewed = await core.db
+          .updateTable('sweep_intents')
+          .set({ renewed_at: now })
+          .where('space_id', '=', spaceId)
+          .where('hash', '=', hash)
+          .where('renewed_at', '=', at)
+          .executeTakeFirst();
+        if (Number(renewed.numUpdatedRows) > 0) at = now;
+      };
+      let renewing = Promise.resolve();
+      const timer = setInterval(() => {
+        renewing = renewing.then(renew).catch((err: unknown) => core.log.warn({ err, spaceId, hash }, 'renewing a sweep intent failed'));
+      }, staleMs / 3);
+      timer.unref();
       return {
-        fresh: () => Date.now() - at < staleMs / 3,
+        fresh: () => Date.now() - at < staleMs / 2,
         // Its own row only: one taken for a dead sweeper's may have been replaced by another sweep's.
         done: async () => {
-          await core.db.deleteFrom('sweep_intents').where('space_id', '=', spaceId).where('hash', '=', hash).where('created_at', '=', at).execute();
+          clearInterval(timer);
+          await renewing;
+          await core.db.deleteFrom('sweep_intents').where('space_id', '=', spaceId).where('hash', '=', hash).where('renewed_at', '=', at).execute();
         },
       };
     },
@@ -45,7 +65,7 @@ export function shardGuard(core: Core, spaceId: number): ShardGuard {
       // A removal in progress ends within one backend call; a dead sweeper's intent after staleMs.
       for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
         const intent = await intentOf(hash);
-        if (!intent || Date.now() - Number(intent.created_at) > staleMs) return;
+        if (!intent || Date.now() - Number(intent.renewed_at) > staleMs) return;
         await sleep(wait);
       }
     },
@@ -57,6 +77,6 @@ export async function dropStaleClaims(core: Core, cutoff: number): Promise<void>
   await core.db.deleteFrom('shard_pins').where('created_at', '<', cutoff).execute();
   await core.db
     .deleteFrom('sweep_intents')
-    .where('created_at', '<', Date.now() - core.config.sweepFence * 1000)
+    .where('renewed_at', '<', Date.now() - core.config.sweepFence * 1000)
     .execute();
 }

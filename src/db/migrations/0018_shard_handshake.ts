@@ -11,7 +11,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .createTable('sweep_intents')
     .addColumn('space_id', 'integer', (c) => c.notNull())
     .addColumn('hash', 'text', (c) => c.notNull())
-    .addColumn('created_at', ...timeColumn())
+    .addColumn('renewed_at', ...timeColumn())
     .addPrimaryKeyConstraint('sweep_intents_pk', ['space_id', 'hash'])
     .execute();
   await db.schema
