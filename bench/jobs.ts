@@ -11,7 +11,7 @@ import { loadConfig } from '../src/config.ts';
 import { submitJob } from '../src/jobs/store.ts';
 import { bootstrapIfEmpty, openRuntime } from '../src/runtime.ts';
 import { createPgDatabase, postgresUnavailableReason } from '../test/helpers/databases.ts';
-import { ADMIN, loginToken, percentile, ROOT, round, startYunji, stopChild } from './lib.ts';
+import { ADMIN, loginMeasured, loginToken, percentile, ROOT, round, startYunji, stopChild } from './lib.ts';
 
 /**
  * Issue 4's job benchmark.
@@ -241,7 +241,7 @@ async function sqliteRun() {
   const reader = new BetterSqlite3(join(yunji.dataDir, 'yunji.db'), { readonly: true, fileMustExist: true });
   try {
     const completed = reader.prepare<[], { n: number }>(`select count(*) as n from jobs where status = 'completed'`);
-    const token = await loginToken(yunji.url);
+    const { token, loginPeakRssMiB } = await loginMeasured(yunji);
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const cpu = new CpuMeter({ server: [yunji.child.pid!] });
     const loadBefore = load1m();
@@ -264,6 +264,7 @@ async function sqliteRun() {
       loadAverage1m: [loadBefore, load1m()],
       cpuMsPerJob,
       serverPeakRssMiB: yunji.peakRssMiB(),
+      loginPeakRssMiB,
       eventLatencyMs: latency,
       settings: `one yunji serve, ${JSON.stringify(YUNJI_WORKER_ENV)}; submitted over HTTP, ${IN_FLIGHT} in flight`,
     };

@@ -135,6 +135,18 @@ export async function loginToken(url: string): Promise<string> {
   return ((await res.json()) as { token: string }).token;
 }
 
+/**
+ * Logs in to a server the bench started. A login holds scrypt's 128 MiB for a moment
+ * (docs/SECURITY.md): its peak is returned, and the server's peak starts anew after it, so the
+ * work measured next reports its own.
+ */
+export async function loginMeasured(proc: Proc): Promise<{ token: string; loginPeakRssMiB: number }> {
+  const token = await loginToken(proc.url);
+  const loginPeakRssMiB = proc.peakRssMiB();
+  proc.resetPeakRss();
+  return { token, loginPeakRssMiB };
+}
+
 export interface LoadResult {
   rps: number;
   p50: number;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { createPgDatabase, postgresUnavailableReason } from '../test/helpers/databases.ts';
-import { loginToken, percentile, ROOT, round, startYunji, stopChild } from './lib.ts';
+import { loginMeasured, percentile, ROOT, round, startYunji, stopChild } from './lib.ts';
 
 /**
  * Issue 3's listing target: `listByPath` pages of 1,000 in a package of 1,000,000 objects, p99 ≤ 20 ms.
@@ -109,7 +109,7 @@ async function listingOn(databaseUrl: string) {
   const yunji = await startYunji(databaseUrl);
   let client: ReturnType<typeof startListClient> | undefined;
   try {
-    const token = await loginToken(yunji.url);
+    const { token, loginPeakRssMiB } = await loginMeasured(yunji);
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the bench reads the spec's fields by name
     type Data = any;
     const call = async (path: string, body?: unknown): Promise<Data> => {
@@ -164,7 +164,7 @@ async function listingOn(databaseUrl: string) {
       if (data.commonPrefixes !== FOLDERS) throw new Error(`top level: ${data.commonPrefixes}`);
       top.push(times);
     }
-    return { objects: OBJECTS, seedSeconds, wholePackage: summary(whole), oneFolder: summary(folders), topLevelFolded: summary(top), serverPeakRssMiB: yunji.peakRssMiB() };
+    return { objects: OBJECTS, seedSeconds, wholePackage: summary(whole), oneFolder: summary(folders), topLevelFolded: summary(top), serverPeakRssMiB: yunji.peakRssMiB(), loginPeakRssMiB };
   } finally {
     await client?.stop();
     await yunji.stop();

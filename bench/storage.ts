@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { createPgDatabase, postgresUnavailableReason } from '../test/helpers/databases.ts';
-import { cpuSecondsOf, loginToken, median, ROOT, round, startYunji, stopChild, type Proc } from './lib.ts';
+import { cpuSecondsOf, loginMeasured, median, ROOT, round, startYunji, stopChild, type Proc } from './lib.ts';
 
 /**
  * Issue 3's data-plane targets, side by side with `cp` on the same disk:
@@ -19,10 +19,7 @@ const SENDFILE_SERVER = join(ROOT, 'bench', 'peers', 'sendfile-server.py');
 const RECEIVE_SERVER = join(ROOT, 'bench', 'peers', 'receive-server.py');
 
 export async function setup(proc: Proc) {
-  const token = await loginToken(proc.url);
-  // A login holds scrypt's 128 MiB for a moment (docs/SECURITY.md): its peak is reported apart from the transfers'.
-  const loginPeakRssMiB = proc.peakRssMiB();
-  proc.resetPeakRss();
+  const { token, loginPeakRssMiB } = await loginMeasured(proc);
   const post = async <T>(path: string, body: unknown) =>
     ((await (await fetch(proc.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()) as { data: T }).data;
   const { bucketID } = (await post<{ bucket: { bucketID: number } }>('/v1/bucket/create', { name: 'bench' })).bucket;
