@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../db/index.ts';
 
 /**
@@ -21,14 +22,22 @@ export async function fairCandidates(
   },
 ): Promise<number[]> {
   const { now, room, running, cap } = opts;
-  const full = [...running].filter(([, n]) => n >= cap).map(([tenant]) => tenant);
-  let waiting = db
-    .selectFrom('jobs')
-    .select(['tenant_id', (eb) => eb.fn.min('start_at').as('first')])
-    .where('status', '=', 'scheduled')
-    .where('start_at', '<=', now);
-  if (full.length > 0) waiting = waiting.where('tenant_id', 'not in', full);
-  const tenants = (await waiting.groupBy('tenant_id').execute()).map((t) => ({ id: t.tenant_id, first: Number(t.first), running: running.get(t.tenant_id) ?? 0 }));
+  const full = new Set([...running].filter(([, n]) => n >= cap).map(([tenant]) => tenant));
+  // Each tenant with a scheduled job, found by one index probe per tenant (the index on status,
+  // tenant, start), and its oldest due job's time: the cost grows with the number of tenants
+  // waiting, not with how many jobs they queued.
+  const { rows } = await sql<{ tenant_id: number; first: number | string | null }>`
+    with recursive waiting(tenant_id) as (
+      select (select tenant_id from jobs where status = 'scheduled' order by tenant_id limit 1)
+      union all
+      select (select j.tenant_id from jobs j where j.status = 'scheduled' and j.tenant_id > w.tenant_id order by j.tenant_id limit 1)
+      from waiting w where w.tenant_id is not null
+    )
+    select tenant_id, (select min(start_at) from jobs where status = 'scheduled' and tenant_id = waiting.tenant_id and start_at <= ${now}) as first
+    from waiting where tenant_id is not null`.execute(db);
+  const tenants = rows
+    .filter((t) => t.first !== null && !full.has(t.tenant_id))
+    .map((t) => ({ id: t.tenant_id, first: Number(t.first), running: running.get(t.tenant_id) ?? 0 }));
   // The `room` tenants served first (fewest running, then the longest waiting) are all that can get a job.
   tenants.sort((a, b) => a.running - b.running || a.first - b.first || a.id - b.id);
   const queues: { running: number; jobs: { id: number; start_at: number }[] }[] = [];

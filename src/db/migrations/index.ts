@@ -17,6 +17,7 @@ import * as tenantQuotas from './0015_tenant_quotas.ts';
 import * as boundedJobs from './0016_bounded_jobs.ts';
 import * as inviteeRows from './0017_invitee_rows.ts';
 import * as shardHandshake from './0018_shard_handshake.ts';
+import * as jobsWaitingIndex from './0019_jobs_waiting_index.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -38,4 +39,5 @@ export const migrations: Record<string, Migration> = {
   '0016_bounded_jobs': boundedJobs,
   '0017_invitee_rows': inviteeRows,
   '0018_shard_handshake': shardHandshake,
+  '0019_jobs_waiting_index': jobsWaitingIndex,
 };
