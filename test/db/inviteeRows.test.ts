@@ -27,7 +27,7 @@ describe.each(kinds)('the invitee rows migration on %s', (kind) => {
     const db = rt.core.db;
     const down = await migrator.migrateTo('0016_bounded_jobs');
     expect(down.error).toBeUndefined();
-    expect(down.results?.map((r) => r.migrationName)).toEqual(['0017_invitee_rows']);
+    expect(down.results?.map((r) => r.migrationName).at(-1)).toBe('0017_invitee_rows');
 
     // As invitations left things before: the pending membership points at the account itself
     // (an existing one, or one made without a password for a new email).
