@@ -17,8 +17,9 @@ const MAX_BATCH = 200;
 
 /**
  * Records completed jobs of one worker in batches: the jobs that end in the same turn of the event
- * loop get one insert for their log lines and one update for their outcomes, instead of two
- * statements each. Each job's row (and log) is still only written while the run holds its lease.
+ * loop get one insert for their log lines and one update for their outcomes (on PostgreSQL one
+ * statement for both), instead of two statements each. Each job's row (and log) is still only
+ * written while the run holds its lease.
  */
 export class Completions {
   private readonly batch: TurnBatch<Pending, boolean>;
@@ -50,7 +51,6 @@ export class Completions {
   private async write(batch: Pending[]): Promise<Set<number>> {
     const { core } = this;
     const lines = (await Promise.all(batch.map((p) => p.ctx.finalLines()))).flat();
-    await insertRunLines(core, lines);
     const now = Date.now();
     const values = JSON.stringify(
       batch.map((p) => {
@@ -60,19 +60,34 @@ export class Completions {
     );
     const set = sql`status = 'completed', result_json = v.result, stats_json = v.stats, errors_json = v.errors, error_count = v.error_count,
       ended_at = ${now}, updated_at = ${now}, lease_owner = null, lease_expires_at = null, cancel_requested = 0`;
-    const { rows } = await this.rowWrites.run(() =>
-      core.dialect === 'postgres'
-        ? sql<JobRow>`update jobs as j set ${set}, sequence = j.sequence + 1
+    let rows: JobRow[];
+    if (core.dialect === 'postgres') {
+      // One statement: the outcomes of the runs that still hold their leases, and those runs' lines.
+      ({ rows } = await this.rowWrites.run(
+        () => sql<JobRow>`with done as (
+            update jobs as j set ${set}, sequence = j.sequence + 1
             from json_to_recordset(${values}::json) as v(id bigint, lease text, result text, stats text, errors text, error_count integer)
             where j.id = v.id and j.lease_owner = v.lease and j.status = 'running'
-            returning j.*`.execute(core.db)
-        : sql<JobRow>`update jobs set ${set}, sequence = jobs.sequence + 1
+            returning j.*
+          ), logged as (
+            insert into job_logs (job_id, line, level, message, at)
+            select l.job_id, l.line, l.level, l.message, l.at
+            from json_to_recordset(${JSON.stringify(lines)}::json) as l(job_id bigint, line integer, level text, message text, at bigint)
+            where l.job_id in (select id from done)
+          )
+          select * from done`.execute(core.db),
+      ));
+    } else {
+      await insertRunLines(core, lines);
+      ({ rows } = await this.rowWrites.run(
+        () => sql<JobRow>`update jobs set ${set}, sequence = jobs.sequence + 1
             from (select json_extract(value, '$.id') as id, json_extract(value, '$.lease') as lease, json_extract(value, '$.result') as result,
                          json_extract(value, '$.stats') as stats, json_extract(value, '$.errors') as errors, json_extract(value, '$.error_count') as error_count
                   from json_each(${values})) as v
             where jobs.id = v.id and jobs.lease_owner = v.lease and jobs.status = 'running'
             returning *`.execute(core.db),
-    );
+      ));
+    }
     const byId = new Map(batch.map((p) => [p.ctx.job.id, p.ctx]));
     // Announced in one turn, in order, so the whole batch's notifications go in one pg_notify; the
     // lines of a run that no longer held its lease were not written.
