@@ -66,6 +66,15 @@ const ensureRow = preparedWrite((db: Db, tenantId: number) =>
     .onConflict((oc) => oc.column('tenant_id').doNothing()),
 );
 
+/** PostgreSQL: the tenant's usage row, made if missing and held until the transaction ends, read in one statement. */
+const heldUsageRow = preparedWrite((db: Db, tenantId: number) =>
+  db
+    .insertInto('tenant_usage')
+    .values({ tenant_id: tenantId })
+    .onConflict((oc) => oc.column('tenant_id').doUpdateSet((eb) => ({ tenant_id: eb.ref('excluded.tenant_id') })))
+    .returning(['used_bytes', 'used_objects', 'max_bytes', 'max_objects']),
+);
+
 const lockRow = preparedWrite((db: Db, tenantId: number) => db.selectFrom('tenant_usage').select('tenant_id').where('tenant_id', '=', tenantId).forUpdate());
 
 /** The tenant with its usage (a tenant without a usage row has used nothing and has no limits of its own). */
@@ -185,8 +194,7 @@ export async function claimInGroup(trx: Db, config: Config, tenantId: number, ad
     trx,
     `tenant-usage:${tenantId}`,
     async () => {
-      await lockUsage(trx, tenantId);
-      let [row] = (await usageRow(trx, tenantId)).rows;
+      let [row] = dialectOf(trx) === 'postgres' ? (await heldUsageRow(trx, tenantId)).rows : (await usageRow(trx, tenantId)).rows;
       if (!row) {
         await ensureRow(trx, tenantId);
         row = { used_bytes: 0, used_objects: 0, max_bytes: null, max_objects: null };
