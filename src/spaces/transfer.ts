@@ -1,5 +1,4 @@
 import { Type } from '@sinclair/typebox';
-import { sql } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { backendFailed, notFound } from '../errors.ts';
@@ -7,7 +6,7 @@ import { defineAction, type JobContext } from '../jobs/actions.ts';
 import { failureOf, submitJob, waitForJob } from '../jobs/store.ts';
 import { ownBucket } from '../storage/buckets.ts';
 import type { Package } from '../storage/models.ts';
-import { objectsOfPackage, ownPackage, storeOf, Upload } from '../storage/objects.ts';
+import { bytesOfPackage, objectsOfPackage, ownPackage, storeOf, Upload } from '../storage/objects.ts';
 import { insertPackage } from '../storage/packages.ts';
 import { checkRoom } from '../storage/quota.ts';
 import { joinKey } from './backend.ts';
@@ -96,12 +95,7 @@ async function checkExport(core: Core, actor: Actor, request: ExportRequest): Pr
   await ownPackage(core, actor, request.packageID);
   // A local space is the server's own disk: the package's bytes must fit in the room the tenant's quota has left (docs/DECISIONS.md).
   if (!isS3(target.storage)) {
-    const { bytes } = await core.db
-      .selectFrom('objects')
-      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('size'), sql<number>`0`).as('bytes'))
-      .where('package_id', '=', request.packageID)
-      .executeTakeFirstOrThrow();
-    await checkRoom(core, actor.tenantId, { bytes: Number(bytes), objects: 0 });
+    await checkRoom(core, actor.tenantId, { bytes: await bytesOfPackage(core.db, request.packageID), objects: 0 });
   }
 }
 

@@ -238,7 +238,8 @@ const upsertObject = preparedWrite(
   },
 );
 
-async function bytesOfPackage(db: Db, packageId: number): Promise<number> {
+/** The bytes of a package's objects (each in full; their parts not counted). */
+export async function bytesOfPackage(db: Db, packageId: number): Promise<number> {
   const { bytes } = await db
     .selectFrom('objects')
     .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('size'), sql<number>`0`).as('bytes'))

@@ -258,13 +258,24 @@ export async function setTenantQuota(core: Core, tenantId: number, limits: { max
   return tenantQuota(core, tenantId);
 }
 
-/** Objects of a tenant (through package and bucket), for sums. */
-function objectsOfTenant(db: Db, tenantId: number) {
-  return db
-    .selectFrom('objects as o')
-    .innerJoin('packages as p', 'p.id', 'o.package_id')
-    .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
-    .where('b.tenant_id', '=', tenantId);
+/** What the objects of a tenant, a package or a bucket hold: how many, and their bytes with their parts'. */
+async function heldIn(db: Db, scope: { tenantId: number } | { packageId: number } | { bucketId: number }): Promise<Usage> {
+  const [column, value] =
+    'tenantId' in scope ? (['b.tenant_id', scope.tenantId] as const) : 'packageId' in scope ? (['p.id', scope.packageId] as const) : (['p.bucket_id', scope.bucketId] as const);
+  const objects = () =>
+    db
+      .selectFrom('objects as o')
+      .innerJoin('packages as p', 'p.id', 'o.package_id')
+      .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
+      .where(column, '=', value);
+  const held = await objects()
+    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.coalesce(eb.fn.sum<number>('o.size'), sql<number>`0`).as('bytes')])
+    .executeTakeFirstOrThrow();
+  const parts = await objects()
+    .innerJoin('object_parts as op', 'op.object_id', 'o.id')
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('op.size'), sql<number>`0`).as('bytes'))
+    .executeTakeFirstOrThrow();
+  return { bytes: Number(held.bytes) + Number(parts.bytes), objects: Number(held.n) };
 }
 
 /** A tenant's counts before and after a recount. */
@@ -289,14 +300,8 @@ export async function recountUsage(core: Core, tenantId?: number): Promise<Recou
     await core.db.transaction().execute(async (trx) => {
       await lockUsage(trx, id);
       const [was] = (await usageRow(trx, id)).rows;
-      const objects = await objectsOfTenant(trx, id)
-        .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.coalesce(eb.fn.sum<number>('o.size'), sql<number>`0`).as('bytes')])
-        .executeTakeFirstOrThrow();
-      const parts = await objectsOfTenant(trx, id)
-        .innerJoin('object_parts as op', 'op.object_id', 'o.id')
-        .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('op.size'), sql<number>`0`).as('bytes'))
-        .executeTakeFirstOrThrow();
-      const used = { used_bytes: Number(objects.bytes) + Number(parts.bytes), used_objects: Number(objects.n) };
+      const held = await heldIn(trx, { tenantId: id });
+      const used = { used_bytes: held.bytes, used_objects: held.objects };
       await trx
         .insertInto('tenant_usage')
         .values({ tenant_id: id, ...used })
@@ -339,14 +344,5 @@ export async function deleteObjectsCounted(trx: Db, tenantId: number, ids: numbe
  */
 export async function releaseHeldIn(trx: Db, tenantId: number, scope: { packageId: number } | { bucketId: number }): Promise<void> {
   await lockUsage(trx, tenantId);
-  const [column, value] = 'packageId' in scope ? (['p.id', scope.packageId] as const) : (['p.bucket_id', scope.bucketId] as const);
-  const objects = () => trx.selectFrom('objects as o').innerJoin('packages as p', 'p.id', 'o.package_id').where(column, '=', value);
-  const held = await objects()
-    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.coalesce(eb.fn.sum<number>('o.size'), sql<number>`0`).as('bytes')])
-    .executeTakeFirstOrThrow();
-  const parts = await objects()
-    .innerJoin('object_parts as op', 'op.object_id', 'o.id')
-    .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('op.size'), sql<number>`0`).as('bytes'))
-    .executeTakeFirstOrThrow();
-  await releaseUsage(trx, tenantId, { bytes: Number(held.bytes) + Number(parts.bytes), objects: Number(held.n) });
+  await releaseUsage(trx, tenantId, await heldIn(trx, scope));
 }
