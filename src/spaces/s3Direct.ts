@@ -22,7 +22,7 @@ export interface HeadAnswer {
  * for any answer this does not understand (undefined here: a network error, a status it cannot
  * use). A 400 or 403 may be a refusal of this signing, so after one every request is left to the
  * caller. It connects only where `network.outbound` allows, and a request silent for
-`network.timeoutMs` is left to the caller's other path, as the SDK's requests do.
+ * `network.timeoutMs` is left to the caller's other path, as the SDK's requests do.
  */
 export class S3Direct {
   private readonly base: URL;
