@@ -1,10 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgDatabase, databaseKinds } from '../helpers/databases.ts';
-import { call, login, ROOT, startServer, TSX } from '../helpers/server.ts';
+import { call, login, runCli, startServer } from '../helpers/server.ts';
 
 const kinds = await databaseKinds();
 
@@ -22,15 +21,7 @@ describe.each(kinds)('yunji CLI on %s', (kind) => {
     await drop?.();
   });
 
-  const yunji = (...args: string[]) => {
-    const r = spawnSync(process.execPath, ['--import', TSX, join(ROOT, 'src/main.ts'), ...args], {
-      cwd: dataDir,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, YUNJI_DATA_DIR: dataDir, YUNJI_DATABASE_URL: databaseUrl, YUNJI_LOG_LEVEL: 'warn' },
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) };
-  };
+  const yunji = (...args: string[]) => runCli(args, { dataDir, databaseUrl, timeoutMs: 30_000 });
 
   it('migrates, creates a user, a tenant and an API key that the server then accepts', async () => {
     const migrate = yunji('migrate');

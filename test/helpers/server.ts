@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,6 +8,28 @@ import { createPgDatabase, type DbKind } from './databases.ts';
 export const ROOT = resolve(import.meta.dirname, '../..');
 /** The tsx loader, by URL, so a process started in any directory can run the TypeScript sources. */
 export const TSX = import.meta.resolve('tsx');
+
+/** What one `yunji …` command printed and how it exited; `json` parses its output. */
+export interface CliRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  json(): any;
+}
+
+/**
+ * Runs `yunji <args>` (from the sources) as the operator would beside a server: in `dataDir`, on
+ * its database (`databaseUrl`; '' for the SQLite file there), with `env` added.
+ */
+export function runCli(args: string[], where: { dataDir: string; databaseUrl: string; env?: Record<string, string>; timeoutMs?: number }): CliRun {
+  const r = spawnSync(process.execPath, ['--import', TSX, join(ROOT, 'src/main.ts'), ...args], {
+    cwd: where.dataDir,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, YUNJI_DATA_DIR: where.dataDir, YUNJI_DATABASE_URL: where.databaseUrl, YUNJI_LOG_LEVEL: 'warn', ...where.env },
+    encoding: 'utf8',
+    timeout: where.timeoutMs ?? 60_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) };
+}
 export const ADMIN_EMAIL = 'admin@example.com';
 export const ADMIN_PASSWORD = 'admin-password-1';
 

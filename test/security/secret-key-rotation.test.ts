@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -7,7 +6,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
 import { startS3, type S3Server } from '../helpers/s3.ts';
-import { client, login, ROOT, startServer, TSX, type RunningServer } from '../helpers/server.ts';
+import { client, login, runCli, startServer, type RunningServer } from '../helpers/server.ts';
 import { s3Client, s3Put, TERMINAL_STATUSES, until } from '../helpers/sync.ts';
 import { queryDb } from '../helpers/workers.ts';
 
@@ -79,15 +78,8 @@ describe.each(kinds)('YUNJI_SECRET_KEY can be rotated, on %s', (kind) => {
     await server.stop();
     server = await startServer(kind, { dataDir: first.dataDir, databaseUrl: first.databaseUrl, env: env(current, previous) });
   };
-  const yunji = (current: string, previous: string | undefined, ...args: string[]) => {
-    const r = spawnSync(process.execPath, ['--import', TSX, join(ROOT, 'src/main.ts'), ...args], {
-      cwd: first.dataDir,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, YUNJI_DATA_DIR: first.dataDir, YUNJI_DATABASE_URL: first.databaseUrl, YUNJI_LOG_LEVEL: 'warn', ...env(current, previous) },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
+  const yunji = (current: string, previous: string | undefined, ...args: string[]) =>
+    runCli(args, { dataDir: first.dataDir, databaseUrl: first.databaseUrl, env: env(current, previous) });
 
   /** Every sealed value in the database, with where it is. */
   const sealedValues = async () => {

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -8,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { client, login, ROOT, startServer, TSX, waitForOutput, type RunningServer } from '../helpers/server.ts';
+import { client, login, runCli, startServer, waitForOutput, type RunningServer } from '../helpers/server.ts';
 
 /**
  * Tenant quotas: a tenant cannot store more bytes or objects than its quota (the operator's
@@ -31,15 +30,7 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
   const operatorEnv = { YUNJI_TENANT_MAX_BYTES: String(OPERATOR_BYTES), YUNJI_TENANT_MAX_OBJECTS: String(OPERATOR_OBJECTS) };
 
   /** `yunji …` against the test server's database, as the operator runs it beside the server. */
-  const yunji = (...args: string[]) => {
-    const r = spawnSync(process.execPath, ['--import', TSX, join(ROOT, 'src/main.ts'), ...args], {
-      cwd: server.dataDir,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, YUNJI_DATA_DIR: server.dataDir, YUNJI_DATABASE_URL: server.databaseUrl, YUNJI_LOG_LEVEL: 'warn', ...operatorEnv },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) };
-  };
+  const yunji = (...args: string[]) => runCli(args, { dataDir: server.dataDir, databaseUrl: server.databaseUrl, env: operatorEnv });
 
   let tenants = 0;
   /** A new tenant of the admin, worked in through an admin API key (one login for the whole file). */
