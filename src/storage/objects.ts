@@ -15,7 +15,7 @@ import { holdWrites, withHold, type WriteHold } from '../spaces/writeFence.ts';
 import { iso } from '../time.ts';
 import type { StorageObject } from './models.ts';
 import { checkObjectPath } from './paths.ts';
-import { checkRoom, claimInGroup, claimUsage, deleteObjectsCounted, NOTHING } from './quota.ts';
+import { claimInGroup, claimUsage, deleteObjectsCounted, NOTHING, refuseOverRoom } from './quota.ts';
 
 const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_id', 'o.redundancy', 'o.created_at', 'o.updated_at'] as const;
 /** What writes return: the whole row, as `toStorageObject` needs it. */
@@ -91,6 +91,17 @@ export async function ownPackage(core: Core, actor: Actor, packageId: number): P
   const [row] = await packageOfTenant(core.db, packageId, actor.tenantId);
   if (!row) throw notFound(`package ${packageId}`);
 }
+
+/** A package of the tenant with the tenant's usage row (its columns null when it has none), in one read per upload. */
+const packageOfTenantWithUsage = prepared((db: Db, packageId: number, tenantId: number) =>
+  db
+    .selectFrom('packages as p')
+    .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
+    .leftJoin('tenant_usage as u', 'u.tenant_id', 'b.tenant_id')
+    .select(['p.id', 'u.used_bytes', 'u.used_objects', 'u.max_bytes', 'u.max_objects'])
+    .where('p.id', '=', packageId)
+    .where('b.tenant_id', '=', tenantId),
+);
 
 /** The shard store of a space that keeps object bytes. */
 export function storeOf(space: SpaceHandle) {
@@ -257,8 +268,9 @@ const deleteParts = preparedWrite((db: Db, objectId: number) => db.deleteFrom('o
  */
 export async function beginUpload(core: Core, actor: Actor, packageId: number, affinity?: number, declaredBytes = 0): Promise<Upload> {
   requireRole(actor, 'member');
-  await ownPackage(core, actor, packageId);
-  if (declaredBytes > 0) await checkRoom(core, actor.tenantId, { bytes: declaredBytes, objects: 0 }, () => bytesOfPackage(core.db, packageId));
+  const [usage] = await packageOfTenantWithUsage(core.db, packageId, actor.tenantId);
+  if (!usage) throw notFound(`package ${packageId}`);
+  if (declaredBytes > 0) await refuseOverRoom(core.config, usage, { bytes: declaredBytes, objects: 0 }, () => bytesOfPackage(core.db, packageId));
   return new Upload(core, await spaceForUpload(core, actor.tenantId, affinity), actor.userId, packageId);
 }
 

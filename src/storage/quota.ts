@@ -237,7 +237,15 @@ const over = (q: TenantQuota, asked: Usage) =>
  * as it is); the claim at commit is what holds.
  */
 export async function checkRoom(core: Core, tenantId: number, asked: Usage, replaceable?: () => Promise<number>): Promise<void> {
-  const q = await tenantQuota(core, tenantId);
+  await refuseOverRoom(core.config, await tenantQuota(core, tenantId), asked, replaceable);
+}
+
+/** The columns of a tenant's usage row that `refuseOverRoom` reads (null: no row yet), for a caller that reads them with its own query. */
+export type UsageColumns = Pick<QuotaRow, 'used_bytes' | 'used_objects' | 'max_bytes' | 'max_objects'>;
+
+/** `checkRoom` on usage the caller has read already (a quota, or the columns of its usage row). */
+export async function refuseOverRoom(config: Config, usage: TenantQuota | UsageColumns, asked: Usage, replaceable?: () => Promise<number>): Promise<void> {
+  const q = 'tenant_id' in usage ? usage : toTenantQuota(config, { id: 0, name: '', counted: null, ...usage });
   if (!over(q, asked)) return;
   if (replaceable && !over(q, { bytes: asked.bytes - (await replaceable()), objects: asked.objects })) return;
   throw quotaFull(q, asked);
