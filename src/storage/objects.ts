@@ -1,13 +1,14 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { sql, type Selectable } from 'kysely';
+import { sql, type ExpressionBuilder, type Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
+import { dialectOf } from '../db/dialect.ts';
 import { inGroupCommit } from '../db/groupCommit.ts';
 import type { Db } from '../db/index.ts';
 import { prepared, preparedWrite } from '../db/prepared.ts';
-import type { ObjectsTable } from '../db/schema.ts';
+import type { Database, ObjectsTable } from '../db/schema.ts';
 import { AppError, badRequest, insufficientStorage, notFound } from '../errors.ts';
 import { ShardTooLarge, SpaceFull, type StoredShard } from '../spaces/shardStore.ts';
 import { asClientError, spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
@@ -15,7 +16,7 @@ import { holdWrites, withHold, type WriteHold } from '../spaces/writeFence.ts';
 import { iso } from '../time.ts';
 import type { StorageObject } from './models.ts';
 import { checkObjectPath } from './paths.ts';
-import { claimInGroup, claimUsage, deleteObjectsCounted, NOTHING, refuseOverRoom } from './quota.ts';
+import { claimInGroup, claimUsage, deleteObjectsCounted, NOTHING, refuseOverRoom, type Usage } from './quota.ts';
 
 const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_id', 'o.redundancy', 'o.created_at', 'o.updated_at'] as const;
 /** What writes return: the whole row, as `toStorageObject` needs it. */
@@ -184,18 +185,21 @@ export class Upload {
     const adding = { bytes: files.reduce((n, [, f]) => n + f.size, 0), objects: files.length };
     const committed = await inGroupCommit(this.core.db, async (trx) => {
       const packageId = intoPackage ? await intoPackage(trx) : this.packageId!;
+      const write = (path: string, { hash, size, origin }: { hash: string; size: number; origin?: SourceOrigin }) =>
+        [packageId, path, size, hash, this.space.id, this.createdBy, now, origin?.mtimeMs ?? null, origin?.tag ?? null] as const;
+      const out: ObjectRow[] = [];
       const replaced: (ReplacedObject | undefined)[] = [];
-      const refused = await claimInGroup(trx, this.core.config, this.space.tenantId, adding, async () => {
-        const freed = { ...NOTHING };
-        for (const [path] of files) {
-          const [old] = (await replacedObject(trx, packageId, path)).rows;
-          replaced.push(old);
-          if (old) {
-            freed.bytes += Number(old.size) + Number(old.parts_size ?? 0);
-            freed.objects++;
+      const refused = await claimInGroup(trx, this.core.config, this.space.tenantId, adding, async (fitsAnyway) => {
+        // Sure to fit: each object is written as what it replaces is read (one statement on PostgreSQL).
+        for (const [path, file] of files) {
+          if (!fitsAnyway) replaced.push((await replacedObject(trx, packageId, path)).rows[0]);
+          else {
+            const { row, old } = await replaceObject(trx, ...write(path, file));
+            out.push(row);
+            replaced.push(old);
           }
         }
-        return freed;
+        return freedBy(replaced);
       });
       if (refused) {
         // Thrown, what `intoPackage` wrote goes with the transaction (the others sharing it run again without this one).
@@ -203,18 +207,27 @@ export class Upload {
         // Answered once the shared transaction, which this one left untouched, has committed.
         return refused;
       }
-      const out: ObjectRow[] = [];
-      for (const [i, [path, { hash, size, origin }]] of files.entries()) {
-        const { rows } = await upsertObject(trx, packageId, path, size, hash, this.space.id, this.createdBy, now, origin?.mtimeMs ?? null, origin?.tag ?? null);
+      for (const [i, [path, file]] of files.entries()) {
+        if (out.length < files.length) out.push((await upsertObject(trx, ...write(path, file))).rows[0]!);
         // Replacing an unfinished multipart upload drops its parts.
         if (replaced[i]?.redundancy === 'multipartUpload') await deleteParts(trx, replaced[i].id);
-        out.push(rows[0]!);
       }
       return out;
     });
     if (committed instanceof AppError) throw committed;
     return committed.map(toStorageObject);
   }
+}
+
+/** What the objects `replaced` give back. */
+function freedBy(replaced: (ReplacedObject | undefined)[]): Usage {
+  const freed = { ...NOTHING };
+  for (const old of replaced) {
+    if (!old) continue;
+    freed.bytes += Number(old.size) + Number(old.parts_size ?? 0);
+    freed.objects++;
+  }
+  return freed;
 }
 
 interface ReplacedObject {
@@ -232,11 +245,16 @@ const replacedObject = preparedWrite((db: Db, packageId: number, path: string) =
       'o.id',
       'o.size',
       'o.redundancy',
-      eb.selectFrom('object_parts as op').select((e) => e.fn.sum<number>('op.size').as('s')).whereRef('op.object_id', '=', 'o.id').as('parts_size'),
+      partsSize(eb).as('parts_size'),
     ])
     .where('o.package_id', '=', packageId)
     .where('o.path', '=', path),
 );
+
+/** The sum of the sizes of an object's parts (an unfinished multipart upload's), for the object `o`. */
+function partsSize(eb: ExpressionBuilder<Database & { o: ObjectsTable }, 'o'>) {
+  return eb.selectFrom('object_parts as op').select((e) => e.fn.sum<number>('op.size').as('s')).whereRef('op.object_id', '=', 'o.id');
+}
 
 const upsertObject = preparedWrite(
   (db: Db, packageId: number, path: string, size: number, hash: string, spaceId: number, createdBy: number, now: number, sourceMtime: number | null, sourceTag: string | null) => {
@@ -248,6 +266,48 @@ const upsertObject = preparedWrite(
       .returning(OBJECT_RETURNING);
   },
 );
+
+/** PostgreSQL: `upsertObject` that also returns what the row replaced (null columns: nothing), read by the same statement. */
+const upsertObjectReturningOld = preparedWrite(
+  (db: Db, packageId: number, path: string, size: number, hash: string, spaceId: number, createdBy: number, now: number, sourceMtime: number | null, sourceTag: string | null) => {
+    const replaced = { size, hash, space_id: spaceId, redundancy: 'none' as const, created_by: createdBy, updated_at: now, source_mtime: sourceMtime, source_tag: sourceTag };
+    return db
+      .with('old', (q) =>
+        q
+          .selectFrom('objects as o')
+          .select((eb) => ['o.id', 'o.size', 'o.redundancy', partsSize(eb).as('parts_size')])
+          .where('o.package_id', '=', packageId)
+          .where('o.path', '=', path),
+      )
+      .insertInto('objects')
+      .values({ package_id: packageId, path, created_at: now, ...replaced })
+      .onConflict((oc) => oc.columns(['package_id', 'path']).doUpdateSet(replaced))
+      .returning((eb) => [
+        ...OBJECT_RETURNING,
+        eb.selectFrom('old').select('old.id').as('old_id'),
+        eb.selectFrom('old').select('old.size').as('old_size'),
+        eb.selectFrom('old').select('old.redundancy').as('old_redundancy'),
+        eb.selectFrom('old').select('old.parts_size').as('old_parts_size'),
+      ]);
+  },
+);
+
+/**
+ * Writes an object at its path and returns it with the object it replaced, if any: on PostgreSQL
+ * one statement (its snapshot is current, as the tenant's usage row, held by the transaction, keeps
+ * other counting writers out); on SQLite, where a statement costs no round trip, a read then the write.
+ */
+async function replaceObject(
+  trx: Db,
+  ...args: Parameters<typeof upsertObject> extends [Db, ...infer A] ? A : never
+): Promise<{ row: ObjectRow; old: ReplacedObject | undefined }> {
+  if (dialectOf(trx) === 'postgres') {
+    const { old_id, old_size, old_redundancy, old_parts_size, ...row } = (await upsertObjectReturningOld(trx, ...args)).rows[0]!;
+    return { row, old: old_id === null ? undefined : { id: old_id, size: old_size!, redundancy: old_redundancy!, parts_size: old_parts_size } };
+  }
+  const [old] = (await replacedObject(trx, args[0], args[1])).rows;
+  return { row: (await upsertObject(trx, ...args)).rows[0]!, old };
+}
 
 /** The bytes of a package's objects (each in full; their parts not counted). */
 export async function bytesOfPackage(db: Db, packageId: number): Promise<number> {

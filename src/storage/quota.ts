@@ -187,9 +187,11 @@ interface GroupUsage {
  * `claimReplacing` for the work of `inGroupCommit`: the tenant's usage is read once per group
  * (its row held on PostgreSQL), each item is checked against it in memory, and the group's total
  * is written once before the group commits, so the many small uploads of a group cost one read
- * and one write of the row between them, not one update each.
+ * and one write of the row between them, not one update each. `replaced` learns whether `adding`
+ * fits even if it frees nothing (`fitsAnyway`): then it cannot be refused, and the caller may
+ * write as it reads what it replaces.
  */
-export async function claimInGroup(trx: Db, config: Config, tenantId: number, adding: Usage, replaced: () => Promise<Usage>): Promise<AppError | undefined> {
+export async function claimInGroup(trx: Db, config: Config, tenantId: number, adding: Usage, replaced: (fitsAnyway: boolean) => Promise<Usage>): Promise<AppError | undefined> {
   const group = await groupShared<GroupUsage>(
     trx,
     `tenant-usage:${tenantId}`,
@@ -205,9 +207,10 @@ export async function claimInGroup(trx: Db, config: Config, tenantId: number, ad
       if (delta.bytes !== 0 || delta.objects !== 0) await add(trx, tenantId, delta.bytes, delta.objects);
     },
   );
-  const freed = await replaced();
-  const net = { bytes: adding.bytes - freed.bytes, objects: adding.objects - freed.objects };
   const now = { ...group.quota, used_bytes: group.quota.used_bytes + group.delta.bytes, used_objects: group.quota.used_objects + group.delta.objects };
+  const freed = await replaced(!over(now, adding));
+  const net = { bytes: adding.bytes - freed.bytes, objects: adding.objects - freed.objects };
+  // Never true when `adding` fitted as it is: `net` is no more than it.
   if (over(now, net)) return quotaFull(now, net);
   group.delta.bytes += net.bytes;
   group.delta.objects += net.objects;
