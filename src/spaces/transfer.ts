@@ -1,15 +1,16 @@
 import { Type } from '@sinclair/typebox';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
-import { backendFailed, notFound } from '../errors.ts';
+import { AppError, backendFailed, notFound } from '../errors.ts';
 import { defineAction, type JobContext } from '../jobs/actions.ts';
 import { failureOf, submitJob, waitForJob } from '../jobs/store.ts';
 import { ownBucket } from '../storage/buckets.ts';
 import type { Package } from '../storage/models.ts';
 import { bytesOfPackage, objectsOfPackage, ownPackage, storeOf, Upload } from '../storage/objects.ts';
 import { insertPackage } from '../storage/packages.ts';
+import { filesBackendOf } from '../storage/localFiles.ts';
 import { checkRoom } from '../storage/quota.ts';
-import { joinKey } from './backend.ts';
+import { joinKey, type Backend } from './backend.ts';
 import { assertOutsideReserved } from './layout.ts';
 import { checkSpacePath } from './spacePaths.ts';
 import { isS3 } from './storageConfig.ts';
@@ -91,12 +92,23 @@ async function checkImport(core: Core, actor: Actor, request: ImportRequest): Pr
 async function checkExport(core: Core, actor: Actor, request: ExportRequest): Promise<void> {
   requireRole(actor, 'member');
   const target = await tenantSpace(core, actor.tenantId, request.userSpaceID);
-  checkSpacePath(request.rootPath, 'rootPath');
+  const rootPath = checkSpacePath(request.rootPath, 'rootPath');
   await ownPackage(core, actor, request.packageID);
-  // A local space is the server's own disk: the package's bytes must fit in the room the tenant's quota has left (docs/DECISIONS.md).
+  // A local space is the server's own disk: the package's bytes, less those of the files they would
+  // replace, must fit in the room the tenant's quota has left; each file is claimed as it is written (localFiles.ts).
   if (!isS3(target.storage)) {
-    await checkRoom(core, actor.tenantId, { bytes: await bytesOfPackage(core.db, request.packageID), objects: 0 });
+    await checkRoom(core, actor.tenantId, { bytes: await bytesOfPackage(core.db, request.packageID), objects: 0 }, () => bytesInTheWay(core, target.backend, rootPath, request.packageID));
   }
+}
+
+/** The bytes of the files at the paths an export of the package to `rootPath` would write. */
+async function bytesInTheWay(core: Core, backend: Backend, rootPath: string, packageId: number): Promise<number> {
+  let bytes = 0;
+  for await (const object of completeObjects(core, packageId)) {
+    const key = joinKey(rootPath, object.path);
+    bytes += (await backend.stat(key).catch(() => undefined))?.size ?? 0;
+  }
+  return bytes;
 }
 
 /** A new package holding the files at `path` in the space (a file: that one, by its name; a folder: everything under it). */
@@ -138,11 +150,14 @@ async function runImport(core: Core, owner: Owner, request: ImportRequest, ctx: 
 /**
  * Writes every object of the package to `<rootPath>/<object path>` in the space (each file
  * atomically, its modification time the object's update time), never into a `.yunji` folder. Files
- * that fail do not stop the others; they are the job's errors, and the job fails naming them.
+ * that fail do not stop the others; they are the job's errors, and the job fails naming them. The
+ * tenant's quota refusing a file stops the export, which fails with that 507; the files written
+ * before it stay, counted.
  */
 async function runExport(core: Core, owner: Owner, request: ExportRequest, ctx: JobContext): Promise<{ written: number }> {
   await checkExport(core, asActor(owner), request);
   const target = await tenantSpace(core, owner.tenantId, request.userSpaceID);
+  const files = filesBackendOf(core, target);
   const rootPath = checkSpacePath(request.rootPath, 'rootPath');
   const { n } = await core.db
     .selectFrom('objects')
@@ -163,10 +178,11 @@ async function runExport(core: Core, owner: Owner, request: ExportRequest, ctx: 
       const key = joinKey(rootPath, object.path);
       assertOutsideReserved(key);
       const content = await storeOf(space).read(object.hash);
-      await target.backend.put(key, content, { mtimeMs: object.updated_at });
+      await files.put(key, content, { mtimeMs: object.updated_at, size: object.size });
       written++;
       bytes += object.size;
     } catch (err) {
+      if (err instanceof AppError && err.kind === 'insufficient_storage') throw err;
       failures.push(`'${object.path}': ${(err as Error).message}`);
       ctx.error((err as Error).message, object.path);
     }

@@ -4,6 +4,7 @@ import { badRequest, conflict, notFound } from '../errors.ts';
 import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
 import { asClientError, tenantSpace } from '../spaces/spaces.ts';
+import { filesBackendOf } from '../storage/localFiles.ts';
 import { Id } from '../storage/models.ts';
 import { MaxDeleteExceeded, syncTree } from './engine.ts';
 import { compileFilters } from './filters.ts';
@@ -110,7 +111,7 @@ export const spaceSync = defineAction(SpaceSyncParams, {
       try {
         const stats = await syncTree(
           new BackendTree(source.backend, srcRoot),
-          new BackendTree(target.backend, checkSpacePath(d.path, 'destPathes')),
+          new BackendTree(filesBackendOf(ctx.core, target), checkSpacePath(d.path, 'destPathes')),
           { mode: p.mode, filters: p.filters, options: p.options, only },
           ctx,
           totals,

@@ -8,6 +8,7 @@ import { activeJobByKey, JobKeyConflict, submitJob } from '../jobs/store.ts';
 import { joinKey } from '../spaces/backend.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
 import { asClientError, tenantSpace } from '../spaces/spaces.ts';
+import { filesBackendOf } from '../storage/localFiles.ts';
 import { StringEnum } from '../schema.ts';
 import { iso } from '../time.ts';
 import { syncTree } from './engine.ts';
@@ -195,8 +196,8 @@ export const workspaceSync = defineAction(WorkspaceSyncParams, {
     try {
       const localSpace = await tenantSpace(ctx.core, tenantId, row.local_space_id);
       const cloudSpace = await tenantSpace(ctx.core, tenantId, row.cloud_space_id);
-      const local = new BackendTree(localSpace.backend, row.local_path);
-      const cloud = new BackendTree(cloudSpace.backend, joinKey(row.cloud_path, row.cloud_name));
+      const local = new BackendTree(filesBackendOf(ctx.core, localSpace), row.local_path);
+      const cloud = new BackendTree(filesBackendOf(ctx.core, cloudSpace), joinKey(row.cloud_path, row.cloud_name));
       let stat: string;
       let failed: number;
       const known = new KnownAlike();
