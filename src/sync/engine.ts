@@ -90,6 +90,8 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
       return step(`would ${verdict} '${entry.path}'`);
     }
     await transfers.add(async () => {
+      // Queued before a refusal: not written after it.
+      if (refused) return;
       try {
         report.checkpoint();
         const written = await dst.write(entry, src, report.signal);
