@@ -9,7 +9,7 @@ import type { Package } from '../storage/models.ts';
 import { bytesOfPackage, objectsOfPackage, ownPackage, storeOf, Upload } from '../storage/objects.ts';
 import { insertPackage } from '../storage/packages.ts';
 import { filesBackendOf } from '../storage/localFiles.ts';
-import { checkRoom } from '../storage/quota.ts';
+import { checkRoom, LocalBytesBudget } from '../storage/quota.ts';
 import { joinKey, type Backend } from './backend.ts';
 import { assertOutsideReserved } from './layout.ts';
 import { checkSpacePath } from './spacePaths.ts';
@@ -33,19 +33,23 @@ const ExportParams = Type.Object({ userSpaceID: Type.Integer({ minimum: 1 }), pa
 async function eachLimited<T>(items: AsyncIterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
   const running = new Set<Promise<void>>();
   let failure: unknown;
-  for await (const item of items) {
-    if (failure) break;
-    const p = work(item).then(
-      () => void running.delete(p),
-      (err: unknown) => {
-        running.delete(p);
-        failure ??= err;
-      },
-    );
-    running.add(p);
-    if (running.size >= limit) await Promise.race(running);
+  try {
+    for await (const item of items) {
+      if (failure) break;
+      const p = work(item).then(
+        () => void running.delete(p),
+        (err: unknown) => {
+          running.delete(p);
+          failure ??= err;
+        },
+      );
+      running.add(p);
+      if (running.size >= limit) await Promise.race(running);
+    }
+  } finally {
+    // Also when `items` fails: nothing is still writing once this returns.
+    await Promise.all(running);
   }
-  await Promise.all(running);
   if (failure) throw failure;
 }
 
@@ -157,7 +161,8 @@ async function runImport(core: Core, owner: Owner, request: ImportRequest, ctx: 
 async function runExport(core: Core, owner: Owner, request: ExportRequest, ctx: JobContext): Promise<{ written: number }> {
   await checkExport(core, asActor(owner), request);
   const target = await tenantSpace(core, owner.tenantId, request.userSpaceID);
-  const files = filesBackendOf(core, target);
+  const budget = new LocalBytesBudget(core, owner.tenantId);
+  const files = filesBackendOf(target, budget);
   const rootPath = checkSpacePath(request.rootPath, 'rootPath');
   const { n } = await core.db
     .selectFrom('objects')
@@ -170,25 +175,29 @@ async function runExport(core: Core, owner: Owner, request: ExportRequest, ctx: 
   const failures: string[] = [];
   let written = 0;
   let bytes = 0;
-  await eachLimited(completeObjects(core, request.packageID), CONCURRENCY, async (object) => {
-    ctx.checkpoint();
-    try {
-      let space = spaces.get(object.space_id);
-      if (!space) spaces.set(object.space_id, (space = await spaceById(core, object.space_id)));
-      const key = joinKey(rootPath, object.path);
-      assertOutsideReserved(key);
-      const content = await storeOf(space).read(object.hash);
-      await files.put(key, content, { mtimeMs: object.updated_at, size: object.size });
-      written++;
-      bytes += object.size;
-    } catch (err) {
-      if (err instanceof AppError && err.kind === 'insufficient_storage') throw err;
-      failures.push(`'${object.path}': ${(err as Error).message}`);
-      ctx.error((err as Error).message, object.path);
-    }
-    ctx.progress(written + failures.length, total, `wrote '${object.path}'`);
-    ctx.stats({ written, failed: failures.length, bytes });
-  });
+  try {
+    await eachLimited(completeObjects(core, request.packageID), CONCURRENCY, async (object) => {
+      ctx.checkpoint();
+      try {
+        let space = spaces.get(object.space_id);
+        if (!space) spaces.set(object.space_id, (space = await spaceById(core, object.space_id)));
+        const key = joinKey(rootPath, object.path);
+        assertOutsideReserved(key);
+        const content = await storeOf(space).read(object.hash);
+        await files.put(key, content, { mtimeMs: object.updated_at, size: object.size });
+        written++;
+        bytes += object.size;
+      } catch (err) {
+        if (err instanceof AppError && err.kind === 'insufficient_storage') throw err;
+        failures.push(`'${object.path}': ${(err as Error).message}`);
+        ctx.error((err as Error).message, object.path);
+      }
+      ctx.progress(written + failures.length, total, `wrote '${object.path}'`);
+      ctx.stats({ written, failed: failures.length, bytes });
+    });
+  } finally {
+    await budget.release();
+  }
   if (failures.length > 0) {
     throw backendFailed(`wrote ${written} of ${written + failures.length} objects to user space ${target.id}; failed: ${failures.slice(0, 5).join('; ')}${failures.length > 5 ? ` and ${failures.length - 5} more` : ''}`);
   }

@@ -1,25 +1,35 @@
-import { lstat } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
-import type { Core } from '../core.ts';
 import type { Backend, BackendEntry, ByteRange, ListOptions, Put, PutOptions } from '../spaces/backend.ts';
 import { touchesReserved } from '../spaces/layout.ts';
 import { LocalBackend } from '../spaces/localBackend.ts';
 import type { SpaceHandle } from '../spaces/spaces.ts';
-import { claimLocalBytes, countLocalBytes } from './quota.ts';
+import type { LocalBytesBudget } from './quota.ts';
 
 /**
  * The files Yunji writes into a tenant's local spaces for it (package exports, space and workspace
  * syncs) are on the server's own disk, so they count against the tenant's byte quota
- * (`local_bytes`, quota.ts). Writers of such files go through `filesBackendOf`, which claims a
- * file's bytes less those of the file it replaces before writing it and gives back what its
- * removals free. Yunji's own `.yunji` folders are not counted here (their objects are). The
- * recount measures the spaces again, for files changed outside Yunji.
+ * (`local_bytes`, quota.ts). Writers of such files go through `filesBackendOf`, which takes a
+ * file's bytes less those of the file it replaces from the operation's budget (a reservation of
+ * the quota, claimed in chunks) before writing it and gives back what its removals free. Yunji's
+ * own `.yunji` folders are not counted here (their objects are). The recount measures the spaces
+ * again, for files changed outside Yunji.
  */
 
-/** The backend to write the tenant's own files into `space` through: a local space's counts them; an S3 space is the tenant's own storage. */
-export function filesBackendOf(core: Core, space: SpaceHandle): Backend {
-  return space.backend instanceof LocalBackend ? new ChargedBackend(core, space.tenantId, space.backend) : space.backend;
+/** The backend to write the tenant's own files into `space` through, charging `budget` (released by the caller once done): a local space's counts them; an S3 space is the tenant's own storage. */
+export function filesBackendOf(space: SpaceHandle, budget: LocalBytesBudget): Backend {
+  return space.backend instanceof LocalBackend ? new ChargedBackend(budget, space.backend) : space.backend;
+}
+
+/** The bytes of the regular file at `path` (0: none, or not a file), synchronously: microseconds, where an async lstat is a thread-pool trip per file. */
+function sizeOf(path: string): number {
+  try {
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    return st?.isFile() ? st.size : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Files being written or removed through a charged backend in this process, by path: one at a time each, so two cannot both count one replaced file. */
@@ -37,40 +47,38 @@ async function oneAtATime<T>(path: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** What one write has claimed of the quota, beyond the `replaced` bytes of the file it takes the place of. */
+/** What one write has taken from the budget, beyond the `replaced` bytes of the file it takes the place of. */
 class Tab {
-  claimed = 0;
+  taken = 0;
   constructor(
-    private readonly core: Core,
-    private readonly tenantId: number,
+    private readonly budget: LocalBytesBudget,
     readonly replaced: number,
   ) {}
 
   covers(bytes: number): boolean {
-    return bytes - this.replaced <= this.claimed;
+    return bytes - this.replaced <= this.taken;
   }
 
-  /** Claims what writing `bytes` in all needs beyond what is claimed; throws the 507 when it does not fit. */
+  /** Takes what writing `bytes` in all needs beyond what is taken; throws the 507 when it does not fit. */
   async cover(bytes: number): Promise<void> {
-    const more = bytes - this.replaced - this.claimed;
+    const more = bytes - this.replaced - this.taken;
     if (more <= 0) return;
-    const refused = await claimLocalBytes(this.core.db, this.core.config, this.tenantId, more);
-    if (refused) throw refused;
-    this.claimed += more;
+    await this.budget.take(more);
+    this.taken += more;
   }
 
-  /** Once `written` bytes took the replaced file's place: the count becomes exactly their difference. */
+  /** Once `written` bytes took the replaced file's place: what was taken beyond their difference goes back. */
   settle(written: number): Promise<void> {
-    return countLocalBytes(this.core.db, this.tenantId, written - this.replaced - this.claimed);
+    return this.budget.give(this.taken - (written - this.replaced));
   }
 
-  /** Once the write failed (the replaced file is still there): gives back the claim. */
+  /** Once the write failed (the replaced file is still there): gives back what was taken. */
   refund(): Promise<void> {
-    return countLocalBytes(this.core.db, this.tenantId, -this.claimed);
+    return this.budget.give(this.taken);
   }
 }
 
-/** Passes a stream's bytes on once they are claimed: a source that brings more than it said is claimed as it goes, or stopped. */
+/** Passes a stream's bytes on once they are taken: a source that brings more than it said is charged as it goes, or stopped. */
 class Meter extends Transform {
   private passed = 0;
   constructor(private readonly tab: Tab) {
@@ -84,18 +92,22 @@ class Meter extends Transform {
   }
 }
 
-/** A local space's backend that counts the files written and removed through it against the tenant's byte quota. */
+/** A local space's backend that charges the files written and removed through it to a budget of the tenant's byte quota. */
 class ChargedBackend implements Backend {
   constructor(
-    private readonly core: Core,
-    private readonly tenantId: number,
+    private readonly budget: LocalBytesBudget,
     private readonly inner: LocalBackend,
   ) {}
 
-  /** Runs `write` for `key`, one at a time per file, claiming `expected` bytes first and settling on what it wrote. */
+  /** The bytes of the file at `key` (0: none); the write or removal that follows checks the path. */
+  private sizeAt(key: string): number {
+    return sizeOf(resolve(this.inner.root, key));
+  }
+
+  /** Runs `write` for `key`, one at a time per file, taking `expected` bytes first and settling on what it wrote. */
   private charged<T extends { size: number }>(key: string, expected: number, write: (tab: Tab) => Promise<T>): Promise<T> {
     return oneAtATime(resolve(this.inner.root, key), async () => {
-      const tab = new Tab(this.core, this.tenantId, (await this.inner.stat(key))?.size ?? 0);
+      const tab = new Tab(this.budget, this.sizeAt(key));
       await tab.cover(expected);
       let written: T;
       try {
@@ -118,25 +130,24 @@ class ChargedBackend implements Backend {
 
   async putFile(key: string, path: string, options: PutOptions = {}): Promise<{ size: number }> {
     if (touchesReserved(key)) return this.inner.putFile(key, path, options);
-    // The copy is the file's size as it is then; the count is settled on what was copied.
-    const expected = (await lstat(path).catch(() => undefined))?.size ?? 0;
-    return this.charged(key, expected, () => this.inner.putFile(key, path, options));
+    // The copy is the file's size as listed (or as it is now); the count is settled on what was copied.
+    return this.charged(key, options.size ?? sizeOf(path), () => this.inner.putFile(key, path, options));
   }
 
   async remove(key: string): Promise<void> {
     if (touchesReserved(key)) return this.inner.remove(key);
     await oneAtATime(resolve(this.inner.root, key), async () => {
-      const gone = (await this.inner.stat(key))?.size ?? 0;
+      const gone = this.sizeAt(key);
       await this.inner.remove(key);
-      await countLocalBytes(this.core.db, this.tenantId, -gone);
+      await this.budget.give(gone);
     });
   }
 
   /** No charged writer renames (the shard store does, in its own folder): counted all the same, as `to` replaced by what `from` held. */
   async rename(from: string, to: string): Promise<void> {
-    const counted = async (key: string) => (touchesReserved(key) ? 0 : ((await this.inner.stat(key))?.size ?? 0));
-    const moving = (await this.inner.stat(from))?.size ?? 0;
-    const tab = new Tab(this.core, this.tenantId, (await counted(from)) + (await counted(to)));
+    const counted = (key: string) => (touchesReserved(key) ? 0 : this.sizeAt(key));
+    const moving = this.sizeAt(from);
+    const tab = new Tab(this.budget, counted(from) + counted(to));
     const after = touchesReserved(to) ? 0 : moving;
     await tab.cover(after);
     try {

@@ -175,13 +175,99 @@ export function claimUsage(trx: Db, config: Config, tenantId: number, delta: Usa
 }
 
 /** Counts `bytes` more of the tenant's local files, within its byte limit, as `claimUsage` does; the 507 when they do not fit. */
-export function claimLocalBytes(db: Db, config: Config, tenantId: number, bytes: number): Promise<AppError | undefined> {
+function claimLocalBytes(db: Db, config: Config, tenantId: number, bytes: number): Promise<AppError | undefined> {
   return claimed(db, config, tenantId, { bytes, objects: 0 }, async () => Number((await adjustLocal(db, tenantId, bytes, config.tenantMaxBytes)).numAffectedRows) > 0);
 }
 
 /** Adds `bytes` (either sign) to the tenant's local files' count, unchecked: bytes already on disk, or gone from it. */
-export async function countLocalBytes(db: Db, tenantId: number, bytes: number): Promise<void> {
+async function countLocalBytes(db: Db, tenantId: number, bytes: number): Promise<void> {
   if (bytes !== 0) await addLocal(db, tenantId, bytes);
+}
+
+/** A budget claims this much of the local files' count at a time (more if one write needs more): few updates for many files. */
+export const LOCAL_CLAIM_CHUNK = 64 * 1024 * 1024;
+
+/**
+ * Per tenant, what this process's budgets hold of its local count (with claims in flight) and the
+ * bytes given back into them in all: a recount adds both (`measureLocalFiles`), as the disk does not hold them.
+ */
+const budgets = new Map<number, { held: number; freed: number }>();
+
+function budgetsOf(tenantId: number): { held: number; freed: number } {
+  let ledger = budgets.get(tenantId);
+  if (!ledger) budgets.set(tenantId, (ledger = { held: 0, freed: 0 }));
+  return ledger;
+}
+
+/**
+ * One operation's reservation of a tenant's byte quota for the local files it writes
+ * (localFiles.ts): writes take from its balance and freed bytes go back to it in memory; when short
+ * it claims `LOCAL_CLAIM_CHUNK` from the count (refused, exactly what is missing), and `release()`
+ * returns what is left. What it holds counts as used meanwhile; it never holds more than two chunks.
+ */
+export class LocalBytesBudget {
+  private balance = 0;
+  private claiming: Promise<void> | undefined;
+  private readonly ledger: { held: number; freed: number };
+
+  constructor(
+    private readonly core: Core,
+    private readonly tenantId: number,
+  ) {
+    this.ledger = budgetsOf(tenantId);
+  }
+
+  /** Takes `bytes` from the balance, claiming first when it is short; throws the 507 when even the bytes missing do not fit. */
+  async take(bytes: number): Promise<void> {
+    while (this.balance < bytes) {
+      // One claim at a time: concurrent writers wait for it rather than each claiming a chunk.
+      this.claiming ??= this.claim(bytes - this.balance).finally(() => (this.claiming = undefined));
+      await this.claiming;
+    }
+    this.balance -= bytes;
+    this.ledger.held -= bytes;
+  }
+
+  /** Puts `bytes` back (freed, or taken and not written); negative: bytes written beyond what was taken, on disk all the same. */
+  async give(bytes: number): Promise<void> {
+    this.balance += bytes;
+    this.ledger.held += bytes;
+    if (bytes > 0) this.ledger.freed += bytes;
+    // A mirror delete may free much: past two chunks, all but one go back to the count now.
+    if (this.balance > 2 * LOCAL_CLAIM_CHUNK) await this.returnAll(this.balance - LOCAL_CLAIM_CHUNK);
+  }
+
+  /** Returns what is left to the count (or counts what was written beyond it), with one update; to be called once the operation's writes are over. */
+  release(): Promise<void> {
+    return this.returnAll(this.balance);
+  }
+
+  private async claim(missing: number): Promise<void> {
+    for (const bytes of missing < LOCAL_CLAIM_CHUNK ? [LOCAL_CLAIM_CHUNK, missing] : [missing]) {
+      // Held before the update: a recount meanwhile counts it twice rather than not at all.
+      this.ledger.held += bytes;
+      const refused = await claimLocalBytes(this.core.db, this.core.config, this.tenantId, bytes).catch((err: unknown) => {
+        this.ledger.held -= bytes;
+        throw err;
+      });
+      if (!refused) {
+        this.balance += bytes;
+        return;
+      }
+      this.ledger.held -= bytes;
+      if (bytes === missing) throw refused;
+    }
+  }
+
+  /** Gives `bytes` of the balance back to the count (negative: counts them); a failure is logged, and the next recount repairs the count. */
+  private async returnAll(bytes: number): Promise<void> {
+    if (bytes === 0) return;
+    this.balance -= bytes;
+    this.ledger.held -= bytes;
+    await countLocalBytes(this.core.db, this.tenantId, -bytes).catch((err: unknown) =>
+      this.core.log.warn({ err, tenantId: this.tenantId, bytes }, "returning a local files' reservation failed; the count stays high until a recount"),
+    );
+  }
 }
 
 /** Takes `freed` off the tenant's count inside `trx`. */
@@ -339,13 +425,17 @@ const countsOf = (row: { used_bytes: number; used_objects: number; local_bytes: 
 /**
  * The bytes of the files in the tenant's local spaces, walked from the disk while its writers go
  * on: what its local count rose by during the walk is added, so a file written meanwhile is never
- * missed (it may count twice until the next recount). Undefined, and logged, if a walk failed.
+ * missed (it may count twice until the next recount), and so are this process's budgets (what they
+ * held at the start, and gave back into them meanwhile), which are counted and not on disk.
+ * Undefined, and logged, if a walk failed.
  */
 async function measureLocalFiles(core: Core, tenantId: number): Promise<((nowCounted: number) => number) | undefined> {
   const [start] = (await usageRow(core.db, tenantId)).rows;
+  const ledger = budgetsOf(tenantId);
+  const { held, freed } = ledger;
   try {
     const walked = await localFileBytes(core, tenantId);
-    return (nowCounted) => walked + Math.max(0, nowCounted - Number(start?.local_bytes ?? 0));
+    return (nowCounted) => Math.max(0, walked + Math.max(0, nowCounted - Number(start?.local_bytes ?? 0)) + held + (ledger.freed - freed));
   } catch (err) {
     core.log.warn({ err, tenantId }, "measuring a tenant's local spaces failed; its local files' count is kept");
     return undefined;
