@@ -138,6 +138,46 @@ describe.each(kinds)("files written into a tenant's local spaces count against i
     expect(u.used_bytes).toBe(400 * KiB + u.local_bytes);
   });
 
+  it("returns what an export's or a sync's reservation has left when it ends: the count is the bytes on disk, exactly", async () => {
+    // A quota far larger than the reservation's chunk (64 MiB), so each operation claims a whole chunk.
+    const t = await tenant(1024 * MiB, [['a.bin', randomBytes(300 * KiB)], ['b.bin', randomBytes(5 * KiB)]]);
+    const space = await t.localSpace();
+    expect((await exportTo(t.api, space.id, t.packageID, 'one')).status).toBe(200);
+    expect(await usage(t.api)).toMatchObject({ used_bytes: 610 * KiB, local_bytes: 305 * KiB });
+    expect(bytesOnDisk(space.root)).toBe(305 * KiB);
+
+    const dest = await t.localSpace();
+    const task = await t.api.post('/v1/spaceSyncer/createTask', {
+      trigger: { type: 'Manual' },
+      mode: { type: 'Diff', includeSize: true, includeModTime: true },
+      filters: [],
+      options: {},
+      srcUserSpaceID: space.id,
+      srcPath: 'one',
+      destUserSpaceIDs: [dest.id],
+      destPathes: ['copy'],
+    });
+    expect(task.body?.code, task.text).toBe('OK');
+    const started = await t.api.post('/v1/spaceSyncer/runTask', { taskID: task.body.data.task.taskID });
+    expect(started.body?.code, started.text).toBe('OK');
+    expect((await waitForJob(t.api, started.body.data.jobID)).status).toBe('succeeded');
+    expect(await usage(t.api)).toMatchObject({ used_bytes: 915 * KiB, local_bytes: 610 * KiB });
+  });
+
+  it("keeps parallel exports within the limit when one's reservation takes most of the room", async () => {
+    const files: [string, Buffer][] = Array.from({ length: 4 }, (_, i) => [`f${i}`, randomBytes(100 * KiB)]);
+    // Room for a 64 MiB chunk and 200 KiB: whichever export claims first holds the chunk, the others claim file by file.
+    const limit = 64 * MiB + 600 * KiB;
+    const t = await tenant(limit, files);
+    const space = await t.localSpace();
+    const answers = await Promise.all(['q1', 'q2', 'q3'].map((dir) => exportTo(t.api, space.id, t.packageID, dir)));
+    for (const r of answers.filter((a) => a.status !== 200)) expect507(r, limit);
+    const u = await usage(t.api);
+    expect(u.used_bytes).toBeLessThanOrEqual(limit);
+    expect(u.local_bytes).toBe(bytesOnDisk(space.root));
+    expect(u.used_bytes).toBe(400 * KiB + u.local_bytes);
+  });
+
   it('refuses a space sync into a local space past the quota, failing its job with the numbers, and gives back what mirror deletes remove', async () => {
     const t = await tenant(MiB, [['small', randomBytes(100 * KiB)]]);
     const source = await t.localSpace();
