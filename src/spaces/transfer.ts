@@ -99,7 +99,7 @@ async function checkExport(core: Core, actor: Actor, request: ExportRequest): Pr
   const rootPath = checkSpacePath(request.rootPath, 'rootPath');
   await ownPackage(core, actor, request.packageID);
   // A local space is the server's own disk: the package's bytes, less those of the files they would
-  // replace, must fit in the room the tenant's quota has left; each file is claimed as it is written (localFiles.ts).
+  // replace, must fit in the room the tenant's quota has left; each file is charged as it is written (localFiles.ts).
   if (!isS3(target.storage)) {
     await checkRoom(core, actor.tenantId, { bytes: await bytesOfPackage(core.db, request.packageID), objects: 0 }, () => bytesInTheWay(core, target.backend, rootPath, request.packageID));
   }

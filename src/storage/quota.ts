@@ -203,7 +203,8 @@ function budgetsOf(tenantId: number): { held: number; freed: number } {
  * One operation's reservation of a tenant's byte quota for the local files it writes
  * (localFiles.ts): writes take from its balance and freed bytes go back to it in memory; when short
  * it claims `LOCAL_CLAIM_CHUNK` from the count (refused, exactly what is missing), and `release()`
- * returns what is left. What it holds counts as used meanwhile; it never holds more than two chunks.
+ * returns what is left. What it holds counts as used meanwhile: two chunks at most, beyond what one
+ * write in progress needs.
  */
 export class LocalBytesBudget {
   private balance = 0;
@@ -234,12 +235,12 @@ export class LocalBytesBudget {
     this.ledger.held += bytes;
     if (bytes > 0) this.ledger.freed += bytes;
     // A mirror delete may free much: past two chunks, all but one go back to the count now.
-    if (this.balance > 2 * LOCAL_CLAIM_CHUNK) await this.returnAll(this.balance - LOCAL_CLAIM_CHUNK);
+    if (this.balance > 2 * LOCAL_CLAIM_CHUNK) await this.giveBack(this.balance - LOCAL_CLAIM_CHUNK);
   }
 
   /** Returns what is left to the count (or counts what was written beyond it), with one update; to be called once the operation's writes are over. */
   release(): Promise<void> {
-    return this.returnAll(this.balance);
+    return this.giveBack(this.balance);
   }
 
   private async claim(missing: number): Promise<void> {
@@ -260,12 +261,12 @@ export class LocalBytesBudget {
   }
 
   /** Gives `bytes` of the balance back to the count (negative: counts them); a failure is logged, and the next recount repairs the count. */
-  private async returnAll(bytes: number): Promise<void> {
+  private async giveBack(bytes: number): Promise<void> {
     if (bytes === 0) return;
     this.balance -= bytes;
     this.ledger.held -= bytes;
     await countLocalBytes(this.core.db, this.tenantId, -bytes).catch((err: unknown) =>
-      this.core.log.warn({ err, tenantId: this.tenantId, bytes }, "returning a local files' reservation failed; the count stays high until a recount"),
+      this.core.log.warn({ err, tenantId: this.tenantId, bytes }, "returning a local files' reservation failed; the next recount repairs the count"),
     );
   }
 }
