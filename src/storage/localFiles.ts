@@ -130,8 +130,8 @@ class ChargedBackend implements Backend {
 
   async putFile(key: string, path: string, options: PutOptions = {}): Promise<{ size: number }> {
     if (touchesReserved(key)) return this.inner.putFile(key, path, options);
-    // The copy is the file's size as listed (or as it is now); the count is settled on what was copied.
-    return this.charged(key, options.size ?? sizeOf(path), () => this.inner.putFile(key, path, options));
+    // The copy is the file's size as it is now (not as listed: the window for it to grow stays short); the count is settled on what was copied.
+    return this.charged(key, sizeOf(path), () => this.inner.putFile(key, path, options));
   }
 
   async remove(key: string): Promise<void> {
