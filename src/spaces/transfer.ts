@@ -161,7 +161,7 @@ async function runImport(core: Core, owner: Owner, request: ImportRequest, ctx: 
 async function runExport(core: Core, owner: Owner, request: ExportRequest, ctx: JobContext): Promise<{ written: number }> {
   await checkExport(core, asActor(owner), request);
   const target = await tenantSpace(core, owner.tenantId, request.userSpaceID);
-  const budget = new LocalBytesBudget(core, owner.tenantId);
+  const budget = await LocalBytesBudget.forOperation(core, owner.tenantId);
   const files = filesBackendOf(target, budget);
   const rootPath = checkSpacePath(request.rootPath, 'rootPath');
   const { n } = await core.db

@@ -17,9 +17,9 @@ import type { LocalBytesBudget } from './quota.ts';
  * again, for files changed outside Yunji.
  */
 
-/** The backend to write the tenant's own files into `space` through, charging `budget` (released by the caller once done): a local space's counts them; an S3 space is the tenant's own storage. */
+/** The backend to write the tenant's own files into `space` through, charging `budget` (released by the caller once done): a local space's counts them while the budget counts; an S3 space is the tenant's own storage. */
 export function filesBackendOf(space: SpaceHandle, budget: LocalBytesBudget): Backend {
-  return space.backend instanceof LocalBackend ? new ChargedBackend(budget, space.backend) : space.backend;
+  return space.backend instanceof LocalBackend && budget.counting ? new ChargedBackend(budget, space.backend) : space.backend;
 }
 
 /** The bytes of the regular file at `path` (0: none, or not a file), synchronously: microseconds, where an async lstat is a thread-pool trip per file. */

@@ -214,8 +214,20 @@ export class LocalBytesBudget {
   constructor(
     private readonly core: Core,
     private readonly tenantId: number,
+    /** Whether the operation's local files are counted: only while a byte limit applies (see `forOperation`). */
+    readonly counting = true,
   ) {
     this.ledger = budgetsOf(tenantId);
+  }
+
+  /**
+   * The budget of one export or sync: counting only when the tenant has a byte limit, since without
+   * one nothing can be refused and every file would cost its count for nothing. A limit can only
+   * appear through `set-quota`, which measures the tenant's local files, or a new default, which
+   * takes a restart, whose recount measures them.
+   */
+  static async forOperation(core: Core, tenantId: number): Promise<LocalBytesBudget> {
+    return new LocalBytesBudget(core, tenantId, (await tenantQuota(core, tenantId)).max_bytes > 0);
   }
 
   /** Takes `bytes` from the balance, claiming first when it is short; throws the 507 when even the bytes missing do not fit. */
@@ -380,6 +392,8 @@ export async function setTenantQuota(core: Core, tenantId: number, limits: { max
     .values({ tenant_id: tenantId, ...changes })
     .onConflict((oc) => oc.column('tenant_id').doUpdateSet(changes))
     .execute();
+  // Local files are counted only under a byte limit (LocalBytesBudget.forOperation): measured now, the count is right from here on.
+  if (changes.max_bytes !== undefined) await recountUsage(core, tenantId);
   return tenantQuota(core, tenantId);
 }
 

@@ -106,7 +106,7 @@ export const spaceSync = defineAction(SpaceSyncParams, {
     const totals = emptyStats();
     const destinations: SpaceSyncResult['destinations'] = [];
     const only = p.only ? new Set(p.only) : undefined;
-    const budget = new LocalBytesBudget(ctx.core, tenantId);
+    const budget = await LocalBytesBudget.forOperation(ctx.core, tenantId);
     try {
       for (const d of p.dests) {
         const target = await tenantSpace(ctx.core, tenantId, d.userSpaceID);

@@ -194,7 +194,7 @@ export const workspaceSync = defineAction(WorkspaceSyncParams, {
     const row = await profileRow(ctx.core, tenantId);
     if (!row) throw new PermanentJobError('the workspace profile was removed');
     const startedAt = Date.now();
-    const budget = new LocalBytesBudget(ctx.core, tenantId);
+    const budget = await LocalBytesBudget.forOperation(ctx.core, tenantId);
     try {
       const localSpace = await tenantSpace(ctx.core, tenantId, row.local_space_id);
       const cloudSpace = await tenantSpace(ctx.core, tenantId, row.cloud_space_id);

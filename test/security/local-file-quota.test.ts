@@ -269,4 +269,17 @@ describe.each(kinds)("files written into a tenant's local spaces count against i
     expect(await usage(t.api)).toMatchObject({ used_bytes: 30 * KiB, local_bytes: 10 * KiB });
     expect(bytesOnDisk(space.root)).toBe(10 * KiB);
   });
+  it('counts local files only under a byte limit, and measures them when set-quota sets one', async () => {
+    // No limit: nothing can be refused, so an export's files cost no count (the last measure stands).
+    const t = await tenant(0, [['a.bin', randomBytes(200 * KiB)]]);
+    const space = await t.localSpace();
+    expect((await exportTo(t.api, space.id, t.packageID, 'free')).status).toBe(200);
+    expect(await usage(t.api)).toMatchObject({ used_bytes: 200 * KiB, local_bytes: 0, max_bytes: 0 });
+    // A limit set by the operator measures the files already there; later exports count from it.
+    const set = yunji('admin', 'set-quota', '--tenant', String(t.id), '--max-bytes', String(500 * KiB));
+    expect(set.status, set.stderr).toBe(0);
+    expect(await usage(t.api)).toMatchObject({ used_bytes: 400 * KiB, local_bytes: 200 * KiB, max_bytes: 500 * KiB });
+    expect507(await exportTo(t.api, space.id, t.packageID, 'more'), 500 * KiB, 400 * KiB, 200 * KiB);
+    expect(bytesOnDisk(space.root)).toBe(200 * KiB);
+  });
 });
