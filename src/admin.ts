@@ -147,8 +147,8 @@ export async function adminSetQuota(core: Core, tenantId: number, limits: { maxB
 }
 
 /**
- * Recounts tenants' usage (one tenant's, or every tenant's) from their objects, as start-up does;
- * safe while servers run. Shows each count before and after.
+ * Recounts tenants' usage (one tenant's, or every tenant's) from their objects and their local
+ * spaces' files, as start-up does; safe while servers run. Shows each count before and after.
  */
 export async function adminRecountUsage(core: Core, tenantId?: number): Promise<Record<string, unknown>> {
   return { tenants: await recountUsage(core, tenantId) };

@@ -18,7 +18,7 @@ const USAGE = `Usage: yunji <command>
   admin reseal-secrets           re-seal stored credentials with YUNJI_SECRET_KEY (then former keys can go)
   admin set-quota --tenant ID [--max-bytes N|default] [--max-objects N|default]
   admin show-tenant --tenant ID
-  admin recount-usage [--tenant ID]  recount tenants' usage from their objects; prints each before and after
+  admin recount-usage [--tenant ID]  recount tenants' usage from their objects and local spaces' files; prints each before and after
 
 Settings come from YUNJI_* environment variables and ./yunji.config.json (see README).`;
 

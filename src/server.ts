@@ -21,7 +21,8 @@ export async function serve(config: Config): Promise<void> {
   const stopFence = await startWriteFence(core);
   // Bytes left by uploads that never committed, or no longer referenced, go once they are old enough.
   const stopSweeper = startSweeper(core);
-  // Tenants' usage counts, recounted from their objects (a crash may have left them off).
+  // Tenants' usage counts, recounted from their objects and local spaces (a crash, or files
+  // changed outside Yunji, may have left them off).
   void recountUsage(core).then(
     (recounts) => {
       const changed = recounts.filter((r) => r.before.used_bytes !== r.after.used_bytes || r.before.used_objects !== r.after.used_objects).length;

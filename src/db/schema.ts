@@ -53,6 +53,8 @@ export interface TenantUsageTable {
   used_bytes: Generated<number>;
   /** Its object rows, unfinished multipart uploads included. */
   used_objects: Generated<number>;
+  /** Bytes of the files Yunji wrote into its local spaces (outside `.yunji`), counted against `max_bytes` with `used_bytes`. */
+  local_bytes: Generated<number>;
   /** The tenant's own limits; null: the operator's default (`tenantMaxBytes`, `tenantMaxObjects`); 0: none. */
   max_bytes: Generated<number | null>;
   max_objects: Generated<number | null>;

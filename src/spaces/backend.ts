@@ -34,6 +34,8 @@ export interface PutOptions {
   scratch?: boolean;
   /** Also say whether a file was at the key before (`replaced`); a backend that cannot tell for free makes a request more for it. */
   reportReplaced?: boolean;
+  /** The bytes a stream `source` holds, when the caller knows: a backend that charges a quota for what it writes claims them before the first byte. */
+  size?: number;
 }
 
 export interface Put {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { sql } from 'kysely';
 import type { Db } from '../db/index.ts';
@@ -356,6 +356,27 @@ export async function testSpace(core: Core, actor: Actor, body: TestUserSpaceBod
   } finally {
     backend.close?.();
   }
+}
+
+/**
+ * The bytes of the files in the tenant's local spaces, as their listings see them: no `.yunji`
+ * folder, no symlink followed. A space whose root is inside another's (or the same) is walked with
+ * that one, once.
+ */
+export async function localFileBytes(core: Core, tenantId: number): Promise<number> {
+  const rows = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('tenant_id', '=', tenantId).execute();
+  const locals = rows
+    .map((row) => handleOf(core, row))
+    .flatMap((space) => (isS3(space.storage) ? [] : [{ space, root: resolve(space.storage.root) }]))
+    .sort((a, b) => a.root.length - b.root.length);
+  const walked: string[] = [];
+  let bytes = 0;
+  for (const { space, root } of locals) {
+    if (walked.some((outer) => root === outer || root.startsWith(outer.endsWith(sep) ? outer : outer + sep))) continue;
+    walked.push(root);
+    for await (const entry of space.backend.list('')) bytes += entry.size;
+  }
+  return bytes;
 }
 
 /** A backend's failure as the error a client sees; anything else unchanged. */

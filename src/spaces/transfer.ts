@@ -1,15 +1,16 @@
 import { Type } from '@sinclair/typebox';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
-import { backendFailed, notFound } from '../errors.ts';
+import { AppError, backendFailed, notFound } from '../errors.ts';
 import { defineAction, type JobContext } from '../jobs/actions.ts';
 import { failureOf, submitJob, waitForJob } from '../jobs/store.ts';
 import { ownBucket } from '../storage/buckets.ts';
 import type { Package } from '../storage/models.ts';
 import { bytesOfPackage, objectsOfPackage, ownPackage, storeOf, Upload } from '../storage/objects.ts';
 import { insertPackage } from '../storage/packages.ts';
-import { checkRoom } from '../storage/quota.ts';
-import { joinKey } from './backend.ts';
+import { filesBackendOf } from '../storage/localFiles.ts';
+import { checkRoom, LocalBytesBudget } from '../storage/quota.ts';
+import { joinKey, type Backend } from './backend.ts';
 import { assertOutsideReserved } from './layout.ts';
 import { checkSpacePath } from './spacePaths.ts';
 import { isS3 } from './storageConfig.ts';
@@ -32,19 +33,23 @@ const ExportParams = Type.Object({ userSpaceID: Type.Integer({ minimum: 1 }), pa
 async function eachLimited<T>(items: AsyncIterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
   const running = new Set<Promise<void>>();
   let failure: unknown;
-  for await (const item of items) {
-    if (failure) break;
-    const p = work(item).then(
-      () => void running.delete(p),
-      (err: unknown) => {
-        running.delete(p);
-        failure ??= err;
-      },
-    );
-    running.add(p);
-    if (running.size >= limit) await Promise.race(running);
+  try {
+    for await (const item of items) {
+      if (failure) break;
+      const p = work(item).then(
+        () => void running.delete(p),
+        (err: unknown) => {
+          running.delete(p);
+          failure ??= err;
+        },
+      );
+      running.add(p);
+      if (running.size >= limit) await Promise.race(running);
+    }
+  } finally {
+    // Also when `items` fails: nothing is still writing once this returns.
+    await Promise.all(running);
   }
-  await Promise.all(running);
   if (failure) throw failure;
 }
 
@@ -91,12 +96,23 @@ async function checkImport(core: Core, actor: Actor, request: ImportRequest): Pr
 async function checkExport(core: Core, actor: Actor, request: ExportRequest): Promise<void> {
   requireRole(actor, 'member');
   const target = await tenantSpace(core, actor.tenantId, request.userSpaceID);
-  checkSpacePath(request.rootPath, 'rootPath');
+  const rootPath = checkSpacePath(request.rootPath, 'rootPath');
   await ownPackage(core, actor, request.packageID);
-  // A local space is the server's own disk: the package's bytes must fit in the room the tenant's quota has left (docs/DECISIONS.md).
+  // A local space is the server's own disk: the package's bytes, less those of the files they would
+  // replace, must fit in the room the tenant's quota has left; each file is charged as it is written (localFiles.ts).
   if (!isS3(target.storage)) {
-    await checkRoom(core, actor.tenantId, { bytes: await bytesOfPackage(core.db, request.packageID), objects: 0 });
+    await checkRoom(core, actor.tenantId, { bytes: await bytesOfPackage(core.db, request.packageID), objects: 0 }, () => bytesInTheWay(core, target.backend, rootPath, request.packageID));
   }
+}
+
+/** The bytes of the files at the paths an export of the package to `rootPath` would write. */
+async function bytesInTheWay(core: Core, backend: Backend, rootPath: string, packageId: number): Promise<number> {
+  let bytes = 0;
+  for await (const object of completeObjects(core, packageId)) {
+    const key = joinKey(rootPath, object.path);
+    bytes += (await backend.stat(key).catch(() => undefined))?.size ?? 0;
+  }
+  return bytes;
 }
 
 /** A new package holding the files at `path` in the space (a file: that one, by its name; a folder: everything under it). */
@@ -138,11 +154,15 @@ async function runImport(core: Core, owner: Owner, request: ImportRequest, ctx: 
 /**
  * Writes every object of the package to `<rootPath>/<object path>` in the space (each file
  * atomically, its modification time the object's update time), never into a `.yunji` folder. Files
- * that fail do not stop the others; they are the job's errors, and the job fails naming them.
+ * that fail do not stop the others; they are the job's errors, and the job fails naming them. The
+ * tenant's quota refusing a file stops the export, which fails with that 507; the files written
+ * before it stay, counted.
  */
 async function runExport(core: Core, owner: Owner, request: ExportRequest, ctx: JobContext): Promise<{ written: number }> {
   await checkExport(core, asActor(owner), request);
   const target = await tenantSpace(core, owner.tenantId, request.userSpaceID);
+  const budget = await LocalBytesBudget.forOperation(core, owner.tenantId);
+  const files = filesBackendOf(target, budget);
   const rootPath = checkSpacePath(request.rootPath, 'rootPath');
   const { n } = await core.db
     .selectFrom('objects')
@@ -155,24 +175,29 @@ async function runExport(core: Core, owner: Owner, request: ExportRequest, ctx: 
   const failures: string[] = [];
   let written = 0;
   let bytes = 0;
-  await eachLimited(completeObjects(core, request.packageID), CONCURRENCY, async (object) => {
-    ctx.checkpoint();
-    try {
-      let space = spaces.get(object.space_id);
-      if (!space) spaces.set(object.space_id, (space = await spaceById(core, object.space_id)));
-      const key = joinKey(rootPath, object.path);
-      assertOutsideReserved(key);
-      const content = await storeOf(space).read(object.hash);
-      await target.backend.put(key, content, { mtimeMs: object.updated_at });
-      written++;
-      bytes += object.size;
-    } catch (err) {
-      failures.push(`'${object.path}': ${(err as Error).message}`);
-      ctx.error((err as Error).message, object.path);
-    }
-    ctx.progress(written + failures.length, total, `wrote '${object.path}'`);
-    ctx.stats({ written, failed: failures.length, bytes });
-  });
+  try {
+    await eachLimited(completeObjects(core, request.packageID), CONCURRENCY, async (object) => {
+      ctx.checkpoint();
+      try {
+        let space = spaces.get(object.space_id);
+        if (!space) spaces.set(object.space_id, (space = await spaceById(core, object.space_id)));
+        const key = joinKey(rootPath, object.path);
+        assertOutsideReserved(key);
+        const content = await storeOf(space).read(object.hash);
+        await files.put(key, content, { mtimeMs: object.updated_at, size: object.size });
+        written++;
+        bytes += object.size;
+      } catch (err) {
+        if (err instanceof AppError && err.kind === 'insufficient_storage') throw err;
+        failures.push(`'${object.path}': ${(err as Error).message}`);
+        ctx.error((err as Error).message, object.path);
+      }
+      ctx.progress(written + failures.length, total, `wrote '${object.path}'`);
+      ctx.stats({ written, failed: failures.length, bytes });
+    });
+  } finally {
+    await budget.release();
+  }
   if (failures.length > 0) {
     throw backendFailed(`wrote ${written} of ${written + failures.length} objects to user space ${target.id}; failed: ${failures.slice(0, 5).join('; ')}${failures.length > 5 ? ` and ${failures.length - 5} more` : ''}`);
   }

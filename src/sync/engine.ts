@@ -1,3 +1,4 @@
+import { AppError } from '../errors.ts';
 import type { JobContext } from '../jobs/actions.ts';
 import { CancelledError } from '../jobs/context.ts';
 import { compileFilters } from './filters.ts';
@@ -47,8 +48,10 @@ type Verdict = 'copy' | 'update' | 'skip';
 /**
  * Syncs one destination from one source: copies what is missing or differs, deletes what the
  * source lacks when asked to (after every copy succeeded, and never more than `maxDelete`), and
- * returns the counts. Per-file failures are reported and counted; they do not stop the run. A
- * cancel stops it between files; a copy cut short leaves nothing at the destination.
+ * returns the counts. Per-file failures are reported and counted; they do not stop the run, but
+ * for the tenant's quota refusing a file: every file after it would be refused too, so the run
+ * ends with that refusal (thrown) once the copies under way are done. A cancel stops it between
+ * files; a copy cut short leaves nothing at the destination.
  */
 export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSettings, report: SyncReport, totals: SyncStats = emptyStats()): Promise<SyncStats> {
   const stats = emptyStats();
@@ -71,8 +74,10 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
     report.progress(done, seen, info);
     report.stats({ ...totals });
   };
+  let refused: AppError | undefined;
   const fileFailed = (path: string, err: unknown) => {
     if (err instanceof CancelledError || report.signal.aborted) return;
+    if (err instanceof AppError && err.kind === 'insufficient_storage') refused ??= err;
     count('failed');
     report.error(`${(err as Error).message}`, path);
   };
@@ -85,6 +90,8 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
       return step(`would ${verdict} '${entry.path}'`);
     }
     await transfers.add(async () => {
+      // Queued before a refusal: not written after it.
+      if (refused) return;
       try {
         report.checkpoint();
         const written = await dst.write(entry, src, report.signal);
@@ -134,6 +141,7 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
     await transfers.drain();
   }
   report.stats({ ...totals });
+  if (refused) throw refused;
   report.checkpoint();
 
   if (deletions.length > 0) await deleteExtra(dst, deletions, settings, stats, report, count, totals);
@@ -142,6 +150,7 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
   async function plan(): Promise<void> {
     for await (const [s, d] of mergeByPath(source, dest)) {
       report.checkpoint();
+      if (refused) return;
       if (s && settings.only && !settings.only.has(s.path)) continue;
       if (d?.problem && !s) continue;
       if (s?.problem) {

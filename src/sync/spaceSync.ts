@@ -4,6 +4,8 @@ import { badRequest, conflict, notFound } from '../errors.ts';
 import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
 import { asClientError, tenantSpace } from '../spaces/spaces.ts';
+import { filesBackendOf } from '../storage/localFiles.ts';
+import { LocalBytesBudget } from '../storage/quota.ts';
 import { Id } from '../storage/models.ts';
 import { MaxDeleteExceeded, syncTree } from './engine.ts';
 import { compileFilters } from './filters.ts';
@@ -104,22 +106,27 @@ export const spaceSync = defineAction(SpaceSyncParams, {
     const totals = emptyStats();
     const destinations: SpaceSyncResult['destinations'] = [];
     const only = p.only ? new Set(p.only) : undefined;
-    for (const d of p.dests) {
-      const target = await tenantSpace(ctx.core, tenantId, d.userSpaceID);
-      ctx.log(`syncing '${p.srcPath}' of user space ${source.id} to '${d.path}' of user space ${target.id}`);
-      try {
-        const stats = await syncTree(
-          new BackendTree(source.backend, srcRoot),
-          new BackendTree(target.backend, checkSpacePath(d.path, 'destPathes')),
-          { mode: p.mode, filters: p.filters, options: p.options, only },
-          ctx,
-          totals,
-        );
-        destinations.push({ userSpaceID: d.userSpaceID, path: d.path, ...stats });
-      } catch (err) {
-        if (err instanceof MaxDeleteExceeded) throw new PermanentJobError(err.message);
-        throw asClientError(err);
+    const budget = await LocalBytesBudget.forOperation(ctx.core, tenantId);
+    try {
+      for (const d of p.dests) {
+        const target = await tenantSpace(ctx.core, tenantId, d.userSpaceID);
+        ctx.log(`syncing '${p.srcPath}' of user space ${source.id} to '${d.path}' of user space ${target.id}`);
+        try {
+          const stats = await syncTree(
+            new BackendTree(source.backend, srcRoot),
+            new BackendTree(filesBackendOf(target, budget), checkSpacePath(d.path, 'destPathes')),
+            { mode: p.mode, filters: p.filters, options: p.options, only },
+            ctx,
+            totals,
+          );
+          destinations.push({ userSpaceID: d.userSpaceID, path: d.path, ...stats });
+        } catch (err) {
+          if (err instanceof MaxDeleteExceeded) throw new PermanentJobError(err.message);
+          throw asClientError(err);
+        }
       }
+    } finally {
+      await budget.release();
     }
     ctx.log(`checked ${totals.checked}, copied ${totals.copied}, updated ${totals.updated}, deleted ${totals.deleted}, skipped ${totals.skipped}, failed ${totals.failed}`);
     // Files that failed are the job's errors; running the whole sync again would not fix them by itself.

@@ -90,7 +90,7 @@ export class BackendTree implements SyncTree {
   async write(entry: TreeEntry, from: SyncTree, signal: AbortSignal): Promise<{ size: number }> {
     const key = joinKey(this.root, entry.path);
     assertOutsideReserved(key);
-    const put = { mtimeMs: entry.mtimeMs };
+    const put = { mtimeMs: entry.mtimeMs, ...(entry.size >= 0 ? { size: entry.size } : {}) };
     // Local to local: the kernel copies the file.
     if (from instanceof BackendTree && from.backend.localFile && this.backend.putFile) {
       return this.backend.putFile(key, await from.backend.localFile(entry.key), put);

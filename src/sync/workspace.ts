@@ -8,6 +8,8 @@ import { activeJobByKey, JobKeyConflict, submitJob } from '../jobs/store.ts';
 import { joinKey } from '../spaces/backend.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
 import { asClientError, tenantSpace } from '../spaces/spaces.ts';
+import { filesBackendOf } from '../storage/localFiles.ts';
+import { LocalBytesBudget } from '../storage/quota.ts';
 import { StringEnum } from '../schema.ts';
 import { iso } from '../time.ts';
 import { syncTree } from './engine.ts';
@@ -192,11 +194,12 @@ export const workspaceSync = defineAction(WorkspaceSyncParams, {
     const row = await profileRow(ctx.core, tenantId);
     if (!row) throw new PermanentJobError('the workspace profile was removed');
     const startedAt = Date.now();
+    const budget = await LocalBytesBudget.forOperation(ctx.core, tenantId);
     try {
       const localSpace = await tenantSpace(ctx.core, tenantId, row.local_space_id);
       const cloudSpace = await tenantSpace(ctx.core, tenantId, row.cloud_space_id);
-      const local = new BackendTree(localSpace.backend, row.local_path);
-      const cloud = new BackendTree(cloudSpace.backend, joinKey(row.cloud_path, row.cloud_name));
+      const local = new BackendTree(filesBackendOf(localSpace, budget), row.local_path);
+      const cloud = new BackendTree(filesBackendOf(cloudSpace, budget), joinKey(row.cloud_path, row.cloud_name));
       let stat: string;
       let failed: number;
       const known = new KnownAlike();
@@ -239,6 +242,8 @@ export const workspaceSync = defineAction(WorkspaceSyncParams, {
         await ctx.core.db.updateTable('workspaces').set({ last_error: (failure as Error).message }).where('tenant_id', '=', tenantId).execute();
       }
       throw failure;
+    } finally {
+      await budget.release();
     }
   },
 });

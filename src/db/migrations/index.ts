@@ -18,6 +18,7 @@ import * as boundedJobs from './0016_bounded_jobs.ts';
 import * as inviteeRows from './0017_invitee_rows.ts';
 import * as shardHandshake from './0018_shard_handshake.ts';
 import * as jobsWaitingIndex from './0019_jobs_waiting_index.ts';
+import * as localFileBytes from './0020_local_file_bytes.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -40,4 +41,5 @@ export const migrations: Record<string, Migration> = {
   '0017_invitee_rows': inviteeRows,
   '0018_shard_handshake': shardHandshake,
   '0019_jobs_waiting_index': jobsWaitingIndex,
+  '0020_local_file_bytes': localFileBytes,
 };
