@@ -99,7 +99,7 @@ const packageOfTenantWithUsage = prepared((db: Db, packageId: number, tenantId: 
     .selectFrom('packages as p')
     .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
     .leftJoin('tenant_usage as u', 'u.tenant_id', 'b.tenant_id')
-    .select(['p.id', 'u.used_bytes', 'u.used_objects', 'u.max_bytes', 'u.max_objects'])
+    .select(['p.id', 'u.used_bytes', 'u.used_objects', 'u.local_bytes', 'u.max_bytes', 'u.max_objects'])
     .where('p.id', '=', packageId)
     .where('b.tenant_id', '=', tenantId),
 );

@@ -381,7 +381,7 @@ export async function checkRoom(core: Core, tenantId: number, asked: Usage, repl
 }
 
 /** The columns of a tenant's usage row that `refuseOverRoom` reads (null: no row yet), for a caller that reads them with its own query. */
-export type UsageColumns = Pick<QuotaRow, 'used_bytes' | 'used_objects' | 'max_bytes' | 'max_objects'>;
+export type UsageColumns = Pick<QuotaRow, 'used_bytes' | 'used_objects' | 'local_bytes' | 'max_bytes' | 'max_objects'>;
 
 /** `checkRoom` on usage the caller has read already (a quota, or the columns of its usage row). */
 export async function refuseOverRoom(config: Config, usage: TenantQuota | UsageColumns, asked: Usage, replaceable?: () => Promise<number>): Promise<void> {
