@@ -287,10 +287,11 @@ export class Worker {
 
   /** Extends the leases of this process's runs; stops those cancelled elsewhere or whose lease was lost. */
   private async heartbeat(): Promise<void> {
-    const ids = [...this.running.keys()];
-    if (ids.length === 0) return;
+    const runs = [...this.running];
+    if (runs.length === 0) return;
+    const ids = runs.map(([id]) => id);
     // A job's row carries at most one of these, the one of its run here (a claim of the job replaces the run it had).
-    const leases = [...new Set([...this.running.values()].map((r) => r.lease))];
+    const leases = [...new Set(runs.map(([, r]) => r.lease))];
     const rows = await this.rowWrites.run(() =>
       this.core.db
         .updateTable('jobs')
@@ -302,9 +303,9 @@ export class Worker {
         .execute(),
     );
     const held = new Map(rows.map((r) => [r.id, r.cancel_requested]));
-    for (const id of ids) {
-      const r = this.running.get(id);
-      if (!r) continue;
+    for (const [id, r] of runs) {
+      // A run that ended meanwhile, or was replaced by a new claim of its job (which this query did not see), is left alone.
+      if (this.running.get(id) !== r) continue;
       if (!held.has(id)) this.abort(r, 'lease');
       else if (held.get(id) === 1) this.abort(r, 'cancel');
     }
