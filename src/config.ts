@@ -182,7 +182,7 @@ export const ConfigSchema = Type.Object(
       env: 'YUNJI_TENANT_MAX_BYTES',
       default: 0,
       minimum: 0,
-      description: "Bytes each tenant's objects may take, each object counted in full (0: no limit); `yunji admin set-quota` sets a tenant's own.",
+      description: "Bytes each tenant's objects (each counted in full) and the files Yunji writes into its local spaces may take together (0: no limit); `yunji admin set-quota` sets a tenant's own.",
     }),
     tenantMaxObjects: Type.Integer({
       env: 'YUNJI_TENANT_MAX_OBJECTS',
