@@ -41,6 +41,8 @@ export class LocalBackend implements Backend {
   private readonly base: string;
   /** Directories already proven to be inside the root with no symlink on the way. */
   private readonly verified = new Set<string>();
+  /** Directories being made and checked now: concurrent writes into a new folder share one check. */
+  private readonly ensuring = new Map<string, Promise<void>>();
 
   constructor(readonly root: string) {
     this.base = resolve(root);
@@ -81,8 +83,17 @@ export class LocalBackend implements Backend {
    * Creates `dir` (once: a directory already checked is taken to still exist) and checks it. Missing
    * folders are made one at a time, each below a checked one, so none is made through a symlink.
    */
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.verified.has(dir)) return;
+  private ensureDir(dir: string): Promise<void> {
+    if (this.verified.has(dir)) return Promise.resolve();
+    let ensuring = this.ensuring.get(dir);
+    if (!ensuring) {
+      ensuring = this.createChecked(dir).finally(() => this.ensuring.delete(dir));
+      this.ensuring.set(dir, ensuring);
+    }
+    return ensuring;
+  }
+
+  private async createChecked(dir: string): Promise<void> {
     await this.rootReal();
     try {
       return await this.checkInside(dir);
