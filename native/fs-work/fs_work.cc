@@ -1,9 +1,6 @@
 // Small local file system work for src/spaces/fsThreads.ts, run on libuv's thread pool with plain
-// system calls: a batch of whole small-file writes, the next page of a directory walk, the next
-// piece of a download sent from its file to its socket by sendfile(2), or the next megabyte of a
-// large upload's body read from its socket, is one hand-off. Worker
-// threads did the first two in JavaScript, but each carried a V8 isolate of about 9 MiB; here the
-// work costs no memory beyond what it holds.
+// system calls: a batch of whole small-file writes, or the next page of a directory walk, is one
+// hand-off. The work costs no memory beyond what it holds (docs/DECISIONS.md).
 //
 // Errors are reported as Node reports them (`code`, and a message such as
 // "ENOENT: no such file or directory, open '/x'"), so callers treat them alike.
@@ -13,9 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -571,135 +565,6 @@ napi_value WriteFiles(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// ---------------------------------------------------------------------------------------------
-// A file's bytes to a socket, in the kernel: no copy through user space, next to no CPU.
-
-struct Sending {
-  int socket = -1;  // a duplicate of the connection's descriptor, this work's own to close
-  int file = -1;
-  off_t position = 0;
-  size_t count = 0;
-  size_t sent = 0;
-  bool ended = false;  // the file ended before `count` bytes
-  Failure failure;
-  napi_ref callback = nullptr;
-  napi_async_work work = nullptr;
-};
-
-// How long a piece waits for a client that is not reading before it hands its thread back, so a
-// stalled client cannot hold one of the pool's few threads.
-constexpr int kWaitForClientMs = 50;
-
-// Moves up to `count` bytes over a non-blocking socket, one `step` (a system call: bytes moved, 0
-// at the end, -1 with errno) at a time, waiting for the socket to be ready (`events`) at most
-// kWaitForClientMs at a time: stops when `count` bytes have moved, at the end, on an error
-// (`call` names it), or when the peer has kept the socket unready that long. Closes the socket.
-template <typename Step>
-void overSocket(int socket, short events, const char* call, size_t count, size_t* moved, bool* ended, Failure* failure, Step step) {
-  while (*moved < count) {
-    ssize_t n = step(count - *moved);
-    if (n > 0) {
-      *moved += static_cast<size_t>(n);
-      continue;
-    }
-    if (n == 0) {
-      *ended = true;
-      break;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) {
-      *failure = failureOf(errno, call, "socket");
-      break;
-    }
-    struct pollfd ready = {socket, events, 0};
-    int r = poll(&ready, 1, kWaitForClientMs);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      *failure = failureOf(errno, "poll", "socket");
-      break;
-    }
-    if (r == 0) break;
-    // Readable at the end too (POLLHUP with POLLIN); unwritable only when the peer is gone.
-    if ((ready.revents & events) == 0 && events == POLLOUT) {
-      *failure = failureOf(EPIPE, "poll", "socket");
-      break;
-    }
-  }
-  close(socket);
-}
-
-void sendExecute(napi_env, void* data) {
-  auto* s = static_cast<Sending*>(data);
-  overSocket(s->socket, POLLOUT, "sendfile", s->count, &s->sent, &s->ended, &s->failure,
-             [s](size_t left) { return sendfile(s->socket, s->file, &s->position, left); });
-  s->socket = -1;
-}
-
-// The callback's arguments for one piece of a socket transfer: (error) or (undefined, {<counted>: count, ended}).
-void pieceArguments(napi_env env, const Failure& failure, const char* counted, size_t count, bool ended, napi_value* args) {
-  napi_get_undefined(env, &args[0]);
-  napi_get_undefined(env, &args[1]);
-  if (failure.failed) {
-    args[0] = errorValue(env, failure);
-    return;
-  }
-  napi_value value;
-  napi_create_object(env, &args[1]);
-  napi_create_double(env, static_cast<double>(count), &value);
-  napi_set_named_property(env, args[1], counted, value);
-  napi_get_boolean(env, ended, &value);
-  napi_set_named_property(env, args[1], "ended", value);
-}
-
-void sendComplete(napi_env env, napi_status, void* data) {
-  auto* s = static_cast<Sending*>(data);
-  napi_value args[2];
-  pieceArguments(env, s->failure, "sent", s->sent, s->ended, args);
-  napi_ref callback = s->callback;
-  napi_delete_async_work(env, s->work);
-  delete s;
-  callBack(env, &callback, 2, args);
-}
-
-// sendFile(socketFd, fileFd, position, count, callback): sends up to `count` bytes of the file from
-// `position`; callback(error, {sent, ended}), with fewer bytes sent when the client stopped reading
-// for a while or the file ended. The socket is duplicated here, on the main thread while its
-// descriptor is surely open, so the pool thread never writes to a number reused meanwhile.
-napi_value SendFile(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  int32_t socket = -1, file = -1;
-  double position = -1, count = -1;
-  napi_valuetype type = napi_undefined;
-  bool ok = argc == 5 && napi_get_value_int32(env, argv[0], &socket) == napi_ok && napi_get_value_int32(env, argv[1], &file) == napi_ok &&
-            napi_get_value_double(env, argv[2], &position) == napi_ok && napi_get_value_double(env, argv[3], &count) == napi_ok &&
-            napi_typeof(env, argv[4], &type) == napi_ok && type == napi_function;
-  if (!ok || socket < 0 || file < 0 || !(position >= 0 && position < 9007199254740992.0) || !(count >= 0 && count < 9007199254740992.0)) {
-    napi_throw_type_error(env, nullptr, "sendFile(socketFd, fileFd, position, count, callback)");
-    return nullptr;
-  }
-  int copy = fcntl(socket, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) {
-    napi_throw(env, errorValue(env, failureOf(errno, "dup", "socket")));
-    return nullptr;
-  }
-  auto* s = new Sending();
-  s->socket = copy;
-  s->file = file;
-  s->position = static_cast<off_t>(position);
-  s->count = static_cast<size_t>(count);
-  if (napi_create_reference(env, argv[4], 1, &s->callback) != napi_ok ||
-      queueWork(env, "yunji:sendFile", sendExecute, sendComplete, s, &s->work) != napi_ok) {
-    if (s->callback != nullptr) napi_delete_reference(env, s->callback);
-    close(copy);
-    delete s;
-    napi_throw_error(env, nullptr, "sendFile: could not queue the work");
-    return nullptr;
-  }
-  return nullptr;
-}
-
 void walkFinalize(napi_env, void* data, void*) { delete static_cast<Walk*>(data); }
 
 // walkOpen(dir, key, skip, emptyDirs): a walk, started by its first walkNext.
@@ -822,89 +687,12 @@ napi_value WalkStop(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// ---------------------------------------------------------------------------------------------
-// A large request body from its socket into a buffer, a megabyte per hand-off: Node reads a
-// socket 64 KiB at a time, and each piece then costs the main thread a trip through the HTTP
-// parser and every stream after it.
-
-struct Receiving {
-  int socket = -1;  // a duplicate of the connection's descriptor, this work's own to close
-  unsigned char* bytes = nullptr;
-  size_t length = 0;
-  size_t received = 0;
-  bool ended = false;  // the peer closed its side
-  Failure failure;
-  napi_ref buffer = nullptr;
-  napi_ref callback = nullptr;
-  napi_async_work work = nullptr;
-};
-
-void receiveExecute(napi_env, void* data) {
-  auto* r = static_cast<Receiving*>(data);
-  overSocket(r->socket, POLLIN, "recv", r->length, &r->received, &r->ended, &r->failure,
-             [r](size_t left) { return recv(r->socket, r->bytes + r->received, left, 0); });
-  r->socket = -1;
-}
-
-void receiveComplete(napi_env env, napi_status, void* data) {
-  auto* r = static_cast<Receiving*>(data);
-  napi_value args[2];
-  pieceArguments(env, r->failure, "received", r->received, r->ended, args);
-  napi_ref callback = r->callback;
-  napi_delete_reference(env, r->buffer);
-  napi_delete_async_work(env, r->work);
-  delete r;
-  callBack(env, &callback, 2, args);
-}
-
-// receive(socketFd, buffer, callback): fills the buffer from the socket; callback(error,
-// {received, ended}), with fewer bytes when the peer sent nothing for a while or closed its side.
-napi_value Receive(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  int32_t socket = -1;
-  bool typed = false;
-  napi_valuetype type = napi_undefined;
-  bool ok = argc == 3 && napi_get_value_int32(env, argv[0], &socket) == napi_ok && napi_is_typedarray(env, argv[1], &typed) == napi_ok && typed &&
-            napi_typeof(env, argv[2], &type) == napi_ok && type == napi_function;
-  napi_typedarray_type kind = napi_int8_array;
-  void* bytes = nullptr;
-  size_t length = 0;
-  if (ok) ok = napi_get_typedarray_info(env, argv[1], &kind, &length, &bytes, nullptr, nullptr) == napi_ok && kind == napi_uint8_array;
-  if (!ok || socket < 0) {
-    napi_throw_type_error(env, nullptr, "receive(socketFd, buffer, callback)");
-    return nullptr;
-  }
-  int copy = fcntl(socket, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) {
-    napi_throw(env, errorValue(env, failureOf(errno, "dup", "socket")));
-    return nullptr;
-  }
-  auto* r = new Receiving();
-  r->socket = copy;
-  r->bytes = static_cast<unsigned char*>(bytes);
-  r->length = length;
-  if (napi_create_reference(env, argv[1], 1, &r->buffer) != napi_ok || napi_create_reference(env, argv[2], 1, &r->callback) != napi_ok ||
-      queueWork(env, "yunji:receive", receiveExecute, receiveComplete, r, &r->work) != napi_ok) {
-    if (r->buffer != nullptr) napi_delete_reference(env, r->buffer);
-    if (r->callback != nullptr) napi_delete_reference(env, r->callback);
-    close(copy);
-    delete r;
-    napi_throw_error(env, nullptr, "receive: could not queue the work");
-    return nullptr;
-  }
-  return nullptr;
-}
-
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"writeFiles", nullptr, WriteFiles, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"walkOpen", nullptr, WalkOpen, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"walkNext", nullptr, WalkNext, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"walkStop", nullptr, WalkStop, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"sendFile", nullptr, SendFile, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"receive", nullptr, Receive, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
   return exports;

@@ -4,13 +4,9 @@ import { createRequire } from 'node:module';
  * Small local file system work on libuv's thread pool, one hand-off each, done by Yunji's native
  * module (native/fs-work) with plain system calls: a batch of small files written whole (each opened
  * as a partial file, written or copied from another file, timed, closed and moved to its target), or
- * the next page of a directory walk with the size and time of each file, the next piece of a
- * download sent from its file to its socket, or the next megabyte of a large upload's body read from
- * its socket. The same steps as asynchronous `fs` calls cost the main
- * thread a thread-pool trip each (65–90 µs apiece on the 2-core VM of docs/BENCHMARKS.md); made
- * synchronously on the main thread they would stall every request whenever the disk is slow, and a
- * sync's two walks could not overlap. Worker threads did the writes and walks in JavaScript before,
- * at about 9 MiB of memory each (docs/DECISIONS.md).
+ * the next page of a directory walk with the size and time of each file. The same steps as
+ * asynchronous `fs` calls cost the main thread a thread-pool trip each, and made synchronously they
+ * would stall every request whenever the disk is slow (docs/DECISIONS.md).
  */
 export interface SmallFile {
   /** A new name in the same file system as `target`, created exclusively. */
@@ -66,18 +62,6 @@ interface NativePage {
   done: boolean;
 }
 
-/** What one piece of a sendfile download did: bytes sent, and whether the file ended first. */
-export interface FileSent {
-  sent: number;
-  ended: boolean;
-}
-
-/** What one piece of a body read from a socket got: bytes received, and whether the peer closed its side. */
-export interface SocketReceived {
-  received: number;
-  ended: boolean;
-}
-
 declare const walkBrand: unique symbol;
 type NativeWalk = { readonly [walkBrand]: true };
 
@@ -86,8 +70,6 @@ interface FsWork {
   walkOpen(dir: string, key: string, skip: string, emptyDirs: boolean): NativeWalk;
   walkNext(walk: NativeWalk, done: (error: FsFailure | undefined, page: NativePage | undefined) => void): void;
   walkStop(walk: NativeWalk): void;
-  receive(socketFd: number, buffer: Uint8Array, done: (error: FsFailure | undefined, result: SocketReceived | undefined) => void): void;
-  sendFile(socketFd: number, fileFd: number, position: number, count: number, done: (error: FsFailure | undefined, result: FileSent | undefined) => void): void;
 }
 
 const fsWork = createRequire(import.meta.url)('yunji-fs-work') as FsWork;
@@ -157,35 +139,4 @@ export async function* walkDirectory(dir: string, key: string, skip: string, emp
     // Left before its end (a cancelled sync): the walk lets go of what it holds.
     if (next) fsWork.walkStop(walk);
   }
-}
-
-/**
- * Sends up to `count` bytes of the open file `fileFd` from `position` to the connected socket
- * `socketFd` by sendfile(2), on a pool thread: the kernel moves the bytes from the page cache to the
- * socket. Resolves with fewer bytes when the client has not read for a moment (so a stalled client
- * does not keep a pool thread) or the file ended; rejects with the socket's error (its `code` kept).
- */
-export function sendFileToSocket(socketFd: number, fileFd: number, position: number, count: number): Promise<FileSent> {
-  return socketPiece((done) => fsWork.sendFile(socketFd, fileFd, position, count, done));
-}
-
-/** One piece of a socket transfer started by `start`, as a promise. */
-function socketPiece<T>(start: (done: (error: FsFailure | undefined, result: T | undefined) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
-    try {
-      start((error, result) => (error ? reject(errorOf(error)) : resolve(result!)));
-    } catch (err) {
-      // The socket could not be duplicated (no descriptors left): thrown as the file system's error.
-      reject(err instanceof Error ? err : errorOf(err as FsFailure));
-    }
-  });
-}
-
-/**
- * Fills `buffer` from the connected socket `socketFd` (recv(2) on a pool thread). Resolves with
- * fewer bytes when the peer has sent nothing for a moment (so a stalled client does not keep a
- * pool thread) or closed its side; rejects with the socket's error (its `code` kept).
- */
-export function receiveFromSocket(socketFd: number, buffer: Buffer): Promise<SocketReceived> {
-  return socketPiece((done) => fsWork.receive(socketFd, buffer, done));
 }

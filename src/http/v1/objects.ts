@@ -10,7 +10,6 @@ import { Nullable } from '../../schema.ts';
 import { schemaProblem } from '../../validation.ts';
 import { sendFileBody } from '../fileBody.ts';
 import { formBoundary, FormReader } from '../formReader.ts';
-import { takeBody } from '../socketBody.ts';
 import { actorOf } from '../auth.ts';
 import type { Actor } from '../../accounts/actor.ts';
 import { assertOwnUserId, V1, v1, V1Error, v1ErrorBody, v1ErrorResponses } from './envelope.ts';
@@ -32,13 +31,10 @@ function listPageBody(page: ListPage): Buffer {
 }
 
 /** The request's multipart/form-data body, part by part (the caller closes it with `return()`). */
-function formOf(request: FastifyRequest, reply: FastifyReply, what: string): FormReader {
+function formOf(request: FastifyRequest, what: string): FormReader {
   const boundary = formBoundary(request.headers['content-type']);
   if (!boundary) throw badRequest(`send multipart/form-data with a boundary: ${what}`);
-  const taken = takeBody(request.raw);
-  // Node's parser never sees a taken body, so the connection cannot carry another request.
-  if (taken) reply.header('connection', 'close');
-  return new FormReader(taken ?? request.raw, boundary, { parts: MAX_FILES_PER_UPLOAD + 1, fieldSize: 64 * 1024 });
+  return new FormReader(request.raw, boundary, { parts: MAX_FILES_PER_UPLOAD + 1, fieldSize: 64 * 1024 });
 }
 
 /** The body's length as its request declares it (0: not declared), which bounds what its files hold. */
@@ -136,9 +132,9 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         response: { 200: V1(Type.Object({ uploadeds: Type.Array(StorageObject) })), ...v1ErrorResponses },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const actor = actorOf(request);
-      const form = formOf(request, reply, 'an info field, then files parts');
+      const form = formOf(request, 'an info field, then files parts');
       let upload: Upload | undefined;
       try {
         const { packageID, affinity } = (await readInfo(form, UploadInfo, actor)) as { packageID: number; affinity?: number };
@@ -267,9 +263,9 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         response: { 200: V1(Type.Null()), ...v1ErrorResponses },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const actor = actorOf(request);
-      const form = formOf(request, reply, 'an info field, then the file part');
+      const form = formOf(request, 'an info field, then the file part');
       try {
         const info = (await readInfo(form, PartInfo, actor)) as { objectID: number; index: number };
         const next = await form.next();
