@@ -1,6 +1,8 @@
-// Small local file system work for src/spaces/fsThreads.ts, run on libuv's thread pool with plain
+// Small local file system work for src/spaces/fsNative.ts, run on libuv's thread pool with plain
 // system calls: a batch of whole small-file writes, or the next page of a directory walk, is one
 // hand-off. The work costs no memory beyond what it holds (docs/DECISIONS.md).
+// src/spaces/fsPortable.ts does the same in pure Node; test/spaces/fsWork.test.ts holds both to one
+// suite, so a change here is made there too.
 //
 // Errors are reported as Node reports them (`code`, and a message such as
 // "ENOENT: no such file or directory, open '/x'"), so callers treat them alike.
