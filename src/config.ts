@@ -191,6 +191,12 @@ export const ConfigSchema = Type.Object(
       description: "Objects each tenant may have (0: no limit); `yunji admin set-quota` sets a tenant's own.",
     }),
     shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
+    native: Type.Union([Type.Literal('auto'), Type.Literal('off')], {
+      env: 'YUNJI_NATIVE',
+      default: 'auto',
+      description:
+        "`auto`: small local file writes and directory walks run in Yunji's native module (`native/fs-work`) where it was built, in pure Node where not; `off`: always in pure Node. The server logs which at start.",
+    }),
   },
   { additionalProperties: false },
 );

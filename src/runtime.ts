@@ -7,11 +7,14 @@ import { actionCatalog } from './jobs/catalog.ts';
 import { JobEvents } from './jobs/events.ts';
 import { jobById } from './jobs/store.ts';
 import { sealerFor } from './sealing.ts';
+import { chooseFsWork, type FsChoice } from './spaces/fsThreads.ts';
 import { defaultSpace } from './spaces/spaces.ts';
 
 export interface Runtime {
   core: Core;
   database: DatabaseHandle;
+  /** The small local file system work this process uses (`YUNJI_NATIVE`). */
+  fsWork: FsChoice;
 }
 
 /** A `token…=` query parameter's value in a URL (`?token=` carries a credential for clients that cannot set headers). */
@@ -32,8 +35,12 @@ export function createLogger(config: Config): Logger {
   });
 }
 
-/** Opens the database and brings its schema up to date: what every command needs before it works. */
+/**
+ * Chooses the local file system work (`YUNJI_NATIVE`), opens the database and brings its schema up
+ * to date: what every command needs before it works.
+ */
 export async function openRuntime(config: Config, log: Logger = createLogger(config)): Promise<Runtime> {
+  const fsWork = chooseFsWork(config.native);
   const database = openDatabase(config.databaseUrl, config.dataDir);
   try {
     const applied = await migrateToLatest(database.db);
@@ -49,7 +56,13 @@ export async function openRuntime(config: Config, log: Logger = createLogger(con
     await core.jobs.events.close();
     await close();
   };
-  return { database, core };
+  return { database, core, fsWork };
+}
+
+/** The start-up log line that says which local file system work this process uses. */
+export function logFsWork(log: Logger, fsWork: FsChoice): void {
+  if (fsWork.using === 'native') log.info({ fsWork: 'native' }, 'local file work: native module (yunji-fs-work)');
+  else log.info({ fsWork: 'portable', reason: fsWork.reason }, `local file work: pure Node (${fsWork.reason})`);
 }
 
 /** First start: creates the default tenant and admin, and shows a generated password once. */

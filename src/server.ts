@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { buildApp } from './http/app.ts';
 import { startJobEngine } from './jobs/engine.ts';
-import { bootstrapIfEmpty, createLogger, openRuntime } from './runtime.ts';
+import { bootstrapIfEmpty, createLogger, logFsWork, openRuntime } from './runtime.ts';
 import { startSweeper } from './spaces/sweeper.ts';
 import { startWriteFence } from './spaces/writeFence.ts';
 import { recountUsage } from './storage/quota.ts';
@@ -14,8 +14,9 @@ import { recountUsage } from './storage/quota.ts';
  */
 export async function serve(config: Config): Promise<void> {
   const log = createLogger(config);
-  const { core, database } = await openRuntime(config, log);
+  const { core, database, fsWork } = await openRuntime(config, log);
   log.info({ database: database.dialect, location: database.location }, 'database ready');
+  logFsWork(log, fsWork);
   await bootstrapIfEmpty(core);
   // Before any write: what this process writes is fenced off from every sweeper while in flight.
   const stopFence = await startWriteFence(core);
@@ -80,7 +81,8 @@ function onStopSignals(log: Logger, config: Config, stop: () => Promise<void>): 
 /** `yunji worker`: runs jobs (and interval triggers and webhooks) without serving HTTP. */
 export async function work(config: Config): Promise<void> {
   const log = createLogger(config);
-  const { core, database } = await openRuntime(config, log);
+  const { core, database, fsWork } = await openRuntime(config, log);
+  logFsWork(log, fsWork);
   if (config.workers === 0) throw new Error('YUNJI_WORKERS is 0: a worker process with no workers would do nothing');
   const stopFence = await startWriteFence(core);
   const engine = await startJobEngine(core);

@@ -16,6 +16,7 @@ describe('loadConfig', () => {
     expect(c.databaseUrl).toBe('');
     expect(c.adminEmail).toBe('admin@example.com');
     expect(c.bodyLimit).toBe(1048576);
+    expect(c.native).toBe('auto');
   });
 
   it('reads yunji.config.json and lets the environment override it', () => {
@@ -34,6 +35,7 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ YUNJI_TRUST_PROXY: 'maybe' }, cwd)).toThrow(/YUNJI_TRUST_PROXY: must be true or false/);
     expect(() => loadConfig({ YUNJI_LOG_LEVEL: 'loud' }, cwd)).toThrow(/YUNJI_LOG_LEVEL \(logLevel\)/);
     expect(() => loadConfig({ YUNJI_BODY_LIMIT: '10' }, cwd)).toThrow(ConfigError);
+    expect(() => loadConfig({ YUNJI_NATIVE: 'on' }, cwd)).toThrow(/YUNJI_NATIVE \(native\)/);
   });
 
   it('refuses unknown keys and non-JSON in the file, and a missing explicit file', () => {

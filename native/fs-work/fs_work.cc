@@ -1,6 +1,8 @@
-// Small local file system work for src/spaces/fsThreads.ts, run on libuv's thread pool with plain
+// Small local file system work for src/spaces/fsNative.ts, run on libuv's thread pool with plain
 // system calls: a batch of whole small-file writes, or the next page of a directory walk, is one
 // hand-off. The work costs no memory beyond what it holds (docs/DECISIONS.md).
+// src/spaces/fsPortable.ts does the same in pure Node; test/spaces/fsWork.test.ts holds both to one
+// suite, so a change here is made there too.
 //
 // Errors are reported as Node reports them (`code`, and a message such as
 // "ENOENT: no such file or directory, open '/x'"), so callers treat them alike.
@@ -11,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,18 +41,19 @@ Failure failureOf(int errnum, const char* syscall, const std::string& path, cons
   return f;
 }
 
-// Seconds as libuv turns them into a file time (as fs.utimes does), so a file timed here and one
-// timed by Node get the same time: whole microseconds, rounded down.
-struct timespec timespecOf(double seconds) {
-  struct timespec ts;
-  ts.tv_sec = static_cast<time_t>(seconds);
-  ts.tv_nsec = static_cast<long>((seconds - static_cast<double>(ts.tv_sec)) * 1e9);
-  ts.tv_nsec -= ts.tv_nsec % 1000;
-  if (ts.tv_nsec < 0) {
-    ts.tv_nsec += 1000000000;
-    ts.tv_sec -= 1;
-  }
-  return ts;
+// Gives a file (open as `fd`, or else at `path`) its modification time, and now as its access time,
+// through libuv's own call run here synchronously: the time is rounded exactly as fs.utimes rounds it
+// in the Node that loaded this module (libuv's rounding changed between Node 22 and 24). Returns 0 or
+// a negative libuv error.
+int setTimes(int fd, const std::string& path, double mtimeMs) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  double atime = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+  uv_fs_t req;
+  int r = fd >= 0 ? uv_fs_futime(nullptr, &req, fd, atime, mtimeMs / 1000, nullptr)
+                  : uv_fs_utime(nullptr, &req, path.c_str(), atime, mtimeMs / 1000, nullptr);
+  uv_fs_req_cleanup(&req);
+  return r;
 }
 
 // As Node's Stats.mtimeMs.
@@ -209,8 +213,8 @@ void writeOne(WriteRequest& r) {
     int e = copyExclusive(r.copyOf, r.partial, &created, &syscall, &path);
     if (e != 0) return path != nullptr ? fail(e, syscall, *path) : fail(e, syscall, r.copyOf, &r.partial);
     if (r.timed) {
-      struct timespec times[2] = {{0, UTIME_NOW}, timespecOf(r.mtimeMs / 1000)};
-      if (utimensat(AT_FDCWD, r.partial.c_str(), times, 0) != 0) return fail(errno, "utime", r.partial);
+      int timed = setTimes(-1, r.partial, r.mtimeMs);
+      if (timed != 0) return fail(-timed, "utime", r.partial);
     }
     struct stat st;
     if (stat(r.partial.c_str(), &st) != 0) return fail(errno, "stat", r.partial);
@@ -228,8 +232,8 @@ void writeOne(WriteRequest& r) {
       done += static_cast<size_t>(n);
     }
     if (r.timed) {
-      struct timespec times[2] = {{0, UTIME_NOW}, timespecOf(r.mtimeMs / 1000)};
-      if (futimens(fd, times) != 0) return fail(errno, "futime", r.partial);
+      int timed = setTimes(fd, r.partial, r.mtimeMs);
+      if (timed != 0) return fail(-timed, "futime", r.partial);
     }
     int closed = close(fd);
     fd = -1;

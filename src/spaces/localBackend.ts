@@ -19,7 +19,7 @@ const WRITE_BUFFER = 1024 * 1024;
 /** Files are read in chunks of this size: fewer thread-pool trips and socket writes than the default 64 KiB. */
 const READ_CHUNK = 1024 * 1024;
 
-/** Files copied whole by the native file system work (a copy holds up its pool thread for about a millisecond per MiB). */
+/** Files copied whole by the small-file writer (`writeSmallFile`; with the native module a copy holds up its pool thread for about a millisecond per MiB). */
 const SMALL_COPY = 1024 * 1024;
 
 /** Files being written, renamed over their target when complete: `<root>/.yunji/partial/`. */
@@ -176,14 +176,14 @@ export class LocalBackend implements Backend {
       // after this look (by someone with access to the directory) could still be followed.
       const st = lstatSync(source, { throwIfNoEntry: false });
       if (!st?.isFile()) throw new BackendError(st ? 'the file to copy is a symbolic link or not a regular file; a space never follows a symlink' : 'the file to copy does not exist', 'not_found');
-      // A small file is copied, timed and moved into place on a pool thread in one hand-off.
+      // A small file is copied, timed and moved into place by the small-file writer (one hand-off with the native module).
       if (st.size <= SMALL_COPY) {
         const { size } = await this.inDir([partial, path], () => writeSmallFile({ partial, target: path, copyOf: source, mtimeMs: options.mtimeMs }));
         return { size };
       }
       await this.inDir(partial, () => copyFile(source, partial));
       // The new file's inode is in memory: setting its time and reading its size synchronously
-      // costs microseconds, against a thread-pool trip each (see fsThreads.ts).
+      // costs microseconds, against a thread-pool trip each (docs/DECISIONS.md).
       if (options.mtimeMs !== undefined) utimesSync(partial, Date.now() / 1000, options.mtimeMs / 1000);
       const { size } = lstatSync(partial);
       await this.inDir(path, () => rename(partial, path));
@@ -282,10 +282,10 @@ export class LocalBackend implements Backend {
   }
 
   /**
-   * Depth first, each directory's entries sorted so that keys come out in byte order. A pool thread
-   * walks the tree with plain system calls (a directory's listing and its files' sizes and times,
-   * not a hand-off per file) a page of entries ahead, so it works while this thread merges and
-   * compares.
+   * Depth first, each directory's entries sorted so that keys come out in byte order. The walk runs
+   * a page of entries ahead (with the native module, on a pool thread with plain system calls: a
+   * directory's listing and its files' sizes and times in one hand-off), so it works while this
+   * thread merges and compares.
    */
   private async *walk(dir: string, keyPrefix: string, emptyDirs: boolean): AsyncIterable<BackendEntry> {
     try {

@@ -9,6 +9,15 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 /** The tsx loader, by URL, so a process started in any directory can run the TypeScript sources. */
 export const TSX = import.meta.resolve('tsx');
 
+/**
+ * What every process a test starts takes from the test's own environment: the path, the home, and
+ * `YUNJI_NATIVE` where set (vitest's `native-off` project sets it to run the servers on pure Node).
+ */
+export function inheritedEnv(): Record<string, string | undefined> {
+  const { PATH, HOME, YUNJI_NATIVE } = process.env;
+  return { PATH, HOME, ...(YUNJI_NATIVE !== undefined ? { YUNJI_NATIVE } : {}) };
+}
+
 /** What one `yunji …` command printed and how it exited; `json` parses its output. */
 export interface CliRun {
   status: number | null;
@@ -24,7 +33,7 @@ export interface CliRun {
 export function runCli(args: string[], where: { dataDir: string; databaseUrl: string; env?: Record<string, string>; timeoutMs?: number }): CliRun {
   const r = spawnSync(process.execPath, ['--import', TSX, join(ROOT, 'src/main.ts'), ...args], {
     cwd: where.dataDir,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, YUNJI_DATA_DIR: where.dataDir, YUNJI_DATABASE_URL: where.databaseUrl, YUNJI_LOG_LEVEL: 'warn', ...where.env },
+    env: { ...inheritedEnv(), YUNJI_DATA_DIR: where.dataDir, YUNJI_DATABASE_URL: where.databaseUrl, YUNJI_LOG_LEVEL: 'warn', ...where.env },
     encoding: 'utf8',
     timeout: where.timeoutMs ?? 60_000,
   });
@@ -53,6 +62,8 @@ export interface StartOptions {
   /** Reuse a data dir / database from an earlier server (restart tests). */
   dataDir?: string;
   databaseUrl?: string;
+  /** Another copy of the project to run the server from (its `src/`, resolving packages from its `node_modules`). */
+  projectDir?: string;
 }
 
 /** Spawns `yunji serve` (the real CLI) on a free port against a fresh SQLite file or PostgreSQL database. */
@@ -66,10 +77,9 @@ export async function startServer(kind: DbKind, options: StartOptions = {}): Pro
     dropPg = created.drop;
   }
   const proc = spawn(process.execPath, ['--import', TSX, 'src/main.ts', 'serve'], {
-    cwd: ROOT,
+    cwd: options.projectDir ?? ROOT,
     env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
+      ...inheritedEnv(),
       YUNJI_PORT: '0',
       YUNJI_HOST: '127.0.0.1',
       YUNJI_DATA_DIR: dataDir,

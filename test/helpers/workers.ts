@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { ROOT, TSX, type RunningServer } from './server.ts';
+import { inheritedEnv, ROOT, TSX, type RunningServer } from './server.ts';
 
 export interface RunningWorker {
   proc: ChildProcess;
@@ -17,8 +17,7 @@ export async function startWorker(server: Pick<RunningServer, 'dataDir' | 'datab
   const proc = spawn(process.execPath, ['--import', TSX, 'src/main.ts', 'worker'], {
     cwd: ROOT,
     env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
+      ...inheritedEnv(),
       YUNJI_DATA_DIR: server.dataDir,
       YUNJI_DATABASE_URL: server.databaseUrl,
       YUNJI_LOG_LEVEL: 'info',
