@@ -3,6 +3,7 @@
 // when a source is newer; where the TypeScript compiler is not installed (`npm ci --omit=dev`), it
 // runs the sources through tsx, a runtime dependency, instead.
 import { execFileSync } from 'node:child_process';
+import process from 'node:process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

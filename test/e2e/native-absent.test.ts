@@ -1,32 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
 import { fsWorkCases } from '../helpers/fsWork.ts';
-import { client, login, ROOT, startServer, type RunningServer } from '../helpers/server.ts';
+import { client, login, projectCopy, startServer, type RunningServer } from '../helpers/server.ts';
 import { emptyDirsUnder, localSpaceMaker, treeDifference, waitForJob, writeTree, type Api } from '../helpers/sync.ts';
 
 const kinds = await databaseKinds();
-
-/**
- * A copy of the project whose node_modules lacks yunji-fs-work altogether, as after `npm ci` where
- * the module cannot be built: its own `src/` (modules resolve from where a file really is, so a link
- * to this project's would find the module here), its package.json and tsconfig, and a link to every
- * other package of this project's node_modules.
- */
-function projectWithoutNative(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'yunji-no-native-'));
-  cpSync(join(ROOT, 'src'), join(dir, 'src'), { recursive: true });
-  for (const file of ['package.json', 'tsconfig.json']) copyFileSync(join(ROOT, file), join(dir, file));
-  mkdirSync(join(dir, 'node_modules'));
-  for (const entry of readdirSync(join(ROOT, 'node_modules'))) {
-    if (entry !== 'yunji-fs-work') symlinkSync(join(ROOT, 'node_modules', entry), join(dir, 'node_modules', entry));
-  }
-  return dir;
-}
 
 /** The start-up line that says which local file work a server runs. */
 function fsWorkLine(server: RunningServer): { fsWork: string; reason?: string } {
@@ -50,7 +33,8 @@ describe.each(kinds)('a server whose node_modules has no yunji-fs-work, on %s', 
   let admin: Api;
 
   beforeAll(async () => {
-    project = projectWithoutNative();
+    // As after `npm ci` where the module cannot be built: not in node_modules at all.
+    project = projectCopy((name) => name !== 'yunji-fs-work');
     roots = mkdtempSync(join(tmpdir(), 'yunji-no-native-roots-'));
     server = await startServer(kind, { projectDir: project, env: { YUNJI_NATIVE: 'auto', YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100' } });
     token = await login(server.url);

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,6 +16,22 @@ export const TSX = import.meta.resolve('tsx');
 export function inheritedEnv(): Record<string, string | undefined> {
   const { PATH, HOME, YUNJI_NATIVE } = process.env;
   return { PATH, HOME, ...(YUNJI_NATIVE !== undefined ? { YUNJI_NATIVE } : {}) };
+}
+
+/**
+ * A copy of the project to start servers from: its own `src/`, `bin/`, package.json and tsconfigs
+ * (modules resolve from where a file really is, so links to this project's would find its
+ * packages), and a link to each package of this project's node_modules that `keep` accepts.
+ */
+export function projectCopy(keep: (name: string) => boolean): string {
+  const dir = mkdtempSync(join(tmpdir(), 'yunji-project-'));
+  for (const tree of ['src', 'bin']) cpSync(join(ROOT, tree), join(dir, tree), { recursive: true });
+  for (const file of ['package.json', 'tsconfig.json', 'tsconfig.build.json']) copyFileSync(join(ROOT, file), join(dir, file));
+  mkdirSync(join(dir, 'node_modules'));
+  for (const entry of readdirSync(join(ROOT, 'node_modules'))) {
+    if (keep(entry)) symlinkSync(join(ROOT, 'node_modules', entry), join(dir, 'node_modules', entry));
+  }
+  return dir;
 }
 
 /** What one `yunji …` command printed and how it exited; `json` parses its output. */
@@ -64,6 +80,8 @@ export interface StartOptions {
   databaseUrl?: string;
   /** Another copy of the project to run the server from (its `src/`, resolving packages from its `node_modules`). */
   projectDir?: string;
+  /** Start it as `npm start` does (`bin/yunji.js`, compiled or not as it decides), not from the sources through tsx. */
+  startCommand?: boolean;
 }
 
 /** Spawns `yunji serve` (the real CLI) on a free port against a fresh SQLite file or PostgreSQL database. */
@@ -76,7 +94,7 @@ export async function startServer(kind: DbKind, options: StartOptions = {}): Pro
     databaseUrl = created.url;
     dropPg = created.drop;
   }
-  const proc = spawn(process.execPath, ['--import', TSX, 'src/main.ts', 'serve'], {
+  const proc = spawn(process.execPath, options.startCommand ? ['bin/yunji.js', 'serve'] : ['--import', TSX, 'src/main.ts', 'serve'], {
     cwd: options.projectDir ?? ROOT,
     env: {
       ...inheritedEnv(),
@@ -96,11 +114,13 @@ export async function startServer(kind: DbKind, options: StartOptions = {}): Pro
   proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
 
+  // `npm start` may compile first.
+  const startWithinMs = options.startCommand ? 120_000 : 30_000;
   const url = await new Promise<string>((res, rej) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL'); // never leave a server behind that the test no longer knows of
-      rej(new Error(`server did not start within 30 s:\n${out}`));
-    }, 30_000);
+      rej(new Error(`server did not start within ${startWithinMs / 1000} s:\n${out}`));
+    }, startWithinMs);
     const check = () => {
       const m = /yunji listening on (http:\/\/[^"\s]+)/.exec(out);
       if (m?.[1]) {
