@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { constants, stat as statByCallback, type Stats } from 'node:fs';
 import { copyFile, link, open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
-import { readAhead, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_ERROR, WALK_FILE, WALK_PAGE, type FsWork, type PageOfWalk, type SmallFile, type SmallFileWritten, type WalkPage } from './fsWork.ts';
+import { isMissing, readAhead, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_ERROR, WALK_FILE, WALK_PAGE, type FsWork, type PageOfWalk, type SmallFile, type SmallFileWritten, type WalkPage } from './fsWork.ts';
 
 /**
  * The small file system work in pure Node (`fs.promises`), for where the native module is not built
@@ -119,8 +119,6 @@ interface Level {
 
 /** A file's stats: the walk's one call per file, made by callback, which costs the main thread less than fs.promises (docs/DECISIONS.md). */
 const statOf = (path: string) => new Promise<Stats>((resolve, reject) => statByCallback(path, (err, st) => (err ? reject(err) : resolve(st))));
-
-const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR';
 
 /**
  * A directory's files and folders (nothing else: no symlinks), folders named `skip` left out, each

@@ -87,3 +87,9 @@ export async function* readAhead(next: () => Promise<PageOfWalk>, stop: () => vo
     if (coming) stop();
   }
 }
+
+/** Whether a file system error says the path is not there (a missing file, or a file where a folder was expected). */
+export function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}

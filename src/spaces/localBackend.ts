@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { pump } from '../streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
 import { walkDirectory, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_FILE, writeSmallFile } from './fsThreads.ts';
+import { isMissing } from './fsWork.ts';
 import { RESERVED_DIR } from './layout.ts';
 import { WriteBehindStream } from './writeBehind.ts';
 import { withHold } from './writeFence.ts';
@@ -323,10 +324,6 @@ function opened(stream: WriteStream): Promise<WriteStream> {
     });
     stream.once('error', reject);
   });
-}
-
-function isMissing(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR';
 }
 
 function localError(err: unknown, key: string): Error {
