@@ -3,7 +3,6 @@ import { adminCreateApiKey, adminCreateTenant, adminCreateUser, adminRecountUsag
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import type { Core } from './core.ts';
 import { AppError } from './errors.ts';
-import { tuneMalloc } from './mallocTuning.ts';
 import { openRuntime } from './runtime.ts';
 import { serve, work } from './server.ts';
 
@@ -120,7 +119,6 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  tuneMalloc();
   const config = loadConfig();
   switch (command) {
     case 'serve':

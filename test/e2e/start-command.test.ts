@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
-import { client, login, projectCopy, ROOT, startServer, type RunningServer } from '../helpers/server.ts';
+import { client, login, projectCopy, ROOT, startCommandSetup, startServer, type RunningServer } from '../helpers/server.ts';
 
 /**
  * `npm start` (bin/yunji.js) as users run it: installed without the dev dependencies it has no
@@ -35,6 +35,16 @@ async function uploadsAndServes(server: RunningServer): Promise<void> {
   const back = await fetch(`${server.url}/v1/object/downloadByPath?path=b/p/hello.txt`, { headers: { authorization: `Bearer ${token}` } });
   expect(await back.text()).toBe('started by npm start');
 }
+
+describe('the start script', () => {
+  it('runs bin/yunji.js with the Node flags and glibc tunables the tests start servers with', () => {
+    const { scripts, config } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    expect(scripts.start).toBe('GLIBC_TUNABLES=${GLIBC_TUNABLES:-$npm_package_config_glibcTunables} node $npm_package_config_nodeFlags bin/yunji.js serve');
+    const setup = startCommandSetup();
+    expect(setup.nodeFlags.join(' ')).toBe(config.nodeFlags);
+    expect(setup.env.GLIBC_TUNABLES).toBe(config.glibcTunables);
+  });
+});
 
 describe.each(kinds)('npm start without the dev dependencies, on %s', (kind) => {
   let project: string;

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -8,6 +8,15 @@ import { createPgDatabase, type DbKind } from './databases.ts';
 export const ROOT = resolve(import.meta.dirname, '../..');
 /** The tsx loader, by URL, so a process started in any directory can run the TypeScript sources. */
 export const TSX = import.meta.resolve('tsx');
+
+/**
+ * The Node flags and environment `npm start` runs the server with, from package.json's `config`
+ * (test/e2e/start-command.test.ts checks that the start script uses exactly these).
+ */
+export function startCommandSetup(projectDir = ROOT): { nodeFlags: string[]; env: Record<string, string> } {
+  const { config } = JSON.parse(readFileSync(join(projectDir, 'package.json'), 'utf8')) as { config: { nodeFlags: string; glibcTunables: string } };
+  return { nodeFlags: config.nodeFlags.split(' '), env: { GLIBC_TUNABLES: config.glibcTunables } };
+}
 
 /**
  * What every process a test starts takes from the test's own environment: the path, the home, and
@@ -80,7 +89,10 @@ export interface StartOptions {
   databaseUrl?: string;
   /** Another copy of the project to run the server from (its `src/`, resolving packages from its `node_modules`). */
   projectDir?: string;
-  /** Start it as `npm start` does (`bin/yunji.js`, compiled or not as it decides), not from the sources through tsx. */
+  /**
+   * Start it as `npm start` does (`bin/yunji.js`, compiled or not as it decides, with the start
+   * command's Node flags and environment), not from the sources through tsx.
+   */
   startCommand?: boolean;
 }
 
@@ -94,10 +106,14 @@ export async function startServer(kind: DbKind, options: StartOptions = {}): Pro
     databaseUrl = created.url;
     dropPg = created.drop;
   }
-  const proc = spawn(process.execPath, options.startCommand ? ['bin/yunji.js', 'serve'] : ['--import', TSX, 'src/main.ts', 'serve'], {
-    cwd: options.projectDir ?? ROOT,
+  const projectDir = options.projectDir ?? ROOT;
+  const asStarted = options.startCommand ? startCommandSetup(projectDir) : undefined;
+  const args = asStarted ? [...asStarted.nodeFlags, 'bin/yunji.js', 'serve'] : ['--import', TSX, 'src/main.ts', 'serve'];
+  const proc = spawn(process.execPath, args, {
+    cwd: projectDir,
     env: {
       ...inheritedEnv(),
+      ...asStarted?.env,
       YUNJI_PORT: '0',
       YUNJI_HOST: '127.0.0.1',
       YUNJI_DATA_DIR: dataDir,
