@@ -56,7 +56,7 @@ export interface Backend {
   stat(key: string): Promise<BackendEntry | undefined>;
   /** Removes `key`; a missing key is fine. */
   remove(key: string): Promise<void>;
-  /** Moves `from` over `to` (replacing it); `to`'s modification time becomes now. */
+  /** Moves `from` over `to` (replacing it), with its modification time: a kept one stays, a write's stays no older than that write. */
   rename(from: string, to: string): Promise<void>;
   /** Every file at or under `prefix` (a key or a folder), recursively, ordered by key bytes. */
   list(prefix: string, options?: ListOptions): AsyncIterable<BackendEntry>;
@@ -86,6 +86,14 @@ export class BackendError extends Error {
     super(message, options);
     this.name = 'BackendError';
   }
+}
+
+/**
+ * Refuses a key that would leave the space's root on some store: a `.` or `..` segment (which a
+ * file system or an HTTP path resolves) or a NUL. asClientError answers it with a 400.
+ */
+export function assertKeyInside(key: string): void {
+  if (key.split('/').some((s) => s === '..' || s === '.' || s.includes('\0'))) throw new BackendError(`'${key}' is not a path inside the space`, 'denied');
 }
 
 /** Joins key segments, dropping empty ones: `joinKey('', 'a/', 'b')` is `a/b`. */

@@ -4,7 +4,7 @@ import { copyFile, lstat, mkdir, open, readdir, realpath, rename, rm, utimes, ty
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pump } from '../streams.ts';
-import { BackendError, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
+import { assertKeyInside, BackendError, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
 import { walkDirectory, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_FILE, writeSmallFile } from './fsThreads.ts';
 import { isMissing } from './fsWork.ts';
 import { RESERVED_DIR } from './layout.ts';
@@ -54,11 +54,10 @@ export class LocalBackend implements Backend {
   }
 
   private pathOf(key: string): string {
-    const segments = key.split('/').filter((s) => s !== '');
-    if (segments.some((s) => s === '..' || s === '.' || s.includes('\\') || s.includes('\0'))) {
-      throw new BackendError(`'${key}' is not a path inside the space`, 'denied');
-    }
-    return join(this.base, ...segments);
+    assertKeyInside(key);
+    // A backslash would be a separator on Windows.
+    if (key.includes('\\')) throw new BackendError(`'${key}' is not a path inside the space`, 'denied');
+    return join(this.base, ...key.split('/').filter((s) => s !== ''));
   }
 
   private async rootReal(): Promise<string> {

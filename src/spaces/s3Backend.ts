@@ -1,4 +1,4 @@
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   CompleteMultipartUploadCommand,
@@ -18,7 +18,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { OutboundBlockedError, remoteCode, unreachable } from '../outbound.ts';
 import { readSmall } from '../streams.ts';
-import { BackendError, type Backend, type BackendEntry, type ByteRange, type Put, type PutOptions } from './backend.ts';
+import { assertKeyInside, BackendError, type Backend, type BackendEntry, type ByteRange, type Put, type PutOptions } from './backend.ts';
 import { bareEtag, type KeptTimes, type WrittenObject } from './keptTimes.ts';
 import { RESERVED_DIR } from './layout.ts';
 import { S3Direct } from './s3Direct.ts';
@@ -90,6 +90,7 @@ export class S3Backend implements Backend {
   }
 
   private async write(key: string, source: Readable | Buffer, options: PutOptions): Promise<Put> {
+    assertKeyInside(key);
     const Metadata = options.mtimeMs !== undefined ? { [MTIME_META]: String(Math.round(options.mtimeMs)) } : undefined;
     // S3 cannot say what a PUT replaced: a HEAD before it can (a race with another writer of the key aside).
     const replaced = options.reportReplaced ? (await this.stat(key)) !== undefined : undefined;
@@ -155,17 +156,21 @@ export class S3Backend implements Backend {
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
+    assertKeyInside(key);
     try {
       const out = await this.client.send(
         new GetObjectCommand({ Bucket: this.location.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
       );
       return out.Body as Readable;
     } catch (err) {
+      // A range that starts past the end (S3 answers 416) reads nothing, as from a file.
+      if (range && err instanceof S3ServiceException && err.$metadata.httpStatusCode === 416) return Readable.from([]);
       throw s3Error(err, key, this);
     }
   }
 
   async stat(key: string): Promise<BackendEntry | undefined> {
+    assertKeyInside(key);
     if (key === '') return undefined;
     // Without a usable direct answer the SDK asks again, retries and names the error. Its HEAD's 404
     // cannot tell a missing bucket from a missing key either.
@@ -183,6 +188,7 @@ export class S3Backend implements Backend {
   }
 
   async remove(key: string): Promise<void> {
+    assertKeyInside(key);
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: key }));
     } catch (err) {
@@ -194,6 +200,8 @@ export class S3Backend implements Backend {
 
   /** S3 has no rename: a server-side copy (no bytes pass through Yunji), then a delete. */
   async rename(from: string, to: string): Promise<void> {
+    assertKeyInside(from);
+    assertKeyInside(to);
     const bucket = this.location.bucket;
     const source = `${bucket}/${encodeURIComponent(from).replaceAll('%2F', '/')}`;
     try {
@@ -272,8 +280,8 @@ export class S3Backend implements Backend {
       const known = last !== undefined ? await this.keptTimesOf(items, { after: listed, from: folder, upTo: last }) : undefined;
       for (const item of items) {
         const key = item.Key ?? '';
-        // Folder markers (keys ending in '/') hold no file; Yunji's own folder is never listed.
-        if (key.endsWith('/') || key.slice(folder.length).split('/').includes(RESERVED_DIR)) continue;
+        // Folder markers (keys ending in '/') hold no file; nothing in Yunji's own folder is listed.
+        if (key.endsWith('/') || key.slice(folder.length).split('/').slice(0, -1).includes(RESERVED_DIR)) continue;
         const size = item.Size ?? 0;
         const kept = known?.get(key);
         if (kept && kept.size === size && kept.etag === bareEtag(item.ETag)) yield { key, size, mtimeMs: kept.mtimeMs };
