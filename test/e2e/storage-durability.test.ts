@@ -3,7 +3,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
-import { client, login, startServer, waitForOutput, type RunningServer } from '../helpers/server.ts';
+import { client, login, nativeOffRun, type RunningServer, startServer, waitForOutput } from '../helpers/server.ts';
 
 const kinds = await databaseKinds();
 const MiB = 1024 * 1024;
@@ -98,7 +98,7 @@ describe.each(kinds)('storage durability on %s', (kind) => {
     earlier = [];
   });
 
-  it('streams a 2 GiB+ upload and serves it back byte for byte, whole and in ranges', async () => {
+  it.skipIf(nativeOffRun)('streams a 2 GiB+ upload and serves it back byte for byte, whole and in ranges', async () => {
     const totalMiB = 2050; // past 2^31 bytes, where 32-bit offsets would break
     const up = streamingUpload({ packageID }, 'huge.bin', totalMiB);
     const res = await fetch(`${server.url}/v1/object/upload`, {

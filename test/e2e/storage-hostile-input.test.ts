@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { databaseKinds } from '../helpers/databases.ts';
-import { call, earlyResponse, login, startServer, type RunningServer } from '../helpers/server.ts';
+import { call, earlyResponse, login, nativeOffRun, type RunningServer, startServer } from '../helpers/server.ts';
 
 const kinds = await databaseKinds();
 
@@ -70,7 +70,7 @@ describe.each(kinds)('hostile input to /v1 on %s', (kind) => {
     expect((await call(server.url, 'GET', '/healthz')).status).toBe(200);
   });
 
-  it('uploads refuse hostile multipart bodies in the envelope, and nothing of them becomes visible', async () => {
+  it.skipIf(nativeOffRun)('uploads refuse hostile multipart bodies in the envelope, and nothing of them becomes visible', async () => {
     const bucketID = (await call(server.url, 'POST', '/v1/bucket/create', { token, body: { name: 'hostile-forms' } })).body.data.bucket.bucketID;
     const packageID = (await call(server.url, 'POST', '/v1/package/create', { token, body: { bucketID, name: 'p' } })).body.data.package.packageID;
     const b = 'hostile-boundary';

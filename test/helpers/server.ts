@@ -19,6 +19,13 @@ export function startCommandSetup(projectDir = ROOT): { nodeFlags: string[]; env
 }
 
 /**
+ * True in the `native-off` project (vitest.config.ts), which runs the storage and sync end-to-end
+ * tests again on pure Node. A test with no local file work of its own to speak of (a parser's
+ * limits, one big streamed body, a source's timeouts) skips that second run: `it.skipIf(nativeOffRun)`.
+ */
+export const nativeOffRun = process.env.YUNJI_NATIVE === 'off';
+
+/**
  * What every process a test starts takes from the test's own environment: the path, the home, and
  * `YUNJI_NATIVE` where set (vitest's `native-off` project sets it to run the servers on pure Node).
  */
