@@ -10,8 +10,8 @@ import { insertUser } from './accounts/users.ts';
 import type { Core } from './core.ts';
 import { isUniqueViolation } from './db/errors.ts';
 import { recountUsage, setTenantQuota, tenantQuota } from './storage/quota.ts';
-import { AppError, badRequest, conflict, notFound } from './errors.ts';
-import { schemaProblem } from './validation.ts';
+import { AppError, badRequest, conflict, notFound } from './lib/errors.ts';
+import { schemaProblem } from './lib/validation.ts';
 
 /** Operator commands (`yunji admin …`): they act with full rights, without an HTTP actor. */
 

@@ -1,12 +1,12 @@
 import pino, { type Logger } from 'pino';
 import { bootstrap } from './accounts/bootstrap.ts';
-import type { Config } from './config.ts';
+import type { Config } from './lib/settings.ts';
 import type { Core } from './core.ts';
 import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
 import { actionCatalog } from './jobs/catalog.ts';
 import { JobEvents } from './jobs/events.ts';
 import { jobById } from './jobs/store.ts';
-import { sealerFor } from './sealing.ts';
+import { sealerFor } from './lib/sealing.ts';
 import { chooseFsWork, type FsChoice } from './spaces/fsThreads.ts';
 import { defaultSpace } from './spaces/spaces.ts';
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Config } from './config.ts';
+import type { Config } from './lib/settings.ts';
 import { buildApp } from './http/app.ts';
 import { startJobEngine } from './jobs/engine.ts';
 import { bootstrapIfEmpty, createLogger, logFsWork, openRuntime } from './runtime.ts';

@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configTable, loadConfig } from '../src/config.ts';
+import { ConfigError, loadConfig } from '../src/config.ts';
+import { configTable } from '../src/lib/settings.ts';
 
 const emptyDir = () => mkdtempSync(join(tmpdir(), 'yunji-config-'));
 

@@ -1,7 +1,7 @@
 import type { Core } from '../core.ts';
 import type { Db } from '../db/index.ts';
 import { prepared } from '../db/prepared.ts';
-import { forbidden, unauthorized } from '../errors.ts';
+import { forbidden, unauthorized } from '../lib/errors.ts';
 import type { UserTenantStatus } from './models.ts';
 import { roleAtLeast, weakerRole, type UserRole } from './roles.ts';
 import { credentialCache } from './credentialCache.ts';

@@ -1,10 +1,10 @@
 import type { Core } from '../core.ts';
 import type { Db } from '../db/index.ts';
-import { forbidden, notFound } from '../errors.ts';
-import { pageMeta, pageWindow, type Page, type PageQuery } from '../paging.ts';
+import { forbidden, notFound } from '../lib/errors.ts';
+import { pageMeta, pageWindow, type Page, type PageQuery } from '../lib/paging.ts';
 import { requireRole, type Actor } from './actor.ts';
 import { type ApiKey, type CreatedApiKey, type CreateApiKeyRequest } from './models.ts';
-import { iso, isoOrNull } from '../time.ts';
+import { iso, isoOrNull } from '../lib/time.ts';
 import { roleAtLeast, type UserRole } from './roles.ts';
 import { newToken, TOKEN_PREFIX, tokenHash } from './secrets.ts';
 

@@ -1,10 +1,10 @@
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { lockTenant } from '../db/locks.ts';
-import { AppError, badRequest, conflict, forbidden, notFound, unauthorized } from '../errors.ts';
+import { AppError, badRequest, conflict, forbidden, notFound, unauthorized } from '../lib/errors.ts';
 import { requireRole, type Actor } from './actor.ts';
 import { type AcceptInvitationRequest, type AuthSession, type InviteUserRequest, type UserInvitationResult } from './models.ts';
-import { iso } from '../time.ts';
+import { iso } from '../lib/time.ts';
 import { checkPassword } from './passwords.ts';
 import { getMembership, getUserProfile, normalizeEmail, profileInTenant } from './records.ts';
 import { roleAtLeast, type UserRole } from './roles.ts';

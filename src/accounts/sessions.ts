@@ -1,11 +1,11 @@
 import type { Core } from '../core.ts';
 import type { Db } from '../db/index.ts';
 import { prepared } from '../db/prepared.ts';
-import { badRequest, forbidden, notFound, unauthorized } from '../errors.ts';
+import { badRequest, forbidden, notFound, unauthorized } from '../lib/errors.ts';
 import type { Actor } from './actor.ts';
 import { credentialCache } from './credentialCache.ts';
 import { type AuthSession } from './models.ts';
-import { iso } from '../time.ts';
+import { iso } from '../lib/time.ts';
 import { memberUserProfile, membersWithUsers, normalizeEmail, toMembership } from './records.ts';
 import type { UserRole } from './roles.ts';
 import { checkPassword } from './passwords.ts';

@@ -3,7 +3,7 @@ import type { Core } from '../core.ts';
 import type { Db } from '../db/index.ts';
 import type { Database } from '../db/schema.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { forbidden } from '../errors.ts';
+import { forbidden } from '../lib/errors.ts';
 import type { Actor } from './actor.ts';
 import type { Tenant, TenantMembership } from './models.ts';
 import { membershipsWithTenant, toMembership, toTenant } from './records.ts';

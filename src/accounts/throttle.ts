@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Core } from '../core.ts';
-import { AppError } from '../errors.ts';
+import { AppError } from '../lib/errors.ts';
 
 /**
  * Throttling of password checks, kept in the database so every process of a deployment counts

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { AppError, badRequest } from '../errors.ts';
+import { AppError, badRequest } from '../lib/errors.ts';
 
 /**
  * A streaming reader of `multipart/form-data` (RFC 7578) request bodies: parts come one at a time,

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { TurnBatch } from '../turnBatch.ts';
+import { TurnBatch } from '../lib/turnBatch.ts';
 import type { Core } from '../core.ts';
 import { announce } from './announce.ts';
 import type { RunContext } from './context.ts';

@@ -1,6 +1,6 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
-import { AppError, badRequest, forbidden, notFound } from '../errors.ts';
+import { AppError, badRequest, forbidden, notFound } from '../lib/errors.ts';
 import type { DirectSubmit, JobAction } from './actions.ts';
 import type { Job, JobStatus } from './models.ts';
 import { cancelJob, checkedParams, jobLogs, listJobs, submitJob, tenantJob } from './store.ts';

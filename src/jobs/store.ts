@@ -1,11 +1,11 @@
 import type { Selectable } from 'kysely';
-import { schemaIssue } from '../validation.ts';
+import { schemaIssue } from '../lib/validation.ts';
 import type { Core } from '../core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { Db } from '../db/index.ts';
 import type { JobsTable } from '../db/schema.ts';
-import { AppError, badRequest, conflict, notFound, type ErrorKind } from '../errors.ts';
-import { TurnBatch } from '../turnBatch.ts';
+import { AppError, badRequest, conflict, notFound, type ErrorKind } from '../lib/errors.ts';
+import { TurnBatch } from '../lib/turnBatch.ts';
 import type { JobAction } from './actions.ts';
 import { announce } from './announce.ts';
 import { isTerminal, type Job, type JobStatus, type JobTrigger } from './models.ts';

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { badRequest } from '../errors.ts';
-import { isoOrNull, iso } from '../time.ts';
+import { badRequest } from '../lib/errors.ts';
+import { isoOrNull, iso } from '../lib/time.ts';
 import type { ActionCatalog } from './actions.ts';
 import { JobError, JobProgress, type Job, type JobButton, type JobEventType } from './models.ts';
 

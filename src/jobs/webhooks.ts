@@ -4,8 +4,8 @@ import https from 'node:https';
 import type { Kysely } from 'kysely';
 import type { Core } from '../core.ts';
 import type { Database } from '../db/schema.ts';
-import { notFound } from '../errors.ts';
-import { checkOutboundUrl, OutboundBlockedError, outboundPolicy, unreachable, type OutboundPolicy } from '../outbound.ts';
+import { notFound } from '../lib/errors.ts';
+import { checkOutboundUrl, OutboundBlockedError, outboundPolicy, unreachable, type OutboundPolicy } from '../lib/outbound.ts';
 import type { JobEvent } from './models.ts';
 import { eventName, isTask, platformJob, task } from './views.ts';
 

@@ -3,7 +3,7 @@ import { constants, lstatSync, utimesSync, type WriteStream } from 'node:fs';
 import { copyFile, lstat, mkdir, open, readdir, realpath, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pump } from '../streams.ts';
+import { pump } from '../lib/streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
 import { walkDirectory, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_FILE, writeSmallFile } from './fsThreads.ts';
 import { isMissing } from './fsWork.ts';

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Id, StorageName } from '../storage/models.ts';
-import { StringEnum, Nullable } from '../schema.ts';
+import { StorageName } from '../storage/models.ts';
+import { StringEnum, Nullable, Id } from '../lib/schema.ts';
 
 /**
  * User space models as the storage spec (004 §4) spells them. `storage` and `credential` depend on

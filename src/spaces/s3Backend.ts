@@ -16,8 +16,8 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { OutboundBlockedError, remoteCode, unreachable } from '../outbound.ts';
-import { readSmall } from '../streams.ts';
+import { OutboundBlockedError, remoteCode, unreachable } from '../lib/outbound.ts';
+import { readSmall } from '../lib/streams.ts';
 import { BackendError, type Backend, type BackendEntry, type ByteRange, type Put, type PutOptions } from './backend.ts';
 import { bareEtag, type KeptTimes, type WrittenObject } from './keptTimes.ts';
 import { RESERVED_DIR } from './layout.ts';

@@ -1,4 +1,4 @@
-import type { OutboundPolicy } from '../outbound.ts';
+import type { OutboundPolicy } from '../lib/outbound.ts';
 
 /** Where an S3-compatible space is, and with which key (no SDK needed to hold or describe it). */
 export interface S3Location {

@@ -1,5 +1,5 @@
-import { badRequest } from '../errors.ts';
-import { checkObjectPath } from '../storage/paths.ts';
+import { badRequest } from '../lib/errors.ts';
+import { checkObjectPath } from '../lib/objectPaths.ts';
 import { RESERVED_DIR } from './layout.ts';
 
 /**

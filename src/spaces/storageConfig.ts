@@ -1,14 +1,14 @@
 import type { TSchema } from '@sinclair/typebox';
-import { badRequest } from '../errors.ts';
-import { schemaProblem } from '../validation.ts';
+import { badRequest } from '../lib/errors.ts';
+import { schemaProblem } from '../lib/validation.ts';
 import type { Backend } from './backend.ts';
 import { LocalBackend } from './localBackend.ts';
 import { LocalStorage, S3_TYPES, S3Credential, S3Storage, type StorageConfig } from './models.ts';
 import { LazyS3Backend } from './lazyS3Backend.ts';
 import { keptTimesIn, keptTimesLocation } from './keptTimes.ts';
 import type { Db } from '../db/index.ts';
-import type { Config } from '../config.ts';
-import { outboundPolicy } from '../outbound.ts';
+import type { Config } from '../lib/settings.ts';
+import { outboundPolicy } from '../lib/outbound.ts';
 import type { S3Network } from './s3Location.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
-import { AppError, backendFailed, notFound } from '../errors.ts';
+import { AppError, backendFailed, notFound } from '../lib/errors.ts';
 import { defineAction, type JobContext } from '../jobs/actions.ts';
 import { failureOf, submitJob, waitForJob } from '../jobs/store.ts';
 import { ownBucket } from '../storage/buckets.ts';
@@ -10,6 +10,7 @@ import { bytesOfPackage, objectsOfPackage, ownPackage, storeOf, Upload } from '.
 import { insertPackage } from '../storage/packages.ts';
 import { filesBackendOf } from '../storage/localFiles.ts';
 import { checkRoom, LocalBytesBudget } from '../storage/quota.ts';
+import { eachLimited } from '../lib/pool.ts';
 import { joinKey, type Backend } from './backend.ts';
 import { assertOutsideReserved } from './layout.ts';
 import { checkSpacePath } from './spacePaths.ts';
@@ -28,30 +29,6 @@ const ImportParams = Type.Object(
   { additionalProperties: false },
 );
 const ExportParams = Type.Object({ userSpaceID: Type.Integer({ minimum: 1 }), packageID: Type.Integer({ minimum: 1 }), rootPath: Type.String() }, { additionalProperties: false });
-
-/** Runs `work` over `items` with at most `limit` at once; the first failure stops new work and is thrown. */
-async function eachLimited<T>(items: AsyncIterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  const running = new Set<Promise<void>>();
-  let failure: unknown;
-  try {
-    for await (const item of items) {
-      if (failure) break;
-      const p = work(item).then(
-        () => void running.delete(p),
-        (err: unknown) => {
-          running.delete(p);
-          failure ??= err;
-        },
-      );
-      running.add(p);
-      if (running.size >= limit) await Promise.race(running);
-    }
-  } finally {
-    // Also when `items` fails: nothing is still writing once this returns.
-    await Promise.all(running);
-  }
-  if (failure) throw failure;
-}
 
 export interface ImportRequest {
   userSpaceID: number;

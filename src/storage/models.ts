@@ -1,10 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { Id } from '../lib/schema.ts';
 
 /**
  * Storage models as the storage spec (004) spells them on the wire: camelCase, integer ids, times
  * ISO-8601 with offset. They are the core's types and the `/v1` surface's at once.
  */
-export const Id = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 
 /**
  * A bucket or package name: it is a segment of `downloadByPath`'s `<bucket>/<package>/<path>`, so it

@@ -9,13 +9,13 @@ import { inGroupCommit } from '../db/groupCommit.ts';
 import type { Db } from '../db/index.ts';
 import { prepared, preparedWrite } from '../db/prepared.ts';
 import type { Database, ObjectsTable } from '../db/schema.ts';
-import { AppError, badRequest, insufficientStorage, notFound } from '../errors.ts';
+import { AppError, badRequest, insufficientStorage, notFound } from '../lib/errors.ts';
 import { ShardTooLarge, SpaceFull, type StoredShard } from '../spaces/shardStore.ts';
 import { asClientError, spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
 import { holdWrites, withHold, type WriteHold } from '../spaces/writeFence.ts';
-import { iso } from '../time.ts';
+import { iso } from '../lib/time.ts';
 import type { StorageObject } from './models.ts';
-import { checkObjectPath } from './paths.ts';
+import { checkObjectPath } from '../lib/objectPaths.ts';
 import { claimInGroup, claimUsage, deleteObjectsCounted, NOTHING, refuseOverRoom, type Usage } from './quota.ts';
 
 const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_id', 'o.redundancy', 'o.created_at', 'o.updated_at'] as const;

@@ -1,9 +1,9 @@
-import { AppError } from '../errors.ts';
+import { AppError } from '../lib/errors.ts';
 import type { JobContext } from '../jobs/actions.ts';
 import { CancelledError } from '../jobs/context.ts';
 import { compileFilters } from './filters.ts';
 import { emptyStats, type SyncFilter, type SyncMode, type SyncOptions, type SyncStats } from './models.ts';
-import { Pool } from './pool.ts';
+import { Pool } from '../lib/pool.ts';
 import { listBoth, mergeByPath, sha256Of, type SyncTree, type TreeEntry } from './tree.ts';
 
 export interface SyncSettings {

@@ -1,4 +1,4 @@
-import { badRequest } from '../errors.ts';
+import { badRequest } from '../lib/errors.ts';
 
 /**
  * Glob patterns over relative paths, matched without regular expressions: a pattern is compiled

@@ -1,8 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import { AppError } from '../errors.ts';
-import { OutboundBlockedError, unreachable, type OutboundPolicy } from '../outbound.ts';
+import { AppError } from '../lib/errors.ts';
+import { OutboundBlockedError, unreachable, type OutboundPolicy } from '../lib/outbound.ts';
 
 export interface GetOptions {
   /** Where requests may connect (every hop of a redirect too). */

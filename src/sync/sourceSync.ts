@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Core } from '../core.ts';
-import { badRequest, notFound } from '../errors.ts';
+import { badRequest, notFound } from '../lib/errors.ts';
 import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import type { Job, JobStatus } from '../jobs/models.ts';
 import { listJobs, submitJob, tenantJob } from '../jobs/store.ts';
-import { outboundPolicy } from '../outbound.ts';
+import { outboundPolicy } from '../lib/outbound.ts';
 import { LocalBackend } from '../spaces/localBackend.ts';
 import { asClientError } from '../spaces/spaces.ts';
 import { openBackend, s3Network } from '../spaces/storageConfig.ts';

@@ -2,7 +2,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { outboundPolicy } from '../../src/outbound.ts';
+import { outboundPolicy } from '../../src/lib/outbound.ts';
 import { S3Backend } from '../../src/spaces/s3Backend.ts';
 import { BackendError } from '../../src/spaces/backend.ts';
 import { EMPTY_PAYLOAD_SHA256, encodeKeyPath, signedHeaders } from '../../src/spaces/sigv4.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { pump } from '../../src/streams.ts';
+import { pump } from '../../src/lib/streams.ts';
 import { WRITE_BEHIND_STEP, WriteBehindStream } from '../../src/spaces/writeBehind.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'yunji-write-behind-'));

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/type-provider-typebox';
 import type { Actor } from '../../accounts/actor.ts';
 import type { Core } from '../../core.ts';
-import { AppError, badRequest, notFound } from '../../errors.ts';
+import { AppError, badRequest, notFound } from '../../lib/errors.ts';
 import { actorCancel, actorJob, actorJobs, checkJobId } from '../../jobs/service.ts';
 import { PublicJob, publicJob } from '../../jobs/views.ts';
 import { requestUserDataDeletion } from '../../storage/userData.ts';

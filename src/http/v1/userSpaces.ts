@@ -3,7 +3,8 @@ import type { Core } from '../../core.ts';
 import { CreateUserSpaceBody, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from '../../spaces/models.ts';
 import { createSpace, deleteSpace, getSpace, listSpaces, testSpace, updateSpace } from '../../spaces/spaces.ts';
 import { exportPackage, importPackage } from '../../spaces/transfer.ts';
-import { Id, Package, StorageName } from '../../storage/models.ts';
+import { Id } from '../../lib/schema.ts';
+import { Package, StorageName } from '../../storage/models.ts';
 import { actorOf } from '../auth.ts';
 import { V1, v1, v1ErrorResponses } from './envelope.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { iso } from '../src/time.ts';
+import { iso } from '../../src/lib/time.ts';
 
 describe('iso', () => {
   it('writes exactly what toISOString writes', () => {

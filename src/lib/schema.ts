@@ -12,3 +12,6 @@ export function StringEnum<const T extends readonly string[]>(values: T, options
 export function Nullable<T extends TSchema>(schema: T, options: SchemaOptions = {}) {
   return Type.Unsafe<Static<T> | null>({ ...schema, nullable: true, ...options });
 }
+
+/** A row id on the wire: a positive integer JavaScript holds exactly. */
+export const Id = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });

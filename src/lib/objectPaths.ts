@@ -1,4 +1,4 @@
-import { badRequest } from '../errors.ts';
+import { badRequest } from './errors.ts';
 
 const MAX_PATH_BYTES = 1024;
 
