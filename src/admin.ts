@@ -7,7 +7,7 @@ import { isRole, roleAtLeast, type UserRole } from './accounts/roles.ts';
 import { hashPassword } from './accounts/secrets.ts';
 import { createTenantWithOwner } from './accounts/tenants.ts';
 import { insertUser } from './accounts/users.ts';
-import type { Core } from './core.ts';
+import type { Core } from './jobs/core.ts';
 import { isUniqueViolation } from './db/errors.ts';
 import { recountUsage, setTenantQuota, tenantQuota } from './storage/quota.ts';
 import { AppError, badRequest, conflict, notFound } from './lib/errors.ts';

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { adminCreateApiKey, adminCreateTenant, adminCreateUser, adminRecountUsage, adminResealSecrets, adminSetQuota, adminShowTenant } from './admin.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import type { Config } from './lib/settings.ts';
-import type { Core } from './core.ts';
+import type { Core } from './jobs/core.ts';
 import { AppError } from './lib/errors.ts';
 import { openRuntime } from './runtime.ts';
 import { serve, work } from './server.ts';

@@ -1,7 +1,7 @@
 import pino, { type Logger } from 'pino';
 import { bootstrap } from './accounts/bootstrap.ts';
 import type { Config } from './lib/settings.ts';
-import type { Core } from './core.ts';
+import type { Core } from './jobs/core.ts';
 import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
 import { actionCatalog } from './jobs/catalog.ts';
 import { JobEvents } from './jobs/events.ts';

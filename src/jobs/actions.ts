@@ -1,7 +1,7 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Actor } from '../accounts/actor.ts';
 import type { UserRole } from '../accounts/roles.ts';
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 import type { Job, JobButton, JobLogLine } from './models.ts';
 
 /** What a running handler gets: its job, its parameters, a signal that fires on cancel, and ways to report. */

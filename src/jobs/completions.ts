@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { TurnBatch } from '../lib/turnBatch.ts';
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 import { announce } from './announce.ts';
 import type { RunContext } from './context.ts';
 import { insertRunLines } from './logLines.ts';

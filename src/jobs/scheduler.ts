@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 import { lockTenantTriggers } from '../db/locks.ts';
 import type { Database, JobTriggersTable } from '../db/schema.ts';
 import { badRequest, conflict, notFound } from '../lib/errors.ts';

@@ -1,5 +1,5 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 import { AppError, badRequest, forbidden, notFound } from '../lib/errors.ts';
 import type { DirectSubmit, JobAction } from './actions.ts';
 import type { Job, JobStatus } from './models.ts';

@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely';
 import { schemaIssue } from '../lib/validation.ts';
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { Db } from '../db/index.ts';
 import type { JobsTable } from '../db/schema.ts';

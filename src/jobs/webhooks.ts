@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { Kysely } from 'kysely';
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 import type { Database } from '../db/schema.ts';
 import { notFound } from '../lib/errors.ts';
 import { checkOutboundUrl, OutboundBlockedError, outboundPolicy, unreachable, type OutboundPolicy } from '../lib/outbound.ts';

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import type { ShardGuard } from './shardStore.ts';
 
 /**

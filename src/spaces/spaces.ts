@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/index.ts';
 import { prepared, preparedWrite } from '../db/prepared.ts';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { inGroupCommit } from '../db/groupCommit.ts';
 import { backendFailed, badRequest, conflict, notFound } from '../lib/errors.ts';

@@ -1,4 +1,4 @@
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { sweepSpaces } from './spaces.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { AppError, backendFailed, notFound } from '../lib/errors.ts';
 import { defineAction, type JobContext } from '../jobs/actions.ts';
 import { failureOf, submitJob, waitForJob } from '../jobs/store.ts';

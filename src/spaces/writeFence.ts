@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { sql } from 'kysely';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { AppError } from '../lib/errors.ts';
 
 /**

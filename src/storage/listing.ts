@@ -1,5 +1,5 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { sql, type Compilable } from 'kysely';
 import { dialectOf } from '../db/dialect.ts';
 import { preparedEach, type RowValues } from '../db/prepared.ts';

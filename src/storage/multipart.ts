@@ -1,7 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { sql } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import type { Db } from '../db/index.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { AppError, badRequest, conflict } from '../lib/errors.ts';

@@ -2,7 +2,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { sql, type ExpressionBuilder, type Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { dialectOf } from '../db/dialect.ts';
 import { inGroupCommit } from '../db/groupCommit.ts';

@@ -1,6 +1,6 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import { iso } from '../lib/time.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import type { Db } from '../db/index.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { conflict, notFound } from '../lib/errors.ts';

@@ -1,7 +1,7 @@
 import { sql, type Expression, type SqlBool } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import type { Config } from '../lib/settings.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { dialectOf } from '../db/dialect.ts';
 import type { Db } from '../db/index.ts';
 import { groupShared } from '../db/groupCommit.ts';

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import { Email } from '../accounts/models.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { badRequest } from '../lib/errors.ts';
 import { defineAction } from '../jobs/actions.ts';
 import type { Job } from '../jobs/models.ts';

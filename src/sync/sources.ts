@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { SyncSourcesTable } from '../db/schema.ts';
 import { badRequest, conflict, notFound } from '../lib/errors.ts';

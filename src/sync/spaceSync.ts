@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { badRequest, conflict, notFound } from '../lib/errors.ts';
 import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';

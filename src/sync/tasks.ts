@@ -1,5 +1,5 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { AppError, badRequest, conflict, notFound } from '../lib/errors.ts';
 import { createTrigger, disableTrigger } from '../jobs/scheduler.ts';
 import { activeJobByKey, cancelJob, submitJob } from '../jobs/store.ts';

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import type { Db } from '../db/index.ts';
 import { badRequest, notFound } from '../lib/errors.ts';
 import { defineAction, PermanentJobError } from '../jobs/actions.ts';

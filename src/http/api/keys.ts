@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { createApiKey, listApiKeys, revokeApiKey } from '../../accounts/apiKeys.ts';
 import { Id } from '../../lib/schema.ts';
 import { ApiKey, CreateApiKeyRequest, CreatedApiKey } from '../../accounts/models.ts';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { PageOf, PageQuery } from '../../lib/paging.ts';
 import { actorOf } from '../auth.ts';
 import { errorResponses } from './envelope.ts';

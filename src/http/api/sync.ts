@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Id } from '../../lib/schema.ts';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { badRequest } from '../../lib/errors.ts';
 import { PlatformJob, platformJob, statusFilter } from '../../jobs/views.ts';
 import { pageMeta, PageOf, PageQuery, pageWindow } from '../../lib/paging.ts';

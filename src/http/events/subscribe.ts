@@ -1,4 +1,4 @@
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import type { JobEvent } from '../../jobs/models.ts';
 import { eventName } from '../../jobs/views.ts';
 import { webhookPayload } from '../../jobs/webhooks.ts';

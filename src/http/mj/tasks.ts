@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { AppError } from '../../lib/errors.ts';
 import { actorJob, followUp, FollowUpRefused, jobIdOf } from '../../jobs/service.ts';
 import { jobsByIds } from '../../jobs/store.ts';

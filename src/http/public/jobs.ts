@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/type-provider-typebox';
 import type { Actor } from '../../accounts/actor.ts';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { AppError, badRequest, notFound } from '../../lib/errors.ts';
 import { actorCancel, actorJob, actorJobs, checkJobId } from '../../jobs/service.ts';
 import { PublicJob, publicJob } from '../../jobs/views.ts';

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { createBucket, deleteBucket, getBucketByName, listBuckets } from '../../storage/buckets.ts';
 import { Id } from '../../lib/schema.ts';
 import { Bucket, StorageName } from '../../storage/models.ts';

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { badRequest } from '../../lib/errors.ts';
 import { StorageObject } from '../../storage/models.ts';
 import { listByPath, MAX_KEYS, type ListPage } from '../../storage/listing.ts';

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { Id } from '../../lib/schema.ts';
 import { Package, StorageName } from '../../storage/models.ts';
 import { createPackage, deletePackage, getPackageByFullName, listBucketPackages } from '../../storage/packages.ts';

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { Id } from '../../lib/schema.ts';
 import { CreateSpaceSyncTaskBody, SpaceSyncTask } from '../../sync/models.ts';
 import { cancelSpaceSyncTask, createSpaceSyncTask, getSpaceSyncTask, listSpaceSyncTasks, runSpaceSyncTask } from '../../sync/tasks.ts';

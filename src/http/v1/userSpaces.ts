@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { CreateUserSpaceBody, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from '../../spaces/models.ts';
 import { createSpace, deleteSpace, getSpace, listSpaces, testSpace, updateSpace } from '../../spaces/spaces.ts';
 import { exportPackage, importPackage } from '../../spaces/transfer.ts';
