@@ -7,7 +7,7 @@ import { actionCatalog } from './jobs/catalog.ts';
 import { JobEvents } from './jobs/events.ts';
 import { jobById } from './jobs/store.ts';
 import { sealerFor } from './lib/sealing.ts';
-import { chooseFsWork, type FsChoice } from './spaces/fsThreads.ts';
+import { chooseFsWork, type FsChoice } from './backends/fsThreads.ts';
 import { defaultSpace } from './spaces/spaces.ts';
 
 export interface Runtime {

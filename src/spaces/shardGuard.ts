@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Core } from '../jobs/core.ts';
-import type { ShardGuard } from './shardStore.ts';
+import type { ShardGuard } from '../backends/shardStore.ts';
 
 /**
  * The database side of the handshake between the sweeper and a write that finds its content

@@ -6,7 +6,7 @@ import type { Db } from '../db/index.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { AppError, badRequest, conflict } from '../lib/errors.ts';
 import { spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
-import { withHold } from '../spaces/writeFence.ts';
+import { withHold } from '../backends/writeHolds.ts';
 import type { StorageObject } from './models.ts';
 import { OBJECT_RETURNING, ownPackage, storeOf, storeShard, tenantObject, toStorageObject } from './objects.ts';
 import { checkObjectPath } from '../lib/objectPaths.ts';

@@ -6,7 +6,7 @@ import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import type { Job, JobStatus } from '../jobs/models.ts';
 import { listJobs, submitJob, tenantJob } from '../jobs/store.ts';
 import { outboundPolicy } from '../lib/outbound.ts';
-import { LocalBackend } from '../spaces/localBackend.ts';
+import { LocalBackend } from '../backends/localBackend.ts';
 import { asClientError } from '../spaces/spaces.ts';
 import { openBackend, s3Network } from '../spaces/storageConfig.ts';
 import { syncTree } from './engine.ts';

@@ -5,7 +5,7 @@ import type { Db } from '../db/index.ts';
 import { badRequest, notFound } from '../lib/errors.ts';
 import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import { activeJobByKey, JobKeyConflict, submitJob } from '../jobs/store.ts';
-import { joinKey } from '../spaces/backend.ts';
+import { joinKey } from '../backends/backend.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
 import { asClientError, tenantSpace } from '../spaces/spaces.ts';
 import { filesBackendOf } from '../storage/localFiles.ts';

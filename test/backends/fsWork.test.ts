@@ -3,7 +3,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_ERROR, WALK_FILE, type FsWork } from '../../src/spaces/fsWork.ts';
+import { WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_ERROR, WALK_FILE, type FsWork } from '../../src/backends/fsWork.ts';
 import { fsWorkCases } from '../helpers/fsWork.ts';
 
 /** An entry of a walk, as one record. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pump } from '../../src/lib/streams.ts';
-import { WRITE_BEHIND_STEP, WriteBehindStream } from '../../src/spaces/writeBehind.ts';
+import { WRITE_BEHIND_STEP, WriteBehindStream } from '../../src/backends/writeBehind.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'yunji-write-behind-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -9,7 +9,7 @@ import { walkDirectory, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_FILE, writeSmallFile
 import { isMissing } from './fsWork.ts';
 import { RESERVED_DIR } from './layout.ts';
 import { WriteBehindStream } from './writeBehind.ts';
-import { withHold } from './writeFence.ts';
+import { withHold } from './writeHolds.ts';
 
 /**
  * What a file being streamed may buffer: chunks that arrive while one write is under way go down

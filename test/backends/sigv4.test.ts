@@ -3,9 +3,9 @@ import { Readable } from 'node:stream';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outboundPolicy } from '../../src/lib/outbound.ts';
-import { S3Backend } from '../../src/spaces/s3Backend.ts';
-import { BackendError } from '../../src/spaces/backend.ts';
-import { EMPTY_PAYLOAD_SHA256, encodeKeyPath, signedHeaders } from '../../src/spaces/sigv4.ts';
+import { S3Backend } from '../../src/backends/s3Backend.ts';
+import { BackendError } from '../../src/backends/backend.ts';
+import { EMPTY_PAYLOAD_SHA256, encodeKeyPath, signedHeaders } from '../../src/backends/sigv4.ts';
 import { startS3, S3_CREDENTIAL, type S3Server } from '../helpers/s3.ts';
 
 type SourceData = string | ArrayBuffer | ArrayBufferView;

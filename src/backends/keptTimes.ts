@@ -1,6 +1,3 @@
-import type { Db } from '../db/index.ts';
-import { inGroupCommit } from '../db/groupCommit.ts';
-
 /** An object as Yunji wrote it: its ETag (without quotes) and size then, and the file time it was given. */
 export interface WrittenObject {
   etag: string;
@@ -15,7 +12,7 @@ export interface WrittenObject {
  * and size are what Yunji recorded when it wrote it holds the same bytes, so the recorded time is
  * its file time. Anything else (written by another tool, changed, never recorded) falls back to
  * the HEAD. The record is only a shortcut: a lost one costs a HEAD, never a wrong answer about
- * content.
+ * content. The records live in Yunji's database (spaces/s3ObjectTimes.ts); a backend sees only this.
  */
 export interface KeptTimes {
   record(key: string, object: WrittenObject): Promise<void>;
@@ -27,33 +24,6 @@ export interface KeptTimes {
 /** Which bucket a record is about: two spaces on the same bucket share what is known of it. */
 export function keptTimesLocation(endpoint: string, bucket: string): string {
   return `${endpoint.replace(/\/+$/, '')}|${bucket}`;
-}
-
-export function keptTimesIn(db: Db, location: string): KeptTimes {
-  return {
-    async record(key, { etag, size, mtimeMs }) {
-      const row = { location, key, etag, size, mtime_ms: Math.round(mtimeMs) };
-      await inGroupCommit(db, (trx) =>
-        trx
-          .insertInto('s3_object_times')
-          .values(row)
-          .onConflict((c) => c.columns(['location', 'key']).doUpdateSet({ etag, size, mtime_ms: row.mtime_ms }))
-          .execute(),
-      );
-    },
-
-    async forget(keys) {
-      if (keys.length === 0) return;
-      await inGroupCommit(db, (trx) => trx.deleteFrom('s3_object_times').where('location', '=', location).where('key', 'in', keys).execute());
-    },
-
-    async between({ after, from, upTo }) {
-      let query = db.selectFrom('s3_object_times').select(['key', 'etag', 'size', 'mtime_ms']).where('location', '=', location).where('key', '<=', upTo);
-      query = after !== undefined ? query.where('key', '>', after) : query.where('key', '>=', from);
-      const rows = await query.execute();
-      return new Map(rows.map((r) => [r.key, { etag: r.etag, size: Number(r.size), mtimeMs: Number(r.mtime_ms) }]));
-    },
-  };
 }
 
 /** An ETag as S3 sends it, quoted; compared and kept without the quotes. */

@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { chooseFsWork } from '../../src/spaces/fsThreads.ts';
-import { LocalBackend } from '../../src/spaces/localBackend.ts';
+import { chooseFsWork } from '../../src/backends/fsThreads.ts';
+import { LocalBackend } from '../../src/backends/localBackend.ts';
 import { fsWorkCases } from '../helpers/fsWork.ts';
 
 /** LocalBackend on each implementation of its small file system work (test/spaces/fsWork.test.ts tests them directly). */

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
-import type { BackendEntry } from '../../src/spaces/backend.ts';
-import { keptTimesIn, keptTimesLocation } from '../../src/spaces/keptTimes.ts';
-import { S3Backend } from '../../src/spaces/s3Backend.ts';
+import type { BackendEntry } from '../../src/backends/backend.ts';
+import { keptTimesLocation } from '../../src/backends/keptTimes.ts';
+import { keptTimesIn } from '../../src/spaces/s3ObjectTimes.ts';
+import { S3Backend } from '../../src/backends/s3Backend.ts';
 import { s3Network } from '../../src/spaces/storageConfig.ts';
 import { databaseKinds } from '../helpers/databases.ts';
 import { openTestRuntime } from '../helpers/runtime.ts';

@@ -22,7 +22,7 @@ import { BackendError, type Backend, type BackendEntry, type ByteRange, type Put
 import { bareEtag, type KeptTimes, type WrittenObject } from './keptTimes.ts';
 import { RESERVED_DIR } from './layout.ts';
 import { S3Direct } from './s3Direct.ts';
-import { withHold } from './writeFence.ts';
+import { withHold } from './writeHolds.ts';
 import { describeS3, type S3Location, type S3Network } from './s3Location.ts';
 
 // The SDK is pinned to a release that supports Node 20 (see docs/DECISIONS.md); its reminder that
