@@ -3,7 +3,7 @@ import type { Config } from './lib/settings.ts';
 import { buildApp } from './http/app.ts';
 import { startJobEngine } from './jobs/engine.ts';
 import { bootstrapIfEmpty, createLogger, logFsWork, openRuntime } from './runtime.ts';
-import { startSweeper } from './spaces/sweeper.ts';
+import { startSweeper } from './storage/sweeper.ts';
 import { startWriteFence } from './spaces/writeFence.ts';
 import { recountUsage } from './storage/quota.ts';
 

@@ -1,5 +1,5 @@
 import { ActionCatalog } from './actions.ts';
-import { packageFromSpace, packageToSpace } from '../spaces/transfer.ts';
+import { packageFromSpace, packageToSpace } from '../storage/transfer.ts';
 import { deleteUserData } from '../storage/userData.ts';
 import { noop } from './noop.ts';
 import { spaceSync } from '../sync/spaceSync.ts';

@@ -15,3 +15,10 @@ export function Nullable<T extends TSchema>(schema: T, options: SchemaOptions = 
 
 /** A row id on the wire: a positive integer JavaScript holds exactly. */
 export const Id = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
+
+/**
+ * A bucket, package or user space name: a bucket's and a package's are segments of
+ * `downloadByPath`'s `<bucket>/<package>/<path>`, so it cannot hold `/`, backslashes or control
+ * characters, and is not `.` or `..`.
+ */
+export const StorageName = Type.String({ minLength: 1, maxLength: 255, pattern: '^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f]+$' });

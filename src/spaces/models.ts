@@ -1,6 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { StorageName } from '../storage/models.ts';
-import { StringEnum, Nullable, Id } from '../lib/schema.ts';
+import { StringEnum, Nullable, Id, StorageName } from '../lib/schema.ts';
 
 /**
  * User space models as the storage spec (004 §4) spells them. `storage` and `credential` depend on

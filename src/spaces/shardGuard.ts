@@ -80,3 +80,9 @@ export async function dropStaleClaims(core: Core, cutoff: number): Promise<void>
     .where('renewed_at', '<', Date.now() - core.config.sweepFence * 1000)
     .execute();
 }
+
+/** Whether a write in flight has pinned these bytes (see `shardGuard`). */
+export async function isPinned(core: Core, spaceId: number, hash: string): Promise<boolean> {
+  const pin = await core.db.selectFrom('shard_pins').select('hash').where('space_id', '=', spaceId).where('hash', '=', hash).executeTakeFirst();
+  return pin !== undefined;
+}

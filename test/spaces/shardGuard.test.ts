@@ -8,7 +8,7 @@ import type { Backend } from '../../src/backends/backend.ts';
 import { LocalBackend } from '../../src/backends/localBackend.ts';
 import { dropStaleClaims, shardGuard } from '../../src/spaces/shardGuard.ts';
 import { ShardStore, unlimited } from '../../src/backends/shardStore.ts';
-import { shardInUse } from '../../src/spaces/spaces.ts';
+import { shardInUse } from '../../src/storage/spaceUse.ts';
 import { databaseKinds } from '../helpers/databases.ts';
 import { openTestRuntime } from '../helpers/runtime.ts';
 

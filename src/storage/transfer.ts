@@ -4,18 +4,18 @@ import type { Core } from '../jobs/core.ts';
 import { AppError, backendFailed, notFound } from '../lib/errors.ts';
 import { defineAction, type JobContext } from '../jobs/actions.ts';
 import { failureOf, submitJob, waitForJob } from '../jobs/store.ts';
-import { ownBucket } from '../storage/buckets.ts';
-import type { Package } from '../storage/models.ts';
-import { bytesOfPackage, objectsOfPackage, ownPackage, storeOf, Upload } from '../storage/objects.ts';
-import { insertPackage } from '../storage/packages.ts';
-import { filesBackendOf } from '../storage/localFiles.ts';
-import { checkRoom, LocalBytesBudget } from '../storage/quota.ts';
+import { ownBucket } from './buckets.ts';
+import type { Package } from './models.ts';
+import { bytesOfPackage, objectsOfPackage, ownPackage, storeOf, Upload } from './objects.ts';
+import { insertPackage } from './packages.ts';
+import { filesBackendOf } from './localFiles.ts';
+import { checkRoom, LocalBytesBudget } from './quota.ts';
 import { eachLimited } from '../lib/pool.ts';
 import { joinKey, type Backend } from '../backends/backend.ts';
 import { assertOutsideReserved } from '../backends/layout.ts';
-import { checkSpacePath } from './spacePaths.ts';
-import { isS3 } from './storageConfig.ts';
-import { asClientError, spaceById, spaceForUpload, tenantSpace, type SpaceHandle } from './spaces.ts';
+import { checkSpacePath } from '../spaces/spacePaths.ts';
+import { isS3 } from '../spaces/storageConfig.ts';
+import { asClientError, spaceById, spaceForUpload, tenantSpace, type SpaceHandle } from '../spaces/spaces.ts';
 
 /**
  * Moving files between a space's own folders and packages: `createPackage` imports a file or a
