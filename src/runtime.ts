@@ -5,7 +5,9 @@ import type { Core } from './jobs/core.ts';
 import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
 import { actionCatalog } from './jobs/catalog.ts';
 import { JobEvents } from './jobs/events.ts';
+import type { JobEvent } from './jobs/models.ts';
 import { jobById } from './jobs/store.ts';
+import { eventName, webhookPayload } from './http/jobViews.ts';
 import { sealerFor } from './lib/sealing.ts';
 import { chooseFsWork, type FsChoice } from './backends/fsThreads.ts';
 import { defaultSpace } from './spaces/spaces.ts';
@@ -50,7 +52,9 @@ export async function openRuntime(config: Config, log: Logger = createLogger(con
     throw err;
   }
   const events = new JobEvents(database.db, database.dialect, config.databaseUrl, log, (id) => jobById(core, id));
-  const core: Core = { db: database.db, dialect: database.dialect, config, log, sealer: sealerFor(config), jobs: { actions: actionCatalog(), events } };
+  const actions = actionCatalog();
+  const hooks = { eventName: (e: JobEvent) => eventName(e.type, e.job, actions), payload: (e: JobEvent) => webhookPayload(actions, e) };
+  const core: Core = { db: database.db, dialect: database.dialect, config, log, sealer: sealerFor(config), jobs: { actions, events, hooks } };
   const close = database.close;
   database.close = async () => {
     await core.jobs.events.close();

@@ -12,7 +12,7 @@ import {
   actorSubmit,
   actorTriggers,
 } from '../../jobs/service.ts';
-import { PlatformJob, platformJob, statusFilter } from '../../jobs/views.ts';
+import { PlatformJob, platformJob, statusFilter } from '../jobViews.ts';
 import { setTenantWebhook, tenantWebhook } from '../../jobs/webhooks.ts';
 import { requireRole } from '../../accounts/actor.ts';
 import { Id } from '../../lib/schema.ts';

@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { Id } from '../../lib/schema.ts';
 import type { Core } from '../../jobs/core.ts';
 import { badRequest } from '../../lib/errors.ts';
-import { PlatformJob, platformJob, statusFilter } from '../../jobs/views.ts';
+import { PlatformJob, platformJob, statusFilter } from '../jobViews.ts';
 import { pageMeta, PageOf, PageQuery, pageWindow } from '../../lib/paging.ts';
 import { listSourceSyncJobs, sourceSyncJob, startSourceSync } from '../../sync/sourceSync.ts';
 import { CreateSourceBody, createSource, deleteSource, ExternalDataSource, listSources, ownSource, toSource, UpdateSourceBody, updateSource } from '../../sync/sources.ts';

@@ -3,7 +3,7 @@ import type { Core } from '../../jobs/core.ts';
 import { AppError } from '../../lib/errors.ts';
 import { actorJob, followUp, FollowUpRefused, jobIdOf } from '../../jobs/service.ts';
 import { jobsByIds } from '../../jobs/store.ts';
-import { task, Task } from '../../jobs/views.ts';
+import { task, Task } from '../jobViews.ts';
 import { actorOf } from '../auth.ts';
 import { requireRole } from '../../accounts/actor.ts';
 

@@ -3,7 +3,7 @@ import type { Actor } from '../../accounts/actor.ts';
 import type { Core } from '../../jobs/core.ts';
 import { AppError, badRequest, notFound } from '../../lib/errors.ts';
 import { actorCancel, actorJob, actorJobs, checkJobId } from '../../jobs/service.ts';
-import { PublicJob, publicJob } from '../../jobs/views.ts';
+import { PublicJob, publicJob } from '../jobViews.ts';
 import { requestUserDataDeletion } from '../../storage/userData.ts';
 import { actorOf } from '../auth.ts';
 import { errorResponses } from '../api/envelope.ts';

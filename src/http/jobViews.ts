@@ -1,41 +1,14 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { badRequest } from '../lib/errors.ts';
 import { isoOrNull, iso } from '../lib/time.ts';
-import type { ActionCatalog } from './actions.ts';
-import { JobError, JobProgress, type Job, type JobButton, type JobEventType } from './models.ts';
+import type { ActionCatalog } from '../jobs/actions.ts';
+import { buttonsOf, customIdOf } from '../jobs/buttons.ts';
+import { JobError, JobProgress, type Job, type JobEvent, type JobEventType } from '../jobs/models.ts';
 
 /**
- * A job as each surface shows it. They live here, not in http/, because webhooks (a core
- * concern) post the same shapes the surfaces answer with.
+ * A job as each surface shows it, and as webhooks and event streams carry it: the engine posts the
+ * shapes these functions make (the composition root hands them to it), it does not know them.
  */
-
-// ---- follow-up actions (buttons) ----
-
-const RERUN: JobButton = { name: 'rerun', label: 'Run again', emoji: '🔄' };
-const RETRY: JobButton = { name: 'retry', label: 'Retry', emoji: '🔁' };
-
-/** `yunji::<button>::<job id>`: the customId a client sends back to `/mj/submit/action`. */
-export const customIdOf = (job: Job, button: JobButton) => `yunji::${button.name}::${job.id}`;
-
-export function parseCustomId(customId: string): { name: string; jobId: number } | undefined {
-  const m = /^yunji::([a-z_]{1,40})::([1-9]\d{0,15})$/.exec(customId);
-  return m ? { name: m[1]!, jobId: Number(m[2]) } : undefined;
-}
-
-/**
- * The buttons a job offers now: none until it has finished; `rerun` then, `retry` after a failure
- * or cancel, and the action's own. None for an action started only through its own route (a
- * follow-up would skip that route's checks) or one this build does not know.
- */
-export function buttonsOf(job: Job, actions: ActionCatalog): JobButton[] {
-  if (job.status !== 'completed' && job.status !== 'failed' && job.status !== 'cancelled') return [];
-  const definition = actions.get(job.action);
-  if (!definition?.direct) return [];
-  const out = [RERUN];
-  if (job.status !== 'completed') out.push(RETRY);
-  for (const extra of definition.extraButtons ?? []) if (extra.offered(job)) out.push(extra.button);
-  return out;
-}
 
 /** Why a job failed: the last error not about one item (what stopped it). */
 export function failReasonOf(job: Job): string | null {
@@ -255,3 +228,9 @@ export function eventName(type: JobEventType, job: Job, actions: ActionCatalog):
 
 /** Jobs made by a follow-up action on the task surface show as tasks; all others as platform jobs. */
 export const isTask = (job: Job) => job.trigger === 'action';
+
+/** What a hook receives, and an event stream carries: the job as its surface shows it, the event's name and its sequence number. */
+export function webhookPayload(actions: ActionCatalog, event: JobEvent): Record<string, unknown> {
+  const view = isTask(event.job) ? task(event.job, actions) : platformJob(event.job, actions);
+  return { ...view, event: eventName(event.type, event.job, actions), sequence: event.job.sequence };
+}
