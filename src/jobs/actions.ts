@@ -69,7 +69,7 @@ export class PermanentJobError extends Error {
   override name = 'PermanentJobError';
 }
 
-/** Every action this build knows, by name. */
+/** The actions the composition root registered (app/actions.ts), by name. */
 export class ActionCatalog {
   private readonly byName = new Map<string, JobAction>();
 

@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, loadConfig } from '../../src/app/config.ts';
 import { checkOutboundUrl, isBlockedAddress, outboundAllowProblem, OutboundBlockedError, OutboundPolicy, remoteCode } from '../../src/lib/outbound.ts';
 
 /** The outbound guard's policy (src/outbound.ts): which addresses, the operator's allow-list, and the connection-time check. */

@@ -1,16 +1,16 @@
 import pino, { type Logger } from 'pino';
-import { bootstrap } from './accounts/bootstrap.ts';
-import type { Config } from './lib/settings.ts';
-import type { Core } from './jobs/core.ts';
-import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
-import { actionCatalog } from './jobs/catalog.ts';
-import { JobEvents } from './jobs/events.ts';
-import type { JobEvent } from './jobs/models.ts';
-import { jobById } from './jobs/store.ts';
-import { eventName, webhookPayload } from './http/jobViews.ts';
-import { sealerFor } from './lib/sealing.ts';
-import { chooseFsWork, type FsChoice } from './backends/fsThreads.ts';
-import { defaultSpace } from './spaces/spaces.ts';
+import { bootstrap } from '../accounts/bootstrap.ts';
+import type { Config } from '../lib/settings.ts';
+import type { Core } from '../jobs/core.ts';
+import { migrateToLatest, openDatabase, type DatabaseHandle } from '../db/index.ts';
+import { actionCatalog } from './actions.ts';
+import { JobEvents } from '../jobs/events.ts';
+import type { JobEvent } from '../jobs/models.ts';
+import { jobById } from '../jobs/store.ts';
+import { eventName, webhookPayload } from '../http/jobViews.ts';
+import { sealerFor } from '../lib/sealing.ts';
+import { chooseFsWork, type FsChoice } from '../backends/fsThreads.ts';
+import { defaultSpace } from '../spaces/spaces.ts';
 
 export interface Runtime {
   core: Core;

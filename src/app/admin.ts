@@ -1,17 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { TSchema } from '@sinclair/typebox';
-import { Email, Name, Password } from './accounts/models.ts';
-import { issueApiKey } from './accounts/apiKeys.ts';
-import { normalizeEmail } from './accounts/records.ts';
-import { isRole, roleAtLeast, type UserRole } from './accounts/roles.ts';
-import { hashPassword } from './accounts/secrets.ts';
-import { createTenantWithOwner } from './accounts/tenants.ts';
-import { insertUser } from './accounts/users.ts';
-import type { Core } from './jobs/core.ts';
-import { isUniqueViolation } from './db/errors.ts';
-import { recountUsage, setTenantQuota, tenantQuota } from './storage/quota.ts';
-import { AppError, badRequest, conflict, notFound } from './lib/errors.ts';
-import { schemaProblem } from './lib/validation.ts';
+import { Email, Name, Password } from '../accounts/models.ts';
+import { issueApiKey } from '../accounts/apiKeys.ts';
+import { normalizeEmail } from '../accounts/records.ts';
+import { isRole, roleAtLeast, type UserRole } from '../accounts/roles.ts';
+import { hashPassword } from '../accounts/secrets.ts';
+import { createTenantWithOwner } from '../accounts/tenants.ts';
+import { insertUser } from '../accounts/users.ts';
+import type { Core } from '../jobs/core.ts';
+import { isUniqueViolation } from '../db/errors.ts';
+import { recountUsage, setTenantQuota, tenantQuota } from '../storage/quota.ts';
+import { AppError, badRequest, conflict, notFound } from '../lib/errors.ts';
+import { schemaProblem } from '../lib/validation.ts';
 
 /** Operator commands (`yunji admin …`): they act with full rights, without an HTTP actor. */
 

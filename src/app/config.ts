@@ -2,8 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { outboundAllowProblem } from './lib/outbound.ts';
-import { ConfigSchema, type Config } from './lib/settings.ts';
+import { outboundAllowProblem } from '../lib/outbound.ts';
+import { ConfigSchema, type Config } from '../lib/settings.ts';
 
 export class ConfigError extends Error {}
 

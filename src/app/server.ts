@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
-import type { Config } from './lib/settings.ts';
-import { buildApp } from './http/app.ts';
-import { startJobEngine } from './jobs/engine.ts';
+import type { Config } from '../lib/settings.ts';
+import { buildApp } from '../http/app.ts';
+import { startJobEngine } from '../jobs/engine.ts';
 import { bootstrapIfEmpty, createLogger, logFsWork, openRuntime } from './runtime.ts';
-import { startSweeper } from './storage/sweeper.ts';
-import { startWriteFence } from './spaces/writeFence.ts';
-import { recountUsage } from './storage/quota.ts';
+import { startSweeper } from '../storage/sweeper.ts';
+import { startWriteFence } from '../spaces/writeFence.ts';
+import { recountUsage } from '../storage/quota.ts';
 
 /**
  * `yunji serve`: migrate, bootstrap, run jobs, listen. SIGTERM/SIGINT drain in-flight requests (new

@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.ts';
-import { configTable } from '../src/lib/settings.ts';
+import { ConfigError, loadConfig } from '../../src/app/config.ts';
+import { configTable } from '../../src/lib/settings.ts';
 
 const emptyDir = () => mkdtempSync(join(tmpdir(), 'yunji-config-'));
 
@@ -51,10 +51,10 @@ describe('loadConfig', () => {
   });
 
   it('is documented: the README configuration table lists every setting', () => {
-    const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
     for (const row of configTable()) {
       const shown = row.default === '' ? '(empty)' : `\`${String(row.default)}\``;
-      expect(readme, `README's row for ${row.env} differs from src/config.ts`).toContain(`| \`${row.env}\` | \`${row.key}\` | ${shown} | ${row.description} |`);
+      expect(readme, `README's row for ${row.env} differs from src/lib/settings.ts`).toContain(`| \`${row.env}\` | \`${row.key}\` | ${shown} | ${row.description} |`);
     }
   });
 });
