@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { TurnBatch, unsettle, type Settled } from '../lib/turnBatch.ts';
 import { readAhead, type FsWork, type PageOfWalk, type SmallFile, type SmallFileWritten } from './fsWork.ts';
 
 /**
@@ -45,25 +46,31 @@ const errorOf = (f: FsFailure) => Object.assign(new Error(f.message), { code: f.
  */
 export function loadNativeFs(): FsWork {
   const binding = createRequire(import.meta.url)('yunji-fs-work') as Binding;
-  let queued: { file: SmallFile; resolve: (w: SmallFileWritten) => void; reject: (err: Error) => void }[] = [];
+
+  /** One hand-off: the binding writes `files` on a pool thread and settles each. */
+  const writeFiles = (files: SmallFile[]) =>
+    new Promise<Settled<SmallFileWritten>[]>((resolve) =>
+      binding.writeFiles(files, (results) => resolve(results.map((r) => (r.error ? { ok: false, error: errorOf(r.error) } : { ok: true, value: { replaced: r.replaced, size: r.size } })))),
+    );
 
   /**
    * The writes of one turn of the event loop go over in one hand-off, or two when there are several:
    * waking a pool thread is most of a hand-off's cost, concurrent uploads finish in the same turn,
    * and the disk creates files faster two at a time than one.
    */
-  const flush = () => {
-    const batch = queued;
-    queued = [];
-    const share = Math.ceil(batch.length / 2);
-    for (let i = 0; i < batch.length; i += share) {
-      const part = batch.slice(i, i + share);
-      binding.writeFiles(
-        part.map((p) => p.file),
-        (results) => results.forEach((r, j) => (r.error ? part[j]!.reject(errorOf(r.error)) : part[j]!.resolve({ replaced: r.replaced, size: r.size }))),
-      );
-    }
-  };
+  // Each item's outcome is its hand-off's: the half done first is answered without waiting for the other.
+  const writes = new TurnBatch<SmallFile, Promise<Settled<SmallFileWritten>>>(
+    async (batch) => {
+      const share = Math.ceil(batch.length / 2);
+      const outcomes: Promise<Settled<SmallFileWritten>>[] = [];
+      for (let i = 0; i < batch.length; i += share) {
+        const part = writeFiles(batch.slice(i, i + share));
+        batch.slice(i, i + share).forEach((_, j) => outcomes.push(part.then((results) => results[j]!)));
+      }
+      return outcomes;
+    },
+    { max: Number.MAX_SAFE_INTEGER },
+  );
 
   const nextPage = (walk: NativeWalk) =>
     new Promise<PageOfWalk>((resolve, reject) =>
@@ -78,11 +85,7 @@ export function loadNativeFs(): FsWork {
     );
 
   return {
-    writeSmallFile: (file) =>
-      new Promise((resolve, reject) => {
-        if (queued.length === 0) setImmediate(flush);
-        queued.push({ file, resolve, reject });
-      }),
+    writeSmallFile: async (file) => unsettle(await writes.submit(file)),
     walkDirectory: (dir, key, skip, emptyDirs) => {
       const walk = binding.walkOpen(dir, key, skip, emptyDirs);
       // Left before its end (a cancelled sync): the walk lets go of what it holds.

@@ -182,7 +182,7 @@ const inserters = new WeakMap<Db, TurnBatch<NewJob, JobRow>>();
 
 function jobInserterOf(db: Db): TurnBatch<NewJob, JobRow> {
   let inserter = inserters.get(db);
-  if (!inserter) inserters.set(db, (inserter = new TurnBatch((rows) => insertJobs(db, rows), MAX_INSERT_ROWS)));
+  if (!inserter) inserters.set(db, (inserter = new TurnBatch((rows) => insertJobs(db, rows), { max: MAX_INSERT_ROWS })));
   return inserter;
 }
 
