@@ -76,18 +76,6 @@ export interface Backend {
   describe(): string;
 }
 
-/** A backend refused or failed; `message` is its reason, fit to show the user. */
-export class BackendError extends Error {
-  constructor(
-    message: string,
-    readonly code: 'not_found' | 'denied' | 'unreachable' | 'failed' = 'failed',
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.name = 'BackendError';
-  }
-}
-
 /** Joins key segments, dropping empty ones: `joinKey('', 'a/', 'b')` is `a/b`. */
 export function joinKey(...parts: string[]): string {
   return parts

@@ -1,4 +1,5 @@
-import { BackendError, joinKey } from './backend.ts';
+import { BackendError } from './errors.ts';
+import { joinKey } from './backend.ts';
 
 /**
  * Where Yunji keeps its own data inside a space: `<workingDir>/.yunji/`. Listings of the space

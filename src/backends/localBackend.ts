@@ -4,7 +4,8 @@ import { copyFile, lstat, mkdir, open, readdir, realpath, rename, rm, utimes, ty
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pump } from '../lib/streams.ts';
-import { BackendError, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
+import { BackendError } from './errors.ts';
+import { type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
 import { walkDirectory, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_FILE, writeSmallFile } from './fsThreads.ts';
 import { isMissing } from './fsWork.ts';
 import { RESERVED_DIR } from './layout.ts';
@@ -56,7 +57,7 @@ export class LocalBackend implements Backend {
   private pathOf(key: string): string {
     const segments = key.split('/').filter((s) => s !== '');
     if (segments.some((s) => s === '..' || s === '.' || s.includes('\\') || s.includes('\0'))) {
-      throw new BackendError(`'${key}' is not a path inside the space`, 'denied');
+      throw new BackendError(`'${key}' is not a path inside the space`, 'invalid_path');
     }
     return join(this.base, ...segments);
   }
@@ -75,7 +76,7 @@ export class LocalBackend implements Backend {
     const root = await this.rootReal();
     const rel = relative(this.base, dir);
     const real = await realpath(dir);
-    if (real !== join(root, rel)) throw new BackendError(`'${rel}' goes through a symbolic link; a space never follows one`, 'denied');
+    if (real !== join(root, rel)) throw new BackendError(`'${rel}' goes through a symbolic link; a space never follows one`, 'invalid_path');
     if (this.verified.size > 10_000) this.verified.clear();
     this.verified.add(dir);
   }

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { joinKey, type Backend, type ByteRange } from './backend.ts';
+import { BackendError } from './errors.ts';
 import { readSmall } from '../lib/streams.ts';
 import { shardKey, shardsPrefix, tmpPrefix } from './layout.ts';
 
@@ -52,15 +53,15 @@ export const unlimited: ShardQuota = {
   release: async () => undefined,
 };
 
-export class ShardTooLarge extends Error {
+export class ShardTooLarge extends BackendError {
   constructor(readonly limit: number) {
-    super(`larger than the limit of ${limit} bytes`);
+    super(`larger than the limit of ${limit} bytes`, 'too_large');
   }
 }
 
-export class SpaceFull extends Error {
+export class SpaceFull extends BackendError {
   constructor(readonly room: number) {
-    super(`the space's shard store is full (${room} bytes left)`);
+    super(`the space's shard store is full (${room} bytes left)`, 'full');
   }
 }
 

@@ -10,7 +10,8 @@ import { isUniqueViolation } from '../db/errors.ts';
 import { inGroupCommit } from '../db/groupCommit.ts';
 import { backendFailed, badRequest, conflict, notFound } from '../lib/errors.ts';
 import { checkOutboundUrl, outboundPolicy } from '../lib/outbound.ts';
-import { BackendError, joinKey, type Backend } from '../backends/backend.ts';
+import { joinKey, type Backend } from '../backends/backend.ts';
+import { asClientError, BackendError } from '../backends/errors.ts';
 import type { CreateUserSpaceBody, S3Credential, StorageConfig, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from './models.ts';
 import { assertNotForeign, checkLocalRoot, claimLocalRoot } from './roots.ts';
 import { shardGuard } from './shardGuard.ts';
@@ -375,13 +376,6 @@ export async function localFileBytes(core: Core, tenantId: number): Promise<numb
     for await (const entry of space.backend.list('')) bytes += entry.size;
   }
   return bytes;
-}
-
-/** A backend's failure as the error a client sees; anything else unchanged. */
-export function asClientError(err: unknown): unknown {
-  if (!(err instanceof BackendError)) return err;
-  if (err.code === 'denied' && /not a path inside|symbolic link/.test(err.message)) return badRequest(err.message);
-  return backendFailed(err.message);
 }
 
 /** Every space of every tenant (for the sweeper), each opened when asked: opening one may fail alone. */

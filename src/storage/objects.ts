@@ -9,9 +9,10 @@ import { inGroupCommit } from '../db/groupCommit.ts';
 import type { Db } from '../db/index.ts';
 import { prepared, preparedWrite } from '../db/prepared.ts';
 import type { Database, ObjectsTable } from '../db/schema.ts';
-import { AppError, badRequest, insufficientStorage, notFound } from '../lib/errors.ts';
-import { ShardTooLarge, SpaceFull, type StoredShard } from '../backends/shardStore.ts';
-import { asClientError, spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
+import { AppError, badRequest, notFound } from '../lib/errors.ts';
+import type { StoredShard } from '../backends/shardStore.ts';
+import { asClientError } from '../backends/errors.ts';
+import { spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
 import { holdWrites, withHold, type WriteHold } from '../backends/writeHolds.ts';
 import { iso } from '../lib/time.ts';
 import type { StorageObject } from './models.ts';
@@ -118,9 +119,7 @@ export async function storeShard(core: Core, space: SpaceHandle, content: Readab
   try {
     return await storeOf(space).write(content, core.config.maxObjectSize);
   } catch (err) {
-    if (err instanceof ShardTooLarge) throw new AppError('too_large', `${what} is ${err.message}`);
-    if (err instanceof SpaceFull) throw insufficientStorage(`${what} does not fit in user space ${space.id}: ${err.message}`);
-    throw asClientError(err);
+    throw asClientError(err, { what, spaceId: space.id });
   }
 }
 

@@ -15,7 +15,8 @@ import { joinKey, type Backend } from '../backends/backend.ts';
 import { assertOutsideReserved } from '../backends/layout.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
 import { isS3 } from '../spaces/storageConfig.ts';
-import { asClientError, spaceById, spaceForUpload, tenantSpace, type SpaceHandle } from '../spaces/spaces.ts';
+import { asClientError } from '../backends/errors.ts';
+import { spaceById, spaceForUpload, tenantSpace, type SpaceHandle } from '../spaces/spaces.ts';
 
 /**
  * Moving files between a space's own folders and packages: `createPackage` imports a file or a
