@@ -4,8 +4,8 @@ import type { KeptTimes } from './keptTimes.ts';
 import { describeS3, type S3Location, type S3Network } from './s3Location.ts';
 
 /**
- * An S3-compatible space whose client is loaded on first use: the AWS SDK costs a server about
- * 20 MiB of memory, which one that keeps its bytes on local disks should not pay.
+ * An S3-compatible space whose client is loaded on first use: the AWS SDK's memory is not paid by
+ * a server that keeps its bytes on local disks (docs/DECISIONS.md, "Figures behind code comments").
  */
 export class LazyS3Backend implements Backend {
   private loading: Promise<Backend> | undefined;

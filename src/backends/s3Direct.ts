@@ -16,9 +16,9 @@ export interface HeadAnswer {
  * HEADs and small PUTs to a bucket addressed by path at an endpoint of its own (MinIO, Ceph,
  * s3rver, most self-hosted services), signed here (`sigv4.ts`) and sent on kept-alive connections,
  * without the AWS SDK. A sync to or from such a bucket is one such request per file (a HEAD to
- * read a file's kept time, a PUT to write a small file), and through the SDK each cost about 1 ms
- * of CPU more than the request itself (its middleware, endpoint rules, signer; for a stream, the
- * multipart uploader); see docs/BENCHMARKS.md. The caller keeps the SDK for everything else and
+ * read a file's kept time, a PUT to write a small file), and through the SDK each costs more CPU
+ * than the request itself (its middleware, endpoint rules, signer; for a stream, the multipart
+ * uploader; figures in docs/DECISIONS.md, "Sync"). The caller keeps the SDK for everything else and
  * for any answer this does not understand (undefined here: a network error, a status it cannot
  * use). A 400 or 403 may be a refusal of this signing, so after one every request is left to the
  * caller. It connects only where `network.outbound` allows, and a request silent for

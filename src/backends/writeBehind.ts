@@ -12,8 +12,7 @@ const FileStream = WriteStream as unknown as new (path: string, options: { flags
  * time; writes go on meanwhile), and it finishes only once the last one has returned.
  *
  * Without it a large upload stays in the page cache whole, and the disk writes it only afterwards
- * in one burst (Linux starts write-back at 10 % of memory or after 30 s): 1.4–2.0 s for 1 GiB on
- * the bench machine's disk after a 2.8 s upload, against 0.01–0.04 s left once the upload wrote behind.
+ * in one burst, after the upload was acknowledged (figures: docs/DECISIONS.md, "Storage surface").
  * It also keeps a busy server from filling memory with dirty pages. Files smaller than one step
  * never wait for the disk. The end of the file is not synced: a finished file survives a process
  * crash, not a power loss, as small files and SQLite's `synchronous=NORMAL` do.

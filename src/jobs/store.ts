@@ -177,7 +177,7 @@ async function insertJobs(db: Db, rows: NewJob[]): Promise<JobRow[]> {
   return rows.map((row, i) => ({ id: ids[i]!, ...row }));
 }
 
-/** Submits of one turn without a webhook share an insert (a submitter with 16 in flight was capped by one each). */
+/** Submits of one turn without a webhook share an insert: an insert per job caps a busy submitter (docs/BENCHMARKS.md, "Jobs"). */
 const inserters = new WeakMap<Db, TurnBatch<NewJob, JobRow>>();
 
 function jobInserterOf(db: Db): TurnBatch<NewJob, JobRow> {

@@ -4,7 +4,7 @@ import type { Readable, Writable } from 'node:stream';
  * Pipes `source` into `dest` and settles when `dest` has finished and closed, or on the first
  * failure of either (both are destroyed then). It does what `stream.pipeline` does for two streams
  * without its per-call AbortController, whose abort at the end builds a DOMException with a stack
- * trace: on a small upload that was a tenth of the time spent in streams.
+ * trace, a cost a small upload notices (docs/BENCHMARKS.md, "Storage data plane").
  */
 export function pump(source: Readable, dest: Writable): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -25,8 +25,8 @@ let lastDatePart = '';
 
 /**
  * Wire times: ISO-8601 in UTC with milliseconds (`Z` is the offset), exactly as `toISOString`
- * writes them. Listings format two per object, and this is several times faster than
- * `new Date(ms).toISOString()`; test/time.test.ts checks the two agree.
+ * writes them, without a `Date` per time: listings format two per object (docs/BENCHMARKS.md,
+ * "Listing"). test/lib/time.test.ts checks the two agree.
  */
 export function iso(ms: number): string {
   if (!Number.isInteger(ms) || ms < 0 || ms >= YEAR_10000) return new Date(ms).toISOString();

@@ -40,15 +40,14 @@ export function toStorageObject(r: ObjectRow): StorageObject {
 
 /**
  * An object's JSON, exactly what `toStorageObject` and the `/v1` serializer make of its row, for
- * listings (the hot read): the database writes everything but the times, and `objectJson` adds the
- * two times with `iso` (SQLite's `strftime` costs 1.5 µs a call, four times `iso`). A page of 1,000
- * then skips 1,000 row objects, 1,000 StorageObjects and the serializer's escaping of 6,000
- * strings. test/storage/objectJson.test.ts keeps the two agreeing.
+ * listings (the hot read): the database writes everything but the times, which `objectJson` adds
+ * with `iso` (cheaper than SQLite's `strftime`), so a page skips its row objects, StorageObjects
+ * and the serializer's escaping. test/storage/objectJson.test.ts keeps the two agreeing.
  *
- * Of the characters JSON must escape, an object path can only hold '"': paths.ts refuses
+ * Of the characters JSON must escape, an object path can only hold '"': lib/objectPaths.ts refuses
  * backslashes and control characters on every write. So the path is quoted by replacing '"' alone,
- * which costs PostgreSQL a third of what `to_json` did (a page of 1,000: 1.1–1.2 ms of execution
- * against 1.3–2.1 ms). The redundancy is one of the server's own words and needs no escaping.
+ * cheaper on PostgreSQL than `to_json` (figures: docs/BENCHMARKS.md, "Listing"). The redundancy is
+ * one of the server's own words and needs no escaping.
  */
 /** The columns, in this order: path, head (the object's JSON up to its times), created_at, updated_at. */
 export function objectJsonColumns() {

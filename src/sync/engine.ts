@@ -55,7 +55,7 @@ type Verdict = 'copy' | 'update' | 'skip';
  */
 export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSettings, report: SyncReport, totals: SyncStats = emptyStats()): Promise<SyncStats> {
   const stats = emptyStats();
-  // Counted here, told to the job once per file (at `step`): a report per counter was a tenth of a re-sync's time.
+  // Counted here, told to the job once per file (at `step`): a report per counter is costly on a re-sync (docs/DECISIONS.md, "Figures behind code comments").
   const count = (field: keyof SyncStats, n = 1) => {
     stats[field] += n;
     totals[field] += n;

@@ -103,7 +103,7 @@ export class ManifestTree implements SyncTree {
     });
   }
 
-  /** The entry, or what is wrong with it (returned, not thrown: an exception per refused entry took seconds a million times). */
+  /** The entry, or what is wrong with it (returned, not thrown: an exception per refused entry is costly over a million entries). */
   private entryOf(f: Record<string, unknown>, path: string): TreeEntry | string {
     if (typeof f.path !== 'string') return "'path' must be a string";
     const pathProblem = objectPathProblem(path, 'path');
