@@ -100,7 +100,7 @@ export async function adminCreateApiKey(
   return issueApiKey(core.db, opts.tenantId, userId, opts.name, keyRole) as unknown as Record<string, unknown>;
 }
 
-/** Every column holding a sealed value (src/sealing.ts), by table. */
+/** Every column holding a sealed value (src/lib/sealing.ts), by table. */
 const SEALED_COLUMNS = [
   { table: 'user_spaces', column: 'credential_sealed' },
   { table: 'sync_sources', column: 'secret_sealed' },

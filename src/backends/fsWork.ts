@@ -2,7 +2,7 @@
  * Small local file system work, as a local space needs it: small files written whole, and trees
  * walked a page at a time. Two implementations keep this contract: Yunji's optional native module
  * (`fsNative.ts`) and pure Node (`fsPortable.ts`); `fsThreads.ts` chooses one at start-up. Their
- * results, order and errors are the same (`test/spaces/fsWork.test.ts` runs one suite on both).
+ * results, order and errors are the same (`test/backends/fsWork.test.ts` runs one suite on both).
  */
 export interface FsWork {
   /**

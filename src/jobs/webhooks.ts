@@ -17,7 +17,7 @@ import type { JobEvent } from './models.ts';
 
 const MAX_ATTEMPTS = 8;
 
-/** A hook must be an http(s) URL outbound requests may reach (src/outbound.ts). */
+/** A hook must be an http(s) URL outbound requests may reach (src/lib/outbound.ts). */
 export function checkHookUrl(core: Core, raw: string, field: string): Promise<URL> {
   return checkOutboundUrl(outboundPolicy(core.config.outboundAllow), raw, field);
 }

@@ -59,7 +59,7 @@ export function s3Network(config: Pick<Config, 'outboundAllow' | 's3Timeout'>): 
 }
 
 /**
- * The backend of a space; an S3 one connects only where `network.outbound` allows (src/outbound.ts)
+ * The backend of a space; an S3 one connects only where `network.outbound` allows (src/lib/outbound.ts)
  * and gives up on an endpoint silent for `network.timeoutMs`. With `db`, an S3 backend records the
  * file times of what it writes there (see keptTimes.ts).
  */

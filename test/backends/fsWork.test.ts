@@ -44,7 +44,7 @@ function deepFolders(base: string, segment: string, segments: number, then: stri
 }
 
 /**
- * The small file system work (src/spaces/fsWork.ts), the same expectations for the native module
+ * The small file system work (src/backends/fsWork.ts), the same expectations for the native module
  * and for pure Node: results, order, error codes and messages, and what is left on disk.
  */
 describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) => {

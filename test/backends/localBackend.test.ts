@@ -7,7 +7,7 @@ import { chooseFsWork } from '../../src/backends/fsThreads.ts';
 import { LocalBackend } from '../../src/backends/localBackend.ts';
 import { fsWorkCases } from '../helpers/fsWork.ts';
 
-/** LocalBackend on each implementation of its small file system work (test/spaces/fsWork.test.ts tests them directly). */
+/** LocalBackend on each implementation of its small file system work (test/backends/fsWork.test.ts tests them directly). */
 describe.each(fsWorkCases)('LocalBackend with $name file system work', ({ fs, setting }) => {
   beforeAll(() => {
     chooseFsWork(setting);

@@ -14,7 +14,7 @@ import { s3Client, s3Put, startThrottledProxy, type ThrottledProxy } from '../he
 const kinds = await databaseKinds();
 
 /**
- * The S3 backend records the file time of what it writes (src/spaces/keptTimes.ts), so that its
+ * The S3 backend records the file time of what it writes (src/backends/keptTimes.ts), so that its
  * listings give those times without a HEAD per object, and only where the bytes are still the ones
  * it wrote. Against s3rver, through a proxy that counts the requests, on both databases.
  */

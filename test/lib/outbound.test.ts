@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/app/config.ts';
 import { checkOutboundUrl, isBlockedAddress, outboundAllowProblem, OutboundBlockedError, OutboundPolicy, remoteCode } from '../../src/lib/outbound.ts';
 
-/** The outbound guard's policy (src/outbound.ts): which addresses, the operator's allow-list, and the connection-time check. */
+/** The outbound guard's policy (src/lib/outbound.ts): which addresses, the operator's allow-list, and the connection-time check. */
 describe('the default outbound policy', () => {
   it('refuses loopback, private, link-local, metadata, CGNAT, multicast and reserved addresses, in their IPv6 forms too', () => {
     const blocked = [
