@@ -1,4 +1,4 @@
-import { BackendError } from './errors.ts';
+import { BackendError } from './backendError.ts';
 import { joinKey } from './backend.ts';
 
 /**

@@ -4,7 +4,7 @@ import { copyFile, lstat, mkdir, open, readdir, realpath, rename, rm, utimes, ty
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pump } from '../lib/streams.ts';
-import { BackendError } from './errors.ts';
+import { BackendError } from './backendError.ts';
 import { type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
 import { walkDirectory, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_FILE, writeSmallFile } from './fsThreads.ts';
 import { isMissing } from './fsWork.ts';

@@ -18,7 +18,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { OutboundBlockedError, remoteCode, unreachable } from '../lib/outbound.ts';
 import { readSmall } from '../lib/streams.ts';
-import { BackendError } from './errors.ts';
+import { BackendError } from './backendError.ts';
 import { type Backend, type BackendEntry, type ByteRange, type Put, type PutOptions } from './backend.ts';
 import { bareEtag, type KeptTimes, type WrittenObject } from './keptTimes.ts';
 import { RESERVED_DIR } from './layout.ts';

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { joinKey, type Backend, type ByteRange } from './backend.ts';
-import { BackendError } from './errors.ts';
+import { BackendError } from './backendError.ts';
 import { readSmall } from '../lib/streams.ts';
 import { shardKey, shardsPrefix, tmpPrefix } from './layout.ts';
 

@@ -11,7 +11,7 @@ import { inGroupCommit } from '../db/groupCommit.ts';
 import { backendFailed, badRequest, conflict, notFound } from '../lib/errors.ts';
 import { checkOutboundUrl, outboundPolicy } from '../lib/outbound.ts';
 import { joinKey, type Backend } from '../backends/backend.ts';
-import { asClientError, BackendError } from '../backends/errors.ts';
+import { asClientError, BackendError } from '../backends/backendError.ts';
 import type { CreateUserSpaceBody, S3Credential, StorageConfig, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from './models.ts';
 import { assertNotForeign, checkLocalRoot, claimLocalRoot } from './roots.ts';
 import { shardGuard } from './shardGuard.ts';

@@ -11,7 +11,7 @@ import { prepared, preparedWrite } from '../db/prepared.ts';
 import type { Database, ObjectsTable } from '../db/schema.ts';
 import { AppError, badRequest, notFound } from '../lib/errors.ts';
 import type { StoredShard } from '../backends/shardStore.ts';
-import { asClientError } from '../backends/errors.ts';
+import { asClientError } from '../backends/backendError.ts';
 import { spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
 import { holdWrites, withHold, type WriteHold } from '../backends/writeHolds.ts';
 import { iso } from '../lib/time.ts';

@@ -15,7 +15,7 @@ import { joinKey, type Backend } from '../backends/backend.ts';
 import { assertOutsideReserved } from '../backends/layout.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
 import { isS3 } from '../spaces/storageConfig.ts';
-import { asClientError } from '../backends/errors.ts';
+import { asClientError } from '../backends/backendError.ts';
 import { spaceById, spaceForUpload, tenantSpace, type SpaceHandle } from '../spaces/spaces.ts';
 
 /**

@@ -7,7 +7,7 @@ import type { Job, JobStatus } from '../jobs/models.ts';
 import { listJobs, submitJob, tenantJob } from '../jobs/store.ts';
 import { outboundPolicy } from '../lib/outbound.ts';
 import { LocalBackend } from '../backends/localBackend.ts';
-import { asClientError } from '../backends/errors.ts';
+import { asClientError } from '../backends/backendError.ts';
 import { openBackend, s3Network } from '../spaces/storageConfig.ts';
 import { syncTree } from './engine.ts';
 import { ManifestTree, type ManifestProblem } from './manifestTree.ts';

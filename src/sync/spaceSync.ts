@@ -3,7 +3,7 @@ import type { Core } from '../jobs/core.ts';
 import { badRequest, conflict, notFound } from '../lib/errors.ts';
 import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
-import { asClientError } from '../backends/errors.ts';
+import { asClientError } from '../backends/backendError.ts';
 import { tenantSpace } from '../spaces/spaces.ts';
 import { filesBackendOf } from '../storage/localFiles.ts';
 import { LocalBytesBudget } from '../storage/quota.ts';

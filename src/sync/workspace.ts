@@ -7,7 +7,7 @@ import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import { activeJobByKey, JobKeyConflict, submitJob } from '../jobs/store.ts';
 import { joinKey } from '../backends/backend.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
-import { asClientError } from '../backends/errors.ts';
+import { asClientError } from '../backends/backendError.ts';
 import { tenantSpace } from '../spaces/spaces.ts';
 import { filesBackendOf } from '../storage/localFiles.ts';
 import { LocalBytesBudget } from '../storage/quota.ts';

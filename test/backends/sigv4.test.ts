@@ -4,7 +4,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outboundPolicy } from '../../src/lib/outbound.ts';
 import { S3Backend } from '../../src/backends/s3Backend.ts';
-import { BackendError } from '../../src/backends/errors.ts';
+import { BackendError } from '../../src/backends/backendError.ts';
 import { EMPTY_PAYLOAD_SHA256, encodeKeyPath, signedHeaders } from '../../src/backends/sigv4.ts';
 import { startS3, S3_CREDENTIAL, type S3Server } from '../helpers/s3.ts';
 
