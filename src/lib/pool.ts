@@ -21,11 +21,13 @@ export async function eachLimited<T>(items: AsyncIterable<T>, limit: number, wor
   try {
     for await (const item of items) {
       if (failure) break;
-      await pool.add(() =>
-        work(item).catch((err: unknown) => {
+      // Waiting for a slot, another item may fail: this one is then not started.
+      await pool.add(async () => {
+        if (failure) return;
+        await work(item).catch((err: unknown) => {
           failure ??= err;
-        }),
-      );
+        });
+      });
     }
   } finally {
     // Also when `items` fails: nothing is still writing once this returns.
