@@ -7,9 +7,9 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import pino from 'pino';
 import WebSocket from 'ws';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/app/config.ts';
 import { submitJob } from '../src/jobs/store.ts';
-import { bootstrapIfEmpty, openRuntime } from '../src/runtime.ts';
+import { bootstrapIfEmpty, openRuntime } from '../src/app/runtime.ts';
 import { createPgDatabase, postgresUnavailableReason } from '../test/helpers/databases.ts';
 import { ADMIN, loginMeasured, loginToken, percentile, ROOT, round, startYunji, stopChild } from './lib.ts';
 

@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
-import { adminCreateApiKey, adminCreateTenant, adminCreateUser, adminRecountUsage, adminResealSecrets, adminSetQuota, adminShowTenant } from './admin.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
-import type { Core } from './core.ts';
-import { AppError } from './errors.ts';
-import { openRuntime } from './runtime.ts';
-import { serve, work } from './server.ts';
+import { adminCreateApiKey, adminCreateTenant, adminCreateUser, adminRecountUsage, adminResealSecrets, adminSetQuota, adminShowTenant } from './app/admin.ts';
+import { ConfigError, loadConfig } from './app/config.ts';
+import type { Config } from './lib/settings.ts';
+import type { Core } from './jobs/core.ts';
+import { AppError } from './lib/errors.ts';
+import { openRuntime } from './app/runtime.ts';
+import { serve, work } from './app/server.ts';
 
 const USAGE = `Usage: yunji <command>
 

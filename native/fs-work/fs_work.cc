@@ -1,7 +1,7 @@
-// Small local file system work for src/spaces/fsNative.ts, run on libuv's thread pool with plain
+// Small local file system work for src/backends/fsNative.ts, run on libuv's thread pool with plain
 // system calls: a batch of whole small-file writes, or the next page of a directory walk, is one
 // hand-off. The work costs no memory beyond what it holds (docs/DECISIONS.md).
-// src/spaces/fsPortable.ts does the same in pure Node; test/spaces/fsWork.test.ts holds both to one
+// src/backends/fsPortable.ts does the same in pure Node; test/backends/fsWork.test.ts holds both to one
 // suite, so a change here is made there too.
 //
 // Errors are reported as Node reports them (`code`, and a message such as

@@ -1,7 +1,7 @@
-import type { Core } from '../core.ts';
+import type { DbCore } from '../db/core.ts';
 import type { Db } from '../db/index.ts';
 import { prepared } from '../db/prepared.ts';
-import { forbidden, unauthorized } from '../errors.ts';
+import { forbidden, unauthorized } from '../lib/errors.ts';
 import type { UserTenantStatus } from './models.ts';
 import { roleAtLeast, weakerRole, type UserRole } from './roles.ts';
 import { credentialCache } from './credentialCache.ts';
@@ -42,7 +42,7 @@ const keyUseWritten = new Map<number, number>();
 const KEY_USE_INTERVAL = 60_000;
 
 /** Resolves a bearer token (session token or API key) to its actor, or throws 401. */
-export async function authenticate(core: Core, token: string): Promise<Actor> {
+export async function authenticate(core: DbCore, token: string): Promise<Actor> {
   const now = Date.now();
   const cache = credentialCache(core);
   const cached = cache?.get(token)?.actor;
@@ -56,7 +56,7 @@ export async function authenticate(core: Core, token: string): Promise<Actor> {
   return actor;
 }
 
-async function readActor(core: Core, token: string, now: number): Promise<Actor> {
+async function readActor(core: DbCore, token: string, now: number): Promise<Actor> {
   const hash = tokenHash(token);
   if (token.startsWith(TOKEN_PREFIX.apiKey)) {
     const [row] = await apiKeyByHash(core.db, hash);

@@ -1,10 +1,10 @@
-import type { Core } from '../core.ts';
+import type { DbCore } from '../db/core.ts';
 import type { Db } from '../db/index.ts';
-import { forbidden, notFound } from '../errors.ts';
-import { pageMeta, pageWindow, type Page, type PageQuery } from '../paging.ts';
+import { forbidden, notFound } from '../lib/errors.ts';
+import { pageMeta, pageWindow, type Page, type PageQuery } from '../lib/paging.ts';
 import { requireRole, type Actor } from './actor.ts';
 import { type ApiKey, type CreatedApiKey, type CreateApiKeyRequest } from './models.ts';
-import { iso, isoOrNull } from '../time.ts';
+import { iso, isoOrNull } from '../lib/time.ts';
 import { roleAtLeast, type UserRole } from './roles.ts';
 import { newToken, TOKEN_PREFIX, tokenHash } from './secrets.ts';
 
@@ -25,7 +25,7 @@ export async function issueApiKey(db: Db, tenantId: number, userId: number, name
   return { ...toApiKey(row), key };
 }
 
-export async function createApiKey(core: Core, actor: Actor, request: CreateApiKeyRequest): Promise<CreatedApiKey> {
+export async function createApiKey(core: DbCore, actor: Actor, request: CreateApiKeyRequest): Promise<CreatedApiKey> {
   requireRole(actor, 'member');
   if (!roleAtLeast(actor.role, request.role)) {
     throw forbidden(`a key cannot have role '${request.role}', which is above yours ('${actor.role}')`);
@@ -34,13 +34,13 @@ export async function createApiKey(core: Core, actor: Actor, request: CreateApiK
 }
 
 /** Admins see every key of the tenant; others see their own. */
-function visibleKeys(core: Core, actor: Actor) {
+function visibleKeys(core: DbCore, actor: Actor) {
   let q = core.db.selectFrom('api_keys').where('tenant_id', '=', actor.tenantId);
   if (!roleAtLeast(actor.role, 'admin')) q = q.where('user_id', '=', actor.userId);
   return q;
 }
 
-export async function listApiKeys(core: Core, actor: Actor, query: PageQuery): Promise<Page<ApiKey>> {
+export async function listApiKeys(core: DbCore, actor: Actor, query: PageQuery): Promise<Page<ApiKey>> {
   requireRole(actor, 'viewer');
   const { page, pageSize, offset } = pageWindow(query);
   const rows = await visibleKeys(core, actor).select(columns).orderBy('id').limit(pageSize).offset(offset).execute();
@@ -50,7 +50,7 @@ export async function listApiKeys(core: Core, actor: Actor, query: PageQuery): P
   return { items: rows.map(toApiKey), meta: pageMeta(page, pageSize, Number(total)) };
 }
 
-export async function revokeApiKey(core: Core, actor: Actor, keyId: number): Promise<void> {
+export async function revokeApiKey(core: DbCore, actor: Actor, keyId: number): Promise<void> {
   requireRole(actor, 'member');
   const key = await visibleKeys(core, actor).select('id').where('id', '=', keyId).executeTakeFirst();
   if (!key) throw notFound('API key');

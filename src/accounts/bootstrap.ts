@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Core } from '../core.ts';
+import type { DbCore } from '../db/core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { hashPassword } from './secrets.ts';
 import { insertTenantWithOwner } from './tenants.ts';
@@ -17,7 +17,7 @@ export interface BootstrapResult {
  * transaction. Processes starting at once race harmlessly: the loser hits the unique email and
  * rolls back.
  */
-export async function bootstrap(core: Core): Promise<BootstrapResult | undefined> {
+export async function bootstrap(core: DbCore): Promise<BootstrapResult | undefined> {
   const anyTenant = await core.db.selectFrom('tenants').select('id').limit(1).executeTakeFirst();
   if (anyTenant) return undefined;
   const generatedPassword = core.config.adminPassword === '' ? randomBytes(12).toString('base64url') : undefined;

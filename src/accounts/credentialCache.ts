@@ -1,4 +1,4 @@
-import type { Core } from '../core.ts';
+import type { DbCore } from '../db/core.ts';
 import { onWrite, uncommittedWritesPossible } from '../db/observe.ts';
 import type { Actor } from './actor.ts';
 import type { AuthSession } from './models.ts';
@@ -65,7 +65,7 @@ export class CredentialCache {
 const caches = new WeakMap<object, CredentialCache | null>();
 
 /** The cache of this database, or undefined where it is off. */
-export function credentialCache(core: Core): CredentialCache | undefined {
+export function credentialCache(core: DbCore): CredentialCache | undefined {
   let cache = caches.get(core.db);
   if (cache === undefined) {
     cache = core.dialect === 'sqlite' && core.config.authCacheTtl > 0 ? new CredentialCache(core.config.authCacheTtl, () => uncommittedWritesPossible(core.db)) : null;

@@ -1,10 +1,10 @@
-import type { Core } from '../core.ts';
+import type { DbCore } from '../db/core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { lockTenant } from '../db/locks.ts';
-import { AppError, badRequest, conflict, forbidden, notFound, unauthorized } from '../errors.ts';
+import { AppError, badRequest, conflict, forbidden, notFound, unauthorized } from '../lib/errors.ts';
 import { requireRole, type Actor } from './actor.ts';
 import { type AcceptInvitationRequest, type AuthSession, type InviteUserRequest, type UserInvitationResult } from './models.ts';
-import { iso } from '../time.ts';
+import { iso } from '../lib/time.ts';
 import { checkPassword } from './passwords.ts';
 import { getMembership, getUserProfile, normalizeEmail, profileInTenant } from './records.ts';
 import { roleAtLeast, type UserRole } from './roles.ts';
@@ -19,7 +19,7 @@ import { insertInvitee, insertUser } from './users.ts';
  * No mail is sent: the caller hands the token to the invitee. `created_user` says whether the email
  * is new to this tenant.
  */
-export async function inviteUser(core: Core, actor: Actor, request: InviteUserRequest): Promise<UserInvitationResult> {
+export async function inviteUser(core: DbCore, actor: Actor, request: InviteUserRequest): Promise<UserInvitationResult> {
   requireRole(actor, 'admin');
   if (!roleAtLeast(actor.role, request.role)) {
     throw forbidden(`you cannot grant role '${request.role}', which is above yours ('${actor.role}')`);
@@ -93,7 +93,7 @@ export async function inviteUser(core: Core, actor: Actor, request: InviteUserRe
  * nothing here, so neither an invitation token nor a key is ever turned into a session of somebody's
  * existing account.
  */
-export async function acceptInvitation(core: Core, request: AcceptInvitationRequest, clientIp: string, actor?: Actor): Promise<AuthSession> {
+export async function acceptInvitation(core: DbCore, request: AcceptInvitationRequest, clientIp: string, actor?: Actor): Promise<AuthSession> {
   const invitation = await core.db
     .selectFrom('invitations as i')
     .innerJoin('users as u', 'u.id', 'i.user_id')

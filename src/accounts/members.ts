@@ -1,15 +1,15 @@
 import type { Transaction } from 'kysely';
-import type { Core } from '../core.ts';
+import type { DbCore } from '../db/core.ts';
 import type { Database } from '../db/schema.ts';
 import { lockTenant } from '../db/locks.ts';
-import { conflict, forbidden, notFound } from '../errors.ts';
-import { pageMeta, pageWindow, type Page, type PageQuery } from '../paging.ts';
+import { conflict, forbidden, notFound } from '../lib/errors.ts';
+import { pageMeta, pageWindow, type Page, type PageQuery } from '../lib/paging.ts';
 import { requireRole, type Actor } from './actor.ts';
 import type { TenantMember, UpdateMemberRequest } from './models.ts';
 import { getMembership, getUserProfile, memberUserProfile, membersWithUsers, profileInTenant, toMembership } from './records.ts';
 import { roleAtLeast, type UserRole } from './roles.ts';
 
-export async function listMembers(core: Core, actor: Actor, query: PageQuery): Promise<Page<TenantMember>> {
+export async function listMembers(core: DbCore, actor: Actor, query: PageQuery): Promise<Page<TenantMember>> {
   requireRole(actor, 'viewer');
   const { page, pageSize, offset } = pageWindow(query);
   const rows = await membersWithUsers(core.db)
@@ -56,7 +56,7 @@ async function assertNotLastOwner(trx: Transaction<Database>, tenantId: number, 
   if (Number(owners) <= 1) throw conflict(`cannot ${what} the last owner of the tenant; make someone else owner first`);
 }
 
-export async function updateMember(core: Core, actor: Actor, userId: number, change: UpdateMemberRequest): Promise<TenantMember> {
+export async function updateMember(core: DbCore, actor: Actor, userId: number, change: UpdateMemberRequest): Promise<TenantMember> {
   requireRole(actor, 'admin');
   if (change.role && !roleAtLeast(actor.role, change.role)) {
     throw forbidden(`you cannot grant role '${change.role}', which is above yours ('${actor.role}')`);
@@ -84,7 +84,7 @@ export async function updateMember(core: Core, actor: Actor, userId: number, cha
  * Removes a user from the current tenant, with their sessions there, their keys and their pending
  * invitations; an invitee's row (which stood for them in this tenant only) goes too.
  */
-export async function removeMember(core: Core, actor: Actor, userId: number): Promise<void> {
+export async function removeMember(core: DbCore, actor: Actor, userId: number): Promise<void> {
   requireRole(actor, 'admin');
   await core.db.transaction().execute(async (trx) => {
     await lockTenant(trx, core.dialect, actor.tenantId);

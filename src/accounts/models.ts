@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Nullable, StringEnum } from '../schema.ts';
+import { Id, Nullable, StringEnum } from '../lib/schema.ts';
 import { UserRole } from './roles.ts';
 
 /**
@@ -7,7 +7,6 @@ import { UserRole } from './roles.ts';
  * `/api` surface's wire format at once (snake_case fields, ISO-8601 UTC times).
  */
 
-export const Id = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 const Time = Type.String({ format: 'date-time', description: 'ISO-8601 UTC' });
 export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 });
 export const Password = Type.String({ minLength: 8, maxLength: 1024, description: 'At least 8 characters.' });

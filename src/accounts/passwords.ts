@@ -1,4 +1,4 @@
-import type { Core } from '../core.ts';
+import type { DbCore } from '../db/core.ts';
 import { DECOY_PASSWORD_HASH, hashPassword, isWeakerThanCurrent, verifyPassword } from './secrets.ts';
 import { passwordAccepted, passwordRefused, reservePasswordAttempt } from './throttle.ts';
 
@@ -13,7 +13,7 @@ export interface PasswordAccount {
  * it is verified (429 past the limit), verified against the account's hash, or against a decoy so an
  * unknown account costs as much, and stored again at today's parameters when its hash was weaker.
  */
-export async function checkPassword(core: Core, email: string, account: PasswordAccount | undefined, password: string, clientIp: string): Promise<boolean> {
+export async function checkPassword(core: DbCore, email: string, account: PasswordAccount | undefined, password: string, clientIp: string): Promise<boolean> {
   const attempt = await reservePasswordAttempt(core, email, clientIp);
   const stored = account?.password_hash ?? null;
   const matches = await verifyPassword(password, stored ?? DECOY_PASSWORD_HASH);

@@ -2,7 +2,7 @@ import type { Selectable } from 'kysely';
 import type { Db } from '../db/index.ts';
 import type { TenantsTable, UsersTable } from '../db/schema.ts';
 import { type Tenant, type TenantMembership, type UserProfile, type UserTenantStatus } from './models.ts';
-import { iso, isoOrNull } from '../time.ts';
+import { iso, isoOrNull } from '../lib/time.ts';
 import type { UserRole } from './roles.ts';
 
 /** Row → model mappers and the membership query that several account operations share. */

@@ -1,5 +1,5 @@
 import type { Static } from '@sinclair/typebox';
-import { StringEnum } from '../schema.ts';
+import { StringEnum } from '../lib/schema.ts';
 
 export const UserRole = StringEnum(['owner', 'admin', 'member', 'viewer'], {
   title: 'UserRole',

@@ -1,11 +1,11 @@
-import type { Core } from '../core.ts';
+import type { DbCore } from '../db/core.ts';
 import type { Db } from '../db/index.ts';
 import { prepared } from '../db/prepared.ts';
-import { badRequest, forbidden, notFound, unauthorized } from '../errors.ts';
+import { badRequest, forbidden, notFound, unauthorized } from '../lib/errors.ts';
 import type { Actor } from './actor.ts';
 import { credentialCache } from './credentialCache.ts';
 import { type AuthSession } from './models.ts';
-import { iso } from '../time.ts';
+import { iso } from '../lib/time.ts';
 import { memberUserProfile, membersWithUsers, normalizeEmail, toMembership } from './records.ts';
 import type { UserRole } from './roles.ts';
 import { checkPassword } from './passwords.ts';
@@ -21,7 +21,7 @@ const keyMembership = prepared((db: Db, userId: number, tenantId: number) =>
 );
 
 /** The AuthSession view of an actor: who they are, where they are, and where else they may go. */
-export async function describeSession(core: Core, actor: Actor): Promise<AuthSession> {
+export async function describeSession(core: DbCore, actor: Actor): Promise<AuthSession> {
   const cache = credentialCache(core);
   const cached = cache?.get(actor.token);
   if (cached?.view && cached.actor === actor) return cached.view;
@@ -31,7 +31,7 @@ export async function describeSession(core: Core, actor: Actor): Promise<AuthSes
   return view;
 }
 
-async function readSessionView(core: Core, actor: Actor): Promise<AuthSession> {
+async function readSessionView(core: DbCore, actor: Actor): Promise<AuthSession> {
   const rows = actor.kind === 'api_key' ? await keyMembership(core.db, actor.userId, actor.tenantId) : await allMemberships(core.db, actor.userId);
   const memberships = rows.map(toMembership);
   const current = memberships.find((m) => m.tenant_id === actor.tenantId);
@@ -47,7 +47,7 @@ async function readSessionView(core: Core, actor: Actor): Promise<AuthSession> {
 }
 
 /** Creates a session for a user in a tenant they are an active member of. */
-export async function startSession(core: Core, userId: number, tenantId: number, role: UserRole): Promise<AuthSession> {
+export async function startSession(core: DbCore, userId: number, tenantId: number, role: UserRole): Promise<AuthSession> {
   const token = newToken(TOKEN_PREFIX.session);
   const now = Date.now();
   const expiresAt = now + core.config.sessionTtl * 1000;
@@ -70,7 +70,7 @@ export async function startSession(core: Core, userId: number, tenantId: number,
   });
 }
 
-export async function login(core: Core, emailInput: string, password: string, clientIp: string): Promise<AuthSession> {
+export async function login(core: DbCore, emailInput: string, password: string, clientIp: string): Promise<AuthSession> {
   const email = normalizeEmail(emailInput);
   const user = await core.db.selectFrom('users').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
   // An unknown email is throttled and checked (against a decoy) all the same, so it answers alike.
@@ -89,13 +89,13 @@ export async function login(core: Core, emailInput: string, password: string, cl
   return startSession(core, user.id, home.tenant_id, home.role as UserRole);
 }
 
-export async function logout(core: Core, actor: Actor): Promise<void> {
+export async function logout(core: DbCore, actor: Actor): Promise<void> {
   if (actor.kind !== 'session') throw badRequest('an API key is not a session; revoke it with DELETE /api/keys/{id}');
   await core.db.deleteFrom('sessions').where('id', '=', actor.credentialId).execute();
 }
 
 /** Moves a session to another tenant the user is an active member of (else 404: no existence leak). */
-export async function switchTenant(core: Core, actor: Actor, tenantId: number): Promise<AuthSession> {
+export async function switchTenant(core: DbCore, actor: Actor, tenantId: number): Promise<AuthSession> {
   if (actor.kind !== 'session') throw badRequest('an API key is bound to its tenant and cannot switch');
   const membership = await core.db
     .selectFrom('memberships')

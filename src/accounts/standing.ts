@@ -1,4 +1,4 @@
-import type { Core } from '../core.ts';
+import type { DbCore } from '../db/core.ts';
 import type { Actor } from './actor.ts';
 import { roleAtLeast, weakerRole, type UserRole } from './roles.ts';
 import { tokenHash } from './secrets.ts';
@@ -24,7 +24,7 @@ interface Standing {
 /** Hashes per query: well under either database's limit on bound parameters. */
 const CHUNK = 500;
 
-async function standings(core: Core, actors: readonly Actor[]): Promise<Map<string, Standing>> {
+async function standings(core: DbCore, actors: readonly Actor[]): Promise<Map<string, Standing>> {
   const found = new Map<string, Standing>();
   const byKind = (kind: Actor['kind']) => [...new Set(actors.filter((a) => a.kind === kind).map((a) => tokenHash(a.token)))];
   const sessions = byKind('session');
@@ -53,7 +53,7 @@ async function standings(core: Core, actors: readonly Actor[]): Promise<Map<stri
 }
 
 /** The actors that no longer authenticate, or no longer act in the tenant they were authenticated in with at least `minimum`. */
-export async function lapsedActors(core: Core, actors: readonly Actor[], minimum: UserRole, now = Date.now()): Promise<Map<Actor, Lapse>> {
+export async function lapsedActors(core: DbCore, actors: readonly Actor[], minimum: UserRole, now = Date.now()): Promise<Map<Actor, Lapse>> {
   const found = await standings(core, actors);
   const lapsed = new Map<Actor, Lapse>();
   for (const actor of actors) {

@@ -1,9 +1,9 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { Core } from '../core.ts';
+import type { DbCore } from '../db/core.ts';
 import type { Db } from '../db/index.ts';
 import type { Database } from '../db/schema.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { forbidden } from '../errors.ts';
+import { forbidden } from '../lib/errors.ts';
 import type { Actor } from './actor.ts';
 import type { Tenant, TenantMembership } from './models.ts';
 import { membershipsWithTenant, toMembership, toTenant } from './records.ts';
@@ -35,13 +35,13 @@ export async function createTenantWithOwner(db: Db, name: string, ownerId: numbe
   }
 }
 
-export async function createTenant(core: Core, actor: Actor, name: string): Promise<Tenant> {
+export async function createTenant(core: DbCore, actor: Actor, name: string): Promise<Tenant> {
   if (actor.kind === 'api_key') throw forbidden('API keys act inside one tenant and cannot create tenants; use a login session');
   return createTenantWithOwner(core.db, name, actor.userId);
 }
 
 /** Every tenant the user belongs to, with their role and status there (an API key sees only its own). */
-export async function listAccessibleTenants(core: Core, actor: Actor): Promise<TenantMembership[]> {
+export async function listAccessibleTenants(core: DbCore, actor: Actor): Promise<TenantMembership[]> {
   let query = membershipsWithTenant(core.db).where('m.user_id', '=', actor.userId);
   if (actor.kind === 'api_key') query = query.where('m.tenant_id', '=', actor.tenantId);
   return (await query.execute()).map(toMembership);

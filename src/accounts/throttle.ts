@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import type { Core } from '../core.ts';
-import { AppError } from '../errors.ts';
+import type { DbCore } from '../db/core.ts';
+import { AppError } from '../lib/errors.ts';
 
 /**
  * Throttling of password checks, kept in the database so every process of a deployment counts
@@ -20,7 +20,7 @@ export interface PasswordAttempt {
   held: { key: string; windowStart: number }[];
 }
 
-function passwordKeys(core: Core, email: string, clientIp: string): ThrottleKey[] {
+function passwordKeys(core: DbCore, email: string, clientIp: string): ThrottleKey[] {
   const perAccount = core.config.loginMaxFailures;
   return [
     { key: `email:${email}`, limit: perAccount },
@@ -29,7 +29,7 @@ function passwordKeys(core: Core, email: string, clientIp: string): ThrottleKey[
 }
 
 /** Counts an attempt at `email`'s password from `clientIp`, or throws 429 (counting nothing) when either is over its limit. */
-export async function reservePasswordAttempt(core: Core, email: string, clientIp: string): Promise<PasswordAttempt> {
+export async function reservePasswordAttempt(core: DbCore, email: string, clientIp: string): Promise<PasswordAttempt> {
   const now = Date.now();
   const windowMs = core.config.loginWindow * 1000;
   const expired = now - windowMs;
@@ -59,7 +59,7 @@ export async function reservePasswordAttempt(core: Core, email: string, clientIp
 }
 
 /** The password was right: the account's count starts again, and the address gets its attempt back. */
-export async function passwordAccepted(core: Core, attempt: PasswordAttempt): Promise<void> {
+export async function passwordAccepted(core: DbCore, attempt: PasswordAttempt): Promise<void> {
   await core.db.deleteFrom('auth_throttle').where('key', '=', attempt.account).execute();
   await giveBack(
     core,
@@ -68,14 +68,14 @@ export async function passwordAccepted(core: Core, attempt: PasswordAttempt): Pr
 }
 
 /** The password was wrong: the attempt stays counted. Rows of past windows count for nothing; dropping them here keeps the table as small as one window's failures. */
-export async function passwordRefused(core: Core): Promise<void> {
+export async function passwordRefused(core: DbCore): Promise<void> {
   await core.db
     .deleteFrom('auth_throttle')
     .where('window_start', '<=', Date.now() - core.config.loginWindow * 1000)
     .execute();
 }
 
-async function giveBack(core: Core, held: PasswordAttempt['held']): Promise<void> {
+async function giveBack(core: DbCore, held: PasswordAttempt['held']): Promise<void> {
   for (const { key, windowStart } of held) {
     await core.db
       .updateTable('auth_throttle')

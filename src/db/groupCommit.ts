@@ -1,3 +1,4 @@
+import { TurnBatch, unsettle, type Settled } from '../lib/turnBatch.ts';
 import type { Db } from './index.ts';
 
 /**
@@ -20,39 +21,27 @@ export type GroupWork<T> = (trx: Db) => Promise<T>;
 
 interface Item {
   work: GroupWork<unknown>;
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
+  outcome?: Settled<unknown>;
 }
 
 /** Largest group: bounds how long one transaction holds the writer. */
 const MAX_GROUP = 256;
 
 class Committer {
-  private queue: Item[] = [];
-  private running = false;
+  // One group at a time: the next forms from what arrives while one commits (lib/turnBatch.ts).
+  private readonly groups = new TurnBatch<GroupWork<unknown>, Settled<unknown>>(
+    async (works) => {
+      const group: Item[] = works.map((work) => ({ work }));
+      await this.commit(group);
+      return group.map((item) => item.outcome!);
+    },
+    { max: MAX_GROUP, oneAtATime: true },
+  );
 
   constructor(private readonly db: Db) {}
 
-  submit<T>(work: GroupWork<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ work, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.running) {
-        this.running = true;
-        // Waiting for the rest of this turn of the event loop lets the commits of other requests
-        // read in the same turn join: without it, each SQLite commit finished before the next began.
-        setImmediate(() => void this.drain());
-      }
-    });
-  }
-
-  private async drain(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        await this.commit(this.queue.splice(0, MAX_GROUP));
-      }
-    } finally {
-      this.running = false;
-    }
+  async submit<T>(work: GroupWork<T>): Promise<T> {
+    return unsettle(await this.groups.submit(work)) as T;
   }
 
   /** A group of one needs no sharing; an empty one, nothing. */
@@ -63,9 +52,9 @@ class Committer {
 
   private async alone(item: Item): Promise<void> {
     try {
-      item.resolve(await this.db.transaction().execute((trx) => inGroup(trx, () => item.work(trx))));
-    } catch (err) {
-      item.reject(err);
+      item.outcome = { ok: true, value: await this.db.transaction().execute((trx) => inGroup(trx, () => item.work(trx))) };
+    } catch (error) {
+      item.outcome = { ok: false, error };
     }
   }
 
@@ -99,7 +88,7 @@ class Committer {
       await this.commit(group.filter((_, i) => i !== failed));
       return;
     }
-    group.forEach((item, i) => item.resolve(values[i]));
+    group.forEach((item, i) => (item.outcome = { ok: true, value: values[i] }));
   }
 }
 

@@ -4,7 +4,7 @@ import type PG from 'pg';
 /**
  * PostgreSQL parses and plans an unnamed statement on every run: for the statements every request
  * makes (the authentication reads, an upload's writes, a listing page) that costs more than running
- * them (0.3 ms for a point read, 1.2 ms for the folded listing walk). Statements whose SQL text is
+ * them (docs/DECISIONS.md, "Figures behind code comments"). Statements whose SQL text is
  * registered here run as named prepared statements instead, parsed once per connection. Only
  * statements of a fixed shape are registered (`prepared`, `preparedWrite`): each one is a plan kept
  * by every connection, so queries built with varying text (lists of values) must stay unnamed.

@@ -53,9 +53,8 @@ interface Entry<R> extends Template<R> {
 }
 
 /**
- * better-sqlite3 builds each row object in C++, one property at a time, which costs more than
- * reading the row: a page of 1,000 objects took 7.5 ms that way and 3.2 ms as arrays turned into
- * objects here.
+ * Rows read as arrays and made objects here: better-sqlite3 builds each row object in C++, one
+ * property at a time, which costs more than reading the row (docs/DECISIONS.md, "Figures behind code comments").
  */
 function rowsOf<R>(statement: BetterSqlite3.Statement, columns: string[], parameters: unknown[]): R[] {
   const arrays = statement.all(...parameters) as unknown[][];
@@ -117,10 +116,8 @@ export type RowValues = unknown[];
 /**
  * Like `prepared`, but each row goes to `onRow` as it arrives, as an array of the columns in
  * order, and none is kept. Meant for reads of many rows that become bytes at once (a listing
- * page): held until the last row, a page's 1,000 row objects and their strings were what every
- * young-generation collection found alive and copied (1.3 MB each, 4–5 ms a collection on
- * PostgreSQL, one every three pages), and then moved to the old generation for a full collection
- * to find. An error thrown by `onRow` stops no query already sent: it rejects once the rows end.
+ * page): rows held until the last one are what young-generation collections find alive, copy and
+ * move to the old generation (docs/DECISIONS.md, "Figures behind code comments"). An error thrown by `onRow` stops no query already sent: it rejects once the rows end.
  */
 export function preparedEach<DB, A extends unknown[]>(build: (db: Kysely<DB>, ...args: A) => Compilable<unknown>) {
   const compiled = new WeakMap<Kysely<DB>, Entry<unknown>>();

@@ -154,7 +154,7 @@ export interface UserSpacesTable {
   shard_max_size: number | null;
   /** Relative to the space's root; the shard store lives in `<working_dir>/.yunji/`. */
   working_dir: string;
-  /** The credential JSON, sealed (src/sealing.ts); null for local spaces. */
+  /** The credential JSON, sealed (src/lib/sealing.ts); null for local spaces. */
   credential_sealed: string | null;
   features_json: Generated<string>;
   /** Bytes the shard store holds (counted as shards are added and swept). */
@@ -327,7 +327,7 @@ export interface WorkspaceFilesTable {
   cloud_mtime: number;
 }
 
-/** An object Yunji wrote to an S3 bucket with a file time, as it was then (see src/spaces/keptTimes.ts). */
+/** An object Yunji wrote to an S3 bucket with a file time, as it was then (see src/spaces/s3ObjectTimes.ts). */
 export interface S3ObjectTimesTable {
   /** The bucket and its endpoint (`keptTimesLocation`). */
   location: string;

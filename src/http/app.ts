@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { authRoutes } from './api/auth.ts';
 import { sseRoutes } from './events/sse.ts';
 import { wsRoutes } from './events/ws.ts';

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authenticate, requireActiveMembership, type Actor } from '../accounts/actor.ts';
 import type { AuthSession } from '../accounts/models.ts';
-import type { Core } from '../core.ts';
-import { unauthorized } from '../errors.ts';
+import type { Core } from '../jobs/core.ts';
+import { unauthorized } from '../lib/errors.ts';
 
 export const SESSION_COOKIE = 'yunji_session';
 

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, type ErrorDetail, type ErrorKind } from '../errors.ts';
+import { AppError, type ErrorDetail, type ErrorKind } from '../lib/errors.ts';
 
 /**
  * Turns anything thrown while handling a request into (status, kind, message, details). Every

@@ -1,12 +1,12 @@
 import { Readable } from 'node:stream';
-import { AppError, badRequest } from '../errors.ts';
+import { AppError, badRequest } from '../lib/errors.ts';
 
 /**
  * A streaming reader of `multipart/form-data` (RFC 7578) request bodies: parts come one at a time,
  * fields whole, files as streams that pause the request while their reader is behind. It does the
  * little the upload routes need and nothing else, in one pass with `Buffer.indexOf` (a native
- * search) over each chunk as it arrives; a general-purpose parser cost more CPU than the rest of
- * a small upload did.
+ * search) over each chunk as it arrives, which costs a small upload less CPU than a general-purpose
+ * parser (docs/DECISIONS.md, "Storage surface").
  */
 export type FormPart = { kind: 'field'; name: string; value: string } | { kind: 'file'; name: string; filename: string; content: Readable };
 

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { pingDatabase } from '../db/index.ts';
 import { ErrorResponse } from './api/envelope.ts';
 

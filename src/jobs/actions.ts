@@ -1,7 +1,7 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Actor } from '../accounts/actor.ts';
 import type { UserRole } from '../accounts/roles.ts';
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 import type { Job, JobButton, JobLogLine } from './models.ts';
 
 /** What a running handler gets: its job, its parameters, a signal that fires on cancel, and ways to report. */
@@ -69,7 +69,7 @@ export class PermanentJobError extends Error {
   override name = 'PermanentJobError';
 }
 
-/** Every action this build knows, by name. */
+/** The actions the composition root registered (app/actions.ts), by name. */
 export class ActionCatalog {
   private readonly byName = new Map<string, JobAction>();
 

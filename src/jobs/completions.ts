@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import { TurnBatch } from '../turnBatch.ts';
-import type { Core } from '../core.ts';
+import { TurnBatch } from '../lib/turnBatch.ts';
+import type { Core } from './core.ts';
 import { announce } from './announce.ts';
 import type { RunContext } from './context.ts';
 import { insertRunLines } from './logLines.ts';
@@ -34,11 +34,13 @@ export class Completions {
         const recorded = await this.write(batch);
         return batch.map((p) => recorded.has(p.ctx.job.id));
       },
-      MAX_BATCH,
-      // A batch can fail as a whole where one job alone would not: each is recorded alone before
-      // its job is left to its lease.
-      (err, jobs) => {
-        if (jobs > 1) core.log.warn({ err, jobs }, 'jobs: recording a batch of completions failed; recording each alone');
+      {
+        max: MAX_BATCH,
+        // A batch can fail as a whole where one job alone would not: each is recorded alone before
+        // its job is left to its lease.
+        onBatchFailed: (err, jobs) => {
+          if (jobs > 1) core.log.warn({ err, jobs }, 'jobs: recording a batch of completions failed; recording each alone');
+        },
       },
     );
   }

@@ -1,4 +1,4 @@
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 import type { JobContext } from './actions.ts';
 import { announce } from './announce.ts';
 import { insertRunLines, type RunLine } from './logLines.ts';

@@ -6,6 +6,7 @@ import { pgDriver } from '../db/pgDriver.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import type { DialectName } from '../db/dialect.ts';
+import { TurnBatch } from '../lib/turnBatch.ts';
 import type { Job, JobEvent } from './models.ts';
 
 const CHANNEL = 'yunji_jobs';
@@ -29,8 +30,16 @@ export class JobEvents {
   private readonly origin = randomUUID();
   private listener: pg.Client | undefined;
   private closed = false;
-  private queue: string[] = [];
-  private flushing: Promise<void> | undefined;
+  /** Notifications of one turn, sent as one statement; a failed send is logged, not thrown. */
+  private readonly notifications = new TurnBatch<string, void>(
+    async (batch) => {
+      await sql`select pg_notify(${CHANNEL}, m) from unnest(${batch}::text[]) with ordinality as t(m, n) order by n`
+        .execute(this.db)
+        .catch((err: unknown) => this.log.warn({ err }, 'job events: notify failed'));
+      return batch.map(() => undefined);
+    },
+    { max: Number.MAX_SAFE_INTEGER },
+  );
 
   constructor(
     private readonly db: Db,
@@ -104,18 +113,7 @@ export class JobEvents {
     if (payload.length > MAX_PAYLOAD && m.k === 'event') {
       payload = JSON.stringify({ o: this.origin, k: 'eventRef', type: m.event.type, jobId: m.event.job.id } satisfies Message);
     }
-    this.queue.push(payload);
-    this.flushing ??= new Promise<void>((resolve) => {
-      setImmediate(() => {
-        const batch = this.queue.splice(0);
-        this.flushing = undefined;
-        sql`select pg_notify(${CHANNEL}, m) from unnest(${batch}::text[]) with ordinality as t(m, n) order by n`
-          .execute(this.db)
-          .catch((err: unknown) => this.log.warn({ err }, 'job events: notify failed'))
-          .finally(resolve);
-      });
-    });
-    return this.flushing;
+    return this.notifications.submit(payload);
   }
 
   publish(event: JobEvent): Promise<void> {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 
 /** A numbered log line of one run, with the lease the run holds (see worker.ts). */
 export interface RunLine {

@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 
 /**
  * The one job model behind every long operation (see DESIGN.md). Surfaces show it in their own
- * shapes (src/jobs/views.ts); this is the core's.
+ * shapes (src/http/jobViews.ts); this is the core's.
  */
 export const JobStatus = Type.Union(
   [Type.Literal('scheduled'), Type.Literal('running'), Type.Literal('completed'), Type.Literal('failed'), Type.Literal('cancelled')],

@@ -1,4 +1,4 @@
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 
 /** Rows deleted per statement, and statements per purge: a purge is short, the next one goes on. */
 const BATCH = 500;

@@ -1,9 +1,9 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 import { lockTenantTriggers } from '../db/locks.ts';
 import type { Database, JobTriggersTable } from '../db/schema.ts';
-import { badRequest, conflict, notFound } from '../errors.ts';
-import { iso, isoOrNull } from '../time.ts';
+import { badRequest, conflict, notFound } from '../lib/errors.ts';
+import { iso, isoOrNull } from '../lib/time.ts';
 import { checkedParams, JobKeyConflict, submitJob } from './store.ts';
 import { checkHookUrl } from './webhooks.ts';
 

@@ -1,11 +1,11 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
-import { AppError, badRequest, forbidden, notFound } from '../errors.ts';
+import type { Core } from './core.ts';
+import { AppError, badRequest, forbidden, notFound } from '../lib/errors.ts';
 import type { DirectSubmit, JobAction } from './actions.ts';
 import type { Job, JobStatus } from './models.ts';
 import { cancelJob, checkedParams, jobLogs, listJobs, submitJob, tenantJob } from './store.ts';
 import { createTrigger, deleteTrigger, listTriggers, toTrigger, type Trigger } from './scheduler.ts';
-import { buttonsOf, parseCustomId } from './views.ts';
+import { buttonsOf, parseCustomId } from './buttons.ts';
 import { jobDeliveries } from './webhooks.ts';
 
 /** Jobs as a signed-in actor sees and drives them: reading needs a viewer, changing a member, schedules an admin. */

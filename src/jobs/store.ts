@@ -1,11 +1,11 @@
 import type { Selectable } from 'kysely';
-import { schemaIssue } from '../validation.ts';
-import type { Core } from '../core.ts';
+import { schemaIssue } from '../lib/validation.ts';
+import type { Core } from './core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { Db } from '../db/index.ts';
 import type { JobsTable } from '../db/schema.ts';
-import { AppError, badRequest, conflict, notFound, type ErrorKind } from '../errors.ts';
-import { TurnBatch } from '../turnBatch.ts';
+import { AppError, badRequest, conflict, notFound, type ErrorKind } from '../lib/errors.ts';
+import { TurnBatch } from '../lib/turnBatch.ts';
 import type { JobAction } from './actions.ts';
 import { announce } from './announce.ts';
 import { isTerminal, type Job, type JobStatus, type JobTrigger } from './models.ts';
@@ -177,12 +177,12 @@ async function insertJobs(db: Db, rows: NewJob[]): Promise<JobRow[]> {
   return rows.map((row, i) => ({ id: ids[i]!, ...row }));
 }
 
-/** Submits of one turn without a webhook share an insert (a submitter with 16 in flight was capped by one each). */
+/** Submits of one turn without a webhook share an insert: an insert per job caps a busy submitter (docs/BENCHMARKS.md, "Jobs"). */
 const inserters = new WeakMap<Db, TurnBatch<NewJob, JobRow>>();
 
 function jobInserterOf(db: Db): TurnBatch<NewJob, JobRow> {
   let inserter = inserters.get(db);
-  if (!inserter) inserters.set(db, (inserter = new TurnBatch((rows) => insertJobs(db, rows), MAX_INSERT_ROWS)));
+  if (!inserter) inserters.set(db, (inserter = new TurnBatch((rows) => insertJobs(db, rows), { max: MAX_INSERT_ROWS })));
   return inserter;
 }
 

@@ -2,12 +2,11 @@ import { createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { Kysely } from 'kysely';
-import type { Core } from '../core.ts';
+import type { Core } from './core.ts';
 import type { Database } from '../db/schema.ts';
-import { notFound } from '../errors.ts';
-import { checkOutboundUrl, OutboundBlockedError, outboundPolicy, unreachable, type OutboundPolicy } from '../outbound.ts';
+import { notFound } from '../lib/errors.ts';
+import { checkOutboundUrl, OutboundBlockedError, outboundPolicy, unreachable, type OutboundPolicy } from '../lib/outbound.ts';
 import type { JobEvent } from './models.ts';
-import { eventName, isTask, platformJob, task } from './views.ts';
 
 /**
  * Webhooks: every state change and progress step of a job is POSTed to its `notifyHook` (or the
@@ -18,7 +17,7 @@ import { eventName, isTask, platformJob, task } from './views.ts';
 
 const MAX_ATTEMPTS = 8;
 
-/** A hook must be an http(s) URL outbound requests may reach (src/outbound.ts). */
+/** A hook must be an http(s) URL outbound requests may reach (src/lib/outbound.ts). */
 export function checkHookUrl(core: Core, raw: string, field: string): Promise<URL> {
   return checkOutboundUrl(outboundPolicy(core.config.outboundAllow), raw, field);
 }
@@ -64,10 +63,13 @@ export async function hookFor(core: Core, tenantId: number, notifyHook: string |
   return row?.webhook_url ?? null;
 }
 
-/** What a hook receives: the job as its surface shows it, the event's name and its sequence number. */
-export function webhookPayload(core: Core, event: JobEvent): Record<string, unknown> {
-  const view = isTask(event.job) ? task(event.job, core.jobs.actions) : platformJob(event.job, core.jobs.actions);
-  return { ...view, event: eventName(event.type, event.job, core.jobs.actions), sequence: event.job.sequence };
+/**
+ * How a job event is named and shaped for its hook. These are wire shapes: the composition root
+ * gives them from http/ (jobViews.ts), and the engine posts what they make.
+ */
+export interface HookShapes {
+  eventName(event: JobEvent): string;
+  payload(event: JobEvent): Record<string, unknown>;
 }
 
 /**
@@ -84,9 +86,9 @@ export async function enqueueDelivery(core: Core, event: JobEvent, db: Kysely<Da
       job_id: event.job.id,
       tenant_id: event.job.tenantId,
       sequence: event.job.sequence,
-      event: eventName(event.type, event.job, core.jobs.actions),
+      event: core.jobs.hooks.eventName(event),
       url,
-      payload: JSON.stringify(webhookPayload(core, event)),
+      payload: JSON.stringify(core.jobs.hooks.payload(event)),
       status: 'pending',
       next_attempt_at: now,
       last_status_code: null,

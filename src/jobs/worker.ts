@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { sql } from 'kysely';
-import type { Core } from '../core.ts';
-import { AppError } from '../errors.ts';
+import type { Core } from './core.ts';
+import { AppError } from '../lib/errors.ts';
 import { PermanentJobError } from './actions.ts';
 import { announce } from './announce.ts';
 import { Completions } from './completions.ts';

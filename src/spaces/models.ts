@@ -1,6 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Id, StorageName } from '../storage/models.ts';
-import { StringEnum, Nullable } from '../schema.ts';
+import { StringEnum, Nullable, Id, StorageName } from '../lib/schema.ts';
 
 /**
  * User space models as the storage spec (004 §4) spells them. `storage` and `credential` depend on

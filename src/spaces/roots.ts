@@ -1,9 +1,9 @@
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { resolveDatabaseUrl, type Db } from '../db/index.ts';
 import { lockLocalRoots } from '../db/locks.ts';
-import { badRequest } from '../errors.ts';
+import { badRequest } from '../lib/errors.ts';
 import type { StorageConfig } from './models.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Core } from '../core.ts';
-import type { ShardGuard } from './shardStore.ts';
+import type { Core } from '../jobs/core.ts';
+import type { ShardGuard } from '../backends/shardStore.ts';
 
 /**
  * The database side of the handshake between the sweeper and a write that finds its content
@@ -79,4 +79,10 @@ export async function dropStaleClaims(core: Core, cutoff: number): Promise<void>
     .deleteFrom('sweep_intents')
     .where('renewed_at', '<', Date.now() - core.config.sweepFence * 1000)
     .execute();
+}
+
+/** Whether a write in flight has pinned these bytes (see `shardGuard`). */
+export async function isPinned(core: Core, spaceId: number, hash: string): Promise<boolean> {
+  const pin = await core.db.selectFrom('shard_pins').select('hash').where('space_id', '=', spaceId).where('hash', '=', hash).executeTakeFirst();
+  return pin !== undefined;
 }

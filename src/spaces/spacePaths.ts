@@ -1,6 +1,6 @@
-import { badRequest } from '../errors.ts';
-import { checkObjectPath } from '../storage/paths.ts';
-import { RESERVED_DIR } from './layout.ts';
+import { badRequest } from '../lib/errors.ts';
+import { checkObjectPath } from '../lib/objectPaths.ts';
+import { RESERVED_DIR } from '../backends/layout.ts';
 
 /**
  * A path inside a space as a client gives it (`workingDir`, `createPackage`'s `path`,

@@ -5,19 +5,19 @@ import { sql } from 'kysely';
 import type { Db } from '../db/index.ts';
 import { prepared, preparedWrite } from '../db/prepared.ts';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { inGroupCommit } from '../db/groupCommit.ts';
-import { backendFailed, badRequest, conflict, notFound } from '../errors.ts';
-import { checkOutboundUrl, outboundPolicy } from '../outbound.ts';
-import { BackendError, joinKey, type Backend } from './backend.ts';
+import { backendFailed, badRequest, conflict, notFound } from '../lib/errors.ts';
+import { checkOutboundUrl, outboundPolicy } from '../lib/outbound.ts';
+import { joinKey, type Backend } from '../backends/backend.ts';
+import { asClientError, BackendError } from '../backends/backendError.ts';
 import type { CreateUserSpaceBody, S3Credential, StorageConfig, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from './models.ts';
 import { assertNotForeign, checkLocalRoot, claimLocalRoot } from './roots.ts';
-import { dropStaleClaims, shardGuard } from './shardGuard.ts';
-import { ShardStore, type ShardQuota } from './shardStore.ts';
+import { shardGuard } from './shardGuard.ts';
+import { ShardStore, type ShardQuota } from '../backends/shardStore.ts';
 import { checkCredential, checkStorage, isS3, maskCredential, openBackend, s3Network } from './storageConfig.ts';
 import { checkSpacePath } from './spacePaths.ts';
-import { sweepCutoff } from './writeFence.ts';
 
 /**
  * User spaces: where a tenant's bytes live. Every tenant has a default local space under the data
@@ -268,7 +268,13 @@ export async function createSpace(core: Core, actor: Actor, body: CreateUserSpac
   }
 }
 
-export async function updateSpace(core: Core, actor: Actor, body: UpdateUserSpaceBody): Promise<UserSpace> {
+/**
+ * Whether objects or unfinished uploads still keep bytes in a space: asked of the storage layer,
+ * which owns them (storage/spaceUse.ts).
+ */
+export type HoldsBytes = (spaceId: number) => Promise<boolean>;
+
+export async function updateSpace(core: Core, actor: Actor, body: UpdateUserSpaceBody, holdsBytes: HoldsBytes): Promise<UserSpace> {
   requireRole(actor, 'admin');
   const row = await ownRow(core, actor.tenantId, body.userSpaceID);
   const storage = JSON.parse(row.storage_json) as StorageConfig;
@@ -280,7 +286,7 @@ export async function updateSpace(core: Core, actor: Actor, body: UpdateUserSpac
   }
   if (body.shardStore !== undefined) {
     if (body.shardStore === null && row.shard_max_size !== null) {
-      if (await holdsBytes(core, row.id)) throw conflict(`user space ${row.id} still keeps object bytes; its shard store cannot be turned off`);
+      if (await holdsBytes(row.id)) throw conflict(`user space ${row.id} still keeps object bytes; its shard store cannot be turned off`);
       if (row.is_default) throw conflict(`user space ${row.id} is the tenant's default; it keeps object bytes`);
     }
     changes.shard_max_size = body.shardStore === null ? null : body.shardStore.maxSize;
@@ -300,20 +306,13 @@ export async function updateSpace(core: Core, actor: Actor, body: UpdateUserSpac
   }
 }
 
-async function holdsBytes(core: Core, spaceId: number): Promise<boolean> {
-  const object = await core.db.selectFrom('objects').select('id').where('space_id', '=', spaceId).limit(1).executeTakeFirst();
-  if (object) return true;
-  const part = await core.db.selectFrom('object_parts').select('object_id').where('space_id', '=', spaceId).limit(1).executeTakeFirst();
-  return part !== undefined;
-}
-
 /** Deletes a space's configuration (missing: fine, as the spec says); refused while objects keep bytes there. */
-export async function deleteSpace(core: Core, actor: Actor, spaceId: number): Promise<void> {
+export async function deleteSpace(core: Core, actor: Actor, spaceId: number, holdsBytes: HoldsBytes): Promise<void> {
   requireRole(actor, 'admin');
   const row = await spaceRow(core, spaceId);
   if (!row || row.tenant_id !== actor.tenantId) return;
   if (row.is_default) throw conflict(`user space ${spaceId} is the tenant's default space`);
-  if (await holdsBytes(core, spaceId)) throw conflict(`user space ${spaceId} still keeps the bytes of objects; delete or move them first`);
+  if (await holdsBytes(spaceId)) throw conflict(`user space ${spaceId} still keeps the bytes of objects; delete or move them first`);
   try {
     await core.db.deleteFrom('user_spaces').where('id', '=', spaceId).execute();
   } catch (err) {
@@ -379,49 +378,13 @@ export async function localFileBytes(core: Core, tenantId: number): Promise<numb
   return bytes;
 }
 
-/** A backend's failure as the error a client sees; anything else unchanged. */
-export function asClientError(err: unknown): unknown {
-  if (!(err instanceof BackendError)) return err;
-  if (err.code === 'denied' && /not a path inside|symbolic link/.test(err.message)) return badRequest(err.message);
-  return backendFailed(err.message);
-}
-
-/** Whether an object or an unfinished upload's part still names these bytes, or a write in flight has pinned them (shardGuard.ts). */
-export async function shardInUse(core: Core, spaceId: number, hash: string): Promise<boolean> {
-  const ref = await core.db.selectFrom('objects').select('id').where('space_id', '=', spaceId).where('hash', '=', hash).limit(1).executeTakeFirst();
-  if (ref) return true;
-  const part = await core.db.selectFrom('object_parts').select('object_id').where('space_id', '=', spaceId).where('hash', '=', hash).limit(1).executeTakeFirst();
-  if (part) return true;
-  const pin = await core.db.selectFrom('shard_pins').select('hash').where('space_id', '=', spaceId).where('hash', '=', hash).executeTakeFirst();
-  return pin !== undefined;
-}
-
-/**
- * Removes bytes no object references any more (older than the grace period and than every write
- * in flight), and what interrupted writes left, in every space. `recount` also sets each space's
- * byte count from what it holds.
- */
-export async function sweepSpaces(core: Core, options: { recount?: boolean } = {}): Promise<{ removed: number; bytes: number; failed: number }> {
-  // Every space: one without a shard store still gets partial files from interrupted syncs and exports.
+/** Every space of every tenant (for the sweeper), each opened when asked: opening one may fail alone. */
+export async function allSpaces(core: Core): Promise<{ id: number; open(): SpaceHandle }[]> {
   const rows = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).execute();
-  const total = { removed: 0, bytes: 0, failed: 0 };
-  // Older than the grace and than every write in flight, in any process; a write that begins
-  // later makes only files newer than this.
-  const cutoff = await sweepCutoff(core);
-  await dropStaleClaims(core, cutoff);
-  for (const row of rows) {
-    try {
-      const space = handleOf(core, row);
-      await space.backend.cleanup(cutoff);
-      if (!space.store) continue;
-      const result = await space.store.sweep(cutoff, (hash) => shardInUse(core, space.id, hash));
-      if (options.recount) await core.db.updateTable('user_spaces').set({ used_bytes: result.kept }).where('id', '=', space.id).execute();
-      total.removed += result.removed;
-      total.bytes += result.bytes;
-    } catch (err) {
-      total.failed++;
-      core.log.warn({ err, spaceId: row.id }, 'sweeping a user space failed');
-    }
-  }
-  return total;
+  return rows.map((row) => ({ id: row.id, open: () => handleOf(core, row) }));
+}
+
+/** Sets a space's byte count to what its shard store was found to hold. */
+export async function setSpaceBytes(core: Core, spaceId: number, bytes: number): Promise<void> {
+  await core.db.updateTable('user_spaces').set({ used_bytes: bytes }).where('id', '=', spaceId).execute();
 }

@@ -1,15 +1,16 @@
 import type { TSchema } from '@sinclair/typebox';
-import { badRequest } from '../errors.ts';
-import { schemaProblem } from '../validation.ts';
-import type { Backend } from './backend.ts';
-import { LocalBackend } from './localBackend.ts';
+import { badRequest } from '../lib/errors.ts';
+import { schemaProblem } from '../lib/validation.ts';
+import type { Backend } from '../backends/backend.ts';
+import { LocalBackend } from '../backends/localBackend.ts';
 import { LocalStorage, S3_TYPES, S3Credential, S3Storage, type StorageConfig } from './models.ts';
-import { LazyS3Backend } from './lazyS3Backend.ts';
-import { keptTimesIn, keptTimesLocation } from './keptTimes.ts';
+import { LazyS3Backend } from '../backends/lazyS3Backend.ts';
+import { keptTimesLocation } from '../backends/keptTimes.ts';
+import { keptTimesIn } from './s3ObjectTimes.ts';
 import type { Db } from '../db/index.ts';
-import type { Config } from '../config.ts';
-import { outboundPolicy } from '../outbound.ts';
-import type { S3Network } from './s3Location.ts';
+import type { Config } from '../lib/settings.ts';
+import { outboundPolicy } from '../lib/outbound.ts';
+import type { S3Network } from '../backends/s3Location.ts';
 
 /**
  * A request's `storage` and `credential`, checked against the schema of their `type`, and the
@@ -58,7 +59,7 @@ export function s3Network(config: Pick<Config, 'outboundAllow' | 's3Timeout'>): 
 }
 
 /**
- * The backend of a space; an S3 one connects only where `network.outbound` allows (src/outbound.ts)
+ * The backend of a space; an S3 one connects only where `network.outbound` allows (src/lib/outbound.ts)
  * and gives up on an endpoint silent for `network.timeoutMs`. With `db`, an S3 backend records the
  * file times of what it writes there (see keptTimes.ts).
  */

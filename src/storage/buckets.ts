@@ -1,7 +1,7 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { conflict, notFound } from '../errors.ts';
+import { conflict, notFound } from '../lib/errors.ts';
 import type { Bucket } from './models.ts';
 import { releaseHeldIn } from './quota.ts';
 

@@ -1,11 +1,11 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { sql, type Compilable } from 'kysely';
 import { dialectOf } from '../db/dialect.ts';
 import { preparedEach, type RowValues } from '../db/prepared.ts';
 import type { Db } from '../db/index.ts';
-import { badRequest } from '../errors.ts';
-import { JsonArrayBytes } from '../jsonBytes.ts';
+import { badRequest } from '../lib/errors.ts';
+import { JsonArrayBytes } from '../lib/jsonBytes.ts';
 import { objectJson, objectJsonColumns, objectJsonOfPackage, ownPackage } from './objects.ts';
 
 export const MAX_KEYS = 1000;

@@ -1,9 +1,9 @@
 import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
-import type { Backend, BackendEntry, ByteRange, ListOptions, Put, PutOptions } from '../spaces/backend.ts';
-import { touchesReserved } from '../spaces/layout.ts';
-import { LocalBackend } from '../spaces/localBackend.ts';
+import type { Backend, BackendEntry, ByteRange, ListOptions, Put, PutOptions } from '../backends/backend.ts';
+import { touchesReserved } from '../backends/layout.ts';
+import { LocalBackend } from '../backends/localBackend.ts';
 import type { SpaceHandle } from '../spaces/spaces.ts';
 import type { LocalBytesBudget } from './quota.ts';
 

@@ -1,16 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { Id } from '../lib/schema.ts';
 
 /**
  * Storage models as the storage spec (004) spells them on the wire: camelCase, integer ids, times
  * ISO-8601 with offset. They are the core's types and the `/v1` surface's at once.
  */
-export const Id = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
-
-/**
- * A bucket or package name: it is a segment of `downloadByPath`'s `<bucket>/<package>/<path>`, so it
- * cannot hold `/`, backslashes or control characters, and is not `.` or `..`.
- */
-export const StorageName = Type.String({ minLength: 1, maxLength: 255, pattern: '^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f]+$' });
 
 export const Bucket = Type.Object({ bucketID: Id, name: Type.String() }, { title: 'Bucket' });
 export type Bucket = Static<typeof Bucket>;

@@ -1,15 +1,15 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { sql } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import type { Db } from '../db/index.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { AppError, badRequest, conflict } from '../errors.ts';
+import { AppError, badRequest, conflict } from '../lib/errors.ts';
 import { spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
-import { withHold } from '../spaces/writeFence.ts';
+import { withHold } from '../backends/writeHolds.ts';
 import type { StorageObject } from './models.ts';
 import { OBJECT_RETURNING, ownPackage, storeOf, storeShard, tenantObject, toStorageObject } from './objects.ts';
-import { checkObjectPath } from './paths.ts';
+import { checkObjectPath } from '../lib/objectPaths.ts';
 import { checkRoom, claimReplacing, claimUsage, lockUsage } from './quota.ts';
 
 /**

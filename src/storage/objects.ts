@@ -2,20 +2,21 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { sql, type ExpressionBuilder, type Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { dialectOf } from '../db/dialect.ts';
 import { inGroupCommit } from '../db/groupCommit.ts';
 import type { Db } from '../db/index.ts';
 import { prepared, preparedWrite } from '../db/prepared.ts';
 import type { Database, ObjectsTable } from '../db/schema.ts';
-import { AppError, badRequest, insufficientStorage, notFound } from '../errors.ts';
-import { ShardTooLarge, SpaceFull, type StoredShard } from '../spaces/shardStore.ts';
-import { asClientError, spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
-import { holdWrites, withHold, type WriteHold } from '../spaces/writeFence.ts';
-import { iso } from '../time.ts';
+import { AppError, badRequest, notFound } from '../lib/errors.ts';
+import type { StoredShard } from '../backends/shardStore.ts';
+import { asClientError } from '../backends/backendError.ts';
+import { spaceById, spaceForUpload, type SpaceHandle } from '../spaces/spaces.ts';
+import { holdWrites, withHold, type WriteHold } from '../backends/writeHolds.ts';
+import { iso } from '../lib/time.ts';
 import type { StorageObject } from './models.ts';
-import { checkObjectPath } from './paths.ts';
+import { checkObjectPath } from '../lib/objectPaths.ts';
 import { claimInGroup, claimUsage, deleteObjectsCounted, NOTHING, refuseOverRoom, type Usage } from './quota.ts';
 
 const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_id', 'o.redundancy', 'o.created_at', 'o.updated_at'] as const;
@@ -39,15 +40,14 @@ export function toStorageObject(r: ObjectRow): StorageObject {
 
 /**
  * An object's JSON, exactly what `toStorageObject` and the `/v1` serializer make of its row, for
- * listings (the hot read): the database writes everything but the times, and `objectJson` adds the
- * two times with `iso` (SQLite's `strftime` costs 1.5 µs a call, four times `iso`). A page of 1,000
- * then skips 1,000 row objects, 1,000 StorageObjects and the serializer's escaping of 6,000
- * strings. test/storage/objectJson.test.ts keeps the two agreeing.
+ * listings (the hot read): the database writes everything but the times, which `objectJson` adds
+ * with `iso` (cheaper than SQLite's `strftime`), so a page skips its row objects, StorageObjects
+ * and the serializer's escaping. test/storage/objectJson.test.ts keeps the two agreeing.
  *
- * Of the characters JSON must escape, an object path can only hold '"': paths.ts refuses
+ * Of the characters JSON must escape, an object path can only hold '"': lib/objectPaths.ts refuses
  * backslashes and control characters on every write. So the path is quoted by replacing '"' alone,
- * which costs PostgreSQL a third of what `to_json` did (a page of 1,000: 1.1–1.2 ms of execution
- * against 1.3–2.1 ms). The redundancy is one of the server's own words and needs no escaping.
+ * cheaper on PostgreSQL than `to_json` (figures: docs/BENCHMARKS.md, "Listing"). The redundancy is
+ * one of the server's own words and needs no escaping.
  */
 /** The columns, in this order: path, head (the object's JSON up to its times), created_at, updated_at. */
 export function objectJsonColumns() {
@@ -118,9 +118,7 @@ export async function storeShard(core: Core, space: SpaceHandle, content: Readab
   try {
     return await storeOf(space).write(content, core.config.maxObjectSize);
   } catch (err) {
-    if (err instanceof ShardTooLarge) throw new AppError('too_large', `${what} is ${err.message}`);
-    if (err instanceof SpaceFull) throw insufficientStorage(`${what} does not fit in user space ${space.id}: ${err.message}`);
-    throw asClientError(err);
+    throw asClientError(err, { what, spaceId: space.id });
   }
 }
 

@@ -1,9 +1,9 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import { iso } from '../time.ts';
-import type { Core } from '../core.ts';
+import { iso } from '../lib/time.ts';
+import type { Core } from '../jobs/core.ts';
 import type { Db } from '../db/index.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { conflict, notFound } from '../errors.ts';
+import { conflict, notFound } from '../lib/errors.ts';
 import { ownBucket } from './buckets.ts';
 import type { Package } from './models.ts';
 import { releaseHeldIn } from './quota.ts';

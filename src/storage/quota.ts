@@ -1,12 +1,12 @@
 import { sql, type Expression, type SqlBool } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Config } from '../config.ts';
-import type { Core } from '../core.ts';
+import type { Config } from '../lib/settings.ts';
+import type { Core } from '../jobs/core.ts';
 import { dialectOf } from '../db/dialect.ts';
 import type { Db } from '../db/index.ts';
 import { groupShared } from '../db/groupCommit.ts';
 import { prepared, preparedWrite } from '../db/prepared.ts';
-import { AppError, insufficientStorage, notFound } from '../errors.ts';
+import { AppError, insufficientStorage, notFound } from '../lib/errors.ts';
 import { localFileBytes } from '../spaces/spaces.ts';
 
 /**

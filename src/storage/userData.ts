@@ -1,13 +1,14 @@
 import { Type } from '@sinclair/typebox';
 import { requireRole, type Actor } from '../accounts/actor.ts';
 import { Email } from '../accounts/models.ts';
-import type { Core } from '../core.ts';
-import { badRequest } from '../errors.ts';
+import type { Core } from '../jobs/core.ts';
+import { badRequest } from '../lib/errors.ts';
 import { defineAction } from '../jobs/actions.ts';
 import type { Job } from '../jobs/models.ts';
 import { activeJobByKey, JobKeyConflict, submitJob } from '../jobs/store.ts';
-import { shardInUse, spaceById } from '../spaces/spaces.ts';
-import { schemaProblem } from '../validation.ts';
+import { spaceById } from '../spaces/spaces.ts';
+import { shardInUse } from './spaceUse.ts';
+import { schemaProblem } from '../lib/validation.ts';
 import { sweepCutoff } from '../spaces/writeFence.ts';
 import { deleteObjectsCounted } from './quota.ts';
 

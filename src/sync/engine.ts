@@ -1,9 +1,9 @@
-import { AppError } from '../errors.ts';
+import { AppError } from '../lib/errors.ts';
 import type { JobContext } from '../jobs/actions.ts';
 import { CancelledError } from '../jobs/context.ts';
 import { compileFilters } from './filters.ts';
 import { emptyStats, type SyncFilter, type SyncMode, type SyncOptions, type SyncStats } from './models.ts';
-import { Pool } from './pool.ts';
+import { Pool } from '../lib/pool.ts';
 import { listBoth, mergeByPath, sha256Of, type SyncTree, type TreeEntry } from './tree.ts';
 
 export interface SyncSettings {
@@ -55,7 +55,7 @@ type Verdict = 'copy' | 'update' | 'skip';
  */
 export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSettings, report: SyncReport, totals: SyncStats = emptyStats()): Promise<SyncStats> {
   const stats = emptyStats();
-  // Counted here, told to the job once per file (at `step`): a report per counter was a tenth of a re-sync's time.
+  // Counted here, told to the job once per file (at `step`): a report per counter is costly on a re-sync (docs/DECISIONS.md, "Figures behind code comments").
   const count = (field: keyof SyncStats, n = 1) => {
     stats[field] += n;
     totals[field] += n;

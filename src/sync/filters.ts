@@ -1,4 +1,4 @@
-import { badRequest } from '../errors.ts';
+import { badRequest } from '../lib/errors.ts';
 import { compileGlob } from './glob.ts';
 import type { SyncFilter } from './models.ts';
 

@@ -1,10 +1,10 @@
-import { badRequest } from '../errors.ts';
+import { badRequest } from '../lib/errors.ts';
 
 /**
  * Glob patterns over relative paths, matched without regular expressions: a pattern is compiled
  * once into a list of steps, and a path is matched by following every step it could be at, one
  * character at a time, so the work is at most (path length × pattern length) whatever the pattern.
- * (A backtracking RegExp of many `*` took exponential time on a long name; docs/DECISIONS.md.)
+ * (A backtracking RegExp of many `*` can take exponential time on a long name; docs/DECISIONS.md.)
  *
  * `*` any characters but `/`, `**` any characters (followed by `/`: also no folder at all), `?`
  * one character but `/`, `[…]` one character of a set (ranges `a-z`; `[!…]` or `[^…]` its

@@ -1,8 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import { AppError } from '../errors.ts';
-import { OutboundBlockedError, unreachable, type OutboundPolicy } from '../outbound.ts';
+import { AppError } from '../lib/errors.ts';
+import { OutboundBlockedError, unreachable, type OutboundPolicy } from '../lib/outbound.ts';
 
 export interface GetOptions {
   /** Where requests may connect (every hop of a redirect too). */
@@ -19,7 +19,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const where = (url: URL) => `${url.origin}${url.pathname}`;
 
 /**
- * GET of an external source's URL through the outbound guard (src/outbound.ts): http(s) only,
+ * GET of an external source's URL through the outbound guard (src/lib/outbound.ts): http(s) only,
  * at most 5 redirects (each hop connected through the same guard), a deadline for the answer
  * and for each pause in the body. Resolves with the body stream of a 200 answer and the URL that
  * gave it (where the redirects led).

@@ -1,4 +1,4 @@
-import { AppError } from '../errors.ts';
+import { AppError } from '../lib/errors.ts';
 
 /**
  * Reads a manifest's entries as its bytes arrive: the top-level JSON array, or the `files` array

@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
 import { setImmediate } from 'node:timers/promises';
-import { AppError } from '../errors.ts';
-import { objectPathProblem } from '../storage/paths.ts';
-import type { OutboundPolicy } from '../outbound.ts';
+import { AppError } from '../lib/errors.ts';
+import { objectPathProblem } from '../lib/objectPaths.ts';
+import type { OutboundPolicy } from '../lib/outbound.ts';
 import { httpGet } from './httpGet.ts';
 import { ManifestScanner } from './manifestEntries.ts';
 import { compareUtf8, type SyncTree, type TreeEntry } from './tree.ts';
@@ -103,7 +103,7 @@ export class ManifestTree implements SyncTree {
     });
   }
 
-  /** The entry, or what is wrong with it (returned, not thrown: an exception per refused entry took seconds a million times). */
+  /** The entry, or what is wrong with it (returned, not thrown: an exception per refused entry is costly over a million entries). */
   private entryOf(f: Record<string, unknown>, path: string): TreeEntry | string {
     if (typeof f.path !== 'string') return "'path' must be a string";
     const pathProblem = objectPathProblem(path, 'path');

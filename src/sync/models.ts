@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Id } from '../storage/models.ts';
+import { Id } from '../lib/schema.ts';
 
 /** What a sync compares and copies: the settings shared by every kind of sync (space tasks, sources, workspace). */
 const strict = { additionalProperties: false } as const;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { spaceById, spaceForUpload } from '../spaces/spaces.ts';
 import { storeOf, Upload } from '../storage/objects.ts';
 import { deleteObjectsCounted } from '../storage/quota.ts';

@@ -1,13 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
-import { badRequest, notFound } from '../errors.ts';
+import type { Core } from '../jobs/core.ts';
+import { badRequest, notFound } from '../lib/errors.ts';
 import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import type { Job, JobStatus } from '../jobs/models.ts';
 import { listJobs, submitJob, tenantJob } from '../jobs/store.ts';
-import { outboundPolicy } from '../outbound.ts';
-import { LocalBackend } from '../spaces/localBackend.ts';
-import { asClientError } from '../spaces/spaces.ts';
+import { outboundPolicy } from '../lib/outbound.ts';
+import { LocalBackend } from '../backends/localBackend.ts';
+import { asClientError } from '../backends/backendError.ts';
 import { openBackend, s3Network } from '../spaces/storageConfig.ts';
 import { syncTree } from './engine.ts';
 import { ManifestTree, type ManifestProblem } from './manifestTree.ts';

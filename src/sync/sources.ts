@@ -1,18 +1,18 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Selectable } from 'kysely';
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../jobs/core.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import type { SyncSourcesTable } from '../db/schema.ts';
-import { badRequest, conflict, notFound } from '../errors.ts';
-import { checkOutboundUrl, outboundPolicy } from '../outbound.ts';
-import { StringEnum } from '../schema.ts';
+import { badRequest, conflict, notFound } from '../lib/errors.ts';
+import { checkOutboundUrl, outboundPolicy } from '../lib/outbound.ts';
+import { StringEnum } from '../lib/schema.ts';
 import { checkLocalRoot, claimLocalRoot } from '../spaces/roots.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
 import { checkStorage } from '../spaces/storageConfig.ts';
 import { ownPackage } from '../storage/objects.ts';
-import { iso } from '../time.ts';
-import { schemaProblem } from '../validation.ts';
+import { iso } from '../lib/time.ts';
+import { schemaProblem } from '../lib/validation.ts';
 
 /**
  * External data sources (`/api/sync/sources`): where a tenant's source syncs read from, and the

@@ -1,12 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { Core } from '../core.ts';
-import { badRequest, conflict, notFound } from '../errors.ts';
+import type { Core } from '../jobs/core.ts';
+import { badRequest, conflict, notFound } from '../lib/errors.ts';
 import { defineAction, PermanentJobError } from '../jobs/actions.ts';
 import { checkSpacePath } from '../spaces/spacePaths.ts';
-import { asClientError, tenantSpace } from '../spaces/spaces.ts';
+import { asClientError } from '../backends/backendError.ts';
+import { tenantSpace } from '../spaces/spaces.ts';
 import { filesBackendOf } from '../storage/localFiles.ts';
 import { LocalBytesBudget } from '../storage/quota.ts';
-import { Id } from '../storage/models.ts';
+import { Id } from '../lib/schema.ts';
 import { MaxDeleteExceeded, syncTree } from './engine.ts';
 import { compileFilters } from './filters.ts';
 import { BackendTree } from './tree.ts';

@@ -1,6 +1,6 @@
 import { requireRole, type Actor } from '../accounts/actor.ts';
-import type { Core } from '../core.ts';
-import { AppError, badRequest, conflict, notFound } from '../errors.ts';
+import type { Core } from '../jobs/core.ts';
+import { AppError, badRequest, conflict, notFound } from '../lib/errors.ts';
 import { createTrigger, disableTrigger } from '../jobs/scheduler.ts';
 import { activeJobByKey, cancelJob, submitJob } from '../jobs/store.ts';
 import type { CreateSpaceSyncTaskBody, SpaceSyncTask } from './models.ts';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { addAbortSignal, type Readable } from 'node:stream';
-import { joinKey, type Backend, type BackendEntry } from '../spaces/backend.ts';
-import { assertOutsideReserved } from '../spaces/layout.ts';
+import { joinKey, type Backend, type BackendEntry } from '../backends/backend.ts';
+import { assertOutsideReserved } from '../backends/layout.ts';
 
 /** A file (or an empty folder, its path ending in `/`) relative to the synced folder. */
 export interface TreeEntry {

@@ -1,7 +1,7 @@
 import { CancelledError } from '../jobs/context.ts';
 import type { SyncReport } from './engine.ts';
 import { TIME_TOLERANCE_MS } from './engine.ts';
-import { Pool } from './pool.ts';
+import { Pool } from '../lib/pool.ts';
 import { compareUtf8, mergeByPath, sha256Of, type SyncTree, type TreeEntry } from './tree.ts';
 
 /** One file as both sides showed it after the last sync (their listings' sizes and times). */

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { remoteCode, type OutboundPolicy } from '../outbound.ts';
+import { remoteCode, type OutboundPolicy } from '../lib/outbound.ts';
 import { httpGet } from './httpGet.ts';
 import type { SyncTree, TreeEntry } from './tree.ts';
 

@@ -4,7 +4,7 @@ import { authenticate } from '../../src/accounts/actor.ts';
 import { hashPassword, newToken, TOKEN_PREFIX, tokenHash } from '../../src/accounts/secrets.ts';
 import { createTenantWithOwner } from '../../src/accounts/tenants.ts';
 import { insertUser } from '../../src/accounts/users.ts';
-import { AppError } from '../../src/errors.ts';
+import { AppError } from '../../src/lib/errors.ts';
 import { databaseKinds } from '../helpers/databases.ts';
 import { openTestRuntime } from '../helpers/runtime.ts';
 

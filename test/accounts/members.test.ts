@@ -5,7 +5,7 @@ import { login } from '../../src/accounts/sessions.ts';
 import { hashPassword } from '../../src/accounts/secrets.ts';
 import { createTenantWithOwner } from '../../src/accounts/tenants.ts';
 import { insertUser } from '../../src/accounts/users.ts';
-import { AppError } from '../../src/errors.ts';
+import { AppError } from '../../src/lib/errors.ts';
 import { databaseKinds } from '../helpers/databases.ts';
 import { openTestRuntime } from '../helpers/runtime.ts';
 

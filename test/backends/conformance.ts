@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.ts';
-import { BackendError, type Backend, type BackendEntry } from '../../src/spaces/backend.ts';
-import { asClientError } from '../../src/spaces/spaces.ts';
+import { AppError } from '../../src/lib/errors.ts';
+import type { Backend, BackendEntry } from '../../src/backends/backend.ts';
+import { asClientError, BackendError } from '../../src/backends/backendError.ts';
 
 /**
- * The contract every backend (src/spaces/backend.ts) keeps, as its callers (the shard store, sync's
+ * The contract every backend (src/backends/backend.ts) keeps, as its callers (the shard store, sync's
  * BackendTree, package import/export, asClientError) rely on it. One rule a line; callers give keys
  * as joinKey makes them (no empty segment, no leading or trailing '/'; a list prefix may end in '/').
  *
@@ -26,8 +26,8 @@ import { asClientError } from '../../src/spaces/spaces.ts';
  * - list(prefix) yields every file at or under a key or folder (not `prefix` as a string prefix: 'p' is not 'pq'), in order of the keys' UTF-8 bytes, each once, past 1,000 entries.
  * - list never shows what is inside a `.yunji` folder below the prefix (a file of that name is listed); listing inside one shows its files (the shard store sweeps them).
  * - Keys are printable UTF-8: spaces, `+`, `%`, `?`, `#`, quotes and other scripts round-trip through every operation; keys that differ only in Unicode normalization are two keys.
- * - A key with a `.` or `..` segment or a NUL is refused with BackendError 'denied' ("not a path inside"), which asClientError makes a 400.
- * - A backend may refuse another key it cannot store (the local one: `\`), only with BackendError 'denied'.
+ * - A key with a `.` or `..` segment or a NUL is refused with BackendError 'invalid_path' ("not a path inside"), which asClientError makes a 400.
+ * - A backend may refuse another key it cannot store (the local one: `\`), only with BackendError 'invalid_path'.
  * - put with `mtimeMs` keeps that time (to the millisecond): stat gives it; list gives it or flags `approximateTime`.
  * - A file written without a time has its write's time, also once renamed (stores' clocks tick in seconds): the sweeper takes only shards older than a write's start.
  * - Local kinds: putFile stores a copy of a file (its time kept) as put does; localFile and openFile give the file a key names; a missing one is 'not_found'.
@@ -513,7 +513,7 @@ export function describeBackendConformance(name: string, kind: BackendKind, make
         expect(await keysOf(b, 'nf')).toEqual(['nf/e\u0301', 'nf/\u00e9']);
       });
 
-      it('refuses keys that leave the root (. and .. segments, NUL) with denied, which asClientError makes a 400', async () => {
+      it('refuses keys that leave the root (. and .. segments, NUL) as invalid paths, which asClientError makes a 400', async () => {
         const b = await fresh();
         await b.put('inside', Buffer.from('x'));
         for (const key of OUTSIDE_KEYS) {
@@ -529,7 +529,7 @@ export function describeBackendConformance(name: string, kind: BackendKind, make
           ];
           for (const operation of operations) {
             const err = await backendErrorOf(operation());
-            expect(err.code, JSON.stringify(key)).toBe('denied');
+            expect(err.code, JSON.stringify(key)).toBe('invalid_path');
             const client = asClientError(err);
             expect(client, JSON.stringify(key)).toBeInstanceOf(AppError);
             expect((client as AppError).kind, JSON.stringify(key)).toBe('bad_request');
@@ -538,14 +538,14 @@ export function describeBackendConformance(name: string, kind: BackendKind, make
         expect(await keysOf(b, '')).toEqual(['inside']);
       });
 
-      it('stores a backslash in a key, or refuses it as denied', async () => {
+      it('stores a backslash in a key, or refuses it as an invalid path', async () => {
         const b = await fresh();
         const key = 'back\\slash/x';
         const stored = await b.put(key, Buffer.from('bs')).then(
           () => true,
           (err: unknown) => {
             expect(err).toBeInstanceOf(BackendError);
-            expect((err as BackendError).code).toBe('denied');
+            expect((err as BackendError).code).toBe('invalid_path');
             return false;
           },
         );

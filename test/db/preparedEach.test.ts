@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/index.ts';
 import { preparedEach, type RowValues } from '../../src/db/prepared.ts';
-import { JsonArrayBytes } from '../../src/jsonBytes.ts';
+import { JsonArrayBytes } from '../../src/lib/jsonBytes.ts';
 import { databaseKinds } from '../helpers/databases.ts';
 import { openTestRuntime } from '../helpers/runtime.ts';
 

@@ -1,6 +1,6 @@
-import { loadNativeFs } from '../../src/spaces/fsNative.ts';
-import { portableFs } from '../../src/spaces/fsPortable.ts';
-import type { FsWork } from '../../src/spaces/fsWork.ts';
+import { loadNativeFs } from '../../src/backends/fsNative.ts';
+import { portableFs } from '../../src/backends/fsPortable.ts';
+import type { FsWork } from '../../src/backends/fsWork.ts';
 
 /** One implementation of the small file system work, and the `YUNJI_NATIVE` setting that chooses it. */
 export interface FsWorkCase {

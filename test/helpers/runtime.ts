@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { loadConfig } from '../../src/config.ts';
-import { openRuntime, type Runtime } from '../../src/runtime.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { openRuntime, type Runtime } from '../../src/app/runtime.ts';
 import { createPgDatabase, type DbKind } from './databases.ts';
 
 /** The real core (migrated database, config) in-process, on a fresh SQLite file or PostgreSQL database. */

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Backend } from '../../src/spaces/backend.ts';
-import { LocalBackend } from '../../src/spaces/localBackend.ts';
+import type { Backend } from '../../src/backends/backend.ts';
+import { LocalBackend } from '../../src/backends/localBackend.ts';
 import { dropStaleClaims, shardGuard } from '../../src/spaces/shardGuard.ts';
-import { ShardStore, unlimited } from '../../src/spaces/shardStore.ts';
-import { shardInUse } from '../../src/spaces/spaces.ts';
+import { ShardStore, unlimited } from '../../src/backends/shardStore.ts';
+import { shardInUse } from '../../src/storage/spaceUse.ts';
 import { databaseKinds } from '../helpers/databases.ts';
 import { openTestRuntime } from '../helpers/runtime.ts';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootstrapIfEmpty } from '../../src/runtime.ts';
+import { bootstrapIfEmpty } from '../../src/app/runtime.ts';
 import { StorageObject } from '../../src/storage/models.ts';
 import { objectJson, objectJsonOfPackage, objectsOfPackage, toStorageObject } from '../../src/storage/objects.ts';
 import { databaseKinds } from '../helpers/databases.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.ts';
+import { AppError } from '../../src/lib/errors.ts';
 import { compileFilters, MAX_PATTERN_CHARACTERS } from '../../src/sync/filters.ts';
 import { compileGlob } from '../../src/sync/glob.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.ts';
+import { AppError } from '../../src/lib/errors.ts';
 import { ManifestScanner } from '../../src/sync/manifestEntries.ts';
 
 const limits = { maxEntries: 100, maxValueBytes: 1000 };

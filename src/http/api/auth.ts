@@ -3,7 +3,7 @@ import { AcceptInvitationRequest, AuthSession, LoginRequest, SelectTenantRequest
 import { acceptInvitation } from '../../accounts/invitations.ts';
 import { describeSession, login, logout, switchTenant } from '../../accounts/sessions.ts';
 import { listAccessibleTenants } from '../../accounts/tenants.ts';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { actorOf, clearSessionCookie, setSessionCookie } from '../auth.ts';
 import { errorResponses } from './envelope.ts';
 

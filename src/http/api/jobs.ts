@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../../core.ts';
-import { badRequest } from '../../errors.ts';
+import type { Core } from '../../jobs/core.ts';
+import { badRequest } from '../../lib/errors.ts';
 import {
   actorCancel,
   actorCreateTrigger,
@@ -12,12 +12,12 @@ import {
   actorSubmit,
   actorTriggers,
 } from '../../jobs/service.ts';
-import { PlatformJob, platformJob, statusFilter } from '../../jobs/views.ts';
+import { PlatformJob, platformJob, statusFilter } from '../jobViews.ts';
 import { setTenantWebhook, tenantWebhook } from '../../jobs/webhooks.ts';
 import { requireRole } from '../../accounts/actor.ts';
-import { Id } from '../../accounts/models.ts';
-import { pageMeta, PageOf, pageWindow } from '../../paging.ts';
-import { iso, isoOrNull } from '../../time.ts';
+import { Id } from '../../lib/schema.ts';
+import { pageMeta, PageOf, pageWindow } from '../../lib/paging.ts';
+import { iso, isoOrNull } from '../../lib/time.ts';
 import { actorOf } from '../auth.ts';
 import { errorResponses } from './envelope.ts';
 

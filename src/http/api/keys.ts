@@ -1,8 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../accounts/apiKeys.ts';
-import { ApiKey, CreateApiKeyRequest, CreatedApiKey, Id } from '../../accounts/models.ts';
-import type { Core } from '../../core.ts';
-import { PageOf, PageQuery } from '../../paging.ts';
+import { Id } from '../../lib/schema.ts';
+import { ApiKey, CreateApiKeyRequest, CreatedApiKey } from '../../accounts/models.ts';
+import type { Core } from '../../jobs/core.ts';
+import { PageOf, PageQuery } from '../../lib/paging.ts';
 import { actorOf } from '../auth.ts';
 import { errorResponses } from './envelope.ts';
 

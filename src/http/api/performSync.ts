@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { performSync, PerformSyncBody, SyncInProgress, syncInfo } from '../../sync/workspace.ts';
 import { actorOf } from '../auth.ts';
 import { describeFailure } from '../errors.ts';

@@ -1,9 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Id } from '../../accounts/models.ts';
-import type { Core } from '../../core.ts';
-import { badRequest } from '../../errors.ts';
-import { PlatformJob, platformJob, statusFilter } from '../../jobs/views.ts';
-import { pageMeta, PageOf, PageQuery, pageWindow } from '../../paging.ts';
+import { Id } from '../../lib/schema.ts';
+import type { Core } from '../../jobs/core.ts';
+import { badRequest } from '../../lib/errors.ts';
+import { PlatformJob, platformJob, statusFilter } from '../jobViews.ts';
+import { pageMeta, PageOf, PageQuery, pageWindow } from '../../lib/paging.ts';
 import { listSourceSyncJobs, sourceSyncJob, startSourceSync } from '../../sync/sourceSync.ts';
 import { CreateSourceBody, createSource, deleteSource, ExternalDataSource, listSources, ownSource, toSource, UpdateSourceBody, updateSource } from '../../sync/sources.ts';
 import { getWorkspace, putWorkspace, WorkspaceProfile } from '../../sync/workspace.ts';

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CreateTenantRequest, Tenant } from '../../accounts/models.ts';
 import { createTenant } from '../../accounts/tenants.ts';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { currentTenantUsage } from '../../storage/quota.ts';
 import { actorOf } from '../auth.ts';
 import { errorResponses } from './envelope.ts';

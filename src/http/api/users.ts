@@ -1,9 +1,10 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Id, InviteUserRequest, TenantMember, UpdateMemberRequest, UserInvitationResult } from '../../accounts/models.ts';
+import { Id } from '../../lib/schema.ts';
+import { InviteUserRequest, TenantMember, UpdateMemberRequest, UserInvitationResult } from '../../accounts/models.ts';
 import { inviteUser } from '../../accounts/invitations.ts';
 import { listMembers, removeMember, updateMember } from '../../accounts/members.ts';
-import type { Core } from '../../core.ts';
-import { PageOf, PageQuery } from '../../paging.ts';
+import type { Core } from '../../jobs/core.ts';
+import { PageOf, PageQuery } from '../../lib/paging.ts';
 import { actorOf } from '../auth.ts';
 import { errorResponses } from './envelope.ts';
 

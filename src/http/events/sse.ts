@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsync } from 'fastify';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { errorResponses } from '../api/envelope.ts';
 import { admitStream, LAPSE_CLOSE_CODE } from './streams.ts';
 import { subscribeTenant } from './subscribe.ts';

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import { requireRole, type Actor } from '../../accounts/actor.ts';
 import { lapsedActors, type Lapse } from '../../accounts/standing.ts';
-import type { Core } from '../../core.ts';
-import { AppError, forbidden } from '../../errors.ts';
+import type { Core } from '../../jobs/core.ts';
+import { AppError, forbidden } from '../../lib/errors.ts';
 import { actorOf, requestCredential } from '../auth.ts';
 
 /**

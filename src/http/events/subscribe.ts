@@ -1,7 +1,6 @@
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import type { JobEvent } from '../../jobs/models.ts';
-import { eventName } from '../../jobs/views.ts';
-import { webhookPayload } from '../../jobs/webhooks.ts';
+import { eventName, webhookPayload } from '../jobViews.ts';
 
 /** One event as the event surfaces send it: the spec's `{cmd, code, msg, data}` (001-perform-sync). */
 export interface EventMessage {
@@ -12,7 +11,7 @@ export interface EventMessage {
 }
 
 export function eventMessage(core: Core, e: JobEvent): EventMessage {
-  const data = webhookPayload(core, e);
+  const data = webhookPayload(core.jobs.actions, e);
   if (e.line) data.log = e.line;
   return { cmd: eventName(e.type, e.job, core.jobs.actions), code: 0, msg: e.line?.message ?? '', data };
 }

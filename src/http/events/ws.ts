@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { admitStream, LAPSE_CLOSE_CODE, type StreamSlot } from './streams.ts';
 import { subscribeTenant } from './subscribe.ts';
 

@@ -1,9 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../../core.ts';
-import { AppError } from '../../errors.ts';
+import type { Core } from '../../jobs/core.ts';
+import { AppError } from '../../lib/errors.ts';
 import { actorJob, followUp, FollowUpRefused, jobIdOf } from '../../jobs/service.ts';
 import { jobsByIds } from '../../jobs/store.ts';
-import { task, Task } from '../../jobs/views.ts';
+import { task, Task } from '../jobViews.ts';
 import { actorOf } from '../auth.ts';
 import { requireRole } from '../../accounts/actor.ts';
 

@@ -1,9 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/type-provider-typebox';
 import type { Actor } from '../../accounts/actor.ts';
-import type { Core } from '../../core.ts';
-import { AppError, badRequest, notFound } from '../../errors.ts';
+import type { Core } from '../../jobs/core.ts';
+import { AppError, badRequest, notFound } from '../../lib/errors.ts';
 import { actorCancel, actorJob, actorJobs, checkJobId } from '../../jobs/service.ts';
-import { PublicJob, publicJob } from '../../jobs/views.ts';
+import { PublicJob, publicJob } from '../jobViews.ts';
 import { requestUserDataDeletion } from '../../storage/userData.ts';
 import { actorOf } from '../auth.ts';
 import { errorResponses } from '../api/envelope.ts';

@@ -1,7 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { createBucket, deleteBucket, getBucketByName, listBuckets } from '../../storage/buckets.ts';
-import { Bucket, Id, StorageName } from '../../storage/models.ts';
+import { Id, StorageName } from '../../lib/schema.ts';
+import { Bucket } from '../../storage/models.ts';
 import { actorOf } from '../auth.ts';
 import { V1, v1, v1ErrorResponses } from './envelope.ts';
 

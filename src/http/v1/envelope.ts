@@ -1,7 +1,7 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Actor } from '../../accounts/actor.ts';
-import { forbidden } from '../../errors.ts';
+import { forbidden } from '../../lib/errors.ts';
 import { useSurfaceErrors, type ClientFailure } from '../errors.ts';
 
 /** The storage surface's envelope: `{code, message, data}`, `code` "OK" or a stable error code. */

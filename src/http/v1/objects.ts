@@ -1,13 +1,13 @@
 import { Type, type FastifyPluginAsyncTypebox, type TSchema } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Core } from '../../core.ts';
-import { badRequest } from '../../errors.ts';
-import { Id, StorageObject } from '../../storage/models.ts';
+import type { Core } from '../../jobs/core.ts';
+import { badRequest } from '../../lib/errors.ts';
+import { StorageObject } from '../../storage/models.ts';
 import { listByPath, MAX_KEYS, type ListPage } from '../../storage/listing.ts';
 import { completeMultipartUpload, MAX_PART_INDEX, newMultipartUpload, uploadPart } from '../../storage/multipart.ts';
 import { beginUpload, cloneObjects, deleteObjects, getPackageObjects, moveObjects, openObject, openObjectByPath, type OpenedObject, type Upload } from '../../storage/objects.ts';
-import { Nullable } from '../../schema.ts';
-import { schemaProblem } from '../../validation.ts';
+import { Nullable, Id } from '../../lib/schema.ts';
+import { schemaProblem } from '../../lib/validation.ts';
 import { sendFileBody } from '../fileBody.ts';
 import { formBoundary, FormReader } from '../formReader.ts';
 import { actorOf } from '../auth.ts';

@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../../core.ts';
-import { Id, Package, StorageName } from '../../storage/models.ts';
+import type { Core } from '../../jobs/core.ts';
+import { Id, StorageName } from '../../lib/schema.ts';
+import { Package } from '../../storage/models.ts';
 import { createPackage, deletePackage, getPackageByFullName, listBucketPackages } from '../../storage/packages.ts';
 import { actorOf } from '../auth.ts';
 import { V1, v1, v1ErrorResponses } from './envelope.ts';

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../../core.ts';
-import { Id } from '../../storage/models.ts';
+import type { Core } from '../../jobs/core.ts';
+import { Id } from '../../lib/schema.ts';
 import { CreateSpaceSyncTaskBody, SpaceSyncTask } from '../../sync/models.ts';
 import { cancelSpaceSyncTask, createSpaceSyncTask, getSpaceSyncTask, listSpaceSyncTasks, runSpaceSyncTask } from '../../sync/tasks.ts';
 import { actorOf } from '../auth.ts';

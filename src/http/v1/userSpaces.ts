@@ -1,9 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Core } from '../../core.ts';
+import type { Core } from '../../jobs/core.ts';
 import { CreateUserSpaceBody, TestUserSpaceBody, UpdateUserSpaceBody, UserSpace } from '../../spaces/models.ts';
-import { createSpace, deleteSpace, getSpace, listSpaces, testSpace, updateSpace } from '../../spaces/spaces.ts';
-import { exportPackage, importPackage } from '../../spaces/transfer.ts';
-import { Id, Package, StorageName } from '../../storage/models.ts';
+import { createSpace, getSpace, listSpaces, testSpace } from '../../spaces/spaces.ts';
+import { deleteUserSpace, updateUserSpace } from '../../storage/spaceUse.ts';
+import { exportPackage, importPackage } from '../../storage/transfer.ts';
+import { Id, StorageName } from '../../lib/schema.ts';
+import { Package } from '../../storage/models.ts';
 import { actorOf } from '../auth.ts';
 import { V1, v1, v1ErrorResponses } from './envelope.ts';
 
@@ -24,7 +26,7 @@ export const userSpaceRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async 
   app.post(
     '/userSpace/update',
     { schema: { tags, summary: "Change a user space's name, credential, shard store or features (admin); bumps revision", security, body: UpdateUserSpaceBody, response: one } },
-    async (request) => v1({ userSpace: await updateSpace(core, actorOf(request), request.body) }),
+    async (request) => v1({ userSpace: await updateUserSpace(core, actorOf(request), request.body) }),
   );
 
   app.post(
@@ -39,7 +41,7 @@ export const userSpaceRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async 
       },
     },
     async (request) => {
-      await deleteSpace(core, actorOf(request), request.body.userSpaceID);
+      await deleteUserSpace(core, actorOf(request), request.body.userSpaceID);
       return v1(null);
     },
   );
