@@ -93,3 +93,11 @@ export function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
+
+/**
+ * A time in seconds as `fs.utimes` takes it, as exactly as a double allows: a negative number would
+ * mean "now" to Node, a numeric string does not (a Date would drop the sub-millisecond part).
+ */
+export function utimesSeconds(ms: number): number | string {
+  return ms < 0 ? String(ms / 1000) : ms / 1000;
+}

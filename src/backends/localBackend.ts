@@ -7,7 +7,7 @@ import { pump } from '../lib/streams.ts';
 import { BackendError } from './backendError.ts';
 import { assertKeyInside, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
 import { walkDirectory, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_FILE, writeSmallFile } from './fsThreads.ts';
-import { isMissing } from './fsWork.ts';
+import { isMissing, utimesSeconds } from './fsWork.ts';
 import { RESERVED_DIR } from './layout.ts';
 import { WriteBehindStream } from './writeBehind.ts';
 import { withHold } from './writeHolds.ts';
@@ -185,7 +185,7 @@ export class LocalBackend implements Backend {
       await this.inDir(partial, () => copyFile(source, partial));
       // The new file's inode is in memory: setting its time and reading its size synchronously
       // costs microseconds, against a thread-pool trip each (docs/DECISIONS.md).
-      if (options.mtimeMs !== undefined) utimesSync(partial, Date.now() / 1000, options.mtimeMs / 1000);
+      if (options.mtimeMs !== undefined) utimesSync(partial, Date.now() / 1000, utimesSeconds(options.mtimeMs));
       const { size } = lstatSync(partial);
       await this.inDir(path, () => rename(partial, path));
       return { size };
@@ -306,13 +306,9 @@ export class LocalBackend implements Backend {
   }
 }
 
-/**
- * Sets a file's modification time to `mtimeMs` as exactly as a double allows (seconds as a number,
- * not a Date, which would drop the sub-millisecond part and then lose another microsecond to
- * rounding: a copy would then look a millisecond older than its source).
- */
+/** Sets a file's modification time to `mtimeMs` as exactly as a double allows (`utimesSeconds`). */
 function setTime(path: string, mtimeMs: number): Promise<void> {
-  return utimes(path, Date.now() / 1000, mtimeMs / 1000);
+  return utimes(path, Date.now() / 1000, utimesSeconds(mtimeMs));
 }
 
 /** A write stream once its file is open, so a failure to create it (a missing directory) is an error here, not later in the pipeline. */

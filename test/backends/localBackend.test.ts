@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chooseFsWork } from '../../src/backends/fsThreads.ts';
@@ -36,6 +37,16 @@ describe.each(fsWorkCases)('LocalBackend with $name file system work', ({ fs, se
       const mtimeMs = 1_700_000_000_123.25;
       await backend.put('t.txt', Buffer.from('x'), { mtimeMs });
       expect(Math.abs(statSync(join(root, 't.txt')).mtimeMs - mtimeMs)).toBeLessThan(0.001);
+    });
+
+    it('keeps a time before 1970, for small and large files, written whole, streamed or copied', async () => {
+      const mtimeMs = -86_400_000 * 365 + 123.5;
+      const large = Buffer.alloc(2 * 1024 * 1024, 7);
+      writeFileSync(join(root, 'large-source'), large);
+      await backend.put('small', Buffer.from('x'), { mtimeMs });
+      await backend.put('streamed', Readable.from([large]), { mtimeMs });
+      await backend.putFile!('copied', join(root, 'large-source'), { mtimeMs });
+      for (const key of ['small', 'streamed', 'copied']) expect(Math.abs(statSync(join(root, key)).mtimeMs - mtimeMs), key).toBeLessThan(0.001);
     });
 
     it('many writes at once all land, each whole', async () => {
