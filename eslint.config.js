@@ -29,10 +29,18 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            ...LAYERS.slice(i + 1).map((above) => ({ group: [`**/${above}/**`], message: `${layer}/ is below ${above}/ and must not import it (docs/ARCHITECTURE.md)` })),
+            ...LAYERS.slice(i + 1).map((above) => ({
+              group: [`**/${above}/**`],
+              message: `${layer}/ is below ${above}/ and must not import it (docs/ARCHITECTURE.md)`,
+            })),
             { group: ['**/main.ts'], message: 'nothing imports the CLI entry' },
             ...(i > LAYERS.indexOf('backends')
-              ? [{ group: ['**/backends/fsNative.ts', '**/backends/fsPortable.ts'], message: 'reach the file system work through backends/fsThreads.ts' }]
+              ? [
+                  {
+                    group: ['**/backends/fsNative.ts', '**/backends/fsPortable.ts'],
+                    message: 'reach the file system work through backends/fsThreads.ts',
+                  },
+                ]
               : []),
           ],
         },
@@ -40,5 +48,9 @@ export default tseslint.config(
     },
   })),
   // The native module's loader is plain CommonJS, as Node's addons are loaded.
-  { files: ['native/**/*.js'], languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } }, rules: { '@typescript-eslint/no-require-imports': 'off' } },
+  {
+    files: ['native/**/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );

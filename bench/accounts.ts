@@ -9,7 +9,6 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = 50;
 
-
 /**
  * Yunji and the bare peer measured in alternating rounds (this machine's speed drifts between runs
  * by as much as 2×, so a single pair is noise); the ratio reported is the median of the per-round
@@ -62,7 +61,12 @@ async function loginLatency(yunji: Proc) {
   const [loaded] = await Promise.all([healthSampler(yunji.url, () => Date.now() > end), ...Array.from({ length: 20 }, loop)]);
   return {
     baseline: { p50: round(percentile(baseline, 50)), p99: round(percentile(baseline, 99)) },
-    underLogins: { p50: round(percentile(loaded, 50)), p99: round(percentile(loaded, 99)), max: round(loaded[loaded.length - 1] ?? NaN), samples: loaded.length },
+    underLogins: {
+      p50: round(percentile(loaded, 50)),
+      p99: round(percentile(loaded, 99)),
+      max: round(loaded[loaded.length - 1] ?? NaN),
+      samples: loaded.length,
+    },
     loginsPerSecond: round(logins / 5, 1),
   };
 }

@@ -68,9 +68,17 @@ async function until(what: string, probe: () => boolean | Promise<boolean>, time
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A background process (no HTTP) that is ready once its output shows `ready`; BENCH_CPU_PROFILE as in lib.ts. */
-async function startBackground(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
+async function startBackground(
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
   const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, ...args], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...profile, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const collect = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
   child.stdout!.on('data', collect);
@@ -158,7 +166,10 @@ class CpuMeter {
     const out: Record<string, number> = {};
     for (const [name, ms] of Object.entries(now)) out[name] = per(ms - (this.base[name] ?? 0));
     if (this.pgClient) out.postgresBackends = per([...this.backends.values()].reduce((s, b) => s + b.last - b.first, 0));
-    out.total = round(Object.values(out).reduce((a, b) => a + b, 0), 3);
+    out.total = round(
+      Object.values(out).reduce((a, b) => a + b, 0),
+      3,
+    );
     return out;
   }
 }
@@ -170,7 +181,9 @@ class CpuMeter {
  */
 async function transactions(client: pg.Client): Promise<number> {
   await sleep(500);
-  const { rows } = await client.query<{ n: string }>('select xact_commit + xact_rollback as n from pg_stat_database where datname = current_database()');
+  const { rows } = await client.query<{ n: string }>(
+    'select xact_commit + xact_rollback as n from pg_stat_database where datname = current_database()',
+  );
   return Number(rows[0]!.n);
 }
 
@@ -285,7 +298,13 @@ async function yunjiOnPostgres(url: string) {
   const workers: Awaited<ReturnType<typeof startBackground>>[] = [];
   const startWorkers = async () => {
     for (let i = 0; i < 2; i++) {
-      workers.push(await startBackground(['bin/yunji.js', 'worker'], { YUNJI_DATABASE_URL: url, YUNJI_DATA_DIR: dir, YUNJI_LOG_LEVEL: 'info', ...YUNJI_WORKER_ENV }, /yunji worker running/));
+      workers.push(
+        await startBackground(
+          ['bin/yunji.js', 'worker'],
+          { YUNJI_DATABASE_URL: url, YUNJI_DATA_DIR: dir, YUNJI_LOG_LEVEL: 'info', ...YUNJI_WORKER_ENV },
+          /yunji worker running/,
+        ),
+      );
     }
   };
   const stopWorkers = async () => {
@@ -312,7 +331,10 @@ async function yunjiOnPostgres(url: string) {
       const t0 = performance.now();
       await submitAll(JOBS, () => submitJob(runtime.core, { tenantId: 1, action: 'noop' }));
       const submittedMs = performance.now() - t0;
-      await until('all jobs to complete', async () => (await completedOn(client, `select count(*) as n from jobs where status = 'completed'`)) >= JOBS);
+      await until(
+        'all jobs to complete',
+        async () => (await completedOn(client, `select count(*) as n from jobs where status = 'completed'`)) >= JOBS,
+      );
       const totalMs = performance.now() - t0;
       const cpuMsPerJob = await cpu.stop(JOBS);
       const loadAfter = load1m();
@@ -349,7 +371,13 @@ async function yunjiOnPostgres(url: string) {
 }
 
 async function pgBossOnPostgres(url: string) {
-  const env = { DATABASE_URL: url, QUEUE: 'noop', BENCH_LOOPS: String(BOSS.loops), BENCH_BATCH: String(BOSS.batchSize), BENCH_POLL: String(BOSS.pollingIntervalSeconds) };
+  const env = {
+    DATABASE_URL: url,
+    QUEUE: 'noop',
+    BENCH_LOOPS: String(BOSS.loops),
+    BENCH_BATCH: String(BOSS.batchSize),
+    BENCH_POLL: String(BOSS.pollingIntervalSeconds),
+  };
   // Schema and queue made (and their transactions published) before anything is counted.
   const setup = new PgBoss({ connectionString: url, supervise: false, schedule: false });
   await setup.start();
@@ -362,7 +390,8 @@ async function pgBossOnPostgres(url: string) {
   await client.connect();
   const workers: Awaited<ReturnType<typeof startBackground>>[] = [];
   try {
-    for (let i = 0; i < BOSS.processes; i++) workers.push(await startBackground(['--import', import.meta.resolve('tsx'), 'bench/peers/pgboss-worker.ts'], env, /ready/));
+    for (let i = 0; i < BOSS.processes; i++)
+      workers.push(await startBackground(['--import', import.meta.resolve('tsx'), 'bench/peers/pgboss-worker.ts'], env, /ready/));
     const cpu = new CpuMeter({ workers: workers.map((w) => w.child.pid!) }, client);
     const tx0 = await transactions(client);
     const loadBefore = load1m();
@@ -370,7 +399,10 @@ async function pgBossOnPostgres(url: string) {
     const t0 = performance.now();
     await submitAll(JOBS, () => boss.send('noop', {}));
     const submittedMs = performance.now() - t0;
-    await until('all pg-boss jobs to complete', async () => (await completedOn(client, `select count(*) as n from pgboss.job where name = 'noop' and state = 'completed'`)) >= JOBS);
+    await until(
+      'all pg-boss jobs to complete',
+      async () => (await completedOn(client, `select count(*) as n from pgboss.job where name = 'noop' and state = 'completed'`)) >= JOBS,
+    );
     const totalMs = performance.now() - t0;
     const cpuMsPerJob = await cpu.stop(JOBS);
     const loadAfter = load1m();

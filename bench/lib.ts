@@ -53,7 +53,13 @@ async function waitHealthy(url: string, child: ChildProcess, output: () => strin
 }
 
 /** Starts a TypeScript entry point as its own process (logs discarded) and waits for /healthz; `nodeFlags` go to Node before the script. */
-export async function startProcess(script: string, args: string[], env: Record<string, string>, port: number, nodeFlags: string[] = []): Promise<Proc> {
+export async function startProcess(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  port: number,
+  nodeFlags: string[] = [],
+): Promise<Proc> {
   // BENCH_CPU_PROFILE=<dir>: each process under test writes a V8 CPU profile there when it exits.
   const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
   // Compiled JavaScript runs as is; TypeScript (the peers) through the tsx loader.
@@ -104,7 +110,11 @@ export const YUNJI_NODE_FLAGS = [...startCommand.nodeFlags, ...(process.env.BENC
  * Yunji's real server, as `npm start` runs it (compiled once per bench run), on a fresh data dir
  * (SQLite) or the given PostgreSQL URL; the data dir is made in `parentDir`.
  */
-export async function startYunji(databaseUrl = '', env: Record<string, string> = {}, parentDir = tmpdir()): Promise<Proc & { dataDir: string }> {
+export async function startYunji(
+  databaseUrl = '',
+  env: Record<string, string> = {},
+  parentDir = tmpdir(),
+): Promise<Proc & { dataDir: string }> {
   if (!built) {
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
     built = true;
@@ -131,7 +141,11 @@ export async function startYunji(databaseUrl = '', env: Record<string, string> =
 }
 
 export async function loginToken(url: string): Promise<string> {
-  const res = await fetch(`${url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) });
+  const res = await fetch(`${url}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(ADMIN),
+  });
   if (!res.ok) throw new Error(`login failed: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { token: string }).token;
 }
@@ -156,7 +170,10 @@ export interface LoadResult {
   non2xx: number;
 }
 
-export async function load(url: string, opts: { connections: number; duration: number; headers?: Record<string, string> }): Promise<LoadResult> {
+export async function load(
+  url: string,
+  opts: { connections: number; duration: number; headers?: Record<string, string> },
+): Promise<LoadResult> {
   const r = await autocannon({ url, connections: opts.connections, duration: opts.duration, headers: opts.headers });
   return { rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
 }

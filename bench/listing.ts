@@ -164,7 +164,15 @@ async function listingOn(databaseUrl: string) {
       if (data.commonPrefixes !== FOLDERS) throw new Error(`top level: ${data.commonPrefixes}`);
       top.push(times);
     }
-    return { objects: OBJECTS, seedSeconds, wholePackage: summary(whole), oneFolder: summary(folders), topLevelFolded: summary(top), serverPeakRssMiB: yunji.peakRssMiB(), loginPeakRssMiB };
+    return {
+      objects: OBJECTS,
+      seedSeconds,
+      wholePackage: summary(whole),
+      oneFolder: summary(folders),
+      topLevelFolded: summary(top),
+      serverPeakRssMiB: yunji.peakRssMiB(),
+      loginPeakRssMiB,
+    };
   } finally {
     await client?.stop();
     await yunji.stop();

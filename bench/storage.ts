@@ -25,19 +25,38 @@ const PORTABLE = { YUNJI_NATIVE: 'off' };
 export async function setup(proc: Proc) {
   const { token, loginPeakRssMiB } = await loginMeasured(proc);
   const post = async <T>(path: string, body: unknown) =>
-    ((await (await fetch(proc.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()) as { data: T }).data;
+    (
+      (await (
+        await fetch(proc.url + path, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        })
+      ).json()) as { data: T }
+    ).data;
   const { bucketID } = (await post<{ bucket: { bucketID: number } }>('/v1/bucket/create', { name: 'bench' })).bucket;
   const { packageID } = (await post<{ package: { packageID: number } }>('/v1/package/create', { bucketID, name: 'p' })).package;
   return { token, packageID, loginPeakRssMiB };
 }
 
-export const curl = (args: string[]) => execFileSync('curl', ['--silent', '--show-error', '--fail-with-body', ...args], { maxBuffer: 1 << 20 }).toString();
+export const curl = (args: string[]) =>
+  execFileSync('curl', ['--silent', '--show-error', '--fail-with-body', ...args], { maxBuffer: 1 << 20 }).toString();
 
 /** Uploads the file `source` into `packageID` as one multipart request, with curl; the uploaded object. */
 export function curlUpload(url: string, token: string, packageID: number, source: string): { objectID: number; fileHash: string } {
   const answer = JSON.parse(
     // `Expect:` off: curl would otherwise wait for a 100 Continue before sending a large body.
-    curl(['--header', `authorization: Bearer ${token}`, '--header', 'Expect:', '--form-string', `info=${JSON.stringify({ packageID })}`, '--form', `files=@${source};filename=big.bin`, `${url}/v1/object/upload`]),
+    curl([
+      '--header',
+      `authorization: Bearer ${token}`,
+      '--header',
+      'Expect:',
+      '--form-string',
+      `info=${JSON.stringify({ packageID })}`,
+      '--form',
+      `files=@${source};filename=big.bin`,
+      `${url}/v1/object/upload`,
+    ]),
   ) as { data: { uploadeds: { objectID: number; fileHash: string }[] } };
   return answer.data.uploadeds[0]!;
 }
@@ -56,7 +75,15 @@ async function startPeerServer(script: string, arg: string): Promise<{ port: num
 /** A file's SHA-256 in upper-case hex, as `fileHash` spells it after `Full`. */
 const sha256Of = (path: string) => execFileSync('sha256sum', [path]).toString().slice(0, 64).toUpperCase();
 
-type BigTransfer = 'upload' | 'uploadPortable' | 'curlUploadToReceiver' | 'download' | 'downloadPortable' | 'spliceDownload' | 'curlAlone' | 'curlFromSendfileServer';
+type BigTransfer =
+  | 'upload'
+  | 'uploadPortable'
+  | 'curlUploadToReceiver'
+  | 'download'
+  | 'downloadPortable'
+  | 'spliceDownload'
+  | 'curlAlone'
+  | 'curlFromSendfileServer';
 
 /** One round of the big object: every cp's seconds, each transfer's, and Yunji's CPU seconds during each (next to none in those it has no part in). */
 interface BigObjectRound {
@@ -178,8 +205,19 @@ async function bigObject(dir: string) {
         [
           'curlUploadToReceiver',
           () => {
-            const toReceiver = timed(() => curl(['--header', 'Expect:', '--form-string', 'info={}', '--form', `files=@${source};filename=big.bin`, `http://127.0.0.1:${receiveServer.port}/`]));
-            if (!/^[0-9a-f]{64}$/.test(toReceiver.value) || statSync(join(receiveDir, 'received.bin')).size <= bytes) throw new Error('receive-server.py did not take the whole upload');
+            const toReceiver = timed(() =>
+              curl([
+                '--header',
+                'Expect:',
+                '--form-string',
+                'info={}',
+                '--form',
+                `files=@${source};filename=big.bin`,
+                `http://127.0.0.1:${receiveServer.port}/`,
+              ]),
+            );
+            if (!/^[0-9a-f]{64}$/.test(toReceiver.value) || statSync(join(receiveDir, 'received.bin')).size <= bytes)
+              throw new Error('receive-server.py did not take the whole upload');
             return toReceiver;
           },
         ],
@@ -188,7 +226,10 @@ async function bigObject(dir: string) {
       const portableUrl = `${portable.url}/v1/object/download?objectID=${portableObjectID}`;
       turnByTurn([
         ['download', () => download(() => curl([...auth, '--output', down, url]))],
-        ['downloadPortable', () => download(() => curl(['--header', `authorization: Bearer ${portableSide.token}`, '--output', down, portableUrl]))],
+        [
+          'downloadPortable',
+          () => download(() => curl(['--header', `authorization: Bearer ${portableSide.token}`, '--output', down, portableUrl])),
+        ],
         // Its seconds are its own (it prints them): the interpreter's start is not download time.
         ['spliceDownload', () => download(() => execFileSync('python3', [SPLICE_CLIENT, url, token, down]).toString(), Number)],
         // curl copying the stored file itself, with no server: the most a curl download can reach.
@@ -216,7 +257,9 @@ async function bigObject(dir: string) {
         upload: round(medianSeconds('uploadPortable') / medianSeconds('upload')),
         download: round(medianSeconds('downloadPortable') / medianSeconds('download')),
         uploadServerCpu: round(median(rounds.map((r) => r.serverCpuS.uploadPortable)) / median(rounds.map((r) => r.serverCpuS.upload))),
-        downloadServerCpu: round(median(rounds.map((r) => r.serverCpuS.downloadPortable)) / median(rounds.map((r) => r.serverCpuS.download))),
+        downloadServerCpu: round(
+          median(rounds.map((r) => r.serverCpuS.downloadPortable)) / median(rounds.map((r) => r.serverCpuS.download)),
+        ),
       },
       curlUploadToReceiverRatio: ratioOf('curlUploadToReceiver'),
       downloadRatio: ratioOf('download'),
@@ -242,7 +285,9 @@ function smallUploadBody(boundary: string, packageID: number, i: number): Buffer
   content.writeUInt32BE(i, 0);
   return Buffer.concat([
     Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="info"\r\n\r\n${JSON.stringify({ packageID })}\r\n`),
-    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="files"; filename="small%2F${i}"\r\ncontent-type: application/octet-stream\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\ncontent-disposition: form-data; name="files"; filename="small%2F${i}"\r\ncontent-type: application/octet-stream\r\n\r\n`,
+    ),
     content,
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
@@ -299,7 +344,12 @@ async function smallObjects(databaseUrl: string, parentDir = tmpdir(), env: Reco
       amount: SMALL_COUNT,
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
-      requests: [{ setupRequest: (req) => ({ ...req, body: smallUploadBody(boundary, packageID, next++) }), onResponse: () => void (last = performance.now()) }],
+      requests: [
+        {
+          setupRequest: (req) => ({ ...req, body: smallUploadBody(boundary, packageID, next++) }),
+          onResponse: () => void (last = performance.now()),
+        },
+      ],
     });
     const seconds = (last - t) / 1000;
     const cpuSeconds = cpuSecondsOf(yunji.child.pid) - cpuBefore;
@@ -327,8 +377,15 @@ async function countObjects(proc: Proc, token: string, packageID: number): Promi
   let count = 0;
   let continuationToken = '';
   do {
-    const query = new URLSearchParams({ packageID: String(packageID), path: '', isPrefix: 'true', ...(continuationToken ? { continuationToken } : {}) });
-    const res = (await (await fetch(`${proc.url}/v1/object/listByPath?${query}`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+    const query = new URLSearchParams({
+      packageID: String(packageID),
+      path: '',
+      isPrefix: 'true',
+      ...(continuationToken ? { continuationToken } : {}),
+    });
+    const res = (await (
+      await fetch(`${proc.url}/v1/object/listByPath?${query}`, { headers: { authorization: `Bearer ${token}` } })
+    ).json()) as {
       data: { objects: unknown[]; nextContinuationToken: string };
     };
     count += res.data.objects.length;
@@ -353,8 +410,16 @@ async function smallObjectsBothSides(run: (env: Record<string, string>) => Promi
   }
   const middle = (runs: SmallRun[], of: (r: SmallRun) => number) => round(runs.reduce((sum, r) => sum + of(r), 0) / runs.length, 0);
   return {
-    native: { objectsPerSecond: middle(native, (r) => r.objectsPerSecond), serverCpuMicrosPerObject: middle(native, (r) => r.serverCpuMicrosPerObject), runs: native },
-    portable: { objectsPerSecond: middle(portable, (r) => r.objectsPerSecond), serverCpuMicrosPerObject: middle(portable, (r) => r.serverCpuMicrosPerObject), runs: portable },
+    native: {
+      objectsPerSecond: middle(native, (r) => r.objectsPerSecond),
+      serverCpuMicrosPerObject: middle(native, (r) => r.serverCpuMicrosPerObject),
+      runs: native,
+    },
+    portable: {
+      objectsPerSecond: middle(portable, (r) => r.objectsPerSecond),
+      serverCpuMicrosPerObject: middle(portable, (r) => r.serverCpuMicrosPerObject),
+      runs: portable,
+    },
     portableOverNative: {
       seconds: round(middle(native, (r) => r.objectsPerSecond) / middle(portable, (r) => r.objectsPerSecond)),
       serverCpu: round(middle(portable, (r) => r.serverCpuMicrosPerObject) / middle(native, (r) => r.serverCpuMicrosPerObject)),
@@ -369,7 +434,9 @@ export async function storageBench(): Promise<Record<string, unknown>> {
     results.smallUploadsSqlite = await smallObjectsBothSides((env) => smallObjects('', tmpdir(), env));
     const memory = memoryDir();
     // Not the target's measure (that is on the disk): the same uploads with no disk under them.
-    results.smallUploadsSqliteInMemory = memory ? await smallObjectsBothSides((env) => smallObjects('', memory, env)) : 'skipped: no /dev/shm';
+    results.smallUploadsSqliteInMemory = memory
+      ? await smallObjectsBothSides((env) => smallObjects('', memory, env))
+      : 'skipped: no /dev/shm';
     const skip = await postgresUnavailableReason();
     if (skip) results.smallUploadsPostgres = `skipped: ${skip}`;
     else {

@@ -94,7 +94,11 @@ async function makeDataset(dir: string): Promise<Dataset> {
   for (let i = 0; i < FILES; i++) {
     const folder = Math.floor((i * FOLDERS) / FILES);
     const size = MIN_SIZE + Math.floor(rand() * (MAX_SIZE - MIN_SIZE + 1));
-    entries.push({ rel: `d${String(folder).padStart(2, '0')}/f${String(i).padStart(5, '0')}.bin`, size, offset: Math.floor(rand() * MAX_SIZE) });
+    entries.push({
+      rel: `d${String(folder).padStart(2, '0')}/f${String(i).padStart(5, '0')}.bin`,
+      size,
+      offset: Math.floor(rand() * MAX_SIZE),
+    });
   }
   for (let f = 0; f < FOLDERS; f++) mkdirSync(join(dir, `d${String(f).padStart(2, '0')}`), { recursive: true });
   let next = 0;
@@ -158,7 +162,11 @@ interface Peer {
 }
 
 /** rclone under `/usr/bin/time -v` (its peak RSS and CPU from wait4), with nothing but the given environment. */
-export async function runRclone(home: string, args: string[], env: Record<string, string> = {}): Promise<{ seconds: number; peakRssMiB: number; cpuSeconds: number }> {
+export async function runRclone(
+  home: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ seconds: number; peakRssMiB: number; cpuSeconds: number }> {
   const t = performance.now();
   const child = spawn('/usr/bin/time', ['-v', 'rclone', '--config', '/dev/null', ...args], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, ...env },
@@ -202,7 +210,9 @@ export async function yunjiClient(proc: Proc): Promise<YunjiClient> {
   proc.child.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-8000)));
   const died = (err: unknown) =>
     proc.child.exitCode !== null || proc.child.signalCode !== null
-      ? new Error(`${errorText(err)}: the Yunji server exited (code ${proc.child.exitCode}, signal ${proc.child.signalCode}); its last output:\n${output}`)
+      ? new Error(
+          `${errorText(err)}: the Yunji server exited (code ${proc.child.exitCode}, signal ${proc.child.signalCode}); its last output:\n${output}`,
+        )
       : err;
   const fetch = (url: string, init?: RequestInit) => globalThis.fetch(url, init).catch((err: unknown) => Promise.reject(died(err)));
   const token = await loginToken(proc.url);
@@ -210,7 +220,11 @@ export async function yunjiClient(proc: Proc): Promise<YunjiClient> {
   return {
     proc,
     async v1<T>(path: string, body: unknown): Promise<T> {
-      const res = await fetch(proc.url + path, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await fetch(proc.url + path, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       const text = await res.text();
       let parsed: { code?: string; data?: T } | undefined;
       try {
@@ -232,7 +246,11 @@ export async function yunjiClient(proc: Proc): Promise<YunjiClient> {
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 
 /** One run of a task: from the runTask request until the job is seen terminal (polled every 20 ms). */
-export async function runYunjiTask(client: YunjiClient, taskID: number, timeoutMs = 600_000): Promise<{ job: JobView; seconds: number; idleRssMiB: number; peakRssMiB: number; cpuSeconds: number; peakRssSource: string }> {
+export async function runYunjiTask(
+  client: YunjiClient,
+  taskID: number,
+  timeoutMs = 600_000,
+): Promise<{ job: JobView; seconds: number; idleRssMiB: number; peakRssMiB: number; cpuSeconds: number; peakRssSource: string }> {
   const pid = client.proc.child.pid!;
   const reset = resetPeakRss(pid);
   const idleRssMiB = procStatus(pid, 'VmRSS');
@@ -245,17 +263,27 @@ export async function runYunjiTask(client: YunjiClient, taskID: number, timeoutM
     job = await client.job(jobID);
     polledPeak = Math.max(polledPeak, procStatus(pid, 'VmRSS'));
     if (TERMINAL.includes(job.status)) break;
-    if (performance.now() - t > timeoutMs) throw new Error(`job ${jobID} not finished after ${round(timeoutMs / 60_000, 1)} minutes: ${JSON.stringify(job)}`);
+    if (performance.now() - t > timeoutMs)
+      throw new Error(`job ${jobID} not finished after ${round(timeoutMs / 60_000, 1)} minutes: ${JSON.stringify(job)}`);
     await sleep(20);
   }
   const seconds = (performance.now() - t) / 1000;
   const cpuSeconds = cpuSecondsOf(pid) - cpu0;
   if (job.status !== 'succeeded') {
-    throw new Error(`job ${jobID} ${job.status}: ${job.error_message ?? ''} (${job.error_count} errors; first: ${JSON.stringify(job.errors.slice(0, 3))}; stats ${JSON.stringify(job.stats)})`);
+    throw new Error(
+      `job ${jobID} ${job.status}: ${job.error_message ?? ''} (${job.error_count} errors; first: ${JSON.stringify(job.errors.slice(0, 3))}; stats ${JSON.stringify(job.stats)})`,
+    );
   }
   // Without the reset, VmHWM is the process's peak since it started: only the polled samples are this run's.
   const peakRssMiB = reset ? procStatus(pid, 'VmHWM') : polledPeak;
-  return { job, seconds, idleRssMiB: round(idleRssMiB, 1), peakRssMiB: round(peakRssMiB, 1), cpuSeconds: round(cpuSeconds), peakRssSource: reset ? 'VmHWM after clear_refs' : 'VmRSS polled every 20 ms' };
+  return {
+    job,
+    seconds,
+    idleRssMiB: round(idleRssMiB, 1),
+    peakRssMiB: round(peakRssMiB, 1),
+    cpuSeconds: round(cpuSeconds),
+    peakRssSource: reset ? 'VmHWM after clear_refs' : 'VmRSS polled every 20 ms',
+  };
 }
 
 /**
@@ -325,7 +353,8 @@ function checkLocal(dst: string, ds: Dataset, resyncStartedAt?: number): { probl
   checkInventory(dst, got, ds);
   const keys = [...ds.files.keys()];
   for (let i = 0; i < keys.length; i += SAMPLE_EVERY) {
-    if (!readFileSync(join(dst, keys[i]!)).equals(readFileSync(join(ds.dir, keys[i]!)))) throw new Error(`${dst}/${keys[i]} differs from the source`);
+    if (!readFileSync(join(dst, keys[i]!)).equals(readFileSync(join(ds.dir, keys[i]!))))
+      throw new Error(`${dst}/${keys[i]} differs from the source`);
   }
   const problems: string[] = [];
   const src = walk(ds.dir);
@@ -345,7 +374,8 @@ async function listBucket(s3: S3Client, bucket: string, prefix: string): Promise
   let token: string | undefined;
   do {
     const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) out.set(o.Key!.slice(prefix.length), { size: o.Size ?? -1, lastModified: o.LastModified?.getTime() ?? 0, etag: o.ETag ?? '' });
+    for (const o of page.Contents ?? [])
+      out.set(o.Key!.slice(prefix.length), { size: o.Size ?? -1, lastModified: o.LastModified?.getTime() ?? 0, etag: o.ETag ?? '' });
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return out;
@@ -359,13 +389,20 @@ const firstListings = new Map<string, Listing>();
  * changed since the first sync's listing (LastModified has whole seconds: `notBefore` is when a
  * re-sync may start for a write to show).
  */
-async function checkS3(s3: S3Client, bucket: string, prefix: string, ds: Dataset, resyncStartedAt?: number): Promise<{ problems: string[]; notBefore?: number }> {
+async function checkS3(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  ds: Dataset,
+  resyncStartedAt?: number,
+): Promise<{ problems: string[]; notBefore?: number }> {
   const got = await listBucket(s3, bucket, prefix);
   checkInventory(`s3://${bucket}/${prefix}`, got, ds);
   const keys = [...ds.files.keys()];
   for (let i = 0; i < keys.length; i += SAMPLE_EVERY) {
     const body = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: prefix + keys[i]! }))).Body!.transformToByteArray();
-    if (!Buffer.from(body).equals(readFileSync(join(ds.dir, keys[i]!)))) throw new Error(`s3://${bucket}/${prefix}${keys[i]} differs from the source`);
+    if (!Buffer.from(body).equals(readFileSync(join(ds.dir, keys[i]!))))
+      throw new Error(`s3://${bucket}/${prefix}${keys[i]} differs from the source`);
   }
   const problems: string[] = [];
   if (resyncStartedAt === undefined) {
@@ -373,23 +410,43 @@ async function checkS3(s3: S3Client, bucket: string, prefix: string, ds: Dataset
     return { problems, notBefore: Math.max(...[...got.values()].map((o) => o.lastModified)) + 1000 };
   }
   const before = firstListings.get(bucket);
-  const changed = keys.filter((k) => before?.get(k)?.lastModified !== got.get(k)!.lastModified || before?.get(k)?.etag !== got.get(k)!.etag).length;
+  const changed = keys.filter(
+    (k) => before?.get(k)?.lastModified !== got.get(k)!.lastModified || before?.get(k)?.etag !== got.get(k)!.etag,
+  ).length;
   if (changed) problems.push(`${changed} objects written by the no-change re-sync (LastModified or ETag changed)`);
   return { problems };
 }
 
 // ---- s3rver as its own process ----
 
-async function startS3rver(directory: string, buckets: string[]): Promise<{ endpoint: string; child: ChildProcess; stop(): Promise<void> }> {
+async function startS3rver(
+  directory: string,
+  buckets: string[],
+): Promise<{ endpoint: string; child: ChildProcess; stop(): Promise<void> }> {
   const port = await freePort();
   const bin = join(ROOT, 'node_modules', 's3rver', 'bin', 's3rver.js');
   // s3rver's ListObjectsV2 continuation tokens use DES, which Node 20's OpenSSL 3 has only in its legacy provider:
   // without it every listing past the first 1,000 keys is a 500 (ERR_OSSL_EVP_UNSUPPORTED).
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', bin, '-d', directory, '-a', '127.0.0.1', '-p', String(port), '--silent', ...buckets.flatMap((b) => ['--configure-bucket', b])], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--openssl-legacy-provider',
+      bin,
+      '-d',
+      directory,
+      '-a',
+      '127.0.0.1',
+      '-p',
+      String(port),
+      '--silent',
+      ...buckets.flatMap((b) => ['--configure-bucket', b]),
+    ],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-20_000)));
   const endpoint = `http://127.0.0.1:${port}`;
@@ -413,15 +470,37 @@ async function startS3rver(directory: string, buckets: string[]): Promise<{ endp
 
 // ---- peers ----
 
-const SYNC_TASK = { trigger: { type: 'Manual' }, mode: { type: 'Diff', includeSize: true, includeModTime: true }, filters: [], options: { noEmptyDirectories: false } };
+const SYNC_TASK = {
+  trigger: { type: 'Manual' },
+  mode: { type: 'Diff', includeSize: true, includeModTime: true },
+  filters: [],
+  options: { noEmptyDirectories: false },
+};
 
 /** A user space of the bench's user, without a shard store; its id. */
-export async function createSpace(client: YunjiClient, name: string, storage: Record<string, unknown>, credential?: Record<string, unknown>): Promise<number> {
-  return (await client.v1<{ userSpace: { userSpaceID: number } }>('/v1/userSpace/create', { name, storage, ...(credential ? { credential } : {}), shardStore: null })).userSpace.userSpaceID;
+export async function createSpace(
+  client: YunjiClient,
+  name: string,
+  storage: Record<string, unknown>,
+  credential?: Record<string, unknown>,
+): Promise<number> {
+  return (
+    await client.v1<{ userSpace: { userSpaceID: number } }>('/v1/userSpace/create', {
+      name,
+      storage,
+      ...(credential ? { credential } : {}),
+      shardStore: null,
+    })
+  ).userSpace.userSpaceID;
 }
 
 /** The bench's Manual `Diff` task (size and modification time, as rclone compares) from `srcPath` of a space to one destination; its id. */
-export async function createSyncTask(client: YunjiClient, srcUserSpaceID: number, srcPath: string, dest: { userSpaceID: number; path: string }): Promise<number> {
+export async function createSyncTask(
+  client: YunjiClient,
+  srcUserSpaceID: number,
+  srcPath: string,
+  dest: { userSpaceID: number; path: string },
+): Promise<number> {
   const { task } = await client.v1<{ task: { taskID: number } }>('/v1/spaceSyncer/createTask', {
     ...SYNC_TASK,
     srcUserSpaceID,
@@ -595,7 +674,8 @@ function summarize(results: RoundResult[]) {
   for (const peer of names.filter((n) => !n.startsWith('yunji'))) {
     const both = yunji.filter((r) => r[peer]?.first && r[peer].resync);
     if (both.length === 0) continue;
-    const per = (f: (x: { first: Run; resync: Run }) => number) => both.map((r) => round(f(r.yunji as { first: Run; resync: Run }) / f(r[peer] as { first: Run; resync: Run })));
+    const per = (f: (x: { first: Run; resync: Run }) => number) =>
+      both.map((r) => round(f(r.yunji as { first: Run; resync: Run }) / f(r[peer] as { first: Run; resync: Run })));
     const firstPerRound = per((x) => x.first.seconds);
     const resyncPerRound = per((x) => x.resync.seconds);
     const y = perPeer.yunji!;
@@ -610,8 +690,11 @@ function summarize(results: RoundResult[]) {
       rssIncrease: round((y.rssIncreaseMiB as number) / p.peakRssMiB),
     };
   }
-  const portable = results.filter((r) => r.yunji?.first && r.yunji.resync && r['yunji-portable']?.first && r['yunji-portable'].resync) as Record<YunjiSide, { first: Run; resync: Run }>[];
-  const portableOver = (f: (x: { first: Run; resync: Run }) => number) => median(portable.map((r) => round(f(r['yunji-portable']) / f(r.yunji))));
+  const portable = results.filter(
+    (r) => r.yunji?.first && r.yunji.resync && r['yunji-portable']?.first && r['yunji-portable'].resync,
+  ) as Record<YunjiSide, { first: Run; resync: Run }>[];
+  const portableOver = (f: (x: { first: Run; resync: Run }) => number) =>
+    median(portable.map((r) => round(f(r['yunji-portable']) / f(r.yunji))));
   const portableOverNative =
     portable.length === 0
       ? undefined
@@ -638,7 +721,15 @@ export async function syncBench(): Promise<Record<string, unknown>> {
     const t = performance.now();
     const ds = await makeDataset(join(dir, 'src-space', 'src'));
     flush();
-    out.dataset = { files: ds.files.size, folders: FOLDERS, bytes: ds.bytes, mib: round(ds.bytes / 1048576, 1), seed: SEED, sizes: `${MIN_SIZE}–${MAX_SIZE} bytes`, createSeconds: round((performance.now() - t) / 1000) };
+    out.dataset = {
+      files: ds.files.size,
+      folders: FOLDERS,
+      bytes: ds.bytes,
+      mib: round(ds.bytes / 1048576, 1),
+      seed: SEED,
+      sizes: `${MIN_SIZE}–${MAX_SIZE} bytes`,
+      createSeconds: round((performance.now() - t) / 1000),
+    };
     out.rclone = execFileSync('rclone', ['--config', '/dev/null', 'version']).toString().split('\n')[0];
     out.load1mAtStart = round(loadavg()[0]!);
     out.targets = TARGETS;
@@ -759,7 +850,8 @@ export async function syncBench(): Promise<Record<string, unknown>> {
     out.load1mAtEnd = round(loadavg()[0]!);
     out.benchSeconds = round((performance.now() - t) / 1000, 1);
     for (const [i, server] of servers.entries()) {
-      out[`${sides[i]!.name}RssAtEndMiB`] = server.child.exitCode === null ? round(procStatus(server.child.pid!, 'VmRSS'), 1) : `exited (code ${server.child.exitCode})`;
+      out[`${sides[i]!.name}RssAtEndMiB`] =
+        server.child.exitCode === null ? round(procStatus(server.child.pid!, 'VmRSS'), 1) : `exited (code ${server.child.exitCode})`;
     }
     return out;
   } finally {

@@ -65,7 +65,9 @@ const log = (message: string) => console.error(`[sync-million] ${message}`);
 /** `cp -r --preserve=timestamps from into/`: the folder copied with its files' times to the nanosecond. */
 function copyFolder(from: string, into: string): Promise<void> {
   return new Promise((resolve, reject) =>
-    execFile('cp', ['-r', '--preserve=timestamps', from, `${into}/`], (err, _stdout, stderr) => (err ? reject(new Error(`cp ${from}: ${errorText(err)} ${stderr}`)) : resolve())),
+    execFile('cp', ['-r', '--preserve=timestamps', from, `${into}/`], (err, _stdout, stderr) =>
+      err ? reject(new Error(`cp ${from}: ${errorText(err)} ${stderr}`)) : resolve(),
+    ),
   );
 }
 
@@ -170,7 +172,13 @@ function thin<T>(xs: T[], n: number): T[] {
  * The no-change diff on Yunji's server: the task over the two trees run once, as bench/sync.ts runs
  * its re-sync. A failure (the job, or the server dying) is recorded with the RSS samples so far.
  */
-async function measureYunji(yunji: Proc, dir: string, srcRoot: string, dstRoot: string, ds: { files: number; bytes: number }): Promise<Record<string, unknown>> {
+async function measureYunji(
+  yunji: Proc,
+  dir: string,
+  srcRoot: string,
+  dstRoot: string,
+  ds: { files: number; bytes: number },
+): Promise<Record<string, unknown>> {
   const pid = yunji.child.pid!;
   const rssAfterStartMiB = round(procStatus(pid, 'VmRSS'), 1);
   const client = await yunjiClient(yunji);
@@ -239,7 +247,9 @@ export async function syncMillionBench(): Promise<Record<string, unknown>> {
     const needInodes = 2 * FILES + 2 * FOLDERS + 100;
     const needBytes = 2 * FILES * 4096;
     if (fs.ffree < needInodes || fs.bavail * fs.bsize < needBytes) {
-      throw new Error(`${tmpdir()} has ${fs.ffree} free inodes and ${round((fs.bavail * fs.bsize) / 2 ** 30, 1)} GiB; two trees of ${FILES} files need about ${needInodes} and ${round(needBytes / 2 ** 30, 1)} GiB`);
+      throw new Error(
+        `${tmpdir()} has ${fs.ffree} free inodes and ${round((fs.bavail * fs.bsize) / 2 ** 30, 1)} GiB; two trees of ${FILES} files need about ${needInodes} and ${round(needBytes / 2 ** 30, 1)} GiB`,
+      );
     }
     out.load1mAtStart = round(loadavg()[0]!);
     const t = performance.now();
@@ -264,7 +274,9 @@ export async function syncMillionBench(): Promise<Record<string, unknown>> {
       yunji = await startYunji('', { YUNJI_LOCAL_ROOTS: dir });
       out.yunji = await measureYunji(yunji, dir, srcRoot, dstRoot, ds);
       const y = out.yunji as { seconds?: number; peakRssMiB?: number; idleRssMiB?: number; error?: string };
-      log(y.error !== undefined ? `Yunji failed: ${y.error}` : `Yunji: ${y.seconds} s, peak RSS ${y.peakRssMiB} MiB (idle ${y.idleRssMiB})`);
+      log(
+        y.error !== undefined ? `Yunji failed: ${y.error}` : `Yunji: ${y.seconds} s, peak RSS ${y.peakRssMiB} MiB (idle ${y.idleRssMiB})`,
+      );
       await yunji.stop();
       yunji = undefined;
     }

@@ -40,7 +40,11 @@ export async function uploadIdleBench(): Promise<Record<string, unknown>> {
           const uploadServerCpuS = cpuSecondsOf(yunji.child.pid) - cpu;
           cpu = cpuSecondsOf(yunji.child.pid);
           curl([...auth, '--output', '/dev/null', `${yunji.url}/v1/object/download?objectID=${objectID}`]);
-          runs.push({ uploadSeconds: round(uploadSeconds), uploadServerCpuS: round(uploadServerCpuS), downloadServerCpuS: round(cpuSecondsOf(yunji.child.pid) - cpu) });
+          runs.push({
+            uploadSeconds: round(uploadSeconds),
+            uploadServerCpuS: round(uploadServerCpuS),
+            downloadServerCpuS: round(cpuSecondsOf(yunji.child.pid) - cpu),
+          });
         } finally {
           await yunji.stop();
           rmSync(join(dir, `data-${idle}-${r}`), { recursive: true, force: true });

@@ -1,5 +1,13 @@
 import { parseArgs } from 'node:util';
-import { adminCreateApiKey, adminCreateTenant, adminCreateUser, adminRecountUsage, adminResealSecrets, adminSetQuota, adminShowTenant } from './app/admin.ts';
+import {
+  adminCreateApiKey,
+  adminCreateTenant,
+  adminCreateUser,
+  adminRecountUsage,
+  adminResealSecrets,
+  adminSetQuota,
+  adminShowTenant,
+} from './app/admin.ts';
 import { ConfigError, loadConfig } from './app/config.ts';
 import type { Config } from './lib/settings.ts';
 import type { Core } from './jobs/core.ts';
@@ -33,7 +41,8 @@ function intOption(name: string, value: string | undefined): number | undefined 
 /** A quota option: a count (0: no limit), or 'default' (null: the operator's default). */
 function limitOption(name: string, value: string | undefined): number | null | undefined {
   if (value === undefined || value === 'default') return value === undefined ? undefined : null;
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} must be a whole number (0: no limit) or 'default' (got '${value}')`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value)))
+    throw new UsageError(`--${name} must be a whole number (0: no limit) or 'default' (got '${value}')`);
   return Number(value);
 }
 
@@ -87,8 +96,12 @@ function adminCommand(sub: string | undefined, args: string[]): (core: Core) => 
       return (core) => adminResealSecrets(core);
     case 'set-quota': {
       const tenantId = intOption('tenant', required('tenant', values.tenant)) as number;
-      const limits = { maxBytes: limitOption('max-bytes', values['max-bytes']), maxObjects: limitOption('max-objects', values['max-objects']) };
-      if (limits.maxBytes === undefined && limits.maxObjects === undefined) throw new UsageError('set-quota needs --max-bytes or --max-objects');
+      const limits = {
+        maxBytes: limitOption('max-bytes', values['max-bytes']),
+        maxObjects: limitOption('max-objects', values['max-objects']),
+      };
+      if (limits.maxBytes === undefined && limits.maxObjects === undefined)
+        throw new UsageError('set-quota needs --max-bytes or --max-objects');
       return (core) => adminSetQuota(core, tenantId, limits);
     }
     case 'show-tenant': {

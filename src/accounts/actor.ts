@@ -100,6 +100,8 @@ export function requireActiveMembership(actor: Actor): void {
 export function requireRole(actor: Actor, minimum: UserRole): void {
   requireActiveMembership(actor);
   if (!roleAtLeast(actor.role, minimum)) {
-    throw forbidden(minimum === 'member' ? `role '${actor.role}' is read-only` : `this needs role '${minimum}' or above (yours: '${actor.role}')`);
+    throw forbidden(
+      minimum === 'member' ? `role '${actor.role}' is read-only` : `this needs role '${minimum}' or above (yours: '${actor.role}')`,
+    );
   }
 }

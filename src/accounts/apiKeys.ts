@@ -10,7 +10,16 @@ import { newToken, TOKEN_PREFIX, tokenHash } from './secrets.ts';
 
 const columns = ['id', 'name', 'role', 'key_prefix', 'tenant_id', 'user_id', 'created_at', 'last_used_at'] as const;
 
-function toApiKey(r: { id: number; name: string; role: string; key_prefix: string; tenant_id: number; user_id: number; created_at: number; last_used_at: number | null }): ApiKey {
+function toApiKey(r: {
+  id: number;
+  name: string;
+  role: string;
+  key_prefix: string;
+  tenant_id: number;
+  user_id: number;
+  created_at: number;
+  last_used_at: number | null;
+}): ApiKey {
   return { ...r, role: r.role as UserRole, created_at: iso(r.created_at), last_used_at: isoOrNull(r.last_used_at) };
 }
 
@@ -19,7 +28,16 @@ export async function issueApiKey(db: Db, tenantId: number, userId: number, name
   const key = newToken(TOKEN_PREFIX.apiKey);
   const row = await db
     .insertInto('api_keys')
-    .values({ tenant_id: tenantId, user_id: userId, name: name.trim(), role, key_hash: tokenHash(key), key_prefix: key.slice(0, 10), created_at: Date.now(), last_used_at: null })
+    .values({
+      tenant_id: tenantId,
+      user_id: userId,
+      name: name.trim(),
+      role,
+      key_hash: tokenHash(key),
+      key_prefix: key.slice(0, 10),
+      created_at: Date.now(),
+      last_used_at: null,
+    })
     .returning(columns)
     .executeTakeFirstOrThrow();
   return { ...toApiKey(row), key };

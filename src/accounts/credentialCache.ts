@@ -68,7 +68,10 @@ const caches = new WeakMap<object, CredentialCache | null>();
 export function credentialCache(core: DbCore): CredentialCache | undefined {
   let cache = caches.get(core.db);
   if (cache === undefined) {
-    cache = core.dialect === 'sqlite' && core.config.authCacheTtl > 0 ? new CredentialCache(core.config.authCacheTtl, () => uncommittedWritesPossible(core.db)) : null;
+    cache =
+      core.dialect === 'sqlite' && core.config.authCacheTtl > 0
+        ? new CredentialCache(core.config.authCacheTtl, () => uncommittedWritesPossible(core.db))
+        : null;
     if (cache) {
       const c = cache;
       onWrite(core.db, (tables) => {

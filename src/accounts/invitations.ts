@@ -52,13 +52,25 @@ export async function inviteUser(core: DbCore, actor: Actor, request: InviteUser
       let userId: number;
       if (member) {
         userId = member.user_id;
-        await trx.updateTable('memberships').set({ role: request.role, invited_by: actor.userId, updated_at: now }).where('id', '=', member.id).execute();
+        await trx
+          .updateTable('memberships')
+          .set({ role: request.role, invited_by: actor.userId, updated_at: now })
+          .where('id', '=', member.id)
+          .execute();
         await trx.deleteFrom('invitations').where('tenant_id', '=', actor.tenantId).where('user_id', '=', userId).execute();
       } else {
         userId = (await insertInvitee(trx, email)).id;
         await trx
           .insertInto('memberships')
-          .values({ tenant_id: actor.tenantId, user_id: userId, role: request.role, status: 'invited', invited_by: actor.userId, created_at: now, updated_at: now })
+          .values({
+            tenant_id: actor.tenantId,
+            user_id: userId,
+            role: request.role,
+            status: 'invited',
+            invited_by: actor.userId,
+            created_at: now,
+            updated_at: now,
+          })
           .execute();
       }
       await trx
@@ -80,9 +92,18 @@ export async function inviteUser(core: DbCore, actor: Actor, request: InviteUser
     if (isUniqueViolation(err)) throw conflict(`${email} is being invited by another request; try again`);
     throw err;
   }
-  const [user, membership] = await Promise.all([getUserProfile(core.db, result.userId), getMembership(core.db, actor.tenantId, result.userId)]);
+  const [user, membership] = await Promise.all([
+    getUserProfile(core.db, result.userId),
+    getMembership(core.db, actor.tenantId, result.userId),
+  ]);
   if (!user || !membership) throw notFound('user');
-  return { user: profileInTenant(user, membership), membership, invitation_token: token, invitation_expires_at: iso(expiresAt), created_user: result.newMember };
+  return {
+    user: profileInTenant(user, membership),
+    membership,
+    invitation_token: token,
+    invitation_expires_at: iso(expiresAt),
+    created_user: result.newMember,
+  };
 }
 
 /**
@@ -93,7 +114,12 @@ export async function inviteUser(core: DbCore, actor: Actor, request: InviteUser
  * nothing here, so neither an invitation token nor a key is ever turned into a session of somebody's
  * existing account.
  */
-export async function acceptInvitation(core: DbCore, request: AcceptInvitationRequest, clientIp: string, actor?: Actor): Promise<AuthSession> {
+export async function acceptInvitation(
+  core: DbCore,
+  request: AcceptInvitationRequest,
+  clientIp: string,
+  actor?: Actor,
+): Promise<AuthSession> {
   const invitation = await core.db
     .selectFrom('invitations as i')
     .innerJoin('users as u', 'u.id', 'i.user_id')
@@ -114,7 +140,10 @@ export async function acceptInvitation(core: DbCore, request: AcceptInvitationRe
   if (!provenBySession) {
     // The same answer whether or not the account exists: the token's holder learns nothing from it.
     if (!request.password) {
-      throw badRequest('password is required: a new account chooses it here, an existing one gives its own (or accepts while logged in as itself)', 'password');
+      throw badRequest(
+        'password is required: a new account chooses it here, an existing one gives its own (or accepts while logged in as itself)',
+        'password',
+      );
     }
     if (!account || account.password_hash === null) {
       newPasswordHash = await hashPassword(request.password);
@@ -127,7 +156,12 @@ export async function acceptInvitation(core: DbCore, request: AcceptInvitationRe
   try {
     userId = await core.db.transaction().execute(async (trx) => {
       const now = Date.now();
-      const used = await trx.updateTable('invitations').set({ accepted_at: now }).where('id', '=', invitation.id).where('accepted_at', 'is', null).executeTakeFirst();
+      const used = await trx
+        .updateTable('invitations')
+        .set({ accepted_at: now })
+        .where('id', '=', invitation.id)
+        .where('accepted_at', 'is', null)
+        .executeTakeFirst();
       if (Number(used.numUpdatedRows) !== 1) throw conflict('this invitation has already been used');
       const displayName = request.display_name ? { display_name: request.display_name.trim() } : {};
       let id: number;
@@ -147,7 +181,12 @@ export async function acceptInvitation(core: DbCore, request: AcceptInvitationRe
           if (Number(set.numUpdatedRows) !== 1) throw conflict('the account changed while accepting; try again');
         }
       }
-      const already = await trx.selectFrom('memberships').select('id').where('tenant_id', '=', invitation.tenant_id).where('user_id', '=', id).executeTakeFirst();
+      const already = await trx
+        .selectFrom('memberships')
+        .select('id')
+        .where('tenant_id', '=', invitation.tenant_id)
+        .where('user_id', '=', id)
+        .executeTakeFirst();
       if (already) throw conflict('the account is already a member of this tenant');
       // The invitee's membership and invitations become the account's; the invitee row goes.
       const activated = await trx

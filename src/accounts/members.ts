@@ -12,11 +12,7 @@ import { roleAtLeast, type UserRole } from './roles.ts';
 export async function listMembers(core: DbCore, actor: Actor, query: PageQuery): Promise<Page<TenantMember>> {
   requireRole(actor, 'viewer');
   const { page, pageSize, offset } = pageWindow(query);
-  const rows = await membersWithUsers(core.db)
-    .where('m.tenant_id', '=', actor.tenantId)
-    .limit(pageSize)
-    .offset(offset)
-    .execute();
+  const rows = await membersWithUsers(core.db).where('m.tenant_id', '=', actor.tenantId).limit(pageSize).offset(offset).execute();
   const { total } = await core.db
     .selectFrom('memberships')
     .select((eb) => eb.fn.countAll<number>().as('total'))
@@ -67,7 +63,8 @@ export async function updateMember(core: DbCore, actor: Actor, userId: number, c
     if (change.status === 'active' && (target.status === 'invited' || target.invitee)) {
       throw conflict('the user has not accepted the invitation yet');
     }
-    const losesOwner = target.role === 'owner' && target.status === 'active' && ((change.role && change.role !== 'owner') || change.status === 'disabled');
+    const losesOwner =
+      target.role === 'owner' && target.status === 'active' && ((change.role && change.role !== 'owner') || change.status === 'disabled');
     if (losesOwner) await assertNotLastOwner(trx, actor.tenantId, change.status === 'disabled' ? 'disable' : 'demote');
     await trx
       .updateTable('memberships')

@@ -108,7 +108,10 @@ export type CreatedApiKey = Static<typeof CreatedApiKey>;
 // Requests.
 const strict = { additionalProperties: false } as const;
 
-export const LoginRequest = Type.Object({ email: Email, password: Type.String({ minLength: 1, maxLength: 1024 }) }, { ...strict, title: 'LoginRequest' });
+export const LoginRequest = Type.Object(
+  { email: Email, password: Type.String({ minLength: 1, maxLength: 1024 }) },
+  { ...strict, title: 'LoginRequest' },
+);
 export type LoginRequest = Static<typeof LoginRequest>;
 
 export const SelectTenantRequest = Type.Object({ tenant_id: Id }, { ...strict, title: 'SelectTenantRequest' });

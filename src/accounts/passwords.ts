@@ -13,7 +13,13 @@ export interface PasswordAccount {
  * it is verified (429 past the limit), verified against the account's hash, or against a decoy so an
  * unknown account costs as much, and stored again at today's parameters when its hash was weaker.
  */
-export async function checkPassword(core: DbCore, email: string, account: PasswordAccount | undefined, password: string, clientIp: string): Promise<boolean> {
+export async function checkPassword(
+  core: DbCore,
+  email: string,
+  account: PasswordAccount | undefined,
+  password: string,
+  clientIp: string,
+): Promise<boolean> {
   const attempt = await reservePasswordAttempt(core, email, clientIp);
   const stored = account?.password_hash ?? null;
   const matches = await verifyPassword(password, stored ?? DECOY_PASSWORD_HASH);
@@ -25,7 +31,12 @@ export async function checkPassword(core: DbCore, email: string, account: Passwo
   if (isWeakerThanCurrent(stored)) {
     const upgraded = await hashPassword(password);
     // Only over the hash just verified: a password changed meanwhile stays changed.
-    await core.db.updateTable('users').set({ password_hash: upgraded }).where('id', '=', account.id).where('password_hash', '=', stored).execute();
+    await core.db
+      .updateTable('users')
+      .set({ password_hash: upgraded })
+      .where('id', '=', account.id)
+      .where('password_hash', '=', stored)
+      .execute();
   }
   return true;
 }

@@ -7,8 +7,16 @@ import type { UserRole } from './roles.ts';
 
 /** Row → model mappers and the membership query that several account operations share. */
 
-export function toUserProfile(u: Pick<Selectable<UsersTable>, 'id' | 'email' | 'display_name' | 'created_at' | 'last_login_at'>): UserProfile {
-  return { id: u.id, email: u.email, display_name: u.display_name, created_at: iso(u.created_at), last_login_at: isoOrNull(u.last_login_at) };
+export function toUserProfile(
+  u: Pick<Selectable<UsersTable>, 'id' | 'email' | 'display_name' | 'created_at' | 'last_login_at'>,
+): UserProfile {
+  return {
+    id: u.id,
+    email: u.email,
+    display_name: u.display_name,
+    created_at: iso(u.created_at),
+    last_login_at: isoOrNull(u.last_login_at),
+  };
 }
 
 /** The display name an account gets when nobody chose one: the email's local part. */
@@ -22,7 +30,13 @@ export function defaultDisplayName(email: string): string {
  */
 export function profileInTenant(profile: UserProfile, membership: TenantMembership): UserProfile {
   if (membership.status !== 'invited') return profile;
-  return { id: profile.id, email: profile.email, display_name: defaultDisplayName(profile.email), created_at: membership.created_at, last_login_at: null };
+  return {
+    id: profile.id,
+    email: profile.email,
+    display_name: defaultDisplayName(profile.email),
+    created_at: membership.created_at,
+    last_login_at: null,
+  };
 }
 
 export function toTenant(t: Pick<Selectable<TenantsTable>, 'id' | 'name' | 'project_key' | 'created_at'>): Tenant {
@@ -53,13 +67,24 @@ export function membershipsWithTenant(db: Db) {
 export function membersWithUsers(db: Db) {
   return membershipsWithTenant(db)
     .innerJoin('users as u', 'u.id', 'm.user_id')
-    .select((eb) => [eb.fn.coalesce('u.invited_email', 'u.email').as('email'), 'u.display_name', 'u.created_at as user_created_at', 'u.last_login_at']);
+    .select((eb) => [
+      eb.fn.coalesce('u.invited_email', 'u.email').as('email'),
+      'u.display_name',
+      'u.created_at as user_created_at',
+      'u.last_login_at',
+    ]);
 }
 
 type MemberRow = Awaited<ReturnType<ReturnType<typeof membersWithUsers>['executeTakeFirstOrThrow']>>;
 
 export function memberUserProfile(r: MemberRow): UserProfile {
-  return toUserProfile({ id: r.user_id, email: r.email, display_name: r.display_name, created_at: r.user_created_at, last_login_at: r.last_login_at });
+  return toUserProfile({
+    id: r.user_id,
+    email: r.email,
+    display_name: r.display_name,
+    created_at: r.user_created_at,
+    last_login_at: r.last_login_at,
+  });
 }
 
 type MembershipRow = Awaited<ReturnType<ReturnType<typeof membershipsWithTenant>['executeTakeFirstOrThrow']>>;

@@ -97,7 +97,14 @@ export function isWeakerThanCurrent(stored: string): boolean {
  * password. Random bytes in the hash's format at today's parameters: no password matches it, and
  * nothing is computed to make it.
  */
-export const DECOY_PASSWORD_HASH = ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, randomBytes(SCRYPT.saltLength).toString('base64url'), randomBytes(SCRYPT.keyLength).toString('base64url')].join('$');
+export const DECOY_PASSWORD_HASH = [
+  'scrypt',
+  SCRYPT.N,
+  SCRYPT.r,
+  SCRYPT.p,
+  randomBytes(SCRYPT.saltLength).toString('base64url'),
+  randomBytes(SCRYPT.keyLength).toString('base64url'),
+].join('$');
 
 export const TOKEN_PREFIX = { session: 'ys_', apiKey: 'yk_', invitation: 'yi_' } as const;
 

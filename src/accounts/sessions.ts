@@ -32,7 +32,8 @@ export async function describeSession(core: DbCore, actor: Actor): Promise<AuthS
 }
 
 async function readSessionView(core: DbCore, actor: Actor): Promise<AuthSession> {
-  const rows = actor.kind === 'api_key' ? await keyMembership(core.db, actor.userId, actor.tenantId) : await allMemberships(core.db, actor.userId);
+  const rows =
+    actor.kind === 'api_key' ? await keyMembership(core.db, actor.userId, actor.tenantId) : await allMemberships(core.db, actor.userId);
   const memberships = rows.map(toMembership);
   const current = memberships.find((m) => m.tenant_id === actor.tenantId);
   if (!current || !rows[0]) throw unauthorized();
@@ -107,4 +108,3 @@ export async function switchTenant(core: DbCore, actor: Actor, tenantId: number)
   await core.db.updateTable('sessions').set({ current_tenant_id: tenantId }).where('id', '=', actor.credentialId).execute();
   return describeSession(core, { ...actor, tenantId, role: membership.role as UserRole, membershipStatus: 'active' });
 }
-

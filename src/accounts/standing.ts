@@ -36,7 +36,8 @@ async function standings(core: DbCore, actors: readonly Actor[]): Promise<Map<st
       .select(['s.token_hash', 's.current_tenant_id', 's.expires_at', 'm.role', 'm.status'])
       .where('s.token_hash', 'in', sessions.slice(i, i + CHUNK))
       .execute();
-    for (const r of rows) found.set(r.token_hash, { tenantId: r.current_tenant_id, role: r.role as UserRole, status: r.status, expiresAt: r.expires_at });
+    for (const r of rows)
+      found.set(r.token_hash, { tenantId: r.current_tenant_id, role: r.role as UserRole, status: r.status, expiresAt: r.expires_at });
   }
   for (let i = 0; i < keys.length; i += CHUNK) {
     const rows = await core.db
@@ -46,23 +47,39 @@ async function standings(core: DbCore, actors: readonly Actor[]): Promise<Map<st
       .where('k.key_hash', 'in', keys.slice(i, i + CHUNK))
       .execute();
     for (const r of rows) {
-      found.set(r.key_hash, { tenantId: r.tenant_id, role: weakerRole(r.key_role as UserRole, r.member_role as UserRole), status: r.status, expiresAt: null });
+      found.set(r.key_hash, {
+        tenantId: r.tenant_id,
+        role: weakerRole(r.key_role as UserRole, r.member_role as UserRole),
+        status: r.status,
+        expiresAt: null,
+      });
     }
   }
   return found;
 }
 
 /** The actors that no longer authenticate, or no longer act in the tenant they were authenticated in with at least `minimum`. */
-export async function lapsedActors(core: DbCore, actors: readonly Actor[], minimum: UserRole, now = Date.now()): Promise<Map<Actor, Lapse>> {
+export async function lapsedActors(
+  core: DbCore,
+  actors: readonly Actor[],
+  minimum: UserRole,
+  now = Date.now(),
+): Promise<Map<Actor, Lapse>> {
   const found = await standings(core, actors);
   const lapsed = new Map<Actor, Lapse>();
   for (const actor of actors) {
     const s = found.get(tokenHash(actor.token));
-    if (!s) lapsed.set(actor, { reason: 'revoked', message: actor.kind === 'session' ? 'the session ended (logged out, or removed from the tenant)' : 'the API key was revoked' });
-    else if (s.expiresAt !== null && s.expiresAt <= now) lapsed.set(actor, { reason: 'revoked', message: 'the session expired; log in again' });
+    if (!s)
+      lapsed.set(actor, {
+        reason: 'revoked',
+        message: actor.kind === 'session' ? 'the session ended (logged out, or removed from the tenant)' : 'the API key was revoked',
+      });
+    else if (s.expiresAt !== null && s.expiresAt <= now)
+      lapsed.set(actor, { reason: 'revoked', message: 'the session expired; log in again' });
     else if (s.tenantId !== actor.tenantId) lapsed.set(actor, { reason: 'moved', message: 'the session switched to another tenant' });
     else if (s.status !== 'active') lapsed.set(actor, { reason: 'forbidden', message: `your membership in this tenant is ${s.status}` });
-    else if (!roleAtLeast(s.role, minimum)) lapsed.set(actor, { reason: 'forbidden', message: `this needs role '${minimum}' or above (yours: '${s.role}')` });
+    else if (!roleAtLeast(s.role, minimum))
+      lapsed.set(actor, { reason: 'forbidden', message: `this needs role '${minimum}' or above (yours: '${s.role}')` });
   }
   return lapsed;
 }

@@ -56,7 +56,15 @@ export async function adminCreateUser(
         const now = Date.now();
         await trx
           .insertInto('memberships')
-          .values({ tenant_id: opts.tenantId, user_id: u.id, role: memberRole, status: 'active', invited_by: null, created_at: now, updated_at: now })
+          .values({
+            tenant_id: opts.tenantId,
+            user_id: u.id,
+            role: memberRole,
+            status: 'active',
+            invited_by: null,
+            created_at: now,
+            updated_at: now,
+          })
           .execute();
       }
       return u;
@@ -92,7 +100,8 @@ export async function adminCreateApiKey(
     .where('tenant_id', '=', opts.tenantId)
     .where('user_id', '=', userId)
     .executeTakeFirst();
-  if (!membership || membership.status !== 'active') throw new AppError('forbidden', `${opts.email} is not an active member of tenant ${opts.tenantId}`);
+  if (!membership || membership.status !== 'active')
+    throw new AppError('forbidden', `${opts.email} is not an active member of tenant ${opts.tenantId}`);
   const keyRole = role(opts.role, membership.role as UserRole);
   if (!roleAtLeast(membership.role as UserRole, keyRole)) {
     throw new AppError('forbidden', `a key cannot have role '${keyRole}', above its user's role '${membership.role}'`);
@@ -129,7 +138,12 @@ export async function adminResealSecrets(core: Core): Promise<Record<string, { r
       } catch (err) {
         throw new AppError('unavailable', `${table} ${row.id} (${column}): ${(err as Error).message}`);
       }
-      await core.db.updateTable(table).set({ [column]: core.sealer.seal(plain) }).where('id', '=', row.id).where(column, '=', sealed).execute();
+      await core.db
+        .updateTable(table)
+        .set({ [column]: core.sealer.seal(plain) })
+        .where('id', '=', row.id)
+        .where(column, '=', sealed)
+        .execute();
       count.resealed++;
     }
   }
@@ -142,7 +156,11 @@ export async function adminShowTenant(core: Core, tenantId: number): Promise<Rec
 }
 
 /** Sets a tenant's own quota (a number, 0 meaning none; null: back to the operator's default), then shows it. */
-export async function adminSetQuota(core: Core, tenantId: number, limits: { maxBytes?: number | null; maxObjects?: number | null }): Promise<Record<string, unknown>> {
+export async function adminSetQuota(
+  core: Core,
+  tenantId: number,
+  limits: { maxBytes?: number | null; maxObjects?: number | null },
+): Promise<Record<string, unknown>> {
   return { ...(await setTenantQuota(core, tenantId, limits)) };
 }
 

@@ -54,7 +54,14 @@ export async function openRuntime(config: Config, log: Logger = createLogger(con
   const events = new JobEvents(database.db, database.dialect, config.databaseUrl, log, (id) => jobById(core, id));
   const actions = actionCatalog();
   const hooks = { eventName: (e: JobEvent) => eventName(e.type, e.job, actions), payload: (e: JobEvent) => webhookPayload(actions, e) };
-  const core: Core = { db: database.db, dialect: database.dialect, config, log, sealer: sealerFor(config), jobs: { actions, events, hooks } };
+  const core: Core = {
+    db: database.db,
+    dialect: database.dialect,
+    config,
+    log,
+    sealer: sealerFor(config),
+    jobs: { actions, events, hooks },
+  };
   const close = database.close;
   database.close = async () => {
     await core.jobs.events.close();

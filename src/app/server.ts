@@ -26,7 +26,9 @@ export async function serve(config: Config): Promise<void> {
   // changed outside Yunji, may have left them off).
   void recountUsage(core).then(
     (recounts) => {
-      const changed = recounts.filter((r) => r.before.used_bytes !== r.after.used_bytes || r.before.used_objects !== r.after.used_objects).length;
+      const changed = recounts.filter(
+        (r) => r.before.used_bytes !== r.after.used_bytes || r.before.used_objects !== r.after.used_objects,
+      ).length;
       log.info({ tenants: recounts.length, changed }, 'recounted tenant usage');
     },
     (err: unknown) => log.error({ err }, 'recounting tenant usage failed'),

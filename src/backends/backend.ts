@@ -82,7 +82,8 @@ export interface Backend {
  * file system or an HTTP path resolves) or a NUL. asClientError answers it with a 400.
  */
 export function assertKeyInside(key: string): void {
-  if (key.split('/').some((s) => s === '..' || s === '.' || s.includes('\0'))) throw new BackendError(`'${key}' is not a path inside the space`, 'invalid_path');
+  if (key.split('/').some((s) => s === '..' || s === '.' || s.includes('\0')))
+    throw new BackendError(`'${key}' is not a path inside the space`, 'invalid_path');
 }
 
 /** Joins key segments, dropping empty ones: `joinKey('', 'a/', 'b')` is `a/b`. */

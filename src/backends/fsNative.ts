@@ -31,7 +31,10 @@ type NativeWalk = { readonly [walkBrand]: true };
 
 /** The binding's own calls (native/fs-work/fs_work.cc). */
 interface Binding {
-  writeFiles(files: SmallFile[], done: (results: ({ replaced: boolean; size: number; error?: undefined } | { error: FsFailure })[]) => void): void;
+  writeFiles(
+    files: SmallFile[],
+    done: (results: ({ replaced: boolean; size: number; error?: undefined } | { error: FsFailure })[]) => void,
+  ): void;
   walkOpen(dir: string, key: string, skip: string, emptyDirs: boolean): NativeWalk;
   walkNext(walk: NativeWalk, done: (error: FsFailure | undefined, page: NativePage | undefined) => void): void;
   walkStop(walk: NativeWalk): void;
@@ -50,7 +53,13 @@ export function loadNativeFs(): FsWork {
   /** One hand-off: the binding writes `files` on a pool thread and settles each. */
   const writeFiles = (files: SmallFile[]) =>
     new Promise<Settled<SmallFileWritten>[]>((resolve) =>
-      binding.writeFiles(files, (results) => resolve(results.map((r) => (r.error ? { ok: false, error: errorOf(r.error) } : { ok: true, value: { replaced: r.replaced, size: r.size } })))),
+      binding.writeFiles(files, (results) =>
+        resolve(
+          results.map((r) =>
+            r.error ? { ok: false, error: errorOf(r.error) } : { ok: true, value: { replaced: r.replaced, size: r.size } },
+          ),
+        ),
+      ),
     );
 
   /**
@@ -78,7 +87,14 @@ export function loadNativeFs(): FsWork {
         if (error) return reject(errorOf(error));
         const p = page!;
         resolve({
-          page: { keys: p.count > 0 ? p.keys.split('\0') : [], kinds: p.kinds, sizes: p.sizes, mtimes: p.mtimes, notes: p.notes, error: p.error && errorOf(p.error) },
+          page: {
+            keys: p.count > 0 ? p.keys.split('\0') : [],
+            kinds: p.kinds,
+            sizes: p.sizes,
+            mtimes: p.mtimes,
+            notes: p.notes,
+            error: p.error && errorOf(p.error),
+          },
           done: p.done,
         });
       }),

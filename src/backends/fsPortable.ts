@@ -1,7 +1,20 @@
 import { isUtf8 } from 'node:buffer';
 import { constants, stat as statByCallback, type Stats } from 'node:fs';
 import { copyFile, link, open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
-import { isMissing, readAhead, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_ERROR, WALK_FILE, WALK_PAGE, type FsWork, type PageOfWalk, type SmallFile, type SmallFileWritten, type WalkPage } from './fsWork.ts';
+import {
+  isMissing,
+  readAhead,
+  WALK_BAD_NAME,
+  WALK_EMPTY_DIR,
+  WALK_ERROR,
+  WALK_FILE,
+  WALK_PAGE,
+  type FsWork,
+  type PageOfWalk,
+  type SmallFile,
+  type SmallFileWritten,
+  type WalkPage,
+} from './fsWork.ts';
 
 /**
  * The small file system work in pure Node (`fs.promises`), for where the native module is not built
@@ -84,10 +97,12 @@ async function linkOrReplace(partial: string, target: string): Promise<boolean> 
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EEXIST' && code !== 'EPERM' && code !== 'ENOTSUP') throw err;
-    const replaced = code === 'EEXIST' || (await stat(target).then(
-      () => true,
-      () => false,
-    ));
+    const replaced =
+      code === 'EEXIST' ||
+      (await stat(target).then(
+        () => true,
+        () => false,
+      ));
     await rename(partial, target);
     return replaced;
   }
@@ -118,7 +133,8 @@ interface Level {
 }
 
 /** A file's stats: the walk's one call per file, made by callback, which costs the main thread less than fs.promises (docs/DECISIONS.md). */
-const statOf = (path: string) => new Promise<Stats>((resolve, reject) => statByCallback(path, (err, st) => (err ? reject(err) : resolve(st))));
+const statOf = (path: string) =>
+  new Promise<Stats>((resolve, reject) => statByCallback(path, (err, st) => (err ? reject(err) : resolve(st))));
 
 /**
  * A directory's files and folders (nothing else: no symlinks), folders named `skip` left out, each
@@ -140,7 +156,14 @@ async function listDirectory(dir: string, skip: string, stopped: () => boolean):
     const bad = !isUtf8(raw);
     if (!file && name === skip) continue;
     const bytes = bad ? Buffer.from(name, 'utf8') : raw;
-    items.push({ name, order: bytes.toString('latin1') + (file ? '' : '/'), file, badHex: bad ? raw.toString('hex') : undefined, size: 0, mtimeMs: 0 });
+    items.push({
+      name,
+      order: bytes.toString('latin1') + (file ? '' : '/'),
+      file,
+      badHex: bad ? raw.toString('hex') : undefined,
+      size: 0,
+      mtimeMs: 0,
+    });
   }
   const files = items.filter((item) => item.file && item.badHex === undefined);
   const gone = new Set<Item>();

@@ -23,5 +23,9 @@ export function touchesReserved(path: string): boolean {
  * bytes cannot be replaced under the hashes that vouch for them. The failure is the file's own.
  */
 export function assertOutsideReserved(key: string): void {
-  if (touchesReserved(key)) throw new BackendError(`'${key}' is inside a '${RESERVED_DIR}' folder, where Yunji keeps its own data: it is not written there`, 'denied');
+  if (touchesReserved(key))
+    throw new BackendError(
+      `'${key}' is inside a '${RESERVED_DIR}' folder, where Yunji keeps its own data: it is not written there`,
+      'denied',
+    );
 }

@@ -5,7 +5,15 @@ import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pump } from '../lib/streams.ts';
 import { BackendError } from './backendError.ts';
-import { assertKeyInside, type Backend, type BackendEntry, type ByteRange, type ListOptions, type Put, type PutOptions } from './backend.ts';
+import {
+  assertKeyInside,
+  type Backend,
+  type BackendEntry,
+  type ByteRange,
+  type ListOptions,
+  type Put,
+  type PutOptions,
+} from './backend.ts';
 import { walkDirectory, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_FILE, writeSmallFile } from './fsThreads.ts';
 import { isMissing, utimesSeconds } from './fsWork.ts';
 import { RESERVED_DIR } from './layout.ts';
@@ -75,7 +83,8 @@ export class LocalBackend implements Backend {
     const root = await this.rootReal();
     const rel = relative(this.base, dir);
     const real = await realpath(dir);
-    if (real !== join(root, rel)) throw new BackendError(`'${rel}' goes through a symbolic link; a space never follows one`, 'invalid_path');
+    if (real !== join(root, rel))
+      throw new BackendError(`'${rel}' goes through a symbolic link; a space never follows one`, 'invalid_path');
     if (this.verified.size > 10_000) this.verified.clear();
     this.verified.add(dir);
   }
@@ -142,7 +151,9 @@ export class LocalBackend implements Backend {
     const partial = options.scratch ? path : join(this.base, PARTIAL_DIR, randomUUID());
     try {
       if (Buffer.isBuffer(source)) {
-        const { replaced } = await this.inDir([partial, path], () => writeSmallFile({ partial, target: path, bytes: source, mtimeMs: options.mtimeMs }));
+        const { replaced } = await this.inDir([partial, path], () =>
+          writeSmallFile({ partial, target: path, bytes: source, mtimeMs: options.mtimeMs }),
+        );
         return { size: source.length, replaced: options.scratch ? undefined : replaced };
       }
       const out = await this.inDir(partial, () => opened(new WriteBehindStream(partial, { flags: 'wx', highWaterMark: WRITE_BUFFER })));
@@ -176,10 +187,18 @@ export class LocalBackend implements Backend {
       // Never a symlink's target. The copies below open `source` by path, so a symlink swapped in
       // after this look (by someone with access to the directory) could still be followed.
       const st = lstatSync(source, { throwIfNoEntry: false });
-      if (!st?.isFile()) throw new BackendError(st ? 'the file to copy is a symbolic link or not a regular file; a space never follows a symlink' : 'the file to copy does not exist', 'not_found');
+      if (!st?.isFile())
+        throw new BackendError(
+          st
+            ? 'the file to copy is a symbolic link or not a regular file; a space never follows a symlink'
+            : 'the file to copy does not exist',
+          'not_found',
+        );
       // A small file is copied, timed and moved into place by the small-file writer (one hand-off with the native module).
       if (st.size <= SMALL_COPY) {
-        const { size } = await this.inDir([partial, path], () => writeSmallFile({ partial, target: path, copyOf: source, mtimeMs: options.mtimeMs }));
+        const { size } = await this.inDir([partial, path], () =>
+          writeSmallFile({ partial, target: path, copyOf: source, mtimeMs: options.mtimeMs }),
+        );
         return { size };
       }
       await this.inDir(partial, () => copyFile(source, partial));
@@ -296,7 +315,8 @@ export class LocalBackend implements Backend {
           const kind = kinds[i];
           if (kind === WALK_FILE) yield { key, size: sizes[i]!, mtimeMs: mtimes[i]! };
           else if (kind === WALK_EMPTY_DIR) yield { key, size: 0, mtimeMs: mtimes[i]!, emptyDir: true };
-          else if (kind === WALK_BAD_NAME) yield { key, size: 0, mtimeMs: 0, problem: `the name of '${key}' (bytes ${notes[i]}) is not valid UTF-8` };
+          else if (kind === WALK_BAD_NAME)
+            yield { key, size: 0, mtimeMs: 0, problem: `the name of '${key}' (bytes ${notes[i]}) is not valid UTF-8` };
           else throw localError(error, key);
         }
       }

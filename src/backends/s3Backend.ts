@@ -102,7 +102,11 @@ export class S3Backend implements Backend {
       if (etag === undefined) {
         // Not sent directly, or not taken: the SDK sends it (again: a PUT may be repeated), retries and names the error.
         try {
-          etag = (await this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: bytes, ContentLength: bytes.length, Metadata }))).ETag;
+          etag = (
+            await this.client.send(
+              new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: bytes, ContentLength: bytes.length, Metadata }),
+            )
+          ).ETag;
         } catch (err) {
           throw s3Error(err, key, this);
         }
@@ -227,7 +231,14 @@ export class S3Backend implements Backend {
       for (let start = 0, n = 1; start < size; start += COPY_PART, n++) {
         const end = Math.min(size, start + COPY_PART) - 1;
         const out = await this.client.send(
-          new UploadPartCopyCommand({ Bucket: bucket, Key: to, UploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }),
+          new UploadPartCopyCommand({
+            Bucket: bucket,
+            Key: to,
+            UploadId,
+            PartNumber: n,
+            CopySource: source,
+            CopySourceRange: `bytes=${start}-${end}`,
+          }),
         );
         parts.push({ ETag: out.CopyPartResult?.ETag ?? '', PartNumber: n });
       }
@@ -245,7 +256,9 @@ export class S3Backend implements Backend {
     let uploadIdMarker: string | undefined;
     try {
       do {
-        const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.location.bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+        const page = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.location.bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+        );
         for (const u of page.Uploads ?? []) {
           if ((u.Initiated?.getTime() ?? 0) >= olderThanMs) continue;
           await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.location.bucket, Key: u.Key, UploadId: u.UploadId }));
@@ -297,7 +310,10 @@ export class S3Backend implements Backend {
    * The recorded times of a page's objects. Records in the page's range of keys that the page does
    * not list are of objects deleted since (by another tool): they are dropped.
    */
-  private async keptTimesOf(items: { Key?: string }[], range: { after?: string; from: string; upTo: string }): Promise<Map<string, WrittenObject> | undefined> {
+  private async keptTimesOf(
+    items: { Key?: string }[],
+    range: { after?: string; from: string; upTo: string },
+  ): Promise<Map<string, WrittenObject> | undefined> {
     if (!this.times) return undefined;
     let known: Map<string, WrittenObject>;
     try {
@@ -323,7 +339,8 @@ function isMissingBucket(err: unknown): boolean {
 }
 
 // Errors of the connection, not of S3: refused, reset, timed out, not HTTP, TLS.
-const CONNECTION_CODE = /^(E(CONN|HOST|NET|AI_|NOTFOUND|PIPE|PROTO|TIMEDOUT|ADDR)|HPE_|ERR_(TLS|SSL|HTTP)_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED)/;
+const CONNECTION_CODE =
+  /^(E(CONN|HOST|NET|AI_|NOTFOUND|PIPE|PROTO|TIMEDOUT|ADDR)|HPE_|ERR_(TLS|SSL|HTTP)_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED)/;
 
 /**
  * The service's answer as a BackendError a user can act on: its error code and HTTP status, never
@@ -335,7 +352,8 @@ function s3Error(err: unknown, key: string, backend: S3Backend): Error {
     const status = err.$metadata.httpStatusCode;
     const reason = `${remoteCode(err.name)} (HTTP ${status ?? '?'})`;
     if (err.name === 'NoSuchBucket') return new BackendError(`${backend.describe()}: the bucket does not exist: ${reason}`, 'not_found');
-    if (err.name === 'NoSuchKey' || err.name === 'NotFound' || status === 404) return new BackendError(`'${key}' does not exist in ${backend.describe()}`, 'not_found');
+    if (err.name === 'NoSuchKey' || err.name === 'NotFound' || status === 404)
+      return new BackendError(`'${key}' does not exist in ${backend.describe()}`, 'not_found');
     if (status === 401 || status === 403 || ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(err.name)) {
       return new BackendError(`${backend.describe()} refused the credentials: ${reason}`, 'denied');
     }
@@ -347,6 +365,9 @@ function s3Error(err: unknown, key: string, backend: S3Backend): Error {
   }
   // An answer the SDK could not read: its message may quote the body.
   const response = (err as { $response?: { statusCode?: number } }).$response;
-  if (response) return new BackendError(`${backend.describe()} did not answer as S3 does (HTTP ${response.statusCode ?? '?'})`, 'failed', { cause: err });
+  if (response)
+    return new BackendError(`${backend.describe()} did not answer as S3 does (HTTP ${response.statusCode ?? '?'})`, 'failed', {
+      cause: err,
+    });
   return err as Error;
 }

@@ -66,7 +66,12 @@ export class S3Direct {
   }
 
   /** The response, read to its end (so its connection is free for the next); undefined if there is none to use. */
-  private async request(method: string, objectKey: string, body: Buffer | undefined, amzHeaders: Record<string, string>): Promise<IncomingMessage | undefined> {
+  private async request(
+    method: string,
+    objectKey: string,
+    body: Buffer | undefined,
+    amzHeaders: Record<string, string>,
+  ): Promise<IncomingMessage | undefined> {
     if (this.refused) return undefined;
     const path = `${this.base.pathname.replace(/\/+$/, '')}/${encodeKeyPath(this.bucket)}/${encodeKeyPath(objectKey)}`;
     const host = this.base.host;
@@ -80,7 +85,11 @@ export class S3Direct {
           path,
           method,
           agent: this.agent,
-          headers: { host, ...(body ? { 'content-length': String(body.length) } : {}), ...signedHeaders(method, host, path, this.key, { payloadSha256, amzHeaders }) },
+          headers: {
+            host,
+            ...(body ? { 'content-length': String(body.length) } : {}),
+            ...signedHeaders(method, host, path, this.key, { payloadSha256, amzHeaders }),
+          },
           timeout: this.timeoutMs,
         },
         (res) => {

@@ -140,7 +140,8 @@ export class ShardStore {
       source.destroy();
     });
     room = await this.quota.room();
-    if (source.errored || (source.destroyed && !source.readableEnded)) fail(source.errored ?? new Error('the upload ended before its last byte'));
+    if (source.errored || (source.destroyed && !source.readableEnded))
+      fail(source.errored ?? new Error('the upload ended before its last byte'));
     const metered = source.pipe(meter);
     const tmp = joinKey(tmpPrefix(this.workingDir), randomUUID());
     try {
@@ -237,7 +238,10 @@ export class ShardStore {
       const hash = entry.key.slice(entry.key.lastIndexOf('/') + 1);
       if (!/^[0-9A-F]{64}$/.test(hash)) continue;
       // Most shards are in use: they cost no handshake.
-      const { removed, size } = entry.mtimeMs >= cutoff || (await inUse(hash)) ? { removed: false, size: entry.size } : await this.removeUnused(entry.key, hash, cutoff, inUse);
+      const { removed, size } =
+        entry.mtimeMs >= cutoff || (await inUse(hash))
+          ? { removed: false, size: entry.size }
+          : await this.removeUnused(entry.key, hash, cutoff, inUse);
       if (!removed) {
         result.kept += size;
         continue;
@@ -253,7 +257,12 @@ export class ShardStore {
    * looks at the shard again, then removes it. A write that pinned the shard after that question
    * sees the intent and waits for its end. Returns whether it went, and its size (0 if missing).
    */
-  private async removeUnused(key: string, hash: string, cutoff: number, inUse: (hash: string) => Promise<boolean>): Promise<{ removed: boolean; size: number }> {
+  private async removeUnused(
+    key: string,
+    hash: string,
+    cutoff: number,
+    inUse: (hash: string) => Promise<boolean>,
+  ): Promise<{ removed: boolean; size: number }> {
     const intent = await this.guard.intend(hash);
     if (!intent) return { removed: false, size: (await this.backend.stat(key))?.size ?? 0 };
     try {

@@ -37,7 +37,10 @@ export function holdWrites(): WriteHold {
     assertSafe() {
       const now = Date.now();
       if (!fence || hold.startedAt < fence.liveSince || now > fence.expiresAt - fence.ttlMs / 3) {
-        throw new AppError('unavailable', 'this server could not keep its written bytes safe from the sweeper (its database was out of reach); send them again');
+        throw new AppError(
+          'unavailable',
+          'this server could not keep its written bytes safe from the sweeper (its database was out of reach); send them again',
+        );
       }
     },
     release: () => void holds.delete(hold),

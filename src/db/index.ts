@@ -13,7 +13,6 @@ import type { Database } from './schema.ts';
 export type { Database } from './schema.ts';
 export type Db = Kysely<Database>;
 
-
 export interface DatabaseHandle {
   db: Db;
   dialect: DialectName;

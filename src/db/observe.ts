@@ -1,5 +1,13 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import type { KyselyPlugin, OperationNode, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
+import type {
+  KyselyPlugin,
+  OperationNode,
+  PluginTransformQueryArgs,
+  PluginTransformResultArgs,
+  QueryResult,
+  RootOperationNode,
+  UnknownRow,
+} from 'kysely';
 
 /**
  * Tells in-process caches that tables were written: before each insert/update/delete runs and again
@@ -18,7 +26,13 @@ function tableName(node: OperationNode | undefined): string | undefined {
 function writtenTables(node: RootOperationNode): string[] {
   const n = node as { kind: string; into?: OperationNode; table?: OperationNode; from?: { froms?: OperationNode[] } };
   const nodes =
-    n.kind === 'InsertQueryNode' ? [n.into] : n.kind === 'UpdateQueryNode' ? [n.table] : n.kind === 'DeleteQueryNode' ? (n.from?.froms ?? []) : [];
+    n.kind === 'InsertQueryNode'
+      ? [n.into]
+      : n.kind === 'UpdateQueryNode'
+        ? [n.table]
+        : n.kind === 'DeleteQueryNode'
+          ? (n.from?.froms ?? [])
+          : [];
   return nodes.map(tableName).filter((t): t is string => t !== undefined);
 }
 

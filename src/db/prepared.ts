@@ -34,7 +34,11 @@ interface Template<R> {
   slots: number[];
 }
 
-function compileTemplate<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...args: A) => Compilable<R>, db: Kysely<DB>, arity: number): Template<R> {
+function compileTemplate<DB, A extends unknown[], R>(
+  build: (db: Kysely<DB>, ...args: A) => Compilable<R>,
+  db: Kysely<DB>,
+  arity: number,
+): Template<R> {
   const markers = Array.from({ length: arity }, (_, i) => `\u0000arg${i}\u0000`);
   const query = build(db, ...(markers as unknown as A)).compile();
   // A fixed shape: on PostgreSQL it is parsed once per connection.
@@ -69,7 +73,12 @@ function rowsOf<R>(statement: BetterSqlite3.Statement, columns: string[], parame
 }
 
 /** `build` compiled for `db` (once: kept in `compiled`), with its SQLite statement on the point reader where `db` has one. */
-function entryFor<DB, A extends unknown[], R>(compiled: WeakMap<Kysely<DB>, Entry<R>>, build: (db: Kysely<DB>, ...args: A) => Compilable<R>, db: Kysely<DB>, arity: number): Entry<R> {
+function entryFor<DB, A extends unknown[], R>(
+  compiled: WeakMap<Kysely<DB>, Entry<R>>,
+  build: (db: Kysely<DB>, ...args: A) => Compilable<R>,
+  db: Kysely<DB>,
+  arity: number,
+): Entry<R> {
   let entry = compiled.get(db);
   if (!entry) {
     const template = compileTemplate(build, db, arity);

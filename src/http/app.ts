@@ -85,7 +85,8 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
       info: {
         title: 'Yunji',
         version: '0.1.0',
-        description: 'Self-hosted multi-tenant cross-cloud storage and sync. Authenticate with `Authorization: Bearer <session token or API key>`.',
+        description:
+          'Self-hosted multi-tenant cross-cloud storage and sync. Authenticate with `Authorization: Bearer <session token or API key>`.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },

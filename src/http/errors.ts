@@ -68,14 +68,19 @@ export function describeFailure(err: unknown, request: FastifyRequest): ClientFa
   const fe = err as FastifyError & { validation?: AjvIssue[]; validationContext?: string };
   if (fe.validation) {
     const details = validationDetails(fe.validation, fe.validationContext ?? 'request');
-    const where = fe.validationContext === 'querystring' ? 'query parameter' : fe.validationContext === 'params' ? 'path parameter' : 'field';
+    const where =
+      fe.validationContext === 'querystring' ? 'query parameter' : fe.validationContext === 'params' ? 'path parameter' : 'field';
     return { status: 400, kind: 'bad_request', message: `invalid ${where}: ${details.map((d) => d.message).join('; ')}`, details };
   }
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return { status: 413, kind: 'too_large', message: `request body is larger than the limit of ${request.routeOptions.bodyLimit} bytes` };
   }
   if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return { status: 415, kind: 'unsupported_media_type', message: `unsupported Content-Type '${request.headers['content-type'] ?? ''}'; send application/json` };
+    return {
+      status: 415,
+      kind: 'unsupported_media_type',
+      message: `unsupported Content-Type '${request.headers['content-type'] ?? ''}'; send application/json`,
+    };
   }
   const status = fe.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
@@ -117,7 +122,11 @@ export function useSurfaceErrors(
     const allow = allowedMethods(request.method, request.url);
     if (allow.length > 0) {
       r.header('allow', allow.join(', '));
-      return reply(r, { status: 405, kind: 'method_not_allowed', message: `${request.method} is not allowed here; use ${allow.join(', ')}` });
+      return reply(r, {
+        status: 405,
+        kind: 'method_not_allowed',
+        message: `${request.method} is not allowed here; use ${allow.join(', ')}`,
+      });
     }
     return reply(r, { status: 404, kind: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
   });

@@ -39,7 +39,13 @@ async function writeFileRange(res: ServerResponse, file: FileHandle, start: numb
 }
 
 /** Writes `[position, end)` of the file through the response. */
-async function writeThroughBuffers(res: ServerResponse, file: FileHandle, position: number, end: number, closed: Promise<void>): Promise<void> {
+async function writeThroughBuffers(
+  res: ServerResponse,
+  file: FileHandle,
+  position: number,
+  end: number,
+  closed: Promise<void>,
+): Promise<void> {
   const size = Math.min(CHUNK, end - position);
   const buffers = end - position > CHUNK ? [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)] : [Buffer.allocUnsafeSlow(size)];
   const writes: Promise<void>[] = [];

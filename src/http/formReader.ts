@@ -243,7 +243,8 @@ export class FormReader implements AsyncIterableIterator<FormPart> {
     if (bytes.length === 0 || this.state === 'preamble') return;
     if (this.field) {
       this.field.size += bytes.length;
-      if (this.field.size > this.limits.fieldSize) throw new AppError('too_large', `field '${this.field.name}' is larger than ${this.limits.fieldSize} bytes`);
+      if (this.field.size > this.limits.fieldSize)
+        throw new AppError('too_large', `field '${this.field.name}' is larger than ${this.limits.fieldSize} bytes`);
       this.field.chunks.push(bytes);
     } else if (this.file && !this.file.push(bytes)) this.source.pause();
   }
@@ -308,7 +309,8 @@ export class FormReader implements AsyncIterableIterator<FormPart> {
     let disposition: Map<string, string> | undefined;
     for (const line of headerBlock.split('\r\n')) {
       const colon = line.indexOf(':');
-      if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === 'content-disposition') disposition = dispositionOf(line.slice(colon + 1));
+      if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === 'content-disposition')
+        disposition = dispositionOf(line.slice(colon + 1));
     }
     const name = disposition?.get('name');
     if (name === undefined) throw badRequest('a multipart part has no Content-Disposition: form-data with a name');

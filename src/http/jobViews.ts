@@ -53,12 +53,22 @@ export function publicJob(job: Job): PublicJob {
 
 // ---- /api/jobs (platform JSON: snake_case, ISO times, the platform's JobStatus) ----
 
-const PLATFORM_STATUS = { scheduled: 'pending', running: 'running', completed: 'succeeded', failed: 'failed', cancelled: 'cancelled' } as const;
-export const PlatformJobStatus = Type.Union(Object.values(PLATFORM_STATUS).map((s) => Type.Literal(s)), { title: 'JobStatus' });
+const PLATFORM_STATUS = {
+  scheduled: 'pending',
+  running: 'running',
+  completed: 'succeeded',
+  failed: 'failed',
+  cancelled: 'cancelled',
+} as const;
+export const PlatformJobStatus = Type.Union(
+  Object.values(PLATFORM_STATUS).map((s) => Type.Literal(s)),
+  { title: 'JobStatus' },
+);
 export const platformStatus = (s: Job['status']) => PLATFORM_STATUS[s];
 /** The engine's statuses a platform status filter means (either vocabulary is accepted). */
 export function engineStatuses(filter: string): Job['status'][] | undefined {
-  for (const [engine, platform] of Object.entries(PLATFORM_STATUS)) if (filter === engine || filter === platform) return [engine as Job['status']];
+  for (const [engine, platform] of Object.entries(PLATFORM_STATUS))
+    if (filter === engine || filter === platform) return [engine as Job['status']];
   return undefined;
 }
 
@@ -70,7 +80,10 @@ export function statusFilter(raw: string | undefined): Job['status'][] | undefin
   return status;
 }
 
-export const JobButtonView = Type.Object({ customId: Type.String(), label: Type.String(), emoji: Type.String(), style: Type.Integer(), type: Type.Integer() }, { title: 'JobButton' });
+export const JobButtonView = Type.Object(
+  { customId: Type.String(), label: Type.String(), emoji: Type.String(), style: Type.Integer(), type: Type.Integer() },
+  { title: 'JobButton' },
+);
 
 export const PlatformJob = Type.Object(
   {
@@ -142,7 +155,10 @@ export function platformJob(job: Job, actions: ActionCatalog): PlatformJob {
 
 // ---- /mj tasks (002-task-action) ----
 
-export const TaskStatus = Type.Union(['NOT_START', 'SUBMITTED', 'IN_PROGRESS', 'SUCCESS', 'FAILURE', 'CANCEL'].map((s) => Type.Literal(s)), { title: 'TaskStatus' });
+export const TaskStatus = Type.Union(
+  ['NOT_START', 'SUBMITTED', 'IN_PROGRESS', 'SUCCESS', 'FAILURE', 'CANCEL'].map((s) => Type.Literal(s)),
+  { title: 'TaskStatus' },
+);
 
 export const Task = Type.Object(
   {
@@ -186,7 +202,11 @@ export function percentOf(job: Job): string {
 }
 
 export function task(job: Job, actions: ActionCatalog): Task {
-  const properties: Record<string, unknown> = { parentId: job.parentId === null ? null : String(job.parentId), referenceId: job.referenceId, attempts: job.attempts };
+  const properties: Record<string, unknown> = {
+    parentId: job.parentId === null ? null : String(job.parentId),
+    referenceId: job.referenceId,
+    attempts: job.attempts,
+  };
   if (job.progress) properties.progress = job.progress;
   if (job.stats) properties.stats = job.stats;
   if (job.result !== null) properties.result = job.result;
@@ -220,7 +240,14 @@ const JOB_EVENT: Record<JobEventType, string> = {
   cancel: 'jobCancel',
 };
 // The names 001-perform-sync.txt gives sync progress; sync jobs have no own name for created or cancel.
-const SYNC_EVENT: Partial<Record<JobEventType, string>> = { begin: 'syncBegin', progress: 'syncProgress', log: 'syncLog', retry: 'syncRetry', end: 'syncEnd', fail: 'syncFail' };
+const SYNC_EVENT: Partial<Record<JobEventType, string>> = {
+  begin: 'syncBegin',
+  progress: 'syncProgress',
+  log: 'syncLog',
+  retry: 'syncRetry',
+  end: 'syncEnd',
+  fail: 'syncFail',
+};
 
 export function eventName(type: JobEventType, job: Job, actions: ActionCatalog): string {
   return (actions.get(job.action)?.family === 'sync' ? SYNC_EVENT[type] : undefined) ?? JOB_EVENT[type];

@@ -57,7 +57,14 @@ export class Completions {
     const values = JSON.stringify(
       batch.map((p) => {
         const { errors_json, error_count } = p.ctx.errorState();
-        return { id: p.ctx.job.id, lease: p.ctx.lease, result: JSON.stringify(p.result), stats: p.ctx.statsJson, errors: errors_json, error_count };
+        return {
+          id: p.ctx.job.id,
+          lease: p.ctx.lease,
+          result: JSON.stringify(p.result),
+          stats: p.ctx.statsJson,
+          errors: errors_json,
+          error_count,
+        };
       }),
     );
     const set = sql`status = 'completed', result_json = v.result, stats_json = v.stats, errors_json = v.errors, error_count = v.error_count,
@@ -65,8 +72,8 @@ export class Completions {
     let rows: JobRow[];
     if (core.dialect === 'postgres') {
       // One statement: the outcomes of the runs that still hold their leases, and those runs' lines.
-      ({ rows } = await this.rowWrites.run(
-        () => sql<JobRow>`with done as (
+      ({ rows } = await this.rowWrites.run(() =>
+        sql<JobRow>`with done as (
             update jobs as j set ${set}, sequence = j.sequence + 1
             from json_to_recordset(${values}::json) as v(id bigint, lease text, result text, stats text, errors text, error_count integer)
             where j.id = v.id and j.lease_owner = v.lease and j.status = 'running'
@@ -81,8 +88,8 @@ export class Completions {
       ));
     } else {
       await insertRunLines(core, lines);
-      ({ rows } = await this.rowWrites.run(
-        () => sql<JobRow>`update jobs set ${set}, sequence = jobs.sequence + 1
+      ({ rows } = await this.rowWrites.run(() =>
+        sql<JobRow>`update jobs set ${set}, sequence = jobs.sequence + 1
             from (select json_extract(value, '$.id') as id, json_extract(value, '$.lease') as lease, json_extract(value, '$.result') as result,
                          json_extract(value, '$.stats') as stats, json_extract(value, '$.errors') as errors, json_extract(value, '$.error_count') as error_count
                   from json_each(${values})) as v
@@ -95,7 +102,15 @@ export class Completions {
     // lines of a run that no longer held its lease were not written.
     const recorded = new Set(rows.map((r) => r.id));
     await Promise.all([
-      ...lines.filter((line) => recorded.has(line.job_id)).map((line) => announce(core, { type: 'log', job: byId.get(line.job_id)!.job, line: { level: line.level as 'info', message: line.message, at: line.at } })),
+      ...lines
+        .filter((line) => recorded.has(line.job_id))
+        .map((line) =>
+          announce(core, {
+            type: 'log',
+            job: byId.get(line.job_id)!.job,
+            line: { level: line.level as 'info', message: line.message, at: line.at },
+          }),
+        ),
       ...rows.map((row) => announce(core, { type: 'end', job: toJob(row) })),
     ]);
     return recorded;

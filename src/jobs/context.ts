@@ -50,7 +50,11 @@ export class RunContext implements JobContext {
   /** Continues the log numbering of earlier attempts. */
   async init(): Promise<void> {
     if (this.job.attempts <= 1) return;
-    const row = await this.core.db.selectFrom('job_logs').select((eb) => eb.fn.max('line').as('last')).where('job_id', '=', this.job.id).executeTakeFirst();
+    const row = await this.core.db
+      .selectFrom('job_logs')
+      .select((eb) => eb.fn.max('line').as('last'))
+      .where('job_id', '=', this.job.id)
+      .executeTakeFirst();
     this.nextLine = Number(row?.last ?? 0) + 1;
   }
 
@@ -67,7 +71,8 @@ export class RunContext implements JobContext {
 
   log(message: string, level: JobLogLine['level'] = 'info'): void {
     if (this.nextLine + this.lines.length > MAX_LOG_LINES + 1) return;
-    const text = this.nextLine + this.lines.length === MAX_LOG_LINES + 1 ? `(more than ${MAX_LOG_LINES} lines; the rest are not kept)` : message;
+    const text =
+      this.nextLine + this.lines.length === MAX_LOG_LINES + 1 ? `(more than ${MAX_LOG_LINES} lines; the rest are not kept)` : message;
     this.lines.push({ level, message: text.slice(0, 4000), at: Date.now() });
     this.touch();
   }
@@ -75,7 +80,12 @@ export class RunContext implements JobContext {
   error(message: string, item?: string, code?: string): void {
     this.errorCount++;
     this.stateChanged = true;
-    keepError(this.errors, { message: message.slice(0, 2000), at: Date.now(), ...(item !== undefined ? { item } : {}), ...(code !== undefined ? { code } : {}) });
+    keepError(this.errors, {
+      message: message.slice(0, 2000),
+      at: Date.now(),
+      ...(item !== undefined ? { item } : {}),
+      ...(code !== undefined ? { code } : {}),
+    });
     this.touch();
   }
 

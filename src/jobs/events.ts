@@ -61,7 +61,8 @@ export class JobEvents {
       if (this.listener !== client) return;
       this.listener = undefined;
       client.end().catch(() => undefined);
-      if (!this.closed) setTimeout(() => void this.listen().catch((err: unknown) => this.log.warn({ err }, 'job events: reconnect failed')), 1000).unref();
+      if (!this.closed)
+        setTimeout(() => void this.listen().catch((err: unknown) => this.log.warn({ err }, 'job events: reconnect failed')), 1000).unref();
     };
     client.on('error', (err) => {
       this.log.warn({ err }, 'job events: listener connection lost');
@@ -95,8 +96,7 @@ export class JobEvents {
     else if (m.k === 'event') {
       this.emitter.emit('event', m.event);
       if (m.event.type === 'created' || m.event.type === 'retry') this.emitter.emit('wake');
-    }
-    else if (m.k === 'eventRef') {
+    } else if (m.k === 'eventRef') {
       const job = await this.load(m.jobId).catch(() => undefined);
       if (job) this.emitter.emit('event', { type: m.type, job } satisfies JobEvent);
       if (m.type === 'created' || m.type === 'retry') this.emitter.emit('wake');

@@ -60,7 +60,13 @@ export async function fairCandidates(
       const head = q.jobs[0];
       if (head === undefined || q.running >= cap) continue;
       const best = next?.jobs[0];
-      if (!next || !best || q.running < next.running || (q.running === next.running && (head.start_at < best.start_at || (head.start_at === best.start_at && head.id < best.id)))) next = q;
+      if (
+        !next ||
+        !best ||
+        q.running < next.running ||
+        (q.running === next.running && (head.start_at < best.start_at || (head.start_at === best.start_at && head.id < best.id)))
+      )
+        next = q;
     }
     if (!next) break;
     chosen.push(next.jobs.shift()!.id);

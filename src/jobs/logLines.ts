@@ -28,6 +28,8 @@ export async function insertRunLines(core: Core, lines: RunLine[]): Promise<numb
       : await sql`insert into job_logs (job_id, line, level, message, at)
           select json_extract(value, '$.job_id'), json_extract(value, '$.line'), json_extract(value, '$.level'), json_extract(value, '$.message'), json_extract(value, '$.at')
           from json_each(${values})
-          where exists (select 1 from jobs j where j.id = json_extract(value, '$.job_id') and j.lease_owner = json_extract(value, '$.lease') and j.status = 'running')`.execute(core.db);
+          where exists (select 1 from jobs j where j.id = json_extract(value, '$.job_id') and j.lease_owner = json_extract(value, '$.lease') and j.status = 'running')`.execute(
+          core.db,
+        );
   return Number(result.numAffectedRows ?? 0);
 }

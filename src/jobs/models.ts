@@ -25,7 +25,9 @@ export const JobError = Type.Object(
     message: Type.String(),
     at: Type.Integer({ description: 'Epoch ms.' }),
     item: Type.Optional(Type.String({ description: 'What the error is about (a file, an object), when it is about one thing.' })),
-    code: Type.Optional(Type.String({ description: 'The kind of failure (bad_request, not_found, conflict, backend_failed, …) when known.' })),
+    code: Type.Optional(
+      Type.String({ description: 'The kind of failure (bad_request, not_found, conflict, backend_failed, …) when known.' }),
+    ),
   },
   { title: 'JobError' },
 );

@@ -22,7 +22,12 @@ export async function purgeExpiredJobs(core: Core): Promise<number> {
     const deleted = await core.db
       .deleteFrom('jobs')
       .where('id', 'in', (eb) =>
-        eb.selectFrom('jobs').select('id').where('ended_at', '<', cutoff).where('status', 'in', ['completed', 'failed', 'cancelled']).limit(BATCH),
+        eb
+          .selectFrom('jobs')
+          .select('id')
+          .where('ended_at', '<', cutoff)
+          .where('status', 'in', ['completed', 'failed', 'cancelled'])
+          .limit(BATCH),
       )
       .executeTakeFirst();
     const n = Number(deleted.numDeletedRows);
@@ -33,7 +38,12 @@ export async function purgeExpiredJobs(core: Core): Promise<number> {
     const deleted = await core.db
       .deleteFrom('job_deliveries')
       .where('id', 'in', (eb) =>
-        eb.selectFrom('job_deliveries').select('id').where('created_at', '<', cutoff).where('status', 'in', ['delivered', 'failed']).limit(BATCH),
+        eb
+          .selectFrom('job_deliveries')
+          .select('id')
+          .where('created_at', '<', cutoff)
+          .where('status', 'in', ['delivered', 'failed'])
+          .limit(BATCH),
       )
       .executeTakeFirst();
     if (Number(deleted.numDeletedRows) < BATCH) break;

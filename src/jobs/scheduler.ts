@@ -71,7 +71,10 @@ async function assertRoomForTrigger(core: Core, trx: Kysely<Database>, tenantId:
     .where('tenant_id', '=', tenantId)
     .where('enabled', '=', 1)
     .executeTakeFirstOrThrow();
-  if (Number(n) >= most) throw conflict(`the tenant has ${Number(n)} interval triggers (Interval sync tasks included), the most allowed is ${most}; delete or cancel one first`);
+  if (Number(n) >= most)
+    throw conflict(
+      `the tenant has ${Number(n)} interval triggers (Interval sync tasks included), the most allowed is ${most}; delete or cancel one first`,
+    );
 }
 
 export async function createTrigger(core: Core, spec: TriggerSpec): Promise<TriggerRow> {
@@ -79,7 +82,8 @@ export async function createTrigger(core: Core, spec: TriggerSpec): Promise<Trig
     throw badRequest(`interval must be a whole number of seconds from ${MIN_INTERVAL} to ${MAX_INTERVAL}`, 'interval');
   }
   const least = core.config.minTriggerInterval;
-  if (spec.intervalSeconds < least) throw badRequest(`interval must be at least ${least} seconds (the server's minimum between two runs)`, 'interval');
+  if (spec.intervalSeconds < least)
+    throw badRequest(`interval must be at least ${least} seconds (the server's minimum between two runs)`, 'interval');
   const params = checkedParams(core, spec.action, spec.params);
   if (spec.notifyHook) await checkHookUrl(core, spec.notifyHook, 'notifyHook');
   const row = await core.db.transaction().execute(async (trx) => {
@@ -113,14 +117,23 @@ async function insertTrigger(core: Core, trx: Kysely<Database>, spec: TriggerSpe
     .returningAll()
     .executeTakeFirstOrThrow();
   if (spec.concurrencyKey === undefined) {
-    await trx.updateTable('job_triggers').set({ concurrency_key: `trigger:${row.id}` }).where('id', '=', row.id).execute();
+    await trx
+      .updateTable('job_triggers')
+      .set({ concurrency_key: `trigger:${row.id}` })
+      .where('id', '=', row.id)
+      .execute();
     row.concurrency_key = `trigger:${row.id}`;
   }
   return row;
 }
 
 export async function tenantTrigger(core: Core, tenantId: number, id: number): Promise<TriggerRow> {
-  const row = await core.db.selectFrom('job_triggers').selectAll().where('id', '=', id).where('tenant_id', '=', tenantId).executeTakeFirst();
+  const row = await core.db
+    .selectFrom('job_triggers')
+    .selectAll()
+    .where('id', '=', id)
+    .where('tenant_id', '=', tenantId)
+    .executeTakeFirst();
   if (!row) throw notFound(`trigger ${id}`);
   return row;
 }
@@ -132,7 +145,12 @@ export async function listTriggers(core: Core, tenantId: number): Promise<Trigge
 /** Stops a trigger's schedule (its jobs already made are not touched). */
 export async function disableTrigger(core: Core, tenantId: number, id: number): Promise<TriggerRow> {
   await tenantTrigger(core, tenantId, id);
-  return core.db.updateTable('job_triggers').set({ enabled: 0, updated_at: Date.now() }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+  return core.db
+    .updateTable('job_triggers')
+    .set({ enabled: 0, updated_at: Date.now() })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 export async function deleteTrigger(core: Core, tenantId: number, id: number): Promise<void> {
@@ -143,17 +161,32 @@ export async function deleteTrigger(core: Core, tenantId: number, id: number): P
 /** Makes the job of every due tick this process wins; returns how many it made. */
 export async function runDueTriggers(core: Core): Promise<number> {
   const now = Date.now();
-  const due = await core.db.selectFrom('job_triggers').selectAll().where('enabled', '=', 1).where('next_run_at', '<=', now).limit(100).execute();
+  const due = await core.db
+    .selectFrom('job_triggers')
+    .selectAll()
+    .where('enabled', '=', 1)
+    .where('next_run_at', '<=', now)
+    .limit(100)
+    .execute();
   let made = 0;
   for (const t of due) {
     // Ticks missed while nothing ran (all processes down) collapse into this one.
     const period = t.interval_seconds * 1000;
     const next = t.next_run_at + Math.max(1, Math.ceil((now - t.next_run_at + 1) / period)) * period;
-    const won = await core.db.updateTable('job_triggers').set({ next_run_at: next }).where('id', '=', t.id).where('next_run_at', '=', t.next_run_at).where('enabled', '=', 1).executeTakeFirst();
+    const won = await core.db
+      .updateTable('job_triggers')
+      .set({ next_run_at: next })
+      .where('id', '=', t.id)
+      .where('next_run_at', '=', t.next_run_at)
+      .where('enabled', '=', 1)
+      .executeTakeFirst();
     if (Number(won.numUpdatedRows) === 0) continue;
     // A trigger recorded before its action became route-only (no trigger can be made for one now).
     if (core.jobs.actions.get(t.action)?.direct === false) {
-      core.log.warn({ triggerId: t.id, action: t.action }, 'interval trigger: its action is started only through its own route; tick skipped');
+      core.log.warn(
+        { triggerId: t.id, action: t.action },
+        'interval trigger: its action is started only through its own route; tick skipped',
+      );
       continue;
     }
     try {
@@ -171,7 +204,8 @@ export async function runDueTriggers(core: Core): Promise<number> {
       });
       made++;
     } catch (err) {
-      if (err instanceof JobKeyConflict) core.log.info({ triggerId: t.id, runningJob: err.existing.id }, 'interval trigger: previous run still going; tick skipped');
+      if (err instanceof JobKeyConflict)
+        core.log.info({ triggerId: t.id, runningJob: err.existing.id }, 'interval trigger: previous run still going; tick skipped');
       else core.log.warn({ err, triggerId: t.id }, 'interval trigger: could not make its job');
     }
   }

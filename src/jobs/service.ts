@@ -42,12 +42,18 @@ export interface SubmitRequest {
  * route), the actor's role is enough for it (403), its params are valid (400) and name only what
  * the tenant owns (404). Returns the action, its policy and the params with defaults filled in.
  */
-async function directSubmission(core: Core, actor: Actor, action: string, params: unknown): Promise<{ definition: JobAction; direct: DirectSubmit; params: unknown }> {
+async function directSubmission(
+  core: Core,
+  actor: Actor,
+  action: string,
+  params: unknown,
+): Promise<{ definition: JobAction; direct: DirectSubmit; params: unknown }> {
   requireRole(actor, 'member');
   const definition = core.jobs.actions.get(action);
   if (!definition) throw badRequest(`unknown action '${action.slice(0, 64)}' (known: ${core.jobs.actions.names().join(', ')})`, 'action');
   const direct = definition.direct;
-  if (direct === false) throw forbidden(`action '${action}' cannot be submitted directly; it is started only through its own route, with that route's checks`);
+  if (direct === false)
+    throw forbidden(`action '${action}' cannot be submitted directly; it is started only through its own route, with that route's checks`);
   requireRole(actor, direct.role);
   const value = checkedParams(core, action, params);
   await direct.check?.(core, actor, value);
@@ -63,7 +69,8 @@ export async function actorSubmit(core: Core, actor: Actor, r: SubmitRequest): P
     params,
     description: r.description,
     referenceId: r.referenceId,
-    concurrencyKey: direct.concurrencyKey?.(actor.tenantId, params) ?? (r.concurrencyKey ? `tenant:${actor.tenantId}:${r.concurrencyKey}` : null),
+    concurrencyKey:
+      direct.concurrencyKey?.(actor.tenantId, params) ?? (r.concurrencyKey ? `tenant:${actor.tenantId}:${r.concurrencyKey}` : null),
     startAt: r.startAt,
     notifyHook: r.notifyHook,
     state: r.state,
@@ -86,7 +93,11 @@ export async function actorTriggers(core: Core, actor: Actor): Promise<Trigger[]
   return (await listTriggers(core, actor.tenantId)).map(toTrigger);
 }
 
-export async function actorCreateTrigger(core: Core, actor: Actor, r: { action: string; params?: unknown; interval: number; runNow?: boolean; notifyHook?: string }): Promise<Trigger> {
+export async function actorCreateTrigger(
+  core: Core,
+  actor: Actor,
+  r: { action: string; params?: unknown; interval: number; runNow?: boolean; notifyHook?: string },
+): Promise<Trigger> {
   requireRole(actor, 'admin');
   const { direct, params } = await directSubmission(core, actor, r.action, r.params);
   const row = await createTrigger(core, {
@@ -137,7 +148,8 @@ export async function followUp(
     throw err;
   });
   const parsed = parseCustomId(r.customId);
-  const button = parsed && parsed.jobId === original.id ? buttonsOf(original, core.jobs.actions).find((b) => b.name === parsed.name) : undefined;
+  const button =
+    parsed && parsed.jobId === original.id ? buttonsOf(original, core.jobs.actions).find((b) => b.name === parsed.name) : undefined;
   if (!button) {
     const offered = buttonsOf(original, core.jobs.actions);
     throw new FollowUpRefused(
@@ -174,7 +186,12 @@ async function queuedAhead(core: Core, job: Job): Promise<number> {
     .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
     .where('tenant_id', '=', job.tenantId)
     .where('id', '!=', job.id)
-    .where((eb) => eb.or([eb('status', '=', 'running'), eb.and([eb('status', '=', 'scheduled'), eb('start_at', '<=', Date.now()), eb('id', '<', job.id)])]))
+    .where((eb) =>
+      eb.or([
+        eb('status', '=', 'running'),
+        eb.and([eb('status', '=', 'scheduled'), eb('start_at', '<=', Date.now()), eb('id', '<', job.id)]),
+      ]),
+    )
     .groupBy('status')
     .execute();
   // Already claimed (workers were woken by the submit): it is not waiting.

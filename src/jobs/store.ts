@@ -188,7 +188,12 @@ function jobInserterOf(db: Db): TurnBatch<NewJob, JobRow> {
 
 /** The scheduled or running job holding a concurrency key, if any. */
 export async function activeJobByKey(core: Core, key: string): Promise<Job | undefined> {
-  const row = await core.db.selectFrom('jobs').selectAll().where('concurrency_key', '=', key).where('status', 'in', ['scheduled', 'running']).executeTakeFirst();
+  const row = await core.db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('concurrency_key', '=', key)
+    .where('status', 'in', ['scheduled', 'running'])
+    .executeTakeFirst();
   return row ? toJob(row) : undefined;
 }
 
@@ -231,7 +236,18 @@ export async function jobsByIds(core: Core, tenantId: number, ids: number[]): Pr
   return rows.map(toJob);
 }
 
-const KINDS: readonly ErrorKind[] = ['bad_request', 'unauthorized', 'forbidden', 'not_found', 'conflict', 'too_large', 'rate_limited', 'unavailable', 'backend_failed', 'insufficient_storage'];
+const KINDS: readonly ErrorKind[] = [
+  'bad_request',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'too_large',
+  'rate_limited',
+  'unavailable',
+  'backend_failed',
+  'insufficient_storage',
+];
 
 /** A failed or cancelled job's failure as the error a request running it answers with. */
 export function failureOf(job: Job): AppError {
@@ -267,7 +283,12 @@ export async function cancelJob(core: Core, tenantId: number, id: number): Promi
       await announce(core, { type: 'cancel', job: cancelled });
       return cancelled;
     }
-    const marked = await core.db.updateTable('jobs').set({ cancel_requested: 1 }).where('id', '=', id).where('status', '=', 'running').executeTakeFirst();
+    const marked = await core.db
+      .updateTable('jobs')
+      .set({ cancel_requested: 1 })
+      .where('id', '=', id)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
     if (Number(marked.numUpdatedRows) === 0) continue;
     await core.jobs.events.cancel(id);
     return waitForJob(core, id, AbortSignal.timeout(CANCEL_WAIT_MS)).catch(async () => (await jobById(core, id))!);
@@ -292,7 +313,11 @@ export function waitForJob(core: Core, id: number, signal?: AbortSignal): Promis
       if (err) reject(err);
       else resolve(job!);
     };
-    const check = () => void jobById(core, id).then((j) => finish(j), (err: unknown) => finish(undefined, err));
+    const check = () =>
+      void jobById(core, id).then(
+        (j) => finish(j),
+        (err: unknown) => finish(undefined, err),
+      );
     const off = core.jobs.events.on('event', (e) => {
       if (e.job.id === id) finish(e.job);
     });

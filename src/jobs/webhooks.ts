@@ -28,12 +28,22 @@ export async function webhookSecret(core: Core, tenantId: number): Promise<strin
   if (!row) throw notFound(`tenant ${tenantId}`);
   if (row.webhook_secret_sealed) return core.sealer.open(row.webhook_secret_sealed);
   const secret = `whsec_${randomBytes(24).toString('base64url')}`;
-  await core.db.updateTable('tenants').set({ webhook_secret_sealed: core.sealer.seal(secret) }).where('id', '=', tenantId).where('webhook_secret_sealed', 'is', null).execute();
+  await core.db
+    .updateTable('tenants')
+    .set({ webhook_secret_sealed: core.sealer.seal(secret) })
+    .where('id', '=', tenantId)
+    .where('webhook_secret_sealed', 'is', null)
+    .execute();
   return webhookSecret(core, tenantId);
 }
 
 /** Sets (or clears, with null) the tenant's default hook; a new secret when asked. */
-export async function setTenantWebhook(core: Core, tenantId: number, url: string | null, rotateSecret: boolean): Promise<{ url: string | null; secret: string }> {
+export async function setTenantWebhook(
+  core: Core,
+  tenantId: number,
+  url: string | null,
+  rotateSecret: boolean,
+): Promise<{ url: string | null; secret: string }> {
   if (url) await checkHookUrl(core, url, 'url');
   await core.db
     .updateTable('tenants')
@@ -104,7 +114,19 @@ export async function enqueueDelivery(core: Core, event: JobEvent, db: Kysely<Da
 export async function jobDeliveries(core: Core, jobId: number) {
   return core.db
     .selectFrom('job_deliveries')
-    .select(['id', 'sequence', 'event', 'url', 'status', 'attempts', 'next_attempt_at', 'last_status_code', 'last_error', 'created_at', 'delivered_at'])
+    .select([
+      'id',
+      'sequence',
+      'event',
+      'url',
+      'status',
+      'attempts',
+      'next_attempt_at',
+      'last_status_code',
+      'last_error',
+      'created_at',
+      'delivered_at',
+    ])
     .where('job_id', '=', jobId)
     .orderBy('sequence')
     .execute();
@@ -121,7 +143,12 @@ function post(policy: OutboundPolicy, url: string, body: string, headers: Record
     let answered = false;
     const req = client.request(
       target,
-      { method: 'POST', agent: policy.sharedAgent(target.protocol), headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers }, timeout: timeoutMs },
+      {
+        method: 'POST',
+        agent: policy.sharedAgent(target.protocol),
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
+        timeout: timeoutMs,
+      },
       (res) => {
         answered = true;
         res.resume();
@@ -130,7 +157,9 @@ function post(policy: OutboundPolicy, url: string, body: string, headers: Record
       },
     );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
-    req.on('error', (err) => reject(answered || err instanceof OutboundBlockedError ? err : unreachable(`the receiver at ${target.origin}`, err)));
+    req.on('error', (err) =>
+      reject(answered || err instanceof OutboundBlockedError ? err : unreachable(`the receiver at ${target.origin}`, err)),
+    );
     req.end(body);
   });
 }
@@ -154,7 +183,15 @@ export async function deliverDue(core: Core, limit = 16): Promise<number> {
     .where('d.next_attempt_at', '<=', now)
     .where((eb) => eb.or([eb('d.lease_expires_at', 'is', null), eb('d.lease_expires_at', '<', now)]))
     .where(({ not, exists, selectFrom }) =>
-      not(exists(selectFrom('job_deliveries as e').select('e.id').whereRef('e.job_id', '=', 'd.job_id').where('e.status', '=', 'pending').whereRef('e.sequence', '<', 'd.sequence'))),
+      not(
+        exists(
+          selectFrom('job_deliveries as e')
+            .select('e.id')
+            .whereRef('e.job_id', '=', 'd.job_id')
+            .where('e.status', '=', 'pending')
+            .whereRef('e.sequence', '<', 'd.sequence'),
+        ),
+      ),
     )
     .orderBy('d.next_attempt_at')
     .limit(limit)
@@ -177,7 +214,13 @@ export async function deliverDue(core: Core, limit = 16): Promise<number> {
       let cause: unknown;
       try {
         const secret = await webhookSecret(core, d.tenant_id);
-        status = await post(policy, d.url, d.payload, { 'x-yunji-signature': signature(secret, d.payload), 'user-agent': 'Yunji-Webhook/1' }, timeoutMs);
+        status = await post(
+          policy,
+          d.url,
+          d.payload,
+          { 'x-yunji-signature': signature(secret, d.payload), 'user-agent': 'Yunji-Webhook/1' },
+          timeoutMs,
+        );
         if (status < 200 || status >= 300) error = `the receiver answered ${status}`;
       } catch (err) {
         error = (err as Error).message;
@@ -198,7 +241,11 @@ export async function deliverDue(core: Core, limit = 16): Promise<number> {
         .where('id', '=', d.id)
         .execute();
       // The operator's log keeps the cause the tenant is not told (refused, timed out...).
-      if (!done) core.log.warn({ jobId: d.job_id, deliveryId: d.id, attempts, error, cause: cause === undefined ? undefined : String(cause) }, giveUp ? 'webhook given up' : 'webhook failed; will retry');
+      if (!done)
+        core.log.warn(
+          { jobId: d.job_id, deliveryId: d.id, attempts, error, cause: cause === undefined ? undefined : String(cause) },
+          giveUp ? 'webhook given up' : 'webhook failed; will retry',
+        );
     }),
   );
   return due.length;

@@ -142,7 +142,12 @@ export class Worker {
     const work = async (db: typeof core.db): Promise<JobRow[]> => {
       const now = Date.now();
       if (pg) await sql`select pg_advisory_xact_lock(${CLAIM_LOCK})`.execute(db);
-      const busy = await db.selectFrom('jobs').select(['tenant_id', (eb) => eb.fn.countAll<number>().as('n')]).where('status', '=', 'running').groupBy('tenant_id').execute();
+      const busy = await db
+        .selectFrom('jobs')
+        .select(['tenant_id', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('status', '=', 'running')
+        .groupBy('tenant_id')
+        .execute();
       const runningOf = new Map(busy.map((b) => [b.tenant_id, Number(b.n)]));
       let room = n;
       if (core.config.globalJobConcurrency > 0) {
@@ -214,7 +219,8 @@ export class Worker {
     const reason = r.reason;
     if (failure === undefined && reason === undefined) {
       // The common case, written together with other jobs ending now.
-      if (!(await this.completions.add(ctx, result))) core.log.warn({ jobId: job.id }, 'jobs: the job was taken over before its outcome was recorded');
+      if (!(await this.completions.add(ctx, result)))
+        core.log.warn({ jobId: job.id }, 'jobs: the job was taken over before its outcome was recorded');
       return;
     }
     await ctx.flush().catch(() => undefined);
@@ -238,10 +244,17 @@ export class Worker {
     const message = failure instanceof Error ? failure.message : String(failure);
     const code = failure instanceof AppError ? failure.kind : undefined;
     // A client's mistake (a missing package, a bad path) fails the same way every time; a backend may recover.
-    const permanent = failure instanceof PermanentJobError || (failure instanceof AppError && failure.kind !== 'backend_failed' && failure.kind !== 'unavailable');
+    const permanent =
+      failure instanceof PermanentJobError ||
+      (failure instanceof AppError && failure.kind !== 'backend_failed' && failure.kind !== 'unavailable');
     if (!permanent && job.attempts < job.maxAttempts) {
       core.log.info({ jobId: job.id, attempt: job.attempts, err: failure }, 'jobs: attempt failed; retrying');
-      await this.finish(ctx, 'retry', { status: 'scheduled', start_at: Date.now() + retryDelayMs(job.attempts) }, `attempt ${job.attempts} failed: ${message}`);
+      await this.finish(
+        ctx,
+        'retry',
+        { status: 'scheduled', start_at: Date.now() + retryDelayMs(job.attempts) },
+        `attempt ${job.attempts} failed: ${message}`,
+      );
       return;
     }
     core.log.info({ jobId: job.id, attempts: job.attempts, err: failure }, 'jobs: failed');
@@ -318,7 +331,13 @@ export class Worker {
   private async reapExpired(): Promise<void> {
     const { core } = this;
     const now = Date.now();
-    const stale = await core.db.selectFrom('jobs').selectAll().where('status', '=', 'running').where('lease_expires_at', '<', now).limit(100).execute();
+    const stale = await core.db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('status', '=', 'running')
+      .where('lease_expires_at', '<', now)
+      .limit(100)
+      .execute();
     for (const s of stale) {
       const job = toJob(s);
       const status = job.cancelRequested ? 'cancelled' : job.attempts < job.maxAttempts ? 'scheduled' : 'failed';

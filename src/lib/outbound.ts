@@ -51,7 +51,10 @@ for (const [net, bits] of BLOCKED_V6) BLOCKED.addSubnet(net, bits, 'ipv6');
 
 /** An IPv6 address as its eight 16-bit words (the address is valid: `isIP` said 6). */
 function ipv6Words(address: string): number[] {
-  const hex = address.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a: string, b: string, c: string, d: string) => `${((+a << 8) | +b).toString(16)}:${((+c << 8) | +d).toString(16)}`);
+  const hex = address.replace(
+    /(\d+)\.(\d+)\.(\d+)\.(\d+)$/,
+    (_, a: string, b: string, c: string, d: string) => `${((+a << 8) | +b).toString(16)}:${((+c << 8) | +d).toString(16)}`,
+  );
   const [head = '', tail] = hex.split('::');
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
@@ -96,7 +99,11 @@ interface AllowList {
   addresses: BlockList;
 }
 
-const hostKey = (host: string) => host.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+const hostKey = (host: string) =>
+  host
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
+    .toLowerCase();
 
 /** YUNJI_OUTBOUND_ALLOW read: `*`, host names, IP addresses and CIDRs, comma-separated; throws naming a bad entry. */
 function parseAllowList(text: string): AllowList {
@@ -115,7 +122,8 @@ function parseAllowList(text: string): AllowList {
       if (bits === undefined) list.addresses.addAddress(withoutZone(ip), type);
       else {
         const max = family === 4 ? 32 : 128;
-        if (extra !== undefined || !/^\d{1,3}$/.test(bits) || Number(bits) > max) throw new Error(`'${entry}' is not a CIDR (prefix length 0-${max})`);
+        if (extra !== undefined || !/^\d{1,3}$/.test(bits) || Number(bits) > max)
+          throw new Error(`'${entry}' is not a CIDR (prefix length 0-${max})`);
         list.addresses.addSubnet(withoutZone(ip), Number(bits), type);
       }
       continue;
@@ -213,7 +221,8 @@ export class OutboundPolicy {
    * names through `lookup`, address literals (which Node connects to without a lookup) here.
    */
   agent(protocol: string, options: http.AgentOptions = {}): http.Agent {
-    const agent = protocol === 'https:' ? new https.Agent({ ...options, lookup: this.lookup }) : new http.Agent({ ...options, lookup: this.lookup });
+    const agent =
+      protocol === 'https:' ? new https.Agent({ ...options, lookup: this.lookup }) : new http.Agent({ ...options, lookup: this.lookup });
     const connect = agent.createConnection.bind(agent);
     agent.createConnection = (opts, callback) => {
       const host = hostKey(opts.host ?? opts.hostname ?? 'localhost');
@@ -264,4 +273,5 @@ export async function checkOutboundUrl(policy: OutboundPolicy, raw: string, fiel
 export const unreachable = (target: string, cause?: unknown) => new Error(`${target} is unreachable`, { cause });
 
 /** A remote service's error code as a tenant is told it: a short word, or `UnknownError` (a code is remote text too). */
-export const remoteCode = (code: unknown) => (typeof code === 'string' && /^[A-Za-z][A-Za-z0-9_.]{0,63}$/.test(code) ? code : 'UnknownError');
+export const remoteCode = (code: unknown) =>
+  typeof code === 'string' && /^[A-Za-z][A-Za-z0-9_.]{0,63}$/.test(code) ? code : 'UnknownError';

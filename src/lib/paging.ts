@@ -1,12 +1,10 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
 /** Page-number pagination as the platform surface spells it (PageMeta). */
-export const PageQuery = Type.Object(
-  {
-    page: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 })),
-    page_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-  },
-);
+export const PageQuery = Type.Object({
+  page: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 })),
+  page_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+});
 export type PageQuery = Static<typeof PageQuery>;
 
 export const PageMeta = Type.Object(

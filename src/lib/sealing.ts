@@ -35,7 +35,11 @@ interface SealingKey {
 
 function sealingKey(secret: string): SealingKey {
   const derive = (info: string, length: number) => Buffer.from(hkdfSync('sha256', secret, SALT, info, length));
-  return { id: derive(KID_INFO, 8).toString('base64url'), key: derive(KEY_INFO, 32), v1: createHash('sha256').update(`yunji-sealing:${secret}`).digest() };
+  return {
+    id: derive(KID_INFO, 8).toString('base64url'),
+    key: derive(KEY_INFO, 32),
+    v1: createHash('sha256').update(`yunji-sealing:${secret}`).digest(),
+  };
 }
 
 function decrypt(key: Buffer, iv: string, tag: string, body: string, aad?: string): string {
@@ -65,7 +69,11 @@ export function createSealer(current: string, previous: readonly string[] = []):
       if (parts[0] === 'v2' && parts.length === 5 && /^[A-Za-z0-9_-]{1,22}$/.test(parts[1]!)) {
         const [, id, iv, tag, body] = parts as [string, string, string, string, string];
         const k = byId.get(id);
-        if (!k) throw new AppError('unavailable', `a stored credential was sealed with key id ${id}, which is neither YUNJI_SECRET_KEY's nor one of YUNJI_SECRET_KEY_PREVIOUS; ${FIX}`);
+        if (!k)
+          throw new AppError(
+            'unavailable',
+            `a stored credential was sealed with key id ${id}, which is neither YUNJI_SECRET_KEY's nor one of YUNJI_SECRET_KEY_PREVIOUS; ${FIX}`,
+          );
         try {
           return decrypt(k.key, iv, tag, body, `v2.${id}`);
         } catch {
@@ -81,7 +89,10 @@ export function createSealer(current: string, previous: readonly string[] = []):
             // Another key, or a corrupt value: try the next.
           }
         }
-        throw new AppError('unavailable', `a stored credential (v1 format) opens with neither YUNJI_SECRET_KEY nor any of YUNJI_SECRET_KEY_PREVIOUS; ${FIX}`);
+        throw new AppError(
+          'unavailable',
+          `a stored credential (v1 format) opens with neither YUNJI_SECRET_KEY nor any of YUNJI_SECRET_KEY_PREVIOUS; ${FIX}`,
+        );
       }
       throw new Error('not a sealed value');
     },

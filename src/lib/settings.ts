@@ -7,14 +7,31 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 export const ConfigSchema = Type.Object(
   {
     host: Type.String({ env: 'YUNJI_HOST', default: '127.0.0.1', minLength: 1, description: 'Address to listen on.' }),
-    port: Type.Integer({ env: 'YUNJI_PORT', default: 7890, minimum: 0, maximum: 65535, description: 'TCP port to listen on (0 picks a free one).' }),
-    dataDir: Type.String({ env: 'YUNJI_DATA_DIR', default: './data', minLength: 1, description: "Directory for Yunji's own files: the embedded SQLite database by default." }),
+    port: Type.Integer({
+      env: 'YUNJI_PORT',
+      default: 7890,
+      minimum: 0,
+      maximum: 65535,
+      description: 'TCP port to listen on (0 picks a free one).',
+    }),
+    dataDir: Type.String({
+      env: 'YUNJI_DATA_DIR',
+      default: './data',
+      minLength: 1,
+      description: "Directory for Yunji's own files: the embedded SQLite database by default.",
+    }),
     databaseUrl: Type.String({
       env: 'YUNJI_DATABASE_URL',
       default: '',
       description: 'Empty: SQLite at `<dataDir>/yunji.db`. `sqlite:<path>` for another file, `postgres://…` for PostgreSQL.',
     }),
-    adminEmail: Type.String({ env: 'YUNJI_ADMIN_EMAIL', default: 'admin@example.com', minLength: 3, maxLength: 254, description: 'Admin created on first start of an empty database.' }),
+    adminEmail: Type.String({
+      env: 'YUNJI_ADMIN_EMAIL',
+      default: 'admin@example.com',
+      minLength: 3,
+      maxLength: 254,
+      description: 'Admin created on first start of an empty database.',
+    }),
     adminPassword: Type.String({
       env: 'YUNJI_ADMIN_PASSWORD',
       default: '',
@@ -24,16 +41,37 @@ export const ConfigSchema = Type.Object(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
       { env: 'YUNJI_LOG_LEVEL', default: 'info', description: 'pino log level (`fatal` … `trace`, `silent`).' },
     ),
-    bodyLimit: Type.Integer({ env: 'YUNJI_BODY_LIMIT', default: 1048576, minimum: 1024, description: 'Largest JSON request body, in bytes (larger: 413).' }),
-    sessionTtl: Type.Integer({ env: 'YUNJI_SESSION_TTL', default: 604800, minimum: 1, description: 'Lifetime of a login session, in seconds.' }),
-    invitationTtl: Type.Integer({ env: 'YUNJI_INVITATION_TTL', default: 604800, minimum: 1, description: 'Lifetime of an invitation token, in seconds.' }),
+    bodyLimit: Type.Integer({
+      env: 'YUNJI_BODY_LIMIT',
+      default: 1048576,
+      minimum: 1024,
+      description: 'Largest JSON request body, in bytes (larger: 413).',
+    }),
+    sessionTtl: Type.Integer({
+      env: 'YUNJI_SESSION_TTL',
+      default: 604800,
+      minimum: 1,
+      description: 'Lifetime of a login session, in seconds.',
+    }),
+    invitationTtl: Type.Integer({
+      env: 'YUNJI_INVITATION_TTL',
+      default: 604800,
+      minimum: 1,
+      description: 'Lifetime of an invitation token, in seconds.',
+    }),
     loginMaxFailures: Type.Integer({
       env: 'YUNJI_LOGIN_MAX_FAILURES',
       default: 10,
       minimum: 1,
-      description: 'Failed password checks (login, accepting an invitation) allowed per account within the window, then 429 until it ends; a client address gets five times as many.',
+      description:
+        'Failed password checks (login, accepting an invitation) allowed per account within the window, then 429 until it ends; a client address gets five times as many.',
     }),
-    loginWindow: Type.Integer({ env: 'YUNJI_LOGIN_WINDOW', default: 900, minimum: 1, description: 'Throttling window for failed password checks, in seconds.' }),
+    loginWindow: Type.Integer({
+      env: 'YUNJI_LOGIN_WINDOW',
+      default: 900,
+      minimum: 1,
+      description: 'Throttling window for failed password checks, in seconds.',
+    }),
     authCacheTtl: Type.Integer({
       env: 'YUNJI_AUTH_CACHE_TTL',
       default: 1000,
@@ -75,8 +113,16 @@ export const ConfigSchema = Type.Object(
       description:
         "Comma-separated directories in which tenants may make `local` user spaces and `local` sync sources (never overlapping the data dir, the database or another tenant's local space or source). Empty: none; tenants keep only the default spaces Yunji makes in the data dir.",
     }),
-    trustProxy: Type.Boolean({ env: 'YUNJI_TRUST_PROXY', default: false, description: 'Take the client address from `X-Forwarded-For` (only behind a proxy you run).' }),
-    cookieSecure: Type.Boolean({ env: 'YUNJI_COOKIE_SECURE', default: false, description: 'Mark the session cookie `Secure` (serve over HTTPS).' }),
+    trustProxy: Type.Boolean({
+      env: 'YUNJI_TRUST_PROXY',
+      default: false,
+      description: 'Take the client address from `X-Forwarded-For` (only behind a proxy you run).',
+    }),
+    cookieSecure: Type.Boolean({
+      env: 'YUNJI_COOKIE_SECURE',
+      default: false,
+      description: 'Mark the session cookie `Secure` (serve over HTTPS).',
+    }),
     workers: Type.Integer({
       env: 'YUNJI_WORKERS',
       default: 8,
@@ -106,7 +152,7 @@ export const ConfigSchema = Type.Object(
       env: 'YUNJI_GLOBAL_JOB_CONCURRENCY',
       default: 0,
       minimum: 0,
-      description: 'Jobs running at once across all processes and tenants (0: no cap beyond each process\'s `YUNJI_WORKERS`).',
+      description: "Jobs running at once across all processes and tenants (0: no cap beyond each process's `YUNJI_WORKERS`).",
     }),
     deleteDelay: Type.Integer({
       env: 'YUNJI_DELETE_DELAY',
@@ -114,8 +160,18 @@ export const ConfigSchema = Type.Object(
       minimum: 0,
       description: "Seconds between a request to delete a user's data and the deletion (it can be cancelled meanwhile).",
     }),
-    webhookTimeout: Type.Integer({ env: 'YUNJI_WEBHOOK_TIMEOUT', default: 10, minimum: 1, description: 'Seconds a webhook receiver has to answer.' }),
-    sourceTimeout: Type.Integer({ env: 'YUNJI_SOURCE_TIMEOUT', default: 30, minimum: 1, description: 'Seconds an external data source (a manifest URL, a file it lists) has to answer before its sync fails.' }),
+    webhookTimeout: Type.Integer({
+      env: 'YUNJI_WEBHOOK_TIMEOUT',
+      default: 10,
+      minimum: 1,
+      description: 'Seconds a webhook receiver has to answer.',
+    }),
+    sourceTimeout: Type.Integer({
+      env: 'YUNJI_SOURCE_TIMEOUT',
+      default: 30,
+      minimum: 1,
+      description: 'Seconds an external data source (a manifest URL, a file it lists) has to answer before its sync fails.',
+    }),
     s3Timeout: Type.Integer({
       env: 'YUNJI_S3_TIMEOUT',
       default: 60,
@@ -147,7 +203,8 @@ export const ConfigSchema = Type.Object(
       env: 'YUNJI_MIN_TRIGGER_INTERVAL',
       default: 60,
       minimum: 1,
-      description: 'Fewest seconds between two runs of an interval trigger (`POST /api/jobs/triggers`, an `Interval` sync task); a shorter interval is refused.',
+      description:
+        'Fewest seconds between two runs of an interval trigger (`POST /api/jobs/triggers`, an `Interval` sync task); a shorter interval is refused.',
     }),
     maxTriggersPerTenant: Type.Integer({
       env: 'YUNJI_MAX_TRIGGERS_PER_TENANT',
@@ -159,13 +216,15 @@ export const ConfigSchema = Type.Object(
       env: 'YUNJI_JOB_RETENTION',
       default: 2592000,
       minimum: 0,
-      description: 'Seconds a finished job is kept after it ended; then it is deleted with its logs and webhook deliveries (0: kept forever).',
+      description:
+        'Seconds a finished job is kept after it ended; then it is deleted with its logs and webhook deliveries (0: kept forever).',
     }),
     packageObjectsLimit: Type.Integer({
       env: 'YUNJI_PACKAGE_OBJECTS_LIMIT',
       default: 10000,
       minimum: 1,
-      description: 'Most objects `GET /v1/object/getPackageObjects` answers; a larger package is refused (400), to be listed page by page with `/v1/object/listByPath`.',
+      description:
+        'Most objects `GET /v1/object/getPackageObjects` answers; a larger package is refused (400), to be listed page by page with `/v1/object/listByPath`.',
     }),
     sweepFence: Type.Integer({
       env: 'YUNJI_SWEEP_FENCE',
@@ -178,7 +237,8 @@ export const ConfigSchema = Type.Object(
       env: 'YUNJI_TENANT_MAX_BYTES',
       default: 0,
       minimum: 0,
-      description: "Bytes each tenant's objects (each counted in full) and the files Yunji writes into its local spaces may take together (0: no limit); `yunji admin set-quota` sets a tenant's own.",
+      description:
+        "Bytes each tenant's objects (each counted in full) and the files Yunji writes into its local spaces may take together (0: no limit); `yunji admin set-quota` sets a tenant's own.",
     }),
     tenantMaxObjects: Type.Integer({
       env: 'YUNJI_TENANT_MAX_OBJECTS',
@@ -186,7 +246,12 @@ export const ConfigSchema = Type.Object(
       minimum: 0,
       description: "Objects each tenant may have (0: no limit); `yunji admin set-quota` sets a tenant's own.",
     }),
-    shutdownTimeout: Type.Integer({ env: 'YUNJI_SHUTDOWN_TIMEOUT', default: 30, minimum: 1, description: 'Seconds SIGTERM waits for in-flight requests before exiting.' }),
+    shutdownTimeout: Type.Integer({
+      env: 'YUNJI_SHUTDOWN_TIMEOUT',
+      default: 30,
+      minimum: 1,
+      description: 'Seconds SIGTERM waits for in-flight requests before exiting.',
+    }),
     native: Type.Union([Type.Literal('auto'), Type.Literal('off')], {
       env: 'YUNJI_NATIVE',
       default: 'auto',

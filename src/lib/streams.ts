@@ -18,7 +18,8 @@ export function pump(source: Readable, dest: Writable): Promise<void> {
       reject(err);
     };
     // Either may have failed before we got here, its 'error' already emitted.
-    const early = source.errored ?? dest.errored ?? (source.destroyed && !source.readableEnded ? new Error('the source closed before its end') : null);
+    const early =
+      source.errored ?? dest.errored ?? (source.destroyed && !source.readableEnded ? new Error('the source closed before its end') : null);
     if (early) return fail(early);
     source.once('error', fail);
     dest.once('error', fail);

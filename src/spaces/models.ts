@@ -11,7 +11,10 @@ export const STORAGE_TYPES = ['local', ...S3_TYPES] as const;
 export type StorageType = (typeof STORAGE_TYPES)[number];
 
 export const LocalStorage = Type.Object(
-  { type: Type.Literal('local'), root: Type.String({ minLength: 1, maxLength: 4096, description: 'Absolute directory, inside one of YUNJI_LOCAL_ROOTS.' }) },
+  {
+    type: Type.Literal('local'),
+    root: Type.String({ minLength: 1, maxLength: 4096, description: 'Absolute directory, inside one of YUNJI_LOCAL_ROOTS.' }),
+  },
   { additionalProperties: false },
 );
 export type LocalStorage = Static<typeof LocalStorage>;
@@ -23,7 +26,9 @@ export const S3Storage = Type.Object(
     region: Type.Optional(Type.String({ maxLength: 64 })),
     bucket: Type.String({ minLength: 3, maxLength: 63 }),
     projectID: Type.Optional(Type.String({ maxLength: 256, description: 'Kept for OBS configurations; not used by the S3 protocol.' })),
-    forcePathStyle: Type.Optional(Type.Boolean({ description: 'Address the bucket in the path, not the host name (default: true for MinIO, false otherwise).' })),
+    forcePathStyle: Type.Optional(
+      Type.Boolean({ description: 'Address the bucket in the path, not the host name (default: true for MinIO, false otherwise).' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -46,7 +51,9 @@ export const CredentialInput = Nullable(Type.Object({ type: StringEnum(STORAGE_T
 
 export const ShardStoreConfig = Nullable(
   Type.Object(
-    { maxSize: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Bytes the shard store may hold; 0: no limit.' }) },
+    {
+      maxSize: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Bytes the shard store may hold; 0: no limit.' }),
+    },
     { additionalProperties: false },
   ),
   { description: 'null: the space keeps no object bytes (it can still import and export packages).' },
@@ -57,7 +64,10 @@ export const Features = Type.Array(Type.Object({ type: Type.String({ minLength: 
   description: 'Stored and returned as given.',
 });
 
-export const WorkingDir = Type.String({ maxLength: 1024, description: "Folder inside the space for Yunji's data (the shard store is `<workingDir>/.yunji/`)." });
+export const WorkingDir = Type.String({
+  maxLength: 1024,
+  description: "Folder inside the space for Yunji's data (the shard store is `<workingDir>/.yunji/`).",
+});
 
 export const UserSpace = Type.Object(
   {

@@ -57,16 +57,25 @@ export async function checkLocalRoot(core: Core, root: string, field = 'storage.
   if (root.includes('\0')) throw badRequest(`${field} contains a NUL character`, field);
   const listed = allowedRoots(core);
   if (listed.length === 0) {
-    throw badRequest(`${field}: this server lets tenants use no local directory; the operator must list the directories they may use in YUNJI_LOCAL_ROOTS`, field);
+    throw badRequest(
+      `${field}: this server lets tenants use no local directory; the operator must list the directories they may use in YUNJI_LOCAL_ROOTS`,
+      field,
+    );
   }
   const real = await resolved(resolve(root));
   const allowed = await Promise.all(listed.map(resolved));
   if (!allowed.some((dir) => within(real, dir))) {
-    throw badRequest(`${field} must be inside ${allowed.length === 1 ? allowed[0] : `one of ${allowed.join(', ')}`} (YUNJI_LOCAL_ROOTS)`, field);
+    throw badRequest(
+      `${field} must be inside ${allowed.length === 1 ? allowed[0] : `one of ${allowed.join(', ')}`} (YUNJI_LOCAL_ROOTS)`,
+      field,
+    );
   }
   const own = await Promise.all(ownStorage(core).map(resolved));
   if (own.some((p) => overlap(real, p))) {
-    throw badRequest(`${field} may not overlap Yunji's own storage (its data dir, which holds every tenant's default space, or its database)`, field);
+    throw badRequest(
+      `${field} may not overlap Yunji's own storage (its data dir, which holds every tenant's default space, or its database)`,
+      field,
+    );
   }
   return real;
 }
@@ -89,7 +98,8 @@ async function foreignRoots(db: Db, tenantId: number): Promise<string[]> {
 
 /** Throws a 400 if `real` (from checkLocalRoot) overlaps a local directory of another tenant. */
 export async function assertNotForeign(db: Db, tenantId: number, real: string, field = 'storage.root'): Promise<void> {
-  if ((await foreignRoots(db, tenantId)).some((other) => overlap(real, other))) throw badRequest(`${field} overlaps a local directory another tenant uses`, field);
+  if ((await foreignRoots(db, tenantId)).some((other) => overlap(real, other)))
+    throw badRequest(`${field} overlaps a local directory another tenant uses`, field);
 }
 
 /**

@@ -18,11 +18,17 @@ export function keptTimesIn(db: Db, location: string): KeptTimes {
 
     async forget(keys) {
       if (keys.length === 0) return;
-      await inGroupCommit(db, (trx) => trx.deleteFrom('s3_object_times').where('location', '=', location).where('key', 'in', keys).execute());
+      await inGroupCommit(db, (trx) =>
+        trx.deleteFrom('s3_object_times').where('location', '=', location).where('key', 'in', keys).execute(),
+      );
     },
 
     async between({ after, from, upTo }) {
-      let query = db.selectFrom('s3_object_times').select(['key', 'etag', 'size', 'mtime_ms']).where('location', '=', location).where('key', '<=', upTo);
+      let query = db
+        .selectFrom('s3_object_times')
+        .select(['key', 'etag', 'size', 'mtime_ms'])
+        .where('location', '=', location)
+        .where('key', '<=', upTo);
       query = after !== undefined ? query.where('key', '>', after) : query.where('key', '>=', from);
       const rows = await query.execute();
       return new Map(rows.map((r) => [r.key, { etag: r.etag, size: Number(r.size), mtimeMs: Number(r.mtime_ms) }]));

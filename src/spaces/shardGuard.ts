@@ -51,7 +51,12 @@ export function shardGuard(core: Core, spaceId: number): ShardGuard {
         done: async () => {
           clearInterval(timer);
           await renewing;
-          await core.db.deleteFrom('sweep_intents').where('space_id', '=', spaceId).where('hash', '=', hash).where('renewed_at', '=', at).execute();
+          await core.db
+            .deleteFrom('sweep_intents')
+            .where('space_id', '=', spaceId)
+            .where('hash', '=', hash)
+            .where('renewed_at', '=', at)
+            .execute();
         },
       };
     },
@@ -83,6 +88,11 @@ export async function dropStaleClaims(core: Core, cutoff: number): Promise<void>
 
 /** Whether a write in flight has pinned these bytes (see `shardGuard`). */
 export async function isPinned(core: Core, spaceId: number, hash: string): Promise<boolean> {
-  const pin = await core.db.selectFrom('shard_pins').select('hash').where('space_id', '=', spaceId).where('hash', '=', hash).executeTakeFirst();
+  const pin = await core.db
+    .selectFrom('shard_pins')
+    .select('hash')
+    .where('space_id', '=', spaceId)
+    .where('hash', '=', hash)
+    .executeTakeFirst();
   return pin !== undefined;
 }

@@ -11,6 +11,7 @@ export function checkSpacePath(path: string, field: string): string {
   const trimmed = path.replace(/\/+$/, '');
   if (trimmed === '') return '';
   checkObjectPath(trimmed, field);
-  if (trimmed.split('/').includes(RESERVED_DIR)) throw badRequest(`${field} may not enter '${RESERVED_DIR}', where Yunji keeps its own data`, field);
+  if (trimmed.split('/').includes(RESERVED_DIR))
+    throw badRequest(`${field} may not enter '${RESERVED_DIR}', where Yunji keeps its own data`, field);
   return trimmed;
 }

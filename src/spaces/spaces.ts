@@ -49,13 +49,28 @@ export interface SpaceHandle {
   store: ShardStore | null;
 }
 
-const SPACE_COLUMNS = ['id', 'tenant_id', 'name', 'storage_json', 'credential_sealed', 'shard_max_size', 'working_dir', 'features_json', 'is_default', 'revision'] as const;
+const SPACE_COLUMNS = [
+  'id',
+  'tenant_id',
+  'name',
+  'storage_json',
+  'credential_sealed',
+  'shard_max_size',
+  'working_dir',
+  'features_json',
+  'is_default',
+  'revision',
+] as const;
 
 const handles = new Map<number, SpaceHandle>();
 
-const spaceUsage = prepared((db: Db, spaceId: number) => db.selectFrom('user_spaces').select(['used_bytes', 'shard_max_size']).where('id', '=', spaceId));
+const spaceUsage = prepared((db: Db, spaceId: number) =>
+  db.selectFrom('user_spaces').select(['used_bytes', 'shard_max_size']).where('id', '=', spaceId),
+);
 const spaceRowById = prepared((db: Db, spaceId: number) => db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('id', '=', spaceId));
-const defaultSpaceOf = prepared((db: Db, tenantId: number) => db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('tenant_id', '=', tenantId).where('is_default', '=', 1));
+const defaultSpaceOf = prepared((db: Db, tenantId: number) =>
+  db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('tenant_id', '=', tenantId).where('is_default', '=', 1),
+);
 
 /** Adds `bytes` to a space's count unless that passes its cap (none, or 0, is no cap). */
 const claimBytes = preparedWrite((db: Db, spaceId: number, bytes: number) =>
@@ -63,7 +78,13 @@ const claimBytes = preparedWrite((db: Db, spaceId: number, bytes: number) =>
     .updateTable('user_spaces')
     .set({ used_bytes: sql`used_bytes + ${bytes}` })
     .where('id', '=', spaceId)
-    .where((eb) => eb.or([eb('shard_max_size', 'is', null), eb('shard_max_size', '=', 0), eb(sql`used_bytes + ${bytes}`, '<=', eb.ref('shard_max_size'))])),
+    .where((eb) =>
+      eb.or([
+        eb('shard_max_size', 'is', null),
+        eb('shard_max_size', '=', 0),
+        eb(sql`used_bytes + ${bytes}`, '<=', eb.ref('shard_max_size')),
+      ]),
+    ),
 );
 
 /**
@@ -147,7 +168,10 @@ function handleOf(core: Core, row: SpaceRow): SpaceHandle {
     storage,
     workingDir: row.working_dir,
     backend,
-    store: row.shard_max_size === null ? null : new ShardStore(backend, row.working_dir, quotaOf(core, row.id, row.shard_max_size), shardGuard(core, row.id)),
+    store:
+      row.shard_max_size === null
+        ? null
+        : new ShardStore(backend, row.working_dir, quotaOf(core, row.id, row.shard_max_size), shardGuard(core, row.id)),
   };
   handles.set(row.id, handle);
   return handle;
@@ -220,7 +244,12 @@ export async function tenantSpace(core: Core, tenantId: number, spaceId: number)
 }
 
 /** Where new bytes of the tenant go: the `affinity` space if given (it must keep object bytes), else the default. */
-export async function spaceForUpload(core: Core, tenantId: number, affinity: number | undefined, field = 'affinity'): Promise<SpaceHandle & { store: ShardStore }> {
+export async function spaceForUpload(
+  core: Core,
+  tenantId: number,
+  affinity: number | undefined,
+  field = 'affinity',
+): Promise<SpaceHandle & { store: ShardStore }> {
   const space = affinity ? await tenantSpace(core, tenantId, affinity) : await defaultSpace(core, tenantId);
   if (!space.store) throw badRequest(`user space ${space.id} keeps no object bytes (its shardStore is null)`, field);
   return space as SpaceHandle & { store: ShardStore };
@@ -331,7 +360,12 @@ export async function getSpace(core: Core, actor: Actor, spaceId: number): Promi
 
 export async function listSpaces(core: Core, actor: Actor): Promise<UserSpace[]> {
   requireRole(actor, 'viewer');
-  const rows = await core.db.selectFrom('user_spaces').select(SPACE_COLUMNS).where('tenant_id', '=', actor.tenantId).orderBy('id').execute();
+  const rows = await core.db
+    .selectFrom('user_spaces')
+    .select(SPACE_COLUMNS)
+    .where('tenant_id', '=', actor.tenantId)
+    .orderBy('id')
+    .execute();
   return rows.map((r) => toUserSpace(core, r));
 }
 

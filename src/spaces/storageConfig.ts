@@ -36,7 +36,8 @@ export function checkStorage(input: unknown): StorageConfig {
     } catch {
       throw badRequest(`storage.endpoint is not a URL: '${storage.endpoint}'`, 'storage.endpoint');
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw badRequest('storage.endpoint must be an http:// or https:// URL', 'storage.endpoint');
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw badRequest('storage.endpoint must be an http:// or https:// URL', 'storage.endpoint');
     if (url.username || url.password) throw badRequest('storage.endpoint may not hold credentials (use credential)', 'storage.endpoint');
   }
   return storage;
@@ -49,7 +50,8 @@ export function checkCredential(storage: StorageConfig, input: unknown): S3Crede
   }
   if (input === undefined || input === null) throw badRequest(`credential is required for a space of type '${storage.type}'`, 'credential');
   const credential = checked<S3Credential>(S3Credential, input, 'credential');
-  if (credential.type !== storage.type) throw badRequest(`credential.type '${credential.type}' does not match storage.type '${storage.type}'`, 'credential.type');
+  if (credential.type !== storage.type)
+    throw badRequest(`credential.type '${credential.type}' does not match storage.type '${storage.type}'`, 'credential.type');
   return credential;
 }
 
@@ -67,17 +69,23 @@ export function openBackend(storage: StorageConfig, credential: S3Credential | n
   if (!isS3(storage)) return new LocalBackend(storage.root);
   const endpoint = storage.endpoint ?? '';
   const times = db ? keptTimesIn(db, keptTimesLocation(endpoint, storage.bucket)) : undefined;
-  return new LazyS3Backend({
-    endpoint,
-    region: storage.region ?? '',
-    bucket: storage.bucket,
-    forcePathStyle: storage.forcePathStyle ?? storage.type === 'MinIO',
-    accessKeyId: credential?.accessKeyId ?? '',
-    secretAccessKey: credential?.secretAccessKey ?? '',
-  }, network, times);
+  return new LazyS3Backend(
+    {
+      endpoint,
+      region: storage.region ?? '',
+      bucket: storage.bucket,
+      forcePathStyle: storage.forcePathStyle ?? storage.type === 'MinIO',
+      accessKeyId: credential?.accessKeyId ?? '',
+      secretAccessKey: credential?.secretAccessKey ?? '',
+    },
+    network,
+    times,
+  );
 }
 
 /** What responses show of a credential: everything but the secret. */
-export function maskCredential(credential: S3Credential | null): (Omit<S3Credential, 'secretAccessKey'> & { secretAccessKey: string }) | null {
+export function maskCredential(
+  credential: S3Credential | null,
+): (Omit<S3Credential, 'secretAccessKey'> & { secretAccessKey: string }) | null {
   return credential ? { ...credential, secretAccessKey: '********' } : null;
 }

@@ -67,7 +67,10 @@ export async function sweepCutoff(core: Core): Promise<number> {
     .deleteFrom('sweep_fences')
     .where('expires_at', '<', now - core.config.sweepFence * 1000)
     .execute();
-  let others = core.db.selectFrom('sweep_fences').select(sql<number | string | null>`min(floor)`.as('floor')).where('expires_at', '>', now);
+  let others = core.db
+    .selectFrom('sweep_fences')
+    .select(sql<number | string | null>`min(floor)`.as('floor'))
+    .where('expires_at', '>', now);
   const fence = currentFence();
   if (fence) others = others.where('owner', '!=', fence.owner);
   const row = await others.executeTakeFirst();

@@ -24,7 +24,12 @@ export async function createBucket(core: Core, actor: Actor, name: string): Prom
 
 export async function getBucketByName(core: Core, actor: Actor, name: string): Promise<Bucket> {
   requireRole(actor, 'viewer');
-  const row = await core.db.selectFrom('buckets').select(['id', 'name']).where('tenant_id', '=', actor.tenantId).where('name', '=', name).executeTakeFirst();
+  const row = await core.db
+    .selectFrom('buckets')
+    .select(['id', 'name'])
+    .where('tenant_id', '=', actor.tenantId)
+    .where('name', '=', name)
+    .executeTakeFirst();
   if (!row) throw notFound(`bucket '${name}'`);
   return toBucket(row);
 }
@@ -37,7 +42,12 @@ export async function listBuckets(core: Core, actor: Actor): Promise<Bucket[]> {
 
 /** The bucket if it is the actor's tenant's; otherwise 404 (another tenant's bucket does not exist for them). */
 export async function ownBucket(core: Core, actor: Actor, bucketId: number): Promise<{ id: number; name: string }> {
-  const row = await core.db.selectFrom('buckets').select(['id', 'name']).where('id', '=', bucketId).where('tenant_id', '=', actor.tenantId).executeTakeFirst();
+  const row = await core.db
+    .selectFrom('buckets')
+    .select(['id', 'name'])
+    .where('id', '=', bucketId)
+    .where('tenant_id', '=', actor.tenantId)
+    .executeTakeFirst();
   if (!row) throw notFound(`bucket ${bucketId}`);
   return row;
 }

@@ -35,7 +35,8 @@ const PATH = 0;
 const HEAD = 1;
 const CREATED = 2;
 const UPDATED = 3;
-const jsonOfRow = (row: RowValues, at = 0) => objectJson(row[at + HEAD] as string, row[at + CREATED] as number, row[at + UPDATED] as number);
+const jsonOfRow = (row: RowValues, at = 0) =>
+  objectJson(row[at + HEAD] as string, row[at + CREATED] as number, row[at + UPDATED] as number);
 
 /** The smallest string above every string that starts with `prefix` (code-point order = UTF-8 byte order). */
 export function prefixUpperBound(prefix: string): string | undefined {
@@ -121,8 +122,12 @@ function walk(db: Db, packageId: number, from: string, upper: string | undefined
   return { compile: () => query.compile(db) };
 }
 // `skip` is the prefix's length in characters, as substr counts them on both databases.
-const walkFrom = preparedEach((db: Db, packageId: number, from: string, skip: number, limit: number) => walk(db, packageId, from, undefined, skip, limit));
-const walkBetween = preparedEach((db: Db, packageId: number, from: string, upper: string, skip: number, limit: number) => walk(db, packageId, from, upper, skip, limit));
+const walkFrom = preparedEach((db: Db, packageId: number, from: string, skip: number, limit: number) =>
+  walk(db, packageId, from, undefined, skip, limit),
+);
+const walkBetween = preparedEach((db: Db, packageId: number, from: string, upper: string, skip: number, limit: number) =>
+  walk(db, packageId, from, upper, skip, limit),
+);
 
 /**
  * listByPath: one object by exact path, or every object under a prefix in byte order; with
@@ -176,5 +181,10 @@ export async function listByPath(core: Core, actor: Actor, q: ListQuery): Promis
     else await walkBetween(core.db, onRow, q.packageID, from, upper, skip, maxKeys + 1);
   }
   const isTruncated = entries > maxKeys;
-  return { objectsJson: objects.bytes(), commonPrefixes, isTruncated, nextContinuationToken: isTruncated ? encodeToken({ op: '>=', key: next }) : '' };
+  return {
+    objectsJson: objects.bytes(),
+    commonPrefixes,
+    isTruncated,
+    nextContinuationToken: isTruncated ? encodeToken({ op: '>=', key: next }) : '',
+  };
 }

@@ -125,7 +125,13 @@ class ChargedBackend implements Backend {
     if (touchesReserved(key)) return this.inner.put(key, source, options);
     if (Buffer.isBuffer(source)) return this.charged(key, source.length, () => this.inner.put(key, source, options));
     // pipeline: a failure of either side ends both, so the write below sees it.
-    return this.charged(key, options.size ?? 0, (tab) => this.inner.put(key, pipeline(source, new Meter(tab), () => {}), options));
+    return this.charged(key, options.size ?? 0, (tab) =>
+      this.inner.put(
+        key,
+        pipeline(source, new Meter(tab), () => {}),
+        options,
+      ),
+    );
   }
 
   async putFile(key: string, path: string, options: PutOptions = {}): Promise<{ size: number }> {

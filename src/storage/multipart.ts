@@ -33,7 +33,17 @@ export async function newMultipartUpload(core: Core, actor: Actor, packageId: nu
       if (refused) throw refused;
       return trx
         .insertInto('objects')
-        .values({ package_id: packageId, path, size: 0, hash: EMPTY_HASH, space_id: space.id, redundancy: 'multipartUpload', created_by: actor.userId, created_at: now, updated_at: now })
+        .values({
+          package_id: packageId,
+          path,
+          size: 0,
+          hash: EMPTY_HASH,
+          space_id: space.id,
+          redundancy: 'multipartUpload',
+          created_by: actor.userId,
+          created_at: now,
+          updated_at: now,
+        })
         .returning(OBJECT_RETURNING)
         .executeTakeFirstOrThrow();
     });
@@ -51,11 +61,23 @@ async function multipartObject(core: Core, actor: Actor, objectId: number) {
 }
 
 /** Stores a part; a body of `declaredBytes` that cannot fit in the tenant's quota, even in place of the part it replaces, is refused before it is stored. */
-export async function uploadPart(core: Core, actor: Actor, objectId: number, index: number, content: Readable, declaredBytes = 0): Promise<void> {
+export async function uploadPart(
+  core: Core,
+  actor: Actor,
+  objectId: number,
+  index: number,
+  content: Readable,
+  declaredBytes = 0,
+): Promise<void> {
   requireRole(actor, 'member');
   const row = await multipartObject(core, actor, objectId);
   const partAt = async (db: Db) => {
-    const old = await db.selectFrom('object_parts').select('size').where('object_id', '=', objectId).where('part_index', '=', index).executeTakeFirst();
+    const old = await db
+      .selectFrom('object_parts')
+      .select('size')
+      .where('object_id', '=', objectId)
+      .where('part_index', '=', index)
+      .executeTakeFirst();
     return old ? Number(old.size) : 0;
   };
   if (declaredBytes > 0) await checkRoom(core, actor.tenantId, { bytes: declaredBytes, objects: 0 }, () => partAt(core.db));
@@ -66,7 +88,10 @@ export async function uploadPart(core: Core, actor: Actor, objectId: number, ind
     hold.assertSafe();
     // A part's bytes count against the tenant's quota until the upload is completed or deleted.
     await core.db.transaction().execute(async (trx) => {
-      const refused = await claimReplacing(trx, core.config, actor.tenantId, { bytes: shard.size, objects: 0 }, async () => ({ bytes: await partAt(trx), objects: 0 }));
+      const refused = await claimReplacing(trx, core.config, actor.tenantId, { bytes: shard.size, objects: 0 }, async () => ({
+        bytes: await partAt(trx),
+        objects: 0,
+      }));
       if (refused) throw refused;
       await trx
         .insertInto('object_parts')
@@ -81,12 +106,17 @@ export async function completeMultipartUpload(core: Core, actor: Actor, objectId
   requireRole(actor, 'member');
   if (indexes.length === 0) throw badRequest('indexes must list at least one part', 'indexes');
   const row = await multipartObject(core, actor, objectId);
-  const parts = await core.db.selectFrom('object_parts').select(['part_index', 'size', 'hash', 'space_id']).where('object_id', '=', objectId).execute();
+  const parts = await core.db
+    .selectFrom('object_parts')
+    .select(['part_index', 'size', 'hash', 'space_id'])
+    .where('object_id', '=', objectId)
+    .execute();
   const byIndex = new Map(parts.map((p) => [p.part_index, p]));
   const missing = [...new Set(indexes)].filter((i) => !byIndex.has(i));
   if (missing.length > 0) throw badRequest(`no part uploaded for index ${missing.slice(0, 10).join(', ')}`, 'indexes');
   const total = indexes.reduce((n, i) => n + byIndex.get(i)!.size, 0);
-  if (total > core.config.maxObjectSize) throw new AppError('too_large', `the joined object would be ${total} bytes, over ${core.config.maxObjectSize}`);
+  if (total > core.config.maxObjectSize)
+    throw new AppError('too_large', `the joined object would be ${total} bytes, over ${core.config.maxObjectSize}`);
   // The object's bytes take the place of all its parts' (unlisted ones are dropped): refused before any byte is joined when they cannot fit.
   await checkRoom(core, actor.tenantId, { bytes: total - parts.reduce((n, p) => n + p.size, 0), objects: 0 });
 

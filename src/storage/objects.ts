@@ -19,7 +19,17 @@ import type { StorageObject } from './models.ts';
 import { checkObjectPath } from '../lib/objectPaths.ts';
 import { claimInGroup, claimUsage, deleteObjectsCounted, NOTHING, refuseOverRoom, type Usage } from './quota.ts';
 
-const columns = ['o.id', 'o.package_id', 'o.path', 'o.size', 'o.hash', 'o.space_id', 'o.redundancy', 'o.created_at', 'o.updated_at'] as const;
+const columns = [
+  'o.id',
+  'o.package_id',
+  'o.path',
+  'o.size',
+  'o.hash',
+  'o.space_id',
+  'o.redundancy',
+  'o.created_at',
+  'o.updated_at',
+] as const;
 /** What writes return: the whole row, as `toStorageObject` needs it. */
 export const OBJECT_RETURNING = ['id', 'package_id', 'path', 'size', 'hash', 'space_id', 'redundancy', 'created_at', 'updated_at'] as const;
 
@@ -52,11 +62,17 @@ export function toStorageObject(r: ObjectRow): StorageObject {
 /** The columns, in this order: path, head (the object's JSON up to its times), created_at, updated_at. */
 export function objectJsonColumns() {
   const head = sql<string>`'{"objectID":' || o.id || ',"packageID":' || o.package_id || ',"path":"' || replace(o.path, '"', '\\"') || '","size":"' || o.size || '","fileHash":"Full' || o.hash || '","redundancy":{"type":"' || o.redundancy || '"},"createTime":"'`;
-  return [sql.ref<string>('o.path').as('path'), head.as('head'), sql.ref<number>('o.created_at').as('created_at'), sql.ref<number>('o.updated_at').as('updated_at')] as const;
+  return [
+    sql.ref<string>('o.path').as('path'),
+    head.as('head'),
+    sql.ref<number>('o.created_at').as('created_at'),
+    sql.ref<number>('o.updated_at').as('updated_at'),
+  ] as const;
 }
 
 /** The JSON of an object from the `head`, `created_at` and `updated_at` of its `objectJsonColumns`. */
-export const objectJson = (head: string, createdAt: number, updatedAt: number): string => `${head}${iso(createdAt)}","updateTime":"${iso(updatedAt)}"}`;
+export const objectJson = (head: string, createdAt: number, updatedAt: number): string =>
+  `${head}${iso(createdAt)}","updateTime":"${iso(updatedAt)}"}`;
 
 /** Objects of one package as `objectJsonColumns` rows (the caller has checked the package is the actor's). */
 export function objectJsonOfPackage(db: Db, packageId: number) {
@@ -85,7 +101,12 @@ export function objectsOfPackage(db: Db, packageId: number) {
 }
 
 const packageOfTenant = prepared((db: Db, packageId: number, tenantId: number) =>
-  db.selectFrom('packages as p').innerJoin('buckets as b', 'b.id', 'p.bucket_id').select('p.id').where('p.id', '=', packageId).where('b.tenant_id', '=', tenantId),
+  db
+    .selectFrom('packages as p')
+    .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
+    .select('p.id')
+    .where('p.id', '=', packageId)
+    .where('b.tenant_id', '=', tenantId),
 );
 
 export async function ownPackage(core: Core, actor: Actor, packageId: number): Promise<void> {
@@ -239,24 +260,42 @@ interface ReplacedObject {
 const replacedObject = preparedWrite((db: Db, packageId: number, path: string) =>
   db
     .selectFrom('objects as o')
-    .select((eb) => [
-      'o.id',
-      'o.size',
-      'o.redundancy',
-      partsSize(eb).as('parts_size'),
-    ])
+    .select((eb) => ['o.id', 'o.size', 'o.redundancy', partsSize(eb).as('parts_size')])
     .where('o.package_id', '=', packageId)
     .where('o.path', '=', path),
 );
 
 /** The sum of the sizes of an object's parts (an unfinished multipart upload's), for the object `o`. */
 function partsSize(eb: ExpressionBuilder<Database & { o: ObjectsTable }, 'o'>) {
-  return eb.selectFrom('object_parts as op').select((e) => e.fn.sum<number>('op.size').as('s')).whereRef('op.object_id', '=', 'o.id');
+  return eb
+    .selectFrom('object_parts as op')
+    .select((e) => e.fn.sum<number>('op.size').as('s'))
+    .whereRef('op.object_id', '=', 'o.id');
 }
 
 const upsertObject = preparedWrite(
-  (db: Db, packageId: number, path: string, size: number, hash: string, spaceId: number, createdBy: number, now: number, sourceMtime: number | null, sourceTag: string | null) => {
-    const replaced = { size, hash, space_id: spaceId, redundancy: 'none' as const, created_by: createdBy, updated_at: now, source_mtime: sourceMtime, source_tag: sourceTag };
+  (
+    db: Db,
+    packageId: number,
+    path: string,
+    size: number,
+    hash: string,
+    spaceId: number,
+    createdBy: number,
+    now: number,
+    sourceMtime: number | null,
+    sourceTag: string | null,
+  ) => {
+    const replaced = {
+      size,
+      hash,
+      space_id: spaceId,
+      redundancy: 'none' as const,
+      created_by: createdBy,
+      updated_at: now,
+      source_mtime: sourceMtime,
+      source_tag: sourceTag,
+    };
     return db
       .insertInto('objects')
       .values({ package_id: packageId, path, created_at: now, ...replaced })
@@ -267,8 +306,28 @@ const upsertObject = preparedWrite(
 
 /** PostgreSQL: `upsertObject` that also returns what the row replaced (null columns: nothing), read by the same statement. */
 const upsertObjectReturningOld = preparedWrite(
-  (db: Db, packageId: number, path: string, size: number, hash: string, spaceId: number, createdBy: number, now: number, sourceMtime: number | null, sourceTag: string | null) => {
-    const replaced = { size, hash, space_id: spaceId, redundancy: 'none' as const, created_by: createdBy, updated_at: now, source_mtime: sourceMtime, source_tag: sourceTag };
+  (
+    db: Db,
+    packageId: number,
+    path: string,
+    size: number,
+    hash: string,
+    spaceId: number,
+    createdBy: number,
+    now: number,
+    sourceMtime: number | null,
+    sourceTag: string | null,
+  ) => {
+    const replaced = {
+      size,
+      hash,
+      space_id: spaceId,
+      redundancy: 'none' as const,
+      created_by: createdBy,
+      updated_at: now,
+      source_mtime: sourceMtime,
+      source_tag: sourceTag,
+    };
     return db
       .with('old', (q) =>
         q
@@ -301,7 +360,10 @@ async function replaceObject(
 ): Promise<{ row: ObjectRow; old: ReplacedObject | undefined }> {
   if (dialectOf(trx) === 'postgres') {
     const { old_id, old_size, old_redundancy, old_parts_size, ...row } = (await upsertObjectReturningOld(trx, ...args)).rows[0]!;
-    return { row, old: old_id === null ? undefined : { id: old_id, size: old_size!, redundancy: old_redundancy!, parts_size: old_parts_size } };
+    return {
+      row,
+      old: old_id === null ? undefined : { id: old_id, size: old_size!, redundancy: old_redundancy!, parts_size: old_parts_size },
+    };
   }
   const [old] = (await replacedObject(trx, args[0], args[1])).rows;
   return { row: (await upsertObject(trx, ...args)).rows[0]!, old };
@@ -328,7 +390,8 @@ export async function beginUpload(core: Core, actor: Actor, packageId: number, a
   requireRole(actor, 'member');
   const [usage] = await packageOfTenantWithUsage(core.db, packageId, actor.tenantId);
   if (!usage) throw notFound(`package ${packageId}`);
-  if (declaredBytes > 0) await refuseOverRoom(core.config, usage, { bytes: declaredBytes, objects: 0 }, () => bytesOfPackage(core.db, packageId));
+  if (declaredBytes > 0)
+    await refuseOverRoom(core.config, usage, { bytes: declaredBytes, objects: 0 }, () => bytesOfPackage(core.db, packageId));
   return new Upload(core, await spaceForUpload(core, actor.tenantId, affinity), actor.userId, packageId);
 }
 
@@ -340,9 +403,16 @@ export async function getPackageObjects(core: Core, actor: Actor, packageId: num
   requireRole(actor, 'viewer');
   await ownPackage(core, actor, packageId);
   const most = core.config.packageObjectsLimit;
-  const rows = await tenantObjects(core, actor).where('o.package_id', '=', packageId).orderBy('o.path').limit(most + 1).execute();
+  const rows = await tenantObjects(core, actor)
+    .where('o.package_id', '=', packageId)
+    .orderBy('o.path')
+    .limit(most + 1)
+    .execute();
   if (rows.length > most) {
-    throw badRequest(`package ${packageId} has more than ${most} objects, more than one answer holds; list them page by page with /v1/object/listByPath (isPrefix=true, maxKeys, continuationToken)`, 'packageID');
+    throw badRequest(
+      `package ${packageId} has more than ${most} objects, more than one answer holds; list them page by page with /v1/object/listByPath (isPrefix=true, maxKeys, continuationToken)`,
+      'packageID',
+    );
   }
   return rows.map(toStorageObject);
 }
@@ -360,8 +430,14 @@ async function opened(core: Core, row: ObjectRow): Promise<OpenedObject> {
   return {
     object: toStorageObject(row),
     size: row.size,
-    read: (range) => storeOf(space).read(row.hash, range).catch((err: unknown) => Promise.reject(asClientError(err))),
-    openFile: () => storeOf(space).openFile(row.hash).catch((err: unknown) => Promise.reject(asClientError(err))),
+    read: (range) =>
+      storeOf(space)
+        .read(row.hash, range)
+        .catch((err: unknown) => Promise.reject(asClientError(err))),
+    openFile: () =>
+      storeOf(space)
+        .openFile(row.hash)
+        .catch((err: unknown) => Promise.reject(asClientError(err))),
   };
 }
 
@@ -384,7 +460,11 @@ export async function openObjectByPath(core: Core, actor: Actor, fullPath: strin
   const [bucket, pkg, ...rest] = fullPath.split('/');
   if (!bucket || !pkg || rest.length === 0) throw badRequest("path must be '<bucket>/<package>/<object path>'", 'path');
   const objectPath = checkObjectPath(rest.join('/'), 'path');
-  const row = await tenantObjects(core, actor).where('b.name', '=', bucket).where('p.name', '=', pkg).where('o.path', '=', objectPath).executeTakeFirst();
+  const row = await tenantObjects(core, actor)
+    .where('b.name', '=', bucket)
+    .where('p.name', '=', pkg)
+    .where('o.path', '=', objectPath)
+    .executeTakeFirst();
   if (!row) throw notFound(`object '${fullPath}'`);
   return opened(core, row);
 }
@@ -393,7 +473,11 @@ export async function openObjectByPath(core: Core, actor: Actor, fullPath: strin
  * Moves objects to another package and/or path; each item succeeds or fails on its own (a target
  * path that is taken fails that item). Returns the ids moved.
  */
-export async function moveObjects(core: Core, actor: Actor, movings: { objectID: number; packageID: number; path: string }[]): Promise<number[]> {
+export async function moveObjects(
+  core: Core,
+  actor: Actor,
+  movings: { objectID: number; packageID: number; path: string }[],
+): Promise<number[]> {
   requireRole(actor, 'member');
   const moved: number[] = [];
   for (const m of movings) {
@@ -435,7 +519,8 @@ export async function cloneObjects(
       await ownPackage(core, actor, c.newPackageID);
       const row = await withHold(async (hold) => {
         // The source may be deleted meanwhile and its bytes swept: they are pinned until the clone names them.
-        if (src.redundancy !== 'multipartUpload' && !(await storeOf(await spaceById(core, src.space_id)).keepStored(src.hash))) throw notFound(`the bytes of object ${c.objectID}`);
+        if (src.redundancy !== 'multipartUpload' && !(await storeOf(await spaceById(core, src.space_id)).keepStored(src.hash)))
+          throw notFound(`the bytes of object ${c.objectID}`);
         hold.assertSafe();
         return cloneRow(core, actor, src, c);
       });

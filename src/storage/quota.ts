@@ -60,22 +60,34 @@ const adjust = preparedWrite((db: Db, tenantId: number, bytes: number, objects: 
 );
 
 /** Adds to the tenant's count (a rise checked already, or a fall). */
-const add = preparedWrite((db: Db, tenantId: number, bytes: number, objects: number) => db.updateTable('tenant_usage').set(plus(bytes, objects)).where('tenant_id', '=', tenantId));
+const add = preparedWrite((db: Db, tenantId: number, bytes: number, objects: number) =>
+  db.updateTable('tenant_usage').set(plus(bytes, objects)).where('tenant_id', '=', tenantId),
+);
 
 /** The local files' count with `bytes` added (either may be negative), never below 0. */
-const plusLocal = (bytes: number) => ({ local_bytes: sql<number>`case when local_bytes + ${bytes} < 0 then 0 else local_bytes + ${bytes} end` });
+const plusLocal = (bytes: number) => ({
+  local_bytes: sql<number>`case when local_bytes + ${bytes} < 0 then 0 else local_bytes + ${bytes} end`,
+});
 
 /** Adds to the tenant's local files' count unless a rise passes its byte limit. */
 const adjustLocal = preparedWrite((db: Db, tenantId: number, bytes: number, maxBytes: number) =>
-  db.updateTable('tenant_usage').set(plusLocal(bytes)).where('tenant_id', '=', tenantId).where(within(BYTES_USED, 'max_bytes', bytes, maxBytes)),
+  db
+    .updateTable('tenant_usage')
+    .set(plusLocal(bytes))
+    .where('tenant_id', '=', tenantId)
+    .where(within(BYTES_USED, 'max_bytes', bytes, maxBytes)),
 );
 
 /** Adds to the tenant's local files' count, unchecked. */
-const addLocal = preparedWrite((db: Db, tenantId: number, bytes: number) => db.updateTable('tenant_usage').set(plusLocal(bytes)).where('tenant_id', '=', tenantId));
+const addLocal = preparedWrite((db: Db, tenantId: number, bytes: number) =>
+  db.updateTable('tenant_usage').set(plusLocal(bytes)).where('tenant_id', '=', tenantId),
+);
 
 const USAGE_COLUMNS = ['used_bytes', 'used_objects', 'local_bytes', 'max_bytes', 'max_objects'] as const;
 
-const usageRow = preparedWrite((db: Db, tenantId: number) => db.selectFrom('tenant_usage').select(USAGE_COLUMNS).where('tenant_id', '=', tenantId));
+const usageRow = preparedWrite((db: Db, tenantId: number) =>
+  db.selectFrom('tenant_usage').select(USAGE_COLUMNS).where('tenant_id', '=', tenantId),
+);
 
 /** A tenant's usage row, made the first time it is needed (a tenant made after migration 0015 has none until then). */
 const ensureRow = preparedWrite((db: Db, tenantId: number) =>
@@ -94,7 +106,9 @@ const heldUsageRow = preparedWrite((db: Db, tenantId: number) =>
     .returning(USAGE_COLUMNS),
 );
 
-const lockRow = preparedWrite((db: Db, tenantId: number) => db.selectFrom('tenant_usage').select('tenant_id').where('tenant_id', '=', tenantId).forUpdate());
+const lockRow = preparedWrite((db: Db, tenantId: number) =>
+  db.selectFrom('tenant_usage').select('tenant_id').where('tenant_id', '=', tenantId).forUpdate(),
+);
 
 /** The tenant with its usage (a tenant without a usage row has used nothing and has no limits of its own). */
 function quotaQuery(db: Db, tenantId: number) {
@@ -148,13 +162,21 @@ function toTenantQuota(config: Config, row: QuotaRow): TenantQuota {
 /** The 507 for asking `asked` more of a tenant whose quota is `q`, naming the limit, the usage and the ask. */
 function quotaFull(q: TenantQuota, asked: Usage): AppError {
   if (asked.objects > 0 && q.max_objects > 0 && q.used_objects + asked.objects > q.max_objects) {
-    return insufficientStorage(`the tenant's quota of ${q.max_objects} objects is full: ${q.used_objects} used, ${asked.objects} more asked`);
+    return insufficientStorage(
+      `the tenant's quota of ${q.max_objects} objects is full: ${q.used_objects} used, ${asked.objects} more asked`,
+    );
   }
   return insufficientStorage(`the tenant's quota of ${q.max_bytes} bytes is full: ${q.used_bytes} used, ${asked.bytes} more asked`);
 }
 
 /** Runs `claim` (a conditional update of the tenant's row, true if it passed), making the row first if it is missing; the 507 for `asked` if it did not pass. */
-async function claimed(trx: Db, config: Config, tenantId: number, asked: Usage, claim: () => Promise<boolean>): Promise<AppError | undefined> {
+async function claimed(
+  trx: Db,
+  config: Config,
+  tenantId: number,
+  asked: Usage,
+  claim: () => Promise<boolean>,
+): Promise<AppError | undefined> {
   if (await claim()) return undefined;
   const [row] = (await quotaRowIn(trx, tenantId)).rows;
   if (!row) throw notFound(`tenant ${tenantId}`);
@@ -171,12 +193,25 @@ async function claimed(trx: Db, config: Config, tenantId: number, asked: Usage, 
  * answer it without spoiling the others'.
  */
 export function claimUsage(trx: Db, config: Config, tenantId: number, delta: Usage): Promise<AppError | undefined> {
-  return claimed(trx, config, tenantId, delta, async () => Number((await adjust(trx, tenantId, delta.bytes, delta.objects, config.tenantMaxBytes, config.tenantMaxObjects)).numAffectedRows) > 0);
+  return claimed(
+    trx,
+    config,
+    tenantId,
+    delta,
+    async () =>
+      Number((await adjust(trx, tenantId, delta.bytes, delta.objects, config.tenantMaxBytes, config.tenantMaxObjects)).numAffectedRows) > 0,
+  );
 }
 
 /** Counts `bytes` more of the tenant's local files, within its byte limit, as `claimUsage` does; the 507 when they do not fit. */
 function claimLocalBytes(db: Db, config: Config, tenantId: number, bytes: number): Promise<AppError | undefined> {
-  return claimed(db, config, tenantId, { bytes, objects: 0 }, async () => Number((await adjustLocal(db, tenantId, bytes, config.tenantMaxBytes)).numAffectedRows) > 0);
+  return claimed(
+    db,
+    config,
+    tenantId,
+    { bytes, objects: 0 },
+    async () => Number((await adjustLocal(db, tenantId, bytes, config.tenantMaxBytes)).numAffectedRows) > 0,
+  );
 }
 
 /** Adds `bytes` (either sign) to the tenant's local files' count, unchecked: bytes already on disk, or gone from it. */
@@ -278,7 +313,10 @@ export class LocalBytesBudget {
     this.balance -= bytes;
     this.ledger.held -= bytes;
     await countLocalBytes(this.core.db, this.tenantId, -bytes).catch((err: unknown) =>
-      this.core.log.warn({ err, tenantId: this.tenantId, bytes }, "returning a local files' reservation failed; the next recount repairs the count"),
+      this.core.log.warn(
+        { err, tenantId: this.tenantId, bytes },
+        "returning a local files' reservation failed; the next recount repairs the count",
+      ),
     );
   }
 }
@@ -302,7 +340,13 @@ export async function lockUsage(trx: Db, tenantId: number): Promise<void> {
  * the difference asked, so a replacement that frees as much as it adds passes a full quota.
  * `replaced` runs once, with the tenant's usage row held.
  */
-export async function claimReplacing(trx: Db, config: Config, tenantId: number, adding: Usage, replaced: () => Promise<Usage>): Promise<AppError | undefined> {
+export async function claimReplacing(
+  trx: Db,
+  config: Config,
+  tenantId: number,
+  adding: Usage,
+  replaced: () => Promise<Usage>,
+): Promise<AppError | undefined> {
   const refused = await claimUsage(trx, config, tenantId, adding);
   if (!refused) {
     await releaseUsage(trx, tenantId, await replaced());
@@ -328,7 +372,13 @@ interface GroupUsage {
  * fits even if it frees nothing (`fitsAnyway`): then it cannot be refused, and the caller may
  * write as it reads what it replaces.
  */
-export async function claimInGroup(trx: Db, config: Config, tenantId: number, adding: Usage, replaced: (fitsAnyway: boolean) => Promise<Usage>): Promise<AppError | undefined> {
+export async function claimInGroup(
+  trx: Db,
+  config: Config,
+  tenantId: number,
+  adding: Usage,
+  replaced: (fitsAnyway: boolean) => Promise<Usage>,
+): Promise<AppError | undefined> {
   const group = await groupShared<GroupUsage>(
     trx,
     `tenant-usage:${tenantId}`,
@@ -344,7 +394,11 @@ export async function claimInGroup(trx: Db, config: Config, tenantId: number, ad
       if (delta.bytes !== 0 || delta.objects !== 0) await add(trx, tenantId, delta.bytes, delta.objects);
     },
   );
-  const now = { ...group.quota, used_bytes: group.quota.used_bytes + group.delta.bytes, used_objects: group.quota.used_objects + group.delta.objects };
+  const now = {
+    ...group.quota,
+    used_bytes: group.quota.used_bytes + group.delta.bytes,
+    used_objects: group.quota.used_objects + group.delta.objects,
+  };
   const freed = await replaced(!over(now, adding));
   const net = { bytes: adding.bytes - freed.bytes, objects: adding.objects - freed.objects };
   // Never true when `adding` fitted as it is: `net` is no more than it.
@@ -362,14 +416,18 @@ export async function tenantQuota(core: Core, tenantId: number): Promise<TenantQ
 }
 
 /** The actor's tenant's usage and limits in force (0: none), for its members to see. */
-export async function currentTenantUsage(core: Core, actor: Actor): Promise<Pick<TenantQuota, 'used_bytes' | 'local_bytes' | 'used_objects' | 'max_bytes' | 'max_objects'>> {
+export async function currentTenantUsage(
+  core: Core,
+  actor: Actor,
+): Promise<Pick<TenantQuota, 'used_bytes' | 'local_bytes' | 'used_objects' | 'max_bytes' | 'max_objects'>> {
   requireRole(actor, 'viewer');
   const { used_bytes, local_bytes, used_objects, max_bytes, max_objects } = await tenantQuota(core, actor.tenantId);
   return { used_bytes, local_bytes, used_objects, max_bytes, max_objects };
 }
 
 const over = (q: TenantQuota, asked: Usage) =>
-  (asked.bytes > 0 && q.max_bytes > 0 && q.used_bytes + asked.bytes > q.max_bytes) || (asked.objects > 0 && q.max_objects > 0 && q.used_objects + asked.objects > q.max_objects);
+  (asked.bytes > 0 && q.max_bytes > 0 && q.used_bytes + asked.bytes > q.max_bytes) ||
+  (asked.objects > 0 && q.max_objects > 0 && q.used_objects + asked.objects > q.max_objects);
 
 /**
  * Refuses (507) what cannot fit in the room the tenant has now, before any byte of it is stored,
@@ -384,7 +442,12 @@ export async function checkRoom(core: Core, tenantId: number, asked: Usage, repl
 export type UsageColumns = Pick<QuotaRow, 'used_bytes' | 'used_objects' | 'local_bytes' | 'max_bytes' | 'max_objects'>;
 
 /** `checkRoom` on usage the caller has read already (a quota, or the columns of its usage row). */
-export async function refuseOverRoom(config: Config, usage: TenantQuota | UsageColumns, asked: Usage, replaceable?: () => Promise<number>): Promise<void> {
+export async function refuseOverRoom(
+  config: Config,
+  usage: TenantQuota | UsageColumns,
+  asked: Usage,
+  replaceable?: () => Promise<number>,
+): Promise<void> {
   const q = 'tenant_id' in usage ? usage : toTenantQuota(config, { id: 0, name: '', counted: null, ...usage });
   if (!over(q, asked)) return;
   if (replaceable && !over(q, { bytes: asked.bytes - (await replaceable()), objects: asked.objects })) return;
@@ -392,7 +455,11 @@ export async function refuseOverRoom(config: Config, usage: TenantQuota | UsageC
 }
 
 /** Sets a tenant's own limits (`null`: back to the operator's default; 0: none); fields left out stay. */
-export async function setTenantQuota(core: Core, tenantId: number, limits: { maxBytes?: number | null; maxObjects?: number | null }): Promise<TenantQuota> {
+export async function setTenantQuota(
+  core: Core,
+  tenantId: number,
+  limits: { maxBytes?: number | null; maxObjects?: number | null },
+): Promise<TenantQuota> {
   await tenantQuota(core, tenantId);
   const changes: { max_bytes?: number | null; max_objects?: number | null } = {};
   if (limits.maxBytes !== undefined) changes.max_bytes = limits.maxBytes;
@@ -411,7 +478,11 @@ export async function setTenantQuota(core: Core, tenantId: number, limits: { max
 /** What the objects of a tenant, a package or a bucket hold: how many, and their bytes with their parts'. */
 async function heldIn(db: Db, scope: { tenantId: number } | { packageId: number } | { bucketId: number }): Promise<Usage> {
   const [column, value] =
-    'tenantId' in scope ? (['b.tenant_id', scope.tenantId] as const) : 'packageId' in scope ? (['p.id', scope.packageId] as const) : (['p.bucket_id', scope.bucketId] as const);
+    'tenantId' in scope
+      ? (['b.tenant_id', scope.tenantId] as const)
+      : 'packageId' in scope
+        ? (['p.id', scope.packageId] as const)
+        : (['p.bucket_id', scope.bucketId] as const);
   const objects = () =>
     db
       .selectFrom('objects as o')

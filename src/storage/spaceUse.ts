@@ -19,9 +19,21 @@ export async function spaceHoldsBytes(core: Core, spaceId: number): Promise<bool
 
 /** Whether an object or an unfinished upload's part still names these bytes, or a write in flight has pinned them (spaces/shardGuard.ts). */
 export async function shardInUse(core: Core, spaceId: number, hash: string): Promise<boolean> {
-  const ref = await core.db.selectFrom('objects').select('id').where('space_id', '=', spaceId).where('hash', '=', hash).limit(1).executeTakeFirst();
+  const ref = await core.db
+    .selectFrom('objects')
+    .select('id')
+    .where('space_id', '=', spaceId)
+    .where('hash', '=', hash)
+    .limit(1)
+    .executeTakeFirst();
   if (ref) return true;
-  const part = await core.db.selectFrom('object_parts').select('object_id').where('space_id', '=', spaceId).where('hash', '=', hash).limit(1).executeTakeFirst();
+  const part = await core.db
+    .selectFrom('object_parts')
+    .select('object_id')
+    .where('space_id', '=', spaceId)
+    .where('hash', '=', hash)
+    .limit(1)
+    .executeTakeFirst();
   if (part) return true;
   return isPinned(core, spaceId, hash);
 }

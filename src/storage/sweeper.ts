@@ -9,7 +9,10 @@ import { shardInUse } from './spaceUse.ts';
  * in flight), and what interrupted writes left, in every space. `recount` also sets each space's
  * byte count from what it holds.
  */
-export async function sweepSpaces(core: Core, options: { recount?: boolean } = {}): Promise<{ removed: number; bytes: number; failed: number }> {
+export async function sweepSpaces(
+  core: Core,
+  options: { recount?: boolean } = {},
+): Promise<{ removed: number; bytes: number; failed: number }> {
   // Every space: one without a shard store still gets partial files from interrupted syncs and exports.
   const spaces = await allSpaces(core);
   const total = { removed: 0, bytes: 0, failed: 0 };
@@ -33,7 +36,6 @@ export async function sweepSpaces(core: Core, options: { recount?: boolean } = {
   }
   return total;
 }
-
 
 /**
  * Sweeps every space once at start-up (also recounting each space's bytes, since a crash may have

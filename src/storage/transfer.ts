@@ -26,10 +26,19 @@ import { spaceById, spaceForUpload, tenantSpace, type SpaceHandle } from '../spa
 const CONCURRENCY = 4;
 
 const ImportParams = Type.Object(
-  { userSpaceID: Type.Integer({ minimum: 1 }), path: Type.String(), bucketID: Type.Integer({ minimum: 1 }), name: Type.String(), spaceAffinity: Type.Integer({ minimum: 0, default: 0 }) },
+  {
+    userSpaceID: Type.Integer({ minimum: 1 }),
+    path: Type.String(),
+    bucketID: Type.Integer({ minimum: 1 }),
+    name: Type.String(),
+    spaceAffinity: Type.Integer({ minimum: 0, default: 0 }),
+  },
   { additionalProperties: false },
 );
-const ExportParams = Type.Object({ userSpaceID: Type.Integer({ minimum: 1 }), packageID: Type.Integer({ minimum: 1 }), rootPath: Type.String() }, { additionalProperties: false });
+const ExportParams = Type.Object(
+  { userSpaceID: Type.Integer({ minimum: 1 }), packageID: Type.Integer({ minimum: 1 }), rootPath: Type.String() },
+  { additionalProperties: false },
+);
 
 export interface ImportRequest {
   userSpaceID: number;
@@ -53,7 +62,16 @@ interface Owner {
 
 const ownerOf = (job: { tenantId: number; createdBy: number | null }): Owner => ({ tenantId: job.tenantId, userId: job.createdBy ?? 0 });
 // The checks below take an actor; a job re-checks with its owner acting as a member of its tenant.
-const asActor = (o: Owner): Actor => ({ kind: 'api_key', credentialId: 0, token: '', userId: o.userId, tenantId: o.tenantId, role: 'member', membershipStatus: 'active', expiresAt: null });
+const asActor = (o: Owner): Actor => ({
+  kind: 'api_key',
+  credentialId: 0,
+  token: '',
+  userId: o.userId,
+  tenantId: o.tenantId,
+  role: 'member',
+  membershipStatus: 'active',
+  expiresAt: null,
+});
 
 /** What can be checked before any byte moves: roles, ids of this tenant, paths, the source existing. */
 async function checkImport(core: Core, actor: Actor, request: ImportRequest): Promise<void> {
@@ -65,7 +83,8 @@ async function checkImport(core: Core, actor: Actor, request: ImportRequest): Pr
   if (path !== '') {
     const exact = await source.backend.stat(path).catch((err: unknown) => Promise.reject(asClientError(err)));
     if (!exact) {
-      const first = await source.backend.list(path)[Symbol.asyncIterator]().next().catch((err: unknown) => Promise.reject(asClientError(err)));
+      const entries = source.backend.list(path)[Symbol.asyncIterator]();
+      const first = await entries.next().catch((err: unknown) => Promise.reject(asClientError(err)));
       if (first.done) throw notFound(`no file at '${path}' in user space ${source.id}`);
     }
   }
@@ -79,7 +98,9 @@ async function checkExport(core: Core, actor: Actor, request: ExportRequest): Pr
   // A local space is the server's own disk: the package's bytes, less those of the files they would
   // replace, must fit in the room the tenant's quota has left; each file is charged as it is written (localFiles.ts).
   if (!isS3(target.storage)) {
-    await checkRoom(core, actor.tenantId, { bytes: await bytesOfPackage(core.db, request.packageID), objects: 0 }, () => bytesInTheWay(core, target.backend, rootPath, request.packageID));
+    await checkRoom(core, actor.tenantId, { bytes: await bytesOfPackage(core.db, request.packageID), objects: 0 }, () =>
+      bytesInTheWay(core, target.backend, rootPath, request.packageID),
+    );
   }
 }
 
@@ -177,7 +198,9 @@ async function runExport(core: Core, owner: Owner, request: ExportRequest, ctx: 
     await budget.release();
   }
   if (failures.length > 0) {
-    throw backendFailed(`wrote ${written} of ${written + failures.length} objects to user space ${target.id}; failed: ${failures.slice(0, 5).join('; ')}${failures.length > 5 ? ` and ${failures.length - 5} more` : ''}`);
+    throw backendFailed(
+      `wrote ${written} of ${written + failures.length} objects to user space ${target.id}; failed: ${failures.slice(0, 5).join('; ')}${failures.length > 5 ? ` and ${failures.length - 5} more` : ''}`,
+    );
   }
   return { written };
 }
@@ -207,7 +230,13 @@ export const packageToSpace = defineAction(ExportParams, {
  * `downloadPackage` do on the wire. The job is visible (and cancellable) in the job surfaces
  * meanwhile; a client that goes away does not stop it.
  */
-async function runAsJob(core: Core, actor: Actor, action: string, params: ImportRequest | ExportRequest, signal?: AbortSignal): Promise<unknown> {
+async function runAsJob(
+  core: Core,
+  actor: Actor,
+  action: string,
+  params: ImportRequest | ExportRequest,
+  signal?: AbortSignal,
+): Promise<unknown> {
   const job = await submitJob(core, { tenantId: actor.tenantId, action, params, createdBy: actor.userId, trigger: 'manual' });
   const done = await waitForJob(core, job.id, signal);
   if (done.status === 'completed') return done.result;
@@ -216,7 +245,13 @@ async function runAsJob(core: Core, actor: Actor, action: string, params: Import
 
 export async function importPackage(core: Core, actor: Actor, request: ImportRequest, signal?: AbortSignal): Promise<Package> {
   await checkImport(core, actor, request);
-  const params = { userSpaceID: request.userSpaceID, path: request.path, bucketID: request.bucketID, name: request.name, spaceAffinity: request.spaceAffinity ?? 0 };
+  const params = {
+    userSpaceID: request.userSpaceID,
+    path: request.path,
+    bucketID: request.bucketID,
+    name: request.name,
+    spaceAffinity: request.spaceAffinity ?? 0,
+  };
   return (await runAsJob(core, actor, packageFromSpace.name, params, signal)) as Package;
 }
 
@@ -230,7 +265,12 @@ export async function exportPackage(core: Core, actor: Actor, request: ExportReq
 async function* completeObjects(core: Core, packageId: number) {
   let after = '';
   for (;;) {
-    const page = await objectsOfPackage(core.db, packageId).where('o.path', '>', after).where('o.redundancy', '!=', 'multipartUpload').orderBy('o.path').limit(500).execute();
+    const page = await objectsOfPackage(core.db, packageId)
+      .where('o.path', '>', after)
+      .where('o.redundancy', '!=', 'multipartUpload')
+      .orderBy('o.path')
+      .limit(500)
+      .execute();
     yield* page;
     if (page.length < 500) return;
     after = page[page.length - 1]!.path;

@@ -55,8 +55,18 @@ export const deleteUserData = defineAction(DeleteUserDataParams, {
         .innerJoin('buckets as b', 'b.id', 'p.bucket_id')
         .where('b.tenant_id', '=', job.tenantId)
         .where('o.created_by', '=', id);
-    const count = async () => (userId === undefined ? 0 : Number((await tenantObjects(userId).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n));
-    const nextBatch = async () => (userId === undefined ? [] : tenantObjects(userId).select(['o.id', 'o.space_id', 'o.hash']).orderBy('o.id').limit(BATCH).execute());
+    const count = async () =>
+      userId === undefined
+        ? 0
+        : Number(
+            (
+              await tenantObjects(userId)
+                .select((eb) => eb.fn.countAll<number>().as('n'))
+                .executeTakeFirstOrThrow()
+            ).n,
+          );
+    const nextBatch = async () =>
+      userId === undefined ? [] : tenantObjects(userId).select(['o.id', 'o.space_id', 'o.hash']).orderBy('o.id').limit(BATCH).execute();
     const total = await count();
     let deleted = 0;
     let bytesFreed = 0;
@@ -73,7 +83,10 @@ export const deleteUserData = defineAction(DeleteUserDataParams, {
       await core.db.transaction().execute((trx) => deleteObjectsCounted(trx, job.tenantId, ids));
       deleted += batch.length;
       const shards = new Map<string, { spaceId: number; hash: string }>();
-      for (const s of [...batch.map((o) => ({ spaceId: o.space_id, hash: o.hash })), ...parts.map((p) => ({ spaceId: p.space_id, hash: p.hash }))]) {
+      for (const s of [
+        ...batch.map((o) => ({ spaceId: o.space_id, hash: o.hash })),
+        ...parts.map((p) => ({ spaceId: p.space_id, hash: p.hash })),
+      ]) {
         shards.set(`${s.spaceId}:${s.hash}`, s);
       }
       const cutoff = await sweepCutoff(core);
@@ -92,7 +105,9 @@ export const deleteUserData = defineAction(DeleteUserDataParams, {
       ctx.progress(deleted, Math.max(total, deleted), `deleted ${deleted} objects`);
       ctx.stats({ objectsDeleted: deleted, bytesFreed, shardsRemoved, shardsKept });
     }
-    ctx.log(`deleted ${deleted} objects; removed ${shardsRemoved} shards (${bytesFreed} bytes); ${shardsKept} shards still used by other objects or too recent (the sweeper takes those once unused)`);
+    ctx.log(
+      `deleted ${deleted} objects; removed ${shardsRemoved} shards (${bytesFreed} bytes); ${shardsKept} shards still used by other objects or too recent (the sweeper takes those once unused)`,
+    );
     return { objectsDeleted: deleted, bytesFreed, shardsRemoved, shardsKept };
   },
 });
@@ -122,7 +137,10 @@ export async function requestUserDataDeletion(core: Core, actor: Actor, who: str
   if (startAt !== undefined && startAt < now - 1000) throw badRequest('startAt is in the past', 'startAt');
   const named = 'userId' in identity ? String(identity.userId) : identity.email;
   // An id keeps the key requests had when they were resolved to the account's id.
-  const key = 'userId' in identity ? `delete_user_data:${actor.tenantId}:${identity.userId}` : `delete_user_data:${actor.tenantId}:email:${identity.email}`;
+  const key =
+    'userId' in identity
+      ? `delete_user_data:${actor.tenantId}:${identity.userId}`
+      : `delete_user_data:${actor.tenantId}:email:${identity.email}`;
   const pending = await activeJobByKey(core, key);
   if (pending) return pending;
   try {

@@ -53,7 +53,13 @@ type Verdict = 'copy' | 'update' | 'skip';
  * ends with that refusal (thrown) once the copies under way are done. A cancel stops it between
  * files; a copy cut short leaves nothing at the destination.
  */
-export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSettings, report: SyncReport, totals: SyncStats = emptyStats()): Promise<SyncStats> {
+export async function syncTree(
+  src: SyncTree,
+  dst: SyncTree,
+  settings: SyncSettings,
+  report: SyncReport,
+  totals: SyncStats = emptyStats(),
+): Promise<SyncStats> {
   const stats = emptyStats();
   // Counted here, told to the job once per file (at `step`): a report per counter is costly on a re-sync (docs/DECISIONS.md, "Figures behind code comments").
   const count = (field: keyof SyncStats, n = 1) => {
@@ -95,7 +101,8 @@ export async function syncTree(src: SyncTree, dst: SyncTree, settings: SyncSetti
       try {
         report.checkpoint();
         const written = await dst.write(entry, src, report.signal);
-        if (entry.size >= 0 && written.size !== entry.size) throw new Error(`copied ${written.size} bytes but the source has ${entry.size} (it changed while being copied?)`);
+        if (entry.size >= 0 && written.size !== entry.size)
+          throw new Error(`copied ${written.size} bytes but the source has ${entry.size} (it changed while being copied?)`);
         settings.alike?.(entry.path, written.size, entry.mtimeMs, entry.mtimeMs);
         count(verdict === 'copy' ? 'copied' : 'updated');
         count('bytes', written.size);

@@ -23,8 +23,12 @@ function timeOf(iso: string, field: string): number {
 
 /** One predicate for all of a sync's filters: a file passes when every filter lets it through (any pattern of the Include filters). */
 export function compileFilters(filters: SyncFilter[]): (f: FilterSubject) => boolean {
-  const total = filters.reduce((n, f) => n + (f.type === 'Include' || f.type === 'Exclude' ? f.patterns.reduce((m, p) => m + p.length, 0) : 0), 0);
-  if (total > MAX_PATTERN_CHARACTERS) throw badRequest(`the filters' patterns have ${total} characters in all, more than ${MAX_PATTERN_CHARACTERS}`, 'filters');
+  const total = filters.reduce(
+    (n, f) => n + (f.type === 'Include' || f.type === 'Exclude' ? f.patterns.reduce((m, p) => m + p.length, 0) : 0),
+    0,
+  );
+  if (total > MAX_PATTERN_CHARACTERS)
+    throw badRequest(`the filters' patterns have ${total} characters in all, more than ${MAX_PATTERN_CHARACTERS}`, 'filters');
   const tests: ((f: FilterSubject) => boolean)[] = [];
   const includes: ((path: string) => boolean)[] = [];
   filters.forEach((filter, i) => {

@@ -37,7 +37,11 @@ function setOf(body: string, pattern: string, field: string): Step {
     // `a-z` is a range; a `-` first or last is itself.
     if (cps[i + 1] === 0x2d && i + 2 < cps.length) {
       const hi = cps[i + 2]!;
-      if (hi < lo) throw badRequest(`pattern '${pattern}' has the range '${String.fromCodePoint(lo)}-${String.fromCodePoint(hi)}' in the wrong order`, field);
+      if (hi < lo)
+        throw badRequest(
+          `pattern '${pattern}' has the range '${String.fromCodePoint(lo)}-${String.fromCodePoint(hi)}' in the wrong order`,
+          field,
+        );
       ranges.push(lo, hi);
       i += 2;
     } else ranges.push(lo, lo);
@@ -91,10 +95,16 @@ const kindCode = { char: CHAR, one: ONE, set: SET, star: STAR, globstar: GLOBSTA
 export function compileGlob(pattern: string, field = 'patterns'): (path: string) => boolean {
   let steps = stepsOf(pattern, field);
   if (pattern.includes('/')) {
-    if (steps[0]?.kind === 'char' && steps[0].cp === SLASH) steps = steps.slice(1).map((s) => (s.kind === 'skip' ? { ...s, to: s.to - 1 } : s));
+    if (steps[0]?.kind === 'char' && steps[0].cp === SLASH)
+      steps = steps.slice(1).map((s) => (s.kind === 'skip' ? { ...s, to: s.to - 1 } : s));
   } else {
     // The name in any folder: as if the pattern began with `**/`.
-    steps = [{ kind: 'skip', to: 3 }, { kind: 'globstar' }, { kind: 'char', cp: SLASH }, ...steps.map((s) => (s.kind === 'skip' ? { ...s, to: s.to + 3 } : s))];
+    steps = [
+      { kind: 'skip', to: 3 },
+      { kind: 'globstar' },
+      { kind: 'char', cp: SLASH },
+      ...steps.map((s) => (s.kind === 'skip' ? { ...s, to: s.to + 3 } : s)),
+    ];
   }
   const end = steps.length;
   const kinds = Int32Array.from(steps, (s) => kindCode[s.kind]);

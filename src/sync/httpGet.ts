@@ -28,7 +28,10 @@ export async function httpGet(url: URL, opts: GetOptions): Promise<{ body: Reada
   let target = url;
   for (let hops = 0; ; hops++) {
     if (target.protocol !== 'http:' && target.protocol !== 'https:') {
-      throw new AppError('bad_request', `'${target.protocol}' URLs are not fetched (http or https only)${hops > 0 ? `; ${where(url)} redirected to one` : ''}`);
+      throw new AppError(
+        'bad_request',
+        `'${target.protocol}' URLs are not fetched (http or https only)${hops > 0 ? `; ${where(url)} redirected to one` : ''}`,
+      );
     }
     const answer = await getOnce(target, { ...opts, headers: target.origin === url.origin ? opts.headers : undefined });
     if (!('location' in answer)) return { body: answer, url: target };
@@ -45,23 +48,27 @@ function getOnce(url: URL, opts: GetOptions): Promise<Readable | { location: str
   const attempt = (): Promise<Readable | { location: string }> =>
     new Promise((resolve, reject) => {
       let answered = false;
-      const req = client.get(url, { agent: opts.outbound.sharedAgent(url.protocol), headers: opts.headers, timeout: opts.timeoutMs, signal: opts.signal }, (res) => {
-        answered = true;
-        const status = res.statusCode ?? 0;
-        const location = res.headers.location;
-        if (REDIRECTS.has(status) && location) {
-          res.resume();
-          return resolve({ location });
-        }
-        if (status !== 200) {
-          res.resume();
-          const message = `${where(url)} answered HTTP ${status}`;
-          // A 4xx is the source's settings (a wrong URL or key): trying again will not help; a 5xx may pass.
-          return reject(status >= 400 && status < 500 ? new AppError('bad_request', message) : new Error(message));
-        }
-        res.setTimeout(opts.timeoutMs, () => res.destroy(new Error(`${where(url)} stopped sending for ${opts.timeoutMs / 1000} s`)));
-        resolve(res);
-      });
+      const req = client.get(
+        url,
+        { agent: opts.outbound.sharedAgent(url.protocol), headers: opts.headers, timeout: opts.timeoutMs, signal: opts.signal },
+        (res) => {
+          answered = true;
+          const status = res.statusCode ?? 0;
+          const location = res.headers.location;
+          if (REDIRECTS.has(status) && location) {
+            res.resume();
+            return resolve({ location });
+          }
+          if (status !== 200) {
+            res.resume();
+            const message = `${where(url)} answered HTTP ${status}`;
+            // A 4xx is the source's settings (a wrong URL or key): trying again will not help; a 5xx may pass.
+            return reject(status >= 400 && status < 500 ? new AppError('bad_request', message) : new Error(message));
+          }
+          res.setTimeout(opts.timeoutMs, () => res.destroy(new Error(`${where(url)} stopped sending for ${opts.timeoutMs / 1000} s`)));
+          resolve(res);
+        },
+      );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${opts.timeoutMs / 1000} s`)));
       req.on('error', (err: NodeJS.ErrnoException) => {
         // A kept-alive connection the server closed while it sat idle (say, while a big manifest was

@@ -79,7 +79,14 @@ export class ManifestScanner {
   }
 
   private tooLarge(): AppError {
-    const which = this.role === 'entry' ? `entry ${this.entries}` : this.role === 'key' ? 'a key' : this.role === 'member' ? `member "${this.key?.slice(0, 100)}"` : 'the value';
+    const which =
+      this.role === 'entry'
+        ? `entry ${this.entries}`
+        : this.role === 'key'
+          ? 'a key'
+          : this.role === 'member'
+            ? `member "${this.key?.slice(0, 100)}"`
+            : 'the value';
     return new AppError('bad_request', `${which} of ${this.what} is larger than ${this.limits.maxValueBytes} bytes`);
   }
 
@@ -131,7 +138,8 @@ export class ManifestScanner {
         case 'entry':
           if (b === CLOSE_BRACKET && this.expect === 'entryOrEnd') this.expect = this.topIsObject ? 'memberCommaOrEnd' : 'done';
           else {
-            if (++this.entries > this.limits.maxEntries) throw new AppError('bad_request', `${this.what} lists more than ${this.limits.maxEntries} files`);
+            if (++this.entries > this.limits.maxEntries)
+              throw new AppError('bad_request', `${this.what} lists more than ${this.limits.maxEntries} files`);
             this.begin('entry', b);
           }
           break;

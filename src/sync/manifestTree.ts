@@ -112,8 +112,10 @@ export class ManifestTree implements SyncTree {
     const url = URL.parse(f.url, this.base.href);
     if (url === null) return `'url' is not a URL: '${f.url.slice(0, 200)}'`;
     if (f.size !== undefined && !(Number.isSafeInteger(f.size) && (f.size as number) >= 0)) return "'size' must be a whole number of bytes";
-    if (f.sha256 !== undefined && !(typeof f.sha256 === 'string' && /^[0-9a-fA-F]{64}$/.test(f.sha256))) return "'sha256' must be 64 hex digits";
-    if (f.etag !== undefined && !(typeof f.etag === 'string' && f.etag.length <= 256)) return "'etag' must be a string of at most 256 characters";
+    if (f.sha256 !== undefined && !(typeof f.sha256 === 'string' && /^[0-9a-fA-F]{64}$/.test(f.sha256)))
+      return "'sha256' must be 64 hex digits";
+    if (f.etag !== undefined && !(typeof f.etag === 'string' && f.etag.length <= 256))
+      return "'etag' must be a string of at most 256 characters";
     const mtime = f.mtime === undefined ? undefined : timeOf(f.mtime);
     if (f.mtime !== undefined && mtime === undefined) return "'mtime' must be epoch milliseconds or an ISO-8601 time";
     return {
@@ -133,7 +135,9 @@ export class ManifestTree implements SyncTree {
   }
 
   read(entry: TreeEntry, signal: AbortSignal): Promise<Readable> {
-    return httpGet(new URL(entry.key), { outbound: this.settings.outbound, timeoutMs: this.settings.timeoutMs, signal }).then((answer) => answer.body);
+    return httpGet(new URL(entry.key), { outbound: this.settings.outbound, timeoutMs: this.settings.timeoutMs, signal }).then(
+      (answer) => answer.body,
+    );
   }
 
   write(): Promise<{ size: number }> {

@@ -11,7 +11,13 @@ export const MAX_INTERVAL = 366 * 24 * 3600;
 
 export const SyncTrigger = Type.Union(
   [
-    Type.Object({ type: Type.Literal('Interval'), interval: Type.Integer({ minimum: 1, maximum: MAX_INTERVAL, description: 'Seconds between runs' }) }, strict),
+    Type.Object(
+      {
+        type: Type.Literal('Interval'),
+        interval: Type.Integer({ minimum: 1, maximum: MAX_INTERVAL, description: 'Seconds between runs' }),
+      },
+      strict,
+    ),
     Type.Object({ type: Type.Literal('Once') }, strict),
     Type.Object({ type: Type.Literal('Manual') }, strict),
   ],
@@ -21,7 +27,10 @@ export type SyncTrigger = Static<typeof SyncTrigger>;
 
 export const SyncMode = Type.Union(
   [
-    Type.Object({ type: Type.Literal('Diff'), includeSize: Type.Boolean({ default: true }), includeModTime: Type.Boolean({ default: true }) }, strict),
+    Type.Object(
+      { type: Type.Literal('Diff'), includeSize: Type.Boolean({ default: true }), includeModTime: Type.Boolean({ default: true }) },
+      strict,
+    ),
     Type.Object({ type: Type.Literal('Full') }, strict),
   ],
   { title: 'SyncMode' },
@@ -41,9 +50,17 @@ export type SyncFilter = Static<typeof SyncFilter>;
 
 export const SyncOptions = Type.Object(
   {
-    noEmptyDirectories: Type.Optional(Type.Boolean({ description: 'Do not make empty source folders at the destination (default false: make them)' })),
+    noEmptyDirectories: Type.Optional(
+      Type.Boolean({ description: 'Do not make empty source folders at the destination (default false: make them)' }),
+    ),
     delete: Type.Optional(Type.Boolean({ description: 'Remove destination files the source lacks (a mirror); default false' })),
-    maxDelete: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Fail before deleting anything when more deletions are needed' })),
+    maxDelete: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: 'Fail before deleting anything when more deletions are needed',
+      }),
+    ),
     dryRun: Type.Optional(Type.Boolean({ description: 'Plan and report only; change nothing' })),
   },
   { ...strict, title: 'SyncOptions', default: {} },
@@ -63,7 +80,10 @@ export const SpaceSyncTaskFields = {
   destPathes: Type.Array(SpacePath, { minItems: 1, maxItems: 16 }),
 };
 
-export const CreateSpaceSyncTaskBody = Type.Object({ userID: Type.Optional(Id), ...SpaceSyncTaskFields }, { ...strict, title: 'CreateSpaceSyncTaskBody' });
+export const CreateSpaceSyncTaskBody = Type.Object(
+  { userID: Type.Optional(Id), ...SpaceSyncTaskFields },
+  { ...strict, title: 'CreateSpaceSyncTaskBody' },
+);
 export type CreateSpaceSyncTaskBody = Static<typeof CreateSpaceSyncTaskBody>;
 
 export const SpaceSyncTask = Type.Object(

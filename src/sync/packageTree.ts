@@ -53,17 +53,25 @@ export class PackageTree implements SyncTree {
   }
 
   async read(entry: TreeEntry): Promise<Readable> {
-    const o = await this.core.db.selectFrom('objects').select(['space_id', 'hash']).where('id', '=', Number(entry.key)).executeTakeFirstOrThrow();
+    const o = await this.core.db
+      .selectFrom('objects')
+      .select(['space_id', 'hash'])
+      .where('id', '=', Number(entry.key))
+      .executeTakeFirstOrThrow();
     return storeOf(await spaceById(this.core, o.space_id)).read(o.hash);
   }
 
   async write(entry: TreeEntry, from: SyncTree, signal: AbortSignal): Promise<{ size: number }> {
     const upload = new Upload(this.core, await spaceForUpload(this.core, this.tenantId, undefined), this.userId, this.packageId);
-    const origin = { ...(Number.isFinite(entry.mtimeMs) ? { mtimeMs: Math.round(entry.mtimeMs) } : {}), ...(entry.tag !== undefined ? { tag: entry.tag } : {}) };
+    const origin = {
+      ...(Number.isFinite(entry.mtimeMs) ? { mtimeMs: Math.round(entry.mtimeMs) } : {}),
+      ...(entry.tag !== undefined ? { tag: entry.tag } : {}),
+    };
     try {
       const shard = await upload.add(entry.path, await from.read(entry, signal), 'path', origin);
       // Nothing is committed when the content is not what the source said it would be.
-      if (entry.hash && entry.hash !== shard.hash) throw new Error(`the content's SHA-256 is ${shard.hash}, not the ${entry.hash} the source lists`);
+      if (entry.hash && entry.hash !== shard.hash)
+        throw new Error(`the content's SHA-256 is ${shard.hash}, not the ${entry.hash} the source lists`);
       await upload.commit();
       return { size: shard.size };
     } finally {

@@ -30,9 +30,23 @@ async function treeOf(core: Core, row: SourceRow, signal: AbortSignal, problem: 
   const outbound = outboundPolicy(core.config.outboundAllow);
   if (row.type === 'local') return new BackendTree(new LocalBackend((config as { path: string }).path), '');
   if (row.type === 's3') {
-    const c = config as { endpoint?: string; region?: string; bucket: string; prefix?: string; force_path_style?: boolean; access_key_id: string; secret_access_key: string };
+    const c = config as {
+      endpoint?: string;
+      region?: string;
+      bucket: string;
+      prefix?: string;
+      force_path_style?: boolean;
+      access_key_id: string;
+      secret_access_key: string;
+    };
     const backend = openBackend(
-      { type: 'S3', bucket: c.bucket, ...(c.endpoint ? { endpoint: c.endpoint } : {}), ...(c.region ? { region: c.region } : {}), forcePathStyle: c.force_path_style ?? true },
+      {
+        type: 'S3',
+        bucket: c.bucket,
+        ...(c.endpoint ? { endpoint: c.endpoint } : {}),
+        ...(c.region ? { region: c.region } : {}),
+        forcePathStyle: c.force_path_style ?? true,
+      },
       { type: 'S3', accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key },
       s3Network(core.config),
       core.db,
@@ -93,7 +107,11 @@ export const sourceSync = defineAction(SourceSyncParams, {
 export async function startSourceSync(core: Core, actor: Actor, source: string | undefined): Promise<Job> {
   requireRole(actor, 'member');
   const row = source === undefined ? await defaultSource(core, actor.tenantId) : await sourceNamed(core, actor.tenantId, source);
-  if (!row) throw badRequest(source === undefined ? 'the tenant has no default source; name one in `source`' : `unknown source '${source.slice(0, 100)}'`, 'source');
+  if (!row)
+    throw badRequest(
+      source === undefined ? 'the tenant has no default source; name one in `source`' : `unknown source '${source.slice(0, 100)}'`,
+      'source',
+    );
   return submitJob(core, {
     tenantId: actor.tenantId,
     action: sourceSync.name,
@@ -106,7 +124,11 @@ export async function startSourceSync(core: Core, actor: Actor, source: string |
   });
 }
 
-export async function listSourceSyncJobs(core: Core, actor: Actor, f: { status?: JobStatus[]; source?: string; offset: number; limit: number }): Promise<{ jobs: Job[]; total: number }> {
+export async function listSourceSyncJobs(
+  core: Core,
+  actor: Actor,
+  f: { status?: JobStatus[]; source?: string; offset: number; limit: number },
+): Promise<{ jobs: Job[]; total: number }> {
   let referenceId: string | undefined;
   if (f.source !== undefined) {
     const row = await sourceNamed(core, actor.tenantId, f.source);

@@ -24,7 +24,10 @@ export type SourceType = (typeof SOURCE_TYPES)[number];
 const MASK = '********';
 const strict = { additionalProperties: false } as const;
 
-const LocalConfig = Type.Object({ path: Type.String({ minLength: 1, maxLength: 4096, description: 'Absolute; inside YUNJI_LOCAL_ROOTS' }) }, strict);
+const LocalConfig = Type.Object(
+  { path: Type.String({ minLength: 1, maxLength: 4096, description: 'Absolute; inside YUNJI_LOCAL_ROOTS' }) },
+  strict,
+);
 const S3Config = Type.Object(
   {
     endpoint: Type.Optional(Type.String({ maxLength: 2048 })),
@@ -40,7 +43,12 @@ const S3Config = Type.Object(
 const ManifestConfig = Type.Object(
   {
     url: Type.String({ minLength: 1, maxLength: 2048 }),
-    headers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$' }), Type.String({ maxLength: 4096 }), { maxProperties: 20, additionalProperties: false })),
+    headers: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$' }), Type.String({ maxLength: 4096 }), {
+        maxProperties: 20,
+        additionalProperties: false,
+      }),
+    ),
   },
   strict,
 );
@@ -63,7 +71,8 @@ export const CreateSourceBody = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 255 }),
     type: StringEnum(SOURCE_TYPES),
     config: Type.Record(Type.String(), Type.Unknown(), {
-      description: 'http_manifest: {url, headers?}; s3: {endpoint?, region?, bucket, prefix?, force_path_style?, access_key_id, secret_access_key}; local: {path}; yunji: {url, package_id, api_key}',
+      description:
+        'http_manifest: {url, headers?}; s3: {endpoint?, region?, bucket, prefix?, force_path_style?, access_key_id, secret_access_key}; local: {path}; yunji: {url, package_id, api_key}',
     }),
     package_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
     mirror: Type.Optional(Type.Boolean({ description: 'Delete objects whose file the source no longer has (default false)' })),
@@ -72,7 +81,10 @@ export const CreateSourceBody = Type.Object(
   { ...strict, title: 'CreateExternalDataSourceRequest' },
 );
 export type CreateSourceBody = Static<typeof CreateSourceBody>;
-export const UpdateSourceBody = Type.Partial(Type.Omit(CreateSourceBody, ['type']), { ...strict, title: 'UpdateExternalDataSourceRequest' });
+export const UpdateSourceBody = Type.Partial(Type.Omit(CreateSourceBody, ['type']), {
+  ...strict,
+  title: 'UpdateExternalDataSourceRequest',
+});
 export type UpdateSourceBody = Static<typeof UpdateSourceBody>;
 
 export const ExternalDataSource = Type.Object(
@@ -94,7 +106,11 @@ export type ExternalDataSource = Static<typeof ExternalDataSource>;
 export type SourceRow = Selectable<SyncSourcesTable>;
 
 /** Checks a config for its type; returns what is stored in the open and what is sealed. */
-async function splitConfig(core: Core, type: SourceType, input: unknown): Promise<{ open: Record<string, unknown>; secret: Record<string, unknown> | null }> {
+async function splitConfig(
+  core: Core,
+  type: SourceType,
+  input: unknown,
+): Promise<{ open: Record<string, unknown>; secret: Record<string, unknown> | null }> {
   const schema = type === 'local' ? LocalConfig : type === 's3' ? S3Config : type === 'yunji' ? YunjiConfig : ManifestConfig;
   const problem = schemaProblem(schema, input);
   if (problem) throw badRequest(`config (type '${type}'): ${problem}`, 'config');
@@ -150,14 +166,24 @@ export function toSource(core: Core, row: SourceRow): ExternalDataSource {
 }
 
 export async function ownSource(core: Core, tenantId: number, id: number): Promise<SourceRow> {
-  const row = await core.db.selectFrom('sync_sources').selectAll().where('id', '=', id).where('tenant_id', '=', tenantId).executeTakeFirst();
+  const row = await core.db
+    .selectFrom('sync_sources')
+    .selectAll()
+    .where('id', '=', id)
+    .where('tenant_id', '=', tenantId)
+    .executeTakeFirst();
   if (!row) throw notFound(`source ${id}`);
   return row;
 }
 
 /** A source by its name, or by its id written as text. */
 export async function sourceNamed(core: Core, tenantId: number, ref: string): Promise<SourceRow | undefined> {
-  const byName = await core.db.selectFrom('sync_sources').selectAll().where('tenant_id', '=', tenantId).where('name', '=', ref).executeTakeFirst();
+  const byName = await core.db
+    .selectFrom('sync_sources')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('name', '=', ref)
+    .executeTakeFirst();
   if (byName || !/^[1-9]\d{0,15}$/.test(ref)) return byName;
   return core.db.selectFrom('sync_sources').selectAll().where('tenant_id', '=', tenantId).where('id', '=', Number(ref)).executeTakeFirst();
 }
@@ -214,7 +240,12 @@ export async function updateSource(core: Core, actor: Actor, id: number, body: U
         .updateTable('sync_sources')
         .set({
           ...(body.name !== undefined ? { name: body.name } : {}),
-          ...(config ? { config_json: JSON.stringify(config.open), secret_sealed: config.secret ? core.sealer.seal(JSON.stringify(config.secret)) : null } : {}),
+          ...(config
+            ? {
+                config_json: JSON.stringify(config.open),
+                secret_sealed: config.secret ? core.sealer.seal(JSON.stringify(config.secret)) : null,
+              }
+            : {}),
           ...(body.package_id !== undefined ? { package_id: body.package_id } : {}),
           ...(body.mirror !== undefined ? { mirror: body.mirror ? 1 : 0 } : {}),
           ...(body.is_default !== undefined ? { is_default: body.is_default ? 1 : 0 } : {}),
@@ -237,7 +268,12 @@ export async function deleteSource(core: Core, actor: Actor, id: number): Promis
   await core.db.deleteFrom('sync_sources').where('id', '=', id).execute();
 }
 
-export async function listSources(core: Core, actor: Actor, offset: number, limit: number): Promise<{ items: ExternalDataSource[]; total: number }> {
+export async function listSources(
+  core: Core,
+  actor: Actor,
+  offset: number,
+  limit: number,
+): Promise<{ items: ExternalDataSource[]; total: number }> {
   const q = core.db.selectFrom('sync_sources').where('tenant_id', '=', actor.tenantId);
   const [rows, count] = await Promise.all([
     q.selectAll().orderBy('id').limit(limit).offset(offset).execute(),

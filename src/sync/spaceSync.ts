@@ -19,7 +19,10 @@ export const SpaceSyncParams = Type.Object(
     taskID: Type.Union([Id, Type.Null()], { default: null }),
     srcUserSpaceID: Id,
     srcPath: Type.String(),
-    dests: Type.Array(Type.Object({ userSpaceID: Id, path: Type.String() }, { additionalProperties: false }), { minItems: 1, maxItems: 16 }),
+    dests: Type.Array(Type.Object({ userSpaceID: Id, path: Type.String() }, { additionalProperties: false }), {
+      minItems: 1,
+      maxItems: 16,
+    }),
     mode: SyncMode,
     filters: Type.Array(SyncFilter, { default: [] }),
     options: SyncOptions,
@@ -63,7 +66,9 @@ export async function checkSpaceSync(
   compileFilters(p.filters);
 }
 
-const failedPaths = (job: { errors: { item?: string }[] }) => [...new Set(job.errors.flatMap((e) => (e.item === undefined ? [] : [e.item])))];
+const failedPaths = (job: { errors: { item?: string }[] }) => [
+  ...new Set(job.errors.flatMap((e) => (e.item === undefined ? [] : [e.item]))),
+];
 
 export const spaceSync = defineAction(SpaceSyncParams, {
   name: 'space_sync',
@@ -75,7 +80,12 @@ export const spaceSync = defineAction(SpaceSyncParams, {
     async check(core, actor, p) {
       await checkSpaceSync(core, actor.tenantId, p);
       if (p.taskID === null) return;
-      const task = await core.db.selectFrom('sync_tasks').select('cancelled').where('id', '=', p.taskID).where('tenant_id', '=', actor.tenantId).executeTakeFirst();
+      const task = await core.db
+        .selectFrom('sync_tasks')
+        .select('cancelled')
+        .where('id', '=', p.taskID)
+        .where('tenant_id', '=', actor.tenantId)
+        .executeTakeFirst();
       if (!task) throw notFound(`sync task ${p.taskID}`);
       if (task.cancelled) throw conflict(`sync task ${p.taskID} was cancelled; create a new one`);
     },
@@ -129,9 +139,12 @@ export const spaceSync = defineAction(SpaceSyncParams, {
     } finally {
       await budget.release();
     }
-    ctx.log(`checked ${totals.checked}, copied ${totals.copied}, updated ${totals.updated}, deleted ${totals.deleted}, skipped ${totals.skipped}, failed ${totals.failed}`);
+    ctx.log(
+      `checked ${totals.checked}, copied ${totals.copied}, updated ${totals.updated}, deleted ${totals.deleted}, skipped ${totals.skipped}, failed ${totals.failed}`,
+    );
     // Files that failed are the job's errors; running the whole sync again would not fix them by itself.
-    if (totals.failed > 0) throw new PermanentJobError(`${totals.failed} of ${totals.checked} files failed (see the errors; 'retry_failed' runs just those)`);
+    if (totals.failed > 0)
+      throw new PermanentJobError(`${totals.failed} of ${totals.checked} files failed (see the errors; 'retry_failed' runs just those)`);
     return { ...totals, destinations } satisfies SpaceSyncResult;
   },
 });

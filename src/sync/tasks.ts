@@ -31,11 +31,19 @@ function paramsOf(taskId: number, d: Definition): SpaceSyncParams {
 
 async function checkDefinition(core: Core, actor: Actor, body: CreateSpaceSyncTaskBody): Promise<Definition> {
   if (body.destUserSpaceIDs.length !== body.destPathes.length) {
-    throw badRequest(`destUserSpaceIDs has ${body.destUserSpaceIDs.length} entries and destPathes ${body.destPathes.length}; they pair up and must be as long`, 'destPathes');
+    throw badRequest(
+      `destUserSpaceIDs has ${body.destUserSpaceIDs.length} entries and destPathes ${body.destPathes.length}; they pair up and must be as long`,
+      'destPathes',
+    );
   }
   const filters = body.filters ?? [];
   const dests = body.destUserSpaceIDs.map((id, i) => ({ userSpaceID: id, path: body.destPathes[i]! }));
-  await checkSpaceSync(core, actor.tenantId, { srcUserSpaceID: body.srcUserSpaceID, srcPath: body.srcPath, dests, filters }, (i) => `destPathes[${i}]`);
+  await checkSpaceSync(
+    core,
+    actor.tenantId,
+    { srcUserSpaceID: body.srcUserSpaceID, srcPath: body.srcPath, dests, filters },
+    (i) => `destPathes[${i}]`,
+  );
   return {
     trigger: body.trigger,
     mode: body.mode,
@@ -49,7 +57,12 @@ async function checkDefinition(core: Core, actor: Actor, body: CreateSpaceSyncTa
 }
 
 async function ownTask(core: Core, actor: Actor, taskId: number) {
-  const row = await core.db.selectFrom('sync_tasks').selectAll().where('id', '=', taskId).where('tenant_id', '=', actor.tenantId).executeTakeFirst();
+  const row = await core.db
+    .selectFrom('sync_tasks')
+    .selectAll()
+    .where('id', '=', taskId)
+    .where('tenant_id', '=', actor.tenantId)
+    .executeTakeFirst();
   if (!row) throw notFound(`sync task ${taskId}`);
   return row;
 }
@@ -72,7 +85,14 @@ export async function createSpaceSyncTask(core: Core, actor: Actor, body: Create
   const now = Date.now();
   const row = await core.db
     .insertInto('sync_tasks')
-    .values({ tenant_id: actor.tenantId, definition_json: JSON.stringify(definition), trigger_id: null, created_by: actor.userId, created_at: now, updated_at: now })
+    .values({
+      tenant_id: actor.tenantId,
+      definition_json: JSON.stringify(definition),
+      trigger_id: null,
+      created_by: actor.userId,
+      created_at: now,
+      updated_at: now,
+    })
     .returning(['id', 'definition_json'])
     .executeTakeFirstOrThrow();
   try {
@@ -103,7 +123,14 @@ export async function getSpaceSyncTask(core: Core, actor: Actor, taskId: number)
 }
 
 export async function listSpaceSyncTasks(core: Core, actor: Actor): Promise<SpaceSyncTask[]> {
-  const rows = await core.db.selectFrom('sync_tasks').select(['id', 'definition_json']).where('tenant_id', '=', actor.tenantId).where('cancelled', '=', 0).orderBy('id', 'desc').limit(1000).execute();
+  const rows = await core.db
+    .selectFrom('sync_tasks')
+    .select(['id', 'definition_json'])
+    .where('tenant_id', '=', actor.tenantId)
+    .where('cancelled', '=', 0)
+    .orderBy('id', 'desc')
+    .limit(1000)
+    .execute();
   return rows.map(toTask);
 }
 

@@ -135,7 +135,10 @@ export function compareUtf8(a: string, b: string): number {
 }
 
 /** Pairs the entries of two ordered streams by path: [source, destination], either missing. */
-export async function* mergeByPath(a: AsyncIterator<TreeEntry>, b: AsyncIterator<TreeEntry>): AsyncGenerator<[TreeEntry | undefined, TreeEntry | undefined]> {
+export async function* mergeByPath(
+  a: AsyncIterator<TreeEntry>,
+  b: AsyncIterator<TreeEntry>,
+): AsyncGenerator<[TreeEntry | undefined, TreeEntry | undefined]> {
   let x = await a.next();
   let y = await b.next();
   let last: string | undefined;
@@ -158,7 +161,11 @@ export async function* mergeByPath(a: AsyncIterator<TreeEntry>, b: AsyncIterator
 }
 
 /** The two listings of a sync. A source that is one file syncs that file into the destination folder under its own name. */
-export async function listBoth(src: SyncTree, dst: SyncTree, emptyDirs: boolean): Promise<{ source: AsyncIterator<TreeEntry>; dest: AsyncIterator<TreeEntry> }> {
+export async function listBoth(
+  src: SyncTree,
+  dst: SyncTree,
+  emptyDirs: boolean,
+): Promise<{ source: AsyncIterator<TreeEntry>; dest: AsyncIterator<TreeEntry> }> {
   const single = await src.singleFile?.();
   if (single !== undefined) {
     const parentOf = (t: BackendTree) => new BackendTree(t.backend, t.root.includes('/') ? t.root.slice(0, t.root.lastIndexOf('/')) : '');

@@ -28,7 +28,11 @@ const TRANSFERS = 8;
 
 /** `dir/name.ext` → `dir/name.conflict-<time>[-n].ext` (no extension: `name.conflict-<time>[-n]`). */
 export function conflictPath(path: string, at: number, n = 1): string {
-  const stamp = new Date(at).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z') + (n > 1 ? `-${n}` : '');
+  const stamp =
+    new Date(at)
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, 'Z') + (n > 1 ? `-${n}` : '');
   const slash = path.lastIndexOf('/');
   const dot = path.lastIndexOf('.');
   return dot > slash + 1 ? `${path.slice(0, dot)}.conflict-${stamp}${path.slice(dot)}` : `${path}.conflict-${stamp}`;
@@ -104,7 +108,17 @@ export async function twoWaySync(
   report: SyncReport,
   known: KnownAlike,
 ): Promise<TwoWayStats> {
-  const stats: TwoWayStats = { checked: 0, uploaded: 0, downloaded: 0, deletedLocal: 0, deletedCloud: 0, conflicts: 0, skipped: 0, failed: 0, bytes: 0 };
+  const stats: TwoWayStats = {
+    checked: 0,
+    uploaded: 0,
+    downloaded: 0,
+    deletedLocal: 0,
+    deletedCloud: 0,
+    conflicts: 0,
+    skipped: 0,
+    failed: 0,
+    bytes: 0,
+  };
   const pool = new Pool(TRANSFERS);
   const signal = report.signal;
   let done = 0;
@@ -246,7 +260,10 @@ export async function* matchingPairs(
     const made = known.get(l.path);
     const alike =
       unchangedSince(prior, l, c) ||
-      (made !== undefined && made.size === l.size && (await atTime(local, l, made.localMtime)) && (await atTime(cloud, c, made.cloudMtime))) ||
+      (made !== undefined &&
+        made.size === l.size &&
+        (await atTime(local, l, made.localMtime)) &&
+        (await atTime(cloud, c, made.cloudMtime))) ||
       (await sameContent(local, l, cloud, c, signal));
     if (alike) yield { path: l.path, size: l.size, localMtime: l.mtimeMs, cloudMtime: c.mtimeMs };
   }

@@ -24,7 +24,10 @@ import type { TreeEntry } from './tree.ts';
  * `workspace_sync` job, at most one per tenant at a time.
  */
 const Side = Type.Object(
-  { user_space_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), path: Type.String({ maxLength: 1024, description: "Relative to the space's root" }) },
+  {
+    user_space_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+    path: Type.String({ maxLength: 1024, description: "Relative to the space's root" }),
+  },
   { additionalProperties: false },
 );
 export const WorkspaceProfile = Type.Object({ local: Side, cloud: Side }, { additionalProperties: false, title: 'WorkspaceProfile' });
@@ -37,13 +40,18 @@ export const PerformSyncBody = Type.Object(
     force: Type.Optional(Type.Boolean()),
     pushMode: Type.Optional(StringEnum(PUSH_MODES)),
     pushOnly: Type.Optional(Type.Boolean({ description: 'Deprecated: true means pushMode "force-push"' })),
-    cloudName: Type.Optional(Type.String({ maxLength: 255, description: "A folder of the cloud side; a new one resets the last sync (a full merge into it)" })),
+    cloudName: Type.Optional(
+      Type.String({ maxLength: 255, description: 'A folder of the cloud side; a new one resets the last sync (a full merge into it)' }),
+    ),
   },
   { additionalProperties: false, title: 'PerformSyncRequest' },
 );
 export type PerformSyncBody = Static<typeof PerformSyncBody>;
 
-const WorkspaceSyncParams = Type.Object({ app: Type.String(), pushMode: StringEnum(PUSH_MODES), force: Type.Boolean() }, { additionalProperties: false });
+const WorkspaceSyncParams = Type.Object(
+  { app: Type.String(), pushMode: StringEnum(PUSH_MODES), force: Type.Boolean() },
+  { additionalProperties: false },
+);
 
 const keyOf = (tenantId: number) => `workspaceSync:${tenantId}`;
 
@@ -54,7 +62,12 @@ async function profileRow(core: Core, tenantId: number) {
 export async function getWorkspace(core: Core, actor: Actor): Promise<WorkspaceProfile & { cloud_name: string; updated_at: string }> {
   const row = await profileRow(core, actor.tenantId);
   if (!row) throw notFound('workspace profile (set it with PUT /api/sync/workspace)');
-  return { local: { user_space_id: row.local_space_id, path: row.local_path }, cloud: { user_space_id: row.cloud_space_id, path: row.cloud_path }, cloud_name: row.cloud_name, updated_at: iso(row.updated_at) };
+  return {
+    local: { user_space_id: row.local_space_id, path: row.local_path },
+    cloud: { user_space_id: row.cloud_space_id, path: row.cloud_path },
+    cloud_name: row.cloud_name,
+    updated_at: iso(row.updated_at),
+  };
 }
 
 const overlaps = (a: string, b: string) => a === '' || b === '' || a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
@@ -71,9 +84,20 @@ export async function putWorkspace(core: Core, actor: Actor, body: WorkspaceProf
   }
   const now = Date.now();
   const before = await profileRow(core, actor.tenantId);
-  const same = before && before.local_space_id === body.local.user_space_id && before.local_path === localPath && before.cloud_space_id === body.cloud.user_space_id && before.cloud_path === cloudPath;
+  const same =
+    before &&
+    before.local_space_id === body.local.user_space_id &&
+    before.local_path === localPath &&
+    before.cloud_space_id === body.cloud.user_space_id &&
+    before.cloud_path === cloudPath;
   await core.db.transaction().execute(async (trx) => {
-    const values = { local_space_id: body.local.user_space_id, local_path: localPath, cloud_space_id: body.cloud.user_space_id, cloud_path: cloudPath, updated_at: now };
+    const values = {
+      local_space_id: body.local.user_space_id,
+      local_path: localPath,
+      cloud_space_id: body.cloud.user_space_id,
+      cloud_path: cloudPath,
+      updated_at: now,
+    };
     await trx
       .insertInto('workspaces')
       .values({ tenant_id: actor.tenantId, ...values, last_synced_at: null, last_error: null })
@@ -98,7 +122,11 @@ export class SyncInProgress extends Error {
 }
 
 /** Starts a run in the background; a new `cloudName` first forgets the last sync. */
-export async function performSync(core: Core, actor: Actor, body: PerformSyncBody): Promise<{ current: number; total: number; info: string; msg: string }> {
+export async function performSync(
+  core: Core,
+  actor: Actor,
+  body: PerformSyncBody,
+): Promise<{ current: number; total: number; info: string; msg: string }> {
   requireRole(actor, 'admin');
   const row = await profileRow(core, actor.tenantId);
   if (!row) throw badRequest('this tenant has no workspace profile yet: PUT /api/sync/workspace {local, cloud} first');
@@ -107,7 +135,11 @@ export async function performSync(core: Core, actor: Actor, body: PerformSyncBod
   if (body.cloudName !== undefined && body.cloudName !== row.cloud_name) {
     const cloudName = body.cloudName === '' ? '' : checkSpacePath(body.cloudName, 'cloudName');
     await core.db.transaction().execute(async (trx) => {
-      await trx.updateTable('workspaces').set({ cloud_name: cloudName, updated_at: Date.now() }).where('tenant_id', '=', actor.tenantId).execute();
+      await trx
+        .updateTable('workspaces')
+        .set({ cloud_name: cloudName, updated_at: Date.now() })
+        .where('tenant_id', '=', actor.tenantId)
+        .execute();
       await forget(trx, actor.tenantId);
     });
   }
@@ -153,14 +185,26 @@ async function* snapshotOf(core: Core, tenantId: number): AsyncGenerator<Snapsho
  * `workspace_files_next`; one transaction that only talks to the database then puts them in
  * place. A run stopped half way leaves the last snapshot as it was.
  */
-async function saveSnapshot(core: Core, tenantId: number, pairs: AsyncIterable<SnapshotEntry>, stat: string, syncedAt: number): Promise<number> {
+async function saveSnapshot(
+  core: Core,
+  tenantId: number,
+  pairs: AsyncIterable<SnapshotEntry>,
+  stat: string,
+  syncedAt: number,
+): Promise<number> {
   // What an earlier run stopped half way staged.
   await core.db.deleteFrom('workspace_files_next').where('tenant_id', '=', tenantId).execute();
   let batch: SnapshotEntry[] = [];
   let count = 0;
   const flush = async () => {
     if (batch.length === 0) return;
-    const rows = batch.map((e) => ({ tenant_id: tenantId, path: e.path, size: e.size, local_mtime: Math.round(e.localMtime), cloud_mtime: Math.round(e.cloudMtime) }));
+    const rows = batch.map((e) => ({
+      tenant_id: tenantId,
+      path: e.path,
+      size: e.size,
+      local_mtime: Math.round(e.localMtime),
+      cloud_mtime: Math.round(e.cloudMtime),
+    }));
     batch = [];
     await core.db.insertInto('workspace_files_next').values(rows).execute();
     count += rows.length;
@@ -175,10 +219,19 @@ async function saveSnapshot(core: Core, tenantId: number, pairs: AsyncIterable<S
     await trx
       .insertInto('workspace_files')
       .columns(['tenant_id', 'path', 'size', 'local_mtime', 'cloud_mtime'])
-      .expression((eb) => eb.selectFrom('workspace_files_next').select(['tenant_id', 'path', 'size', 'local_mtime', 'cloud_mtime']).where('tenant_id', '=', tenantId))
+      .expression((eb) =>
+        eb
+          .selectFrom('workspace_files_next')
+          .select(['tenant_id', 'path', 'size', 'local_mtime', 'cloud_mtime'])
+          .where('tenant_id', '=', tenantId),
+      )
       .execute();
     await trx.deleteFrom('workspace_files_next').where('tenant_id', '=', tenantId).execute();
-    await trx.updateTable('workspaces').set({ last_synced_at: syncedAt, stat, last_error: null }).where('tenant_id', '=', tenantId).execute();
+    await trx
+      .updateTable('workspaces')
+      .set({ last_synced_at: syncedAt, stat, last_error: null })
+      .where('tenant_id', '=', tenantId)
+      .execute();
   });
   return count;
 }
@@ -226,7 +279,8 @@ export const workspaceSync = defineAction(WorkspaceSyncParams, {
               const { l, c } = sides(src, dst);
               return unchangedSince(await priorOf(l.path), l, c);
             },
-            alike: (path, size, srcMtime, dstMtime) => (push ? known.add(path, size, srcMtime, dstMtime) : known.add(path, size, dstMtime, srcMtime)),
+            alike: (path, size, srcMtime, dstMtime) =>
+              push ? known.add(path, size, srcMtime, dstMtime) : known.add(path, size, dstMtime, srcMtime),
           },
           ctx,
         );
@@ -234,13 +288,23 @@ export const workspaceSync = defineAction(WorkspaceSyncParams, {
         failed = s.failed;
       }
       if (failed > 0) throw new PermanentJobError(`${failed} files failed (see the errors); ${stat}`);
-      const recorded = await saveSnapshot(ctx.core, tenantId, matchingPairs(local, cloud, snapshotOf(ctx.core, tenantId), known, ctx.signal), stat, Date.now());
+      const recorded = await saveSnapshot(
+        ctx.core,
+        tenantId,
+        matchingPairs(local, cloud, snapshotOf(ctx.core, tenantId), known, ctx.signal),
+        stat,
+        Date.now(),
+      );
       ctx.log(`${stat}; ${recorded} files in sync`);
       return { stat, files: recorded };
     } catch (err) {
       const failure = asClientError(err);
       if (!ctx.signal.aborted) {
-        await ctx.core.db.updateTable('workspaces').set({ last_error: (failure as Error).message }).where('tenant_id', '=', tenantId).execute();
+        await ctx.core.db
+          .updateTable('workspaces')
+          .set({ last_error: (failure as Error).message })
+          .where('tenant_id', '=', tenantId)
+          .execute();
       }
       throw failure;
     } finally {

@@ -35,7 +35,10 @@ export class YunjiTree implements SyncTree {
   ) {}
 
   private async json(url: URL): Promise<unknown> {
-    const { body } = await httpGet(url, { ...this.settings, headers: { authorization: `Bearer ${this.apiKey}`, accept: 'application/json' } });
+    const { body } = await httpGet(url, {
+      ...this.settings,
+      headers: { authorization: `Bearer ${this.apiKey}`, accept: 'application/json' },
+    });
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of body) {
@@ -58,10 +61,20 @@ export class YunjiTree implements SyncTree {
     let token = '';
     do {
       const url = new URL('/v1/object/listByPath', this.base);
-      url.search = new URLSearchParams({ packageID: String(this.packageId), path: only ?? '', isPrefix: only === undefined ? 'true' : 'false', maxKeys: '1000', ...(token ? { continuationToken: token } : {}) }).toString();
-      const page = (await this.json(url)) as { code?: unknown; data?: { objects: ListedObject[]; nextContinuationToken: string; isTruncated: boolean } };
+      url.search = new URLSearchParams({
+        packageID: String(this.packageId),
+        path: only ?? '',
+        isPrefix: only === undefined ? 'true' : 'false',
+        maxKeys: '1000',
+        ...(token ? { continuationToken: token } : {}),
+      }).toString();
+      const page = (await this.json(url)) as {
+        code?: unknown;
+        data?: { objects: ListedObject[]; nextContinuationToken: string; isTruncated: boolean };
+      };
       // Only its code is told: the message is the remote server's text.
-      if (page.code !== 'OK' || !page.data) throw new Error(`the Yunji server at ${this.base.origin} refused the listing (${remoteCode(page.code)})`);
+      if (page.code !== 'OK' || !page.data)
+        throw new Error(`the Yunji server at ${this.base.origin} refused the listing (${remoteCode(page.code)})`);
       for (const o of page.data.objects) {
         yield {
           path: o.path,

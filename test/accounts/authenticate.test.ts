@@ -84,7 +84,12 @@ describe('the credential cache (SQLite)', () => {
     const { core } = rt;
     const { user, tenant, token } = await sessionFor('demoted@example.com');
     expect((await authenticate(core, token)).role).toBe('owner');
-    await core.db.updateTable('memberships').set({ role: 'viewer' }).where('user_id', '=', user.id).where('tenant_id', '=', tenant.id).execute();
+    await core.db
+      .updateTable('memberships')
+      .set({ role: 'viewer' })
+      .where('user_id', '=', user.id)
+      .where('tenant_id', '=', tenant.id)
+      .execute();
     expect((await authenticate(core, token)).role).toBe('viewer');
   });
 

@@ -29,10 +29,26 @@ describe.each(kinds)('membership changes under concurrency on %s', (kind) => {
       const tenant = await createTenantWithOwner(core.db, `t${round}`, a.id);
       await core.db
         .insertInto('memberships')
-        .values({ tenant_id: tenant.id, user_id: b.id, role: 'owner', status: 'active', invited_by: a.id, created_at: Date.now(), updated_at: Date.now() })
+        .values({
+          tenant_id: tenant.id,
+          user_id: b.id,
+          role: 'owner',
+          status: 'active',
+          invited_by: a.id,
+          created_at: Date.now(),
+          updated_at: Date.now(),
+        })
         .execute();
-      const actorA = { ...(await authenticate(core, (await login(core, a.email, 'password-123', '10.0.0.1')).token)), tenantId: tenant.id, role: 'owner' as const };
-      const actorB = { ...(await authenticate(core, (await login(core, b.email, 'password-123', '10.0.0.1')).token)), tenantId: tenant.id, role: 'owner' as const };
+      const actorA = {
+        ...(await authenticate(core, (await login(core, a.email, 'password-123', '10.0.0.1')).token)),
+        tenantId: tenant.id,
+        role: 'owner' as const,
+      };
+      const actorB = {
+        ...(await authenticate(core, (await login(core, b.email, 'password-123', '10.0.0.1')).token)),
+        tenantId: tenant.id,
+        role: 'owner' as const,
+      };
 
       const outcomes = await Promise.allSettled([
         updateMember(core, actorA, b.id, { role: 'admin' }),

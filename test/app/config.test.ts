@@ -54,7 +54,9 @@ describe('loadConfig', () => {
     const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
     for (const row of configTable()) {
       const shown = row.default === '' ? '(empty)' : `\`${String(row.default)}\``;
-      expect(readme, `README's row for ${row.env} differs from src/lib/settings.ts`).toContain(`| \`${row.env}\` | \`${row.key}\` | ${shown} | ${row.description} |`);
+      expect(readme, `README's row for ${row.env} differs from src/lib/settings.ts`).toContain(
+        `| \`${row.env}\` | \`${row.key}\` | ${shown} | ${row.description} |`,
+      );
     }
   });
 });

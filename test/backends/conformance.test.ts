@@ -39,7 +39,11 @@ describe('local directory, charged to a byte quota', () => {
   beforeAll(async () => {
     rt = await openTestRuntime('sqlite', { YUNJI_TENANT_MAX_BYTES: String(1024 ** 4) });
     const now = Date.now();
-    const { rows } = await sql<{ id: number }>`insert into tenants (name, project_key, created_at, updated_at) values ('conformance', 'pk-conformance', ${now}, ${now}) returning id`.execute(rt.core.db);
+    const { rows } = await sql<{
+      id: number;
+    }>`insert into tenants (name, project_key, created_at, updated_at) values ('conformance', 'pk-conformance', ${now}, ${now}) returning id`.execute(
+      rt.core.db,
+    );
     tenantId = Number(rows[0]!.id);
   });
   afterAll(async () => {
@@ -48,7 +52,16 @@ describe('local directory, charged to a byte quota', () => {
 
   describeBackendConformance('local, charged', { localFiles: true, folders: true }, async () => {
     const root = mkdtempSync(join(tmpdir(), 'yunji-conf-'));
-    const space: SpaceHandle = { id: 1, tenantId, name: 'local', revision: 1, storage: { type: 'local', root }, workingDir: '', backend: new LocalBackend(root), store: null };
+    const space: SpaceHandle = {
+      id: 1,
+      tenantId,
+      name: 'local',
+      revision: 1,
+      storage: { type: 'local', root },
+      workingDir: '',
+      backend: new LocalBackend(root),
+      store: null,
+    };
     const budget = new LocalBytesBudget(rt.core, tenantId);
     return {
       backend: filesBackendOf(space, budget),
@@ -82,7 +95,13 @@ const servers = [
       noMultipartListing: 'ListMultipartUploads answers 501 Not Implemented',
     },
   },
-  { name: 'moto', start: startMoto, credential: { accessKeyId: 'conformance', secretAccessKey: 'conformance-secret' }, skip: motoMissing !== undefined, quirks: {} },
+  {
+    name: 'moto',
+    start: startMoto,
+    credential: { accessKeyId: 'conformance', secretAccessKey: 'conformance-secret' },
+    skip: motoMissing !== undefined,
+    quirks: {},
+  },
 ];
 describe.each(servers)('S3 backend against $name', ({ name, start, credential, skip, quirks }) => {
   let server: { endpoint: string; stop(): Promise<void> } | undefined;
@@ -104,17 +123,22 @@ describe.each(servers)('S3 backend against $name', ({ name, start, credential, s
   describe.skipIf(skip)('', () => {
     // Without a database (a source's backend), only on s3rver: listings then take another path; the rest is the same code.
     for (const timesKept of name === 's3rver' ? [true, false] : [true]) {
-      describeBackendConformance(`S3 (${name}), ${timesKept ? 'file times recorded' : 'no database'}`, { localFiles: false, folders: false }, async () => {
-        const bucket = `conformance-${++buckets}`;
-        await admin!.send(new CreateBucketCommand({ Bucket: bucket }));
-        const backend = openBackend(
-          { type: 'MinIO', endpoint: server!.endpoint, bucket, region: 'us-east-1', forcePathStyle: true },
-          { type: 'MinIO', ...credential },
-          s3Network(rt!.core.config),
-          timesKept ? rt!.core.db : undefined,
-        );
-        return { backend, cleanup: async () => backend.close?.(), secrets: [credential.secretAccessKey] };
-      }, quirks);
+      describeBackendConformance(
+        `S3 (${name}), ${timesKept ? 'file times recorded' : 'no database'}`,
+        { localFiles: false, folders: false },
+        async () => {
+          const bucket = `conformance-${++buckets}`;
+          await admin!.send(new CreateBucketCommand({ Bucket: bucket }));
+          const backend = openBackend(
+            { type: 'MinIO', endpoint: server!.endpoint, bucket, region: 'us-east-1', forcePathStyle: true },
+            { type: 'MinIO', ...credential },
+            s3Network(rt!.core.config),
+            timesKept ? rt!.core.db : undefined,
+          );
+          return { backend, cleanup: async () => backend.close?.(), secrets: [credential.secretAccessKey] };
+        },
+        quirks,
+      );
     }
   });
 });

@@ -125,7 +125,7 @@ const TRICKY_KEYS = [
   'plus+sign/a+b=c&d.txt',
   'percent%/100%25 and %2F.txt',
   'query?and#hash/x?y#z',
-  "quotes/it's \"quoted\" (1) [2] {3}.txt",
+  'quotes/it\'s "quoted" (1) [2] {3}.txt',
   'marks/~!@$^*,;:`|<>.txt',
   'unicode/中文 文件/ファイル.txt',
   'unicode/ünïcödé/Ωmega ✓.txt',
@@ -154,7 +154,12 @@ export interface StoreQuirks {
   noMultipartListing?: string;
 }
 
-export function describeBackendConformance(name: string, kind: BackendKind, make: () => Promise<BackendUnderTest>, quirks: StoreQuirks = {}): void {
+export function describeBackendConformance(
+  name: string,
+  kind: BackendKind,
+  make: () => Promise<BackendUnderTest>,
+  quirks: StoreQuirks = {},
+): void {
   describe(`backend conformance: ${name}`, () => {
     let made: BackendUnderTest[] = [];
     let secrets: string[] = [];
@@ -254,7 +259,10 @@ export function describeBackendConformance(name: string, kind: BackendKind, make
       if (!quirks.overwritesInPlace) {
         it('ends concurrent puts to one key with one of them, whole, and readers meanwhile see one whole version', async () => {
           const b = await fresh();
-          const versions = [...Array.from({ length: 4 }, (_, i) => pattern(50_000 + i, i)), ...Array.from({ length: 4 }, (_, i) => pattern(MiB + 100 * i, 10 + i))];
+          const versions = [
+            ...Array.from({ length: 4 }, (_, i) => pattern(50_000 + i, i)),
+            ...Array.from({ length: 4 }, (_, i) => pattern(MiB + 100 * i, 10 + i)),
+          ];
           await b.put('race', versions[0]!);
           const reads: Promise<Buffer>[] = [];
           const puts = await Promise.all(
@@ -444,7 +452,8 @@ export function describeBackendConformance(name: string, kind: BackendKind, make
 
       it('leaves out what is inside a .yunji folder below the prefix, and lists inside one', async () => {
         const b = await fresh();
-        for (const key of ['.yunji/tmp/t1', '.yunji/shards/AB/ABCD', 'r/.yunji/tmp/t2', 'r/file', 'r/s/.yunji/x', 'f/.yunji']) await b.put(key, Buffer.from(key));
+        for (const key of ['.yunji/tmp/t1', '.yunji/shards/AB/ABCD', 'r/.yunji/tmp/t2', 'r/file', 'r/s/.yunji/x', 'f/.yunji'])
+          await b.put(key, Buffer.from(key));
         // A file of that name is a file like any other.
         expect(await keysOf(b, '')).toEqual(['f/.yunji', 'r/file']);
         expect(await keysOf(b, 'r')).toEqual(['r/file']);
@@ -555,7 +564,6 @@ export function describeBackendConformance(name: string, kind: BackendKind, make
     });
 
     describe('modification times', () => {
-
       it('keeps the time a put is given, from a Buffer and from a stream', async () => {
         const b = await fresh();
         for (const [i, mtimeMs] of times.entries()) {
@@ -584,7 +592,8 @@ export function describeBackendConformance(name: string, kind: BackendKind, make
           const t = (await b.stat(key))!.mtimeMs;
           expect(t >= before && t <= after, `${key}: ${new Date(t).toISOString()}`).toBe(true);
         }
-        for (const e of await listed(b, 'w')) expect(e.mtimeMs >= before && e.mtimeMs <= after, `${e.key} listed at ${new Date(e.mtimeMs).toISOString()}`).toBe(true);
+        for (const e of await listed(b, 'w'))
+          expect(e.mtimeMs >= before && e.mtimeMs <= after, `${e.key} listed at ${new Date(e.mtimeMs).toISOString()}`).toBe(true);
       });
 
       it('moves a kept time with a renamed file', async () => {

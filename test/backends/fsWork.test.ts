@@ -1,5 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -34,13 +47,17 @@ async function pagesOf(fs: FsWork, dir: string, key: string, emptyDirs = false, 
   return pages;
 }
 
-const walked = async (fs: FsWork, dir: string, key: string, emptyDirs = false, skip = '.yunji') => (await pagesOf(fs, dir, key, emptyDirs, skip)).flat();
+const walked = async (fs: FsWork, dir: string, key: string, emptyDirs = false, skip = '.yunji') =>
+  (await pagesOf(fs, dir, key, emptyDirs, skip)).flat();
 const keysOf = (entries: Entry[]) => entries.map((e) => e.key);
 const utf8Order = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 /** Makes `segments` folders one inside the other from inside (the whole path may pass PATH_MAX), and runs `then` in the deepest. */
 function deepFolders(base: string, segment: string, segments: number, then: string): void {
-  execFileSync('sh', ['-c', `mkdir "${base}" && cd "${base}" && for i in $(seq ${segments}); do mkdir ${segment} && cd ${segment}; done && ${then}`]);
+  execFileSync('sh', [
+    '-c',
+    `mkdir "${base}" && cd "${base}" && for i in $(seq ${segments}); do mkdir ${segment} && cd ${segment}; done && ${then}`,
+  ]);
 }
 
 /**
@@ -58,9 +75,18 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
   describe.skipIf(!maybeFs)('writeSmallFile', () => {
     it('writes through a partial file, says whether a file was replaced, and leaves no partial file', async () => {
       const target = join(root, 't');
-      expect(await fs.writeSmallFile({ partial: join(root, 'p1'), target, bytes: Buffer.from('first') })).toEqual({ replaced: false, size: 5 });
-      expect(await fs.writeSmallFile({ partial: join(root, 'p2'), target, bytes: Buffer.from('second!') })).toEqual({ replaced: true, size: 7 });
-      expect(await fs.writeSmallFile({ partial: join(root, 'p3'), target: join(root, 'empty'), bytes: new Uint8Array(0) })).toEqual({ replaced: false, size: 0 });
+      expect(await fs.writeSmallFile({ partial: join(root, 'p1'), target, bytes: Buffer.from('first') })).toEqual({
+        replaced: false,
+        size: 5,
+      });
+      expect(await fs.writeSmallFile({ partial: join(root, 'p2'), target, bytes: Buffer.from('second!') })).toEqual({
+        replaced: true,
+        size: 7,
+      });
+      expect(await fs.writeSmallFile({ partial: join(root, 'p3'), target: join(root, 'empty'), bytes: new Uint8Array(0) })).toEqual({
+        replaced: false,
+        size: 0,
+      });
       expect(readFileSync(target, 'utf8')).toBe('second!');
       expect(readdirSync(root).sort()).toEqual(['empty', 't']);
     });
@@ -79,8 +105,14 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
       writeFileSync(join(root, 'real'), 'real');
       symlinkSync(join(root, 'real'), join(root, 'link'));
       symlinkSync(join(root, 'nowhere'), join(root, 'dangling'));
-      expect(await fs.writeSmallFile({ partial: join(root, 'p1'), target: join(root, 'link'), bytes: Buffer.from('mine') })).toEqual({ replaced: true, size: 4 });
-      expect(await fs.writeSmallFile({ partial: join(root, 'p2'), target: join(root, 'dangling'), bytes: Buffer.from('mine') })).toEqual({ replaced: true, size: 4 });
+      expect(await fs.writeSmallFile({ partial: join(root, 'p1'), target: join(root, 'link'), bytes: Buffer.from('mine') })).toEqual({
+        replaced: true,
+        size: 4,
+      });
+      expect(await fs.writeSmallFile({ partial: join(root, 'p2'), target: join(root, 'dangling'), bytes: Buffer.from('mine') })).toEqual({
+        replaced: true,
+        size: 4,
+      });
       expect(readFileSync(join(root, 'real'), 'utf8')).toBe('real');
       for (const name of ['link', 'dangling']) {
         expect(lstatSync(join(root, name)).isFile()).toBe(true);
@@ -90,7 +122,9 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
 
     it('of many writers of one new name, exactly one hears it was new; every write lands whole', async () => {
       const target = join(root, 'contended');
-      const results = await Promise.all(Array.from({ length: 40 }, (_, i) => fs.writeSmallFile({ partial: join(root, `p${i}`), target, bytes: Buffer.alloc(100 + i, i) })));
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => fs.writeSmallFile({ partial: join(root, `p${i}`), target, bytes: Buffer.alloc(100 + i, i) })),
+      );
       expect(results.filter((r) => !r.replaced)).toHaveLength(1);
       const content = readFileSync(target);
       expect(results.map((r) => r.size)).toContain(content.length);
@@ -105,7 +139,10 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
       writeFileSync(join(root, 'source'), 'copied content');
       chmodSync(join(root, 'source'), 0o666);
       writeFileSync(join(root, 'target'), 'old');
-      expect(await fs.writeSmallFile({ partial: join(root, 'p'), target: join(root, 'target'), copyOf: join(root, 'source') })).toEqual({ replaced: false, size: 14 });
+      expect(await fs.writeSmallFile({ partial: join(root, 'p'), target: join(root, 'target'), copyOf: join(root, 'source') })).toEqual({
+        replaced: false,
+        size: 14,
+      });
       expect(readFileSync(join(root, 'target'), 'utf8')).toBe('copied content');
       expect(statSync(join(root, 'target')).mode & 0o7777).toBe(0o666);
       expect(readdirSync(root).sort()).toEqual(['source', 'target']);
@@ -113,7 +150,9 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
 
     it('gives a file the time Node gives it, for content and for copies, before 1970 too', async () => {
       // Times whose fraction of a second does not survive a double exactly: the rounding must match libuv's.
-      const times = [1_700_000_000_123.25, 1_700_000_000_999.875, 946_684_799_999.5, 1_234.0005, 1_800_000_000_000.5, 1_650_000_000_000.125];
+      const times = [
+        1_700_000_000_123.25, 1_700_000_000_999.875, 946_684_799_999.5, 1_234.0005, 1_800_000_000_000.5, 1_650_000_000_000.125,
+      ];
       writeFileSync(join(root, 'source'), 'copied');
       for (const [i, mtimeMs] of times.entries()) {
         const reference = join(root, `reference${i}`);
@@ -139,17 +178,45 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
         expect(existsSync(partial), message).toBe(false);
       };
       const missing = join(root, 'missing', 't');
-      await fails({ partial, target: missing, bytes: Buffer.from('x') }, 'ENOENT', `ENOENT: no such file or directory, link '${partial}' -> '${missing}'`);
-      await fails({ partial, target: missing, copyOf: join(root, 'nothing') }, 'ENOENT', `ENOENT: no such file or directory, copyfile '${join(root, 'nothing')}' -> '${partial}'`);
+      await fails(
+        { partial, target: missing, bytes: Buffer.from('x') },
+        'ENOENT',
+        `ENOENT: no such file or directory, link '${partial}' -> '${missing}'`,
+      );
+      await fails(
+        { partial, target: missing, copyOf: join(root, 'nothing') },
+        'ENOENT',
+        `ENOENT: no such file or directory, copyfile '${join(root, 'nothing')}' -> '${partial}'`,
+      );
       mkdirSync(join(root, 'dir'));
-      await fails({ partial, target: join(root, 'dir'), bytes: Buffer.from('x') }, 'EISDIR', `EISDIR: illegal operation on a directory, rename '${partial}' -> '${join(root, 'dir')}'`);
+      await fails(
+        { partial, target: join(root, 'dir'), bytes: Buffer.from('x') },
+        'EISDIR',
+        `EISDIR: illegal operation on a directory, rename '${partial}' -> '${join(root, 'dir')}'`,
+      );
       writeFileSync(join(root, 'source'), 'x');
-      await fails({ partial, target: join(root, 'dir'), copyOf: join(root, 'source') }, 'EISDIR', `EISDIR: illegal operation on a directory, rename '${partial}' -> '${join(root, 'dir')}'`);
-      await fails({ partial, target: missing, copyOf: join(root, 'dir') }, 'EISDIR', `EISDIR: illegal operation on a directory, copyfile '${join(root, 'dir')}' -> '${partial}'`);
+      await fails(
+        { partial, target: join(root, 'dir'), copyOf: join(root, 'source') },
+        'EISDIR',
+        `EISDIR: illegal operation on a directory, rename '${partial}' -> '${join(root, 'dir')}'`,
+      );
+      await fails(
+        { partial, target: missing, copyOf: join(root, 'dir') },
+        'EISDIR',
+        `EISDIR: illegal operation on a directory, copyfile '${join(root, 'dir')}' -> '${partial}'`,
+      );
       writeFileSync(join(root, 'file'), 'x');
       const under = join(root, 'file', 'under');
-      await fails({ partial, target: under, bytes: Buffer.from('x') }, 'ENOTDIR', `ENOTDIR: not a directory, link '${partial}' -> '${under}'`);
-      await fails({ partial: join(root, 'missing', 'p'), target: join(root, 't'), bytes: Buffer.from('x') }, 'ENOENT', `ENOENT: no such file or directory, open '${join(root, 'missing', 'p')}'`);
+      await fails(
+        { partial, target: under, bytes: Buffer.from('x') },
+        'ENOTDIR',
+        `ENOTDIR: not a directory, link '${partial}' -> '${under}'`,
+      );
+      await fails(
+        { partial: join(root, 'missing', 'p'), target: join(root, 't'), bytes: Buffer.from('x') },
+        'ENOENT',
+        `ENOENT: no such file or directory, open '${join(root, 'missing', 'p')}'`,
+      );
       expect(readdirSync(root).sort()).toEqual(['dir', 'file', 'source']);
     });
 
@@ -157,7 +224,10 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
       const partial = join(root, 'p');
       writeFileSync(partial, 'keep');
       writeFileSync(join(root, 'source'), 'x');
-      await expect(fs.writeSmallFile({ partial, target: join(root, 't'), bytes: Buffer.from('x') })).rejects.toMatchObject({ code: 'EEXIST', message: `EEXIST: file already exists, open '${partial}'` });
+      await expect(fs.writeSmallFile({ partial, target: join(root, 't'), bytes: Buffer.from('x') })).rejects.toMatchObject({
+        code: 'EEXIST',
+        message: `EEXIST: file already exists, open '${partial}'`,
+      });
       await expect(fs.writeSmallFile({ partial, target: join(root, 't'), copyOf: join(root, 'source') })).rejects.toMatchObject({
         code: 'EEXIST',
         message: `EEXIST: file already exists, copyfile '${join(root, 'source')}' -> '${partial}'`,
@@ -178,7 +248,20 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
       }
       const entries = await walked(fs, join(root, 't'), 'k');
       expect(keysOf(entries)).toEqual(files.map((f) => `k/${f}`).sort(utf8Order));
-      expect(keysOf(entries)).toEqual(['k/B', 'k/a-b', 'k/a.b', 'k/a/b', 'k/a/c/d', 'k/a0', 'k/z/\uFFFA', 'k/z/\uFFFD', 'k/z/\u{1F600}', 'k/é', 'k/\uFFFA', 'k/\u{1F600}']);
+      expect(keysOf(entries)).toEqual([
+        'k/B',
+        'k/a-b',
+        'k/a.b',
+        'k/a/b',
+        'k/a/c/d',
+        'k/a0',
+        'k/z/\uFFFA',
+        'k/z/\uFFFD',
+        'k/z/\u{1F600}',
+        'k/é',
+        'k/\uFFFA',
+        'k/\u{1F600}',
+      ]);
       for (const e of entries) {
         const st = statSync(join(root, 't', e.key.slice(2)));
         expect(e, e.key).toEqual({ key: e.key, kind: WALK_FILE, size: st.size, mtimeMs: st.mtimeMs });
@@ -217,7 +300,8 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
     });
 
     it('shows folders with nothing listed in them when asked, keyed with "/" where their files would sort', async () => {
-      for (const d of ['e', 'x/empty', 'x/nested/inner', 'x/only-link', 'x/only-skipped/.yunji', 'x.y']) mkdirSync(join(root, d), { recursive: true });
+      for (const d of ['e', 'x/empty', 'x/nested/inner', 'x/only-link', 'x/only-skipped/.yunji', 'x.y'])
+        mkdirSync(join(root, d), { recursive: true });
       writeFileSync(join(root, 'x', 'a'), 'x');
       writeFileSync(join(root, 'x.y', 'f'), 'x');
       symlinkSync(join(root, 'x', 'a'), join(root, 'x', 'only-link', 'l'));
@@ -231,7 +315,8 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
         ['k/x/only-link/', WALK_EMPTY_DIR],
         ['k/x/only-skipped/', WALK_EMPTY_DIR],
       ]);
-      for (const e of entries.filter((e) => e.kind === WALK_EMPTY_DIR)) expect(e, e.key).toMatchObject({ size: 0, mtimeMs: statSync(join(root, e.key.slice(2))).mtimeMs });
+      for (const e of entries.filter((e) => e.kind === WALK_EMPTY_DIR))
+        expect(e, e.key).toMatchObject({ size: 0, mtimeMs: statSync(join(root, e.key.slice(2))).mtimeMs });
       expect(keysOf(await walked(fs, root, 'k'))).toEqual(['k/x.y/f', 'k/x/a']);
       // An empty root is an empty walk, not an entry.
       expect(await pagesOf(fs, join(root, 'e'), 'k', true)).toEqual([]);
@@ -240,7 +325,15 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
     it('shows names that are not UTF-8 as Node shows them, in the order of what it shows, with their bytes, and goes on', async () => {
       // A lone continuation byte, a cut-off sequence, an overlong form, a surrogate's encoding, a
       // code point past U+10FFFF, a valid name, and a valid name holding U+FFFD itself.
-      const names = [[0x61, 0x80], [0x62, 0xe2, 0x82], [0xc0, 0xaf, 0x7a], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0x61, 0xe2, 0x82, 0xac], [0x63, 0xef, 0xbf, 0xbd]].map((b) => Buffer.from(b));
+      const names = [
+        [0x61, 0x80],
+        [0x62, 0xe2, 0x82],
+        [0xc0, 0xaf, 0x7a],
+        [0xed, 0xa0, 0x80],
+        [0xf4, 0x90, 0x80, 0x80],
+        [0x61, 0xe2, 0x82, 0xac],
+        [0x63, 0xef, 0xbf, 0xbd],
+      ].map((b) => Buffer.from(b));
       const dir = join(root, 'n');
       mkdirSync(dir);
       for (const name of names) writeFileSync(Buffer.concat([Buffer.from(dir + '/'), name]), 'xy');
@@ -254,7 +347,15 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
         const name = b.toString('utf8');
         const bad = !Buffer.from(name).equals(b);
         const folder = b === badFolder;
-        return { order: folder ? `${name}/` : name, entry: { key: `n/${name}`, kind: bad ? WALK_BAD_NAME : WALK_FILE, size: bad ? 0 : 2, ...(bad ? { note: b.toString('hex') } : {}) } };
+        return {
+          order: folder ? `${name}/` : name,
+          entry: {
+            key: `n/${name}`,
+            kind: bad ? WALK_BAD_NAME : WALK_FILE,
+            size: bad ? 0 : 2,
+            ...(bad ? { note: b.toString('hex') } : {}),
+          },
+        };
       });
       shown.push({ order: 'sub/ok', entry: { key: 'n/sub/ok', kind: WALK_FILE, size: 1 } });
       shown.sort((a, b) => utf8Order(a.order, b.order));
@@ -293,9 +394,15 @@ describe.each(fsWorkCases)('small file system work: $name', ({ fs: maybeFs }) =>
       writeFileSync(join(root, 'file'), 'x');
       expect(await pagesOf(fs, join(root, 'file'), '')).toEqual([]);
       symlinkSync('loop', join(root, 'loop'));
-      await expect(pagesOf(fs, join(root, 'loop'), '')).rejects.toMatchObject({ code: 'ELOOP', message: `ELOOP: too many symbolic links encountered, scandir '${join(root, 'loop')}'` });
+      await expect(pagesOf(fs, join(root, 'loop'), '')).rejects.toMatchObject({
+        code: 'ELOOP',
+        message: `ELOOP: too many symbolic links encountered, scandir '${join(root, 'loop')}'`,
+      });
       const long = join(root, 'x'.repeat(5000));
-      await expect(pagesOf(fs, long, '')).rejects.toMatchObject({ code: 'ENAMETOOLONG', message: `ENAMETOOLONG: name too long, scandir '${long}'` });
+      await expect(pagesOf(fs, long, '')).rejects.toMatchObject({
+        code: 'ENAMETOOLONG',
+        message: `ENAMETOOLONG: name too long, scandir '${long}'`,
+      });
     });
 
     it('a folder that cannot be listed ends the walk with its error, after the entries before it', async () => {
@@ -347,7 +454,13 @@ describe.skipIf(!fsWorkCases[0]!.fs)('small file system work: where the two diff
     const listed = await walked(native!, deep, '');
     expect(listed.map(({ mtimeMs: _, ...e }) => e)).toEqual([{ key, kind: WALK_FILE, size: 3 }]);
     expect(await walked(portable!, deep, '')).toEqual([
-      { key, kind: WALK_ERROR, size: 0, mtimeMs: 0, error: { code: 'ENAMETOOLONG', message: `ENAMETOOLONG: name too long, stat '${deep}/${key}'` } },
+      {
+        key,
+        kind: WALK_ERROR,
+        size: 0,
+        mtimeMs: 0,
+        error: { code: 'ENAMETOOLONG', message: `ENAMETOOLONG: name too long, stat '${deep}/${key}'` },
+      },
     ]);
   });
 });

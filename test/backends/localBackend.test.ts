@@ -46,7 +46,8 @@ describe.each(fsWorkCases)('LocalBackend with $name file system work', ({ fs, se
       await backend.put('small', Buffer.from('x'), { mtimeMs });
       await backend.put('streamed', Readable.from([large]), { mtimeMs });
       await backend.putFile!('copied', join(root, 'large-source'), { mtimeMs });
-      for (const key of ['small', 'streamed', 'copied']) expect(Math.abs(statSync(join(root, key)).mtimeMs - mtimeMs), key).toBeLessThan(0.001);
+      for (const key of ['small', 'streamed', 'copied'])
+        expect(Math.abs(statSync(join(root, key)).mtimeMs - mtimeMs), key).toBeLessThan(0.001);
     });
 
     it('many writes at once all land, each whole', async () => {
@@ -178,13 +179,19 @@ describe.each(fsWorkCases)('LocalBackend with $name file system work', ({ fs, se
       const deep = join(root, 'deep');
       const segment = 'd'.repeat(250);
       try {
-        execFileSync('sh', ['-c', `mkdir "${deep}" && cd "${deep}" && for i in $(seq 16); do mkdir ${segment} && cd ${segment}; done && mkdir ${segment}`]);
+        execFileSync('sh', [
+          '-c',
+          `mkdir "${deep}" && cd "${deep}" && for i in $(seq 16); do mkdir ${segment} && cd ${segment}; done && mkdir ${segment}`,
+        ]);
         writeFileSync(join(deep, 'a'), 'x');
         const seen: string[] = [];
         const walked = (async () => {
           for await (const e of backend.list('deep')) seen.push(e.key);
         })();
-        await expect(walked).rejects.toMatchObject({ code: 'ENAMETOOLONG', message: expect.stringMatching(/^ENAMETOOLONG: name too long, scandir '\//) });
+        await expect(walked).rejects.toMatchObject({
+          code: 'ENAMETOOLONG',
+          message: expect.stringMatching(/^ENAMETOOLONG: name too long, scandir '\//),
+        });
         expect(seen).toEqual(['deep/a']);
       } finally {
         // Node's recursive rm goes by whole paths, which are too long here.
@@ -195,7 +202,14 @@ describe.each(fsWorkCases)('LocalBackend with $name file system work', ({ fs, se
     it('shows names that are not UTF-8 as Node shows them, in the order of what it shows, and goes on', async () => {
       // Bytes written through a Buffer path: a lone continuation byte, a cut-off sequence, an
       // overlong form, a surrogate's encoding, and a valid name beside them.
-      const names = [[0x61, 0x80], [0x62, 0xe2, 0x82], [0xc0, 0xaf, 0x7a], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0x61, 0xe2, 0x82, 0xac]].map((b) => Buffer.from(b));
+      const names = [
+        [0x61, 0x80],
+        [0x62, 0xe2, 0x82],
+        [0xc0, 0xaf, 0x7a],
+        [0xed, 0xa0, 0x80],
+        [0xf4, 0x90, 0x80, 0x80],
+        [0x61, 0xe2, 0x82, 0xac],
+      ].map((b) => Buffer.from(b));
       const dir = join(root, 'n');
       mkdirSync(dir);
       for (const name of names) writeFileSync(Buffer.concat([Buffer.from(dir + '/'), name]), 'x');
@@ -203,13 +217,22 @@ describe.each(fsWorkCases)('LocalBackend with $name file system work', ({ fs, se
       writeFileSync(join(dir, 'sub', 'ok'), 'x');
       const seen: { key: string; problem?: string }[] = [];
       for await (const e of backend.list('n')) seen.push({ key: e.key, problem: e.problem });
-      const shown = names.map((b) => ({ name: b.toString('utf8'), bad: !Buffer.from(b.toString('utf8')).equals(b), hex: b.toString('hex') }));
-      const expected = [...shown.map((s) => ({ key: `n/${s.name}`, problem: s.bad ? `the name of 'n/${s.name}' (bytes ${s.hex}) is not valid UTF-8` : undefined })), { key: 'n/sub/ok', problem: undefined }];
+      const shown = names.map((b) => ({
+        name: b.toString('utf8'),
+        bad: !Buffer.from(b.toString('utf8')).equals(b),
+        hex: b.toString('hex'),
+      }));
+      const expected = [
+        ...shown.map((s) => ({
+          key: `n/${s.name}`,
+          problem: s.bad ? `the name of 'n/${s.name}' (bytes ${s.hex}) is not valid UTF-8` : undefined,
+        })),
+        { key: 'n/sub/ok', problem: undefined },
+      ];
       expected.sort((a, b) => utf8Order(a.key, b.key));
       expect(seen).toEqual(expected);
     });
   });
-
 });
 
 async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {

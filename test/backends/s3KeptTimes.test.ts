@@ -31,7 +31,8 @@ describe.each(kinds)('S3 listings with recorded file times on %s', (kind) => {
     for await (const e of backend.list(prefix)) out.push(e);
     return out;
   };
-  const recorded = (after: string, upTo: string) => keptTimesIn(rt.core.db, keptTimesLocation(proxy.url, bucket)).between({ from: after, upTo });
+  const recorded = (after: string, upTo: string) =>
+    keptTimesIn(rt.core.db, keptTimesLocation(proxy.url, bucket)).between({ from: after, upTo });
 
   beforeAll(async () => {
     // s3rver (behind the proxy) listens on loopback, which the operator must allow.
@@ -64,7 +65,11 @@ describe.each(kinds)('S3 listings with recorded file times on %s', (kind) => {
     const byKey = new Map(entries.map((e) => [e.key, e]));
     expect(entries).toHaveLength(32);
     for (let i = 0; i < 30; i++) {
-      expect(byKey.get(`d/f${String(i).padStart(2, '0')}`), `f${i}`).toEqual({ key: `d/f${String(i).padStart(2, '0')}`, size: `file ${i}`.length, mtimeMs: mtime(i) });
+      expect(byKey.get(`d/f${String(i).padStart(2, '0')}`), `f${i}`).toEqual({
+        key: `d/f${String(i).padStart(2, '0')}`,
+        size: `file ${i}`.length,
+        mtimeMs: mtime(i),
+      });
     }
     expect(byKey.get('d/zbig')).toEqual({ key: 'd/zbig', size: 4 * 1024 * 1024, mtimeMs: mtime(99) });
     expect(byKey.get('d/untimed')?.approximateTime).toBe(true);
@@ -98,7 +103,8 @@ describe.each(kinds)('S3 listings with recorded file times on %s', (kind) => {
   it('pages of a large listing each find their records (more than one page of 1,000)', async () => {
     const n = 1205;
     const keys = Array.from({ length: n }, (_, i) => `p/${String(i).padStart(5, '0')}`);
-    for (let i = 0; i < n; i += 50) await Promise.all(keys.slice(i, i + 50).map((k, j) => backend.put(k, Buffer.from(k), { mtimeMs: 1_700_000_000_000 + i + j })));
+    for (let i = 0; i < n; i += 50)
+      await Promise.all(keys.slice(i, i + 50).map((k, j) => backend.put(k, Buffer.from(k), { mtimeMs: 1_700_000_000_000 + i + j })));
     proxy.resetRequests();
     const entries = await list('p');
     expect(entries.map((e) => e.key)).toEqual(keys);

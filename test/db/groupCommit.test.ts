@@ -16,7 +16,11 @@ describe.each(kinds)('group commit on %s', (kind) => {
 
   const tenantNamed = (name: string) => rt.core.db.selectFrom('tenants').select(['id', 'name']).where('name', '=', name).execute();
   const addTenant = (name: string) => (trx: typeof rt.core.db) =>
-    trx.insertInto('tenants').values({ name, project_key: `pk-${name}`, created_at: Date.now(), updated_at: Date.now() }).returning('id').executeTakeFirstOrThrow();
+    trx
+      .insertInto('tenants')
+      .values({ name, project_key: `pk-${name}`, created_at: Date.now(), updated_at: Date.now() })
+      .returning('id')
+      .executeTakeFirstOrThrow();
 
   it('commits concurrent items together, each with its own result, and a failing one alone is rolled back', async () => {
     const names = Array.from({ length: 20 }, (_, i) => `gc-${kind}-${i}`);
@@ -58,7 +62,14 @@ describe.each(kinds)('group commit on %s', (kind) => {
     const written = await rt.core.db.selectFrom('tenants').select('name').where('name', 'like', `gs-${kind}-%`).execute();
     // Every committed group wrote its own count once; together they count the 11 items that succeeded.
     expect(written.reduce((n, t) => n + Number(t.name.split('-').pop()), 0)).toBe(11);
-    await expect(groupShared(rt.core.db, 'x', async () => 1, async () => {})).rejects.toThrow(/only for the work of inGroupCommit/);
+    await expect(
+      groupShared(
+        rt.core.db,
+        'x',
+        async () => 1,
+        async () => {},
+      ),
+    ).rejects.toThrow(/only for the work of inGroupCommit/);
   });
 
   it('several failing items in one group each fail alone, and every other item commits exactly once', async () => {
@@ -88,7 +99,10 @@ describe.each(kinds)('group commit on %s', (kind) => {
     await inGroupCommit(rt.core.db, addTenant(`gc-${kind}-dup`));
     const outcomes = await Promise.allSettled([
       inGroupCommit(rt.core.db, async (trx) => {
-        await trx.insertInto('tenants').values({ name: `gc-${kind}-a`, project_key: `pk-gc-${kind}-dup`, created_at: Date.now(), updated_at: Date.now() }).execute();
+        await trx
+          .insertInto('tenants')
+          .values({ name: `gc-${kind}-a`, project_key: `pk-gc-${kind}-dup`, created_at: Date.now(), updated_at: Date.now() })
+          .execute();
       }),
       inGroupCommit(rt.core.db, addTenant(`gc-${kind}-b`)),
     ]);

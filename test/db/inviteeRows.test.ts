@@ -33,14 +33,34 @@ describe.each(kinds)('the invitee rows migration on %s', (kind) => {
     // (an existing one, or one made without a password for a new email).
     const now = Date.now();
     const one = <T>(q: ReturnType<typeof sql<T>>) => q.execute(db).then((r) => r.rows[0]!);
-    const tenant = (await one(sql<{ id: number }>`insert into tenants (name, project_key, created_at, updated_at) values ('mig', 'pk-invitee-mig', ${now}, ${now}) returning id`)).id;
+    const tenant = (
+      await one(
+        sql<{
+          id: number;
+        }>`insert into tenants (name, project_key, created_at, updated_at) values ('mig', 'pk-invitee-mig', ${now}, ${now}) returning id`,
+      )
+    ).id;
     const user = async (email: string, hash: string | null) =>
-      Number((await one(sql<{ id: number }>`insert into users (email, display_name, password_hash, created_at, updated_at, last_login_at) values (${email}, 'x', ${hash}, ${now}, ${now}, null) returning id`)).id);
+      Number(
+        (
+          await one(
+            sql<{
+              id: number;
+            }>`insert into users (email, display_name, password_hash, created_at, updated_at, last_login_at) values (${email}, 'x', ${hash}, ${now}, ${now}, null) returning id`,
+          )
+        ).id,
+      );
     const erin = await user('erin.mig@example.com', 'scrypt$stored');
     const nora = await user('nora.mig@example.com', null);
     const admin = await user('admin.mig@example.com', 'scrypt$stored');
-    for (const [id, status] of [[admin, 'active'], [erin, 'invited'], [nora, 'invited']] as const) {
-      await sql`insert into memberships (tenant_id, user_id, role, status, invited_by, created_at, updated_at) values (${tenant}, ${id}, 'member', ${status}, null, ${now}, ${now})`.execute(db);
+    for (const [id, status] of [
+      [admin, 'active'],
+      [erin, 'invited'],
+      [nora, 'invited'],
+    ] as const) {
+      await sql`insert into memberships (tenant_id, user_id, role, status, invited_by, created_at, updated_at) values (${tenant}, ${id}, 'member', ${status}, null, ${now}, ${now})`.execute(
+        db,
+      );
       if (status === 'invited') {
         await sql`insert into invitations (tenant_id, user_id, role, token_hash, invited_by, created_at, expires_at, accepted_at)
           values (${tenant}, ${id}, 'member', ${`hash-${id}`}, ${admin}, ${now}, ${now + 60_000}, null)`.execute(db);
@@ -54,10 +74,17 @@ describe.each(kinds)('the invitee rows migration on %s', (kind) => {
           select m.tenant_id, m.user_id, m.status, u.email, u.invited_email,
             (select i.user_id from invitations i where i.tenant_id = m.tenant_id and i.user_id = m.user_id) as invitation_user
           from memberships m join users u on u.id = m.user_id where m.tenant_id = ${tenant} order by m.id`.execute(db)
-      ).rows.map((r) => ({ ...r, user_id: Number(r.user_id), invitation_user: r.invitation_user === null ? null : Number(r.invitation_user) }));
+      ).rows.map((r) => ({
+        ...r,
+        user_id: Number(r.user_id),
+        invitation_user: r.invitation_user === null ? null : Number(r.invitation_user),
+      }));
     const after = await members();
     expect(after[0]).toMatchObject({ user_id: admin, status: 'active', invited_email: null });
-    for (const [row, email] of [[after[1]!, 'erin.mig@example.com'], [after[2]!, 'nora.mig@example.com']] as const) {
+    for (const [row, email] of [
+      [after[1]!, 'erin.mig@example.com'],
+      [after[2]!, 'nora.mig@example.com'],
+    ] as const) {
       expect(row.status).toBe('invited');
       expect(row.invited_email).toBe(email);
       expect(row.email).toMatch(/^invitee:[0-9a-f]{32}$/);
@@ -66,12 +93,22 @@ describe.each(kinds)('the invitee rows migration on %s', (kind) => {
     }
 
     // Invited after the migration, an email without any account: down makes the account (no password).
-    const zed = Number((await one(sql<{ id: number }>`insert into users (email, display_name, password_hash, created_at, updated_at, last_login_at, invited_email)
-      values ('invitee:zed', 'zed', null, ${now}, ${now}, null, 'zed.mig@example.com') returning id`)).id);
-    await sql`insert into memberships (tenant_id, user_id, role, status, invited_by, created_at, updated_at) values (${tenant}, ${zed}, 'viewer', 'invited', ${admin}, ${now}, ${now})`.execute(db);
+    const zed = Number(
+      (
+        await one(sql<{
+          id: number;
+        }>`insert into users (email, display_name, password_hash, created_at, updated_at, last_login_at, invited_email)
+      values ('invitee:zed', 'zed', null, ${now}, ${now}, null, 'zed.mig@example.com') returning id`)
+      ).id,
+    );
+    await sql`insert into memberships (tenant_id, user_id, role, status, invited_by, created_at, updated_at) values (${tenant}, ${zed}, 'viewer', 'invited', ${admin}, ${now}, ${now})`.execute(
+      db,
+    );
 
     expect((await migrator.migrateTo('0016_bounded_jobs')).error).toBeUndefined();
-    const zedAccount = await one(sql<{ id: number; password_hash: string | null }>`select id, password_hash from users where email = 'zed.mig@example.com'`);
+    const zedAccount = await one(
+      sql<{ id: number; password_hash: string | null }>`select id, password_hash from users where email = 'zed.mig@example.com'`,
+    );
     expect(zedAccount.password_hash).toBeNull();
     const back = (
       await sql<Member & { invitation_user: number | null }>`

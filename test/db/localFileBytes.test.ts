@@ -24,13 +24,24 @@ describe.each(kinds)('the local file bytes migration on %s', (kind) => {
     expect(down.error).toBeUndefined();
     expect(down.results?.map((r) => r.migrationName)).toEqual(['0020_local_file_bytes']);
     const now = Date.now();
-    const { rows } = await sql<{ id: number }>`insert into tenants (name, project_key, created_at, updated_at) values ('mig', 'pk-local-mig', ${now}, ${now}) returning id`.execute(db);
+    const { rows } = await sql<{
+      id: number;
+    }>`insert into tenants (name, project_key, created_at, updated_at) values ('mig', 'pk-local-mig', ${now}, ${now}) returning id`.execute(
+      db,
+    );
     const tenant = Number(rows[0]!.id);
     await sql`insert into tenant_usage (tenant_id, used_bytes, used_objects, max_bytes) values (${tenant}, 1234, 5, 9999)`.execute(db);
 
     expect((await migrator.migrateToLatest()).error).toBeUndefined();
-    const up = await sql<Record<string, unknown>>`select used_bytes, used_objects, local_bytes, max_bytes from tenant_usage where tenant_id = ${tenant}`.execute(db);
-    expect(Object.fromEntries(Object.entries(up.rows[0]!).map(([k, v]) => [k, Number(v)]))).toEqual({ used_bytes: 1234, used_objects: 5, local_bytes: 0, max_bytes: 9999 });
+    const up = await sql<
+      Record<string, unknown>
+    >`select used_bytes, used_objects, local_bytes, max_bytes from tenant_usage where tenant_id = ${tenant}`.execute(db);
+    expect(Object.fromEntries(Object.entries(up.rows[0]!).map(([k, v]) => [k, Number(v)]))).toEqual({
+      used_bytes: 1234,
+      used_objects: 5,
+      local_bytes: 0,
+      max_bytes: 9999,
+    });
 
     await sql`update tenant_usage set local_bytes = 77 where tenant_id = ${tenant}`.execute(db);
     expect((await migrator.migrateTo('0019_jobs_waiting_index')).error).toBeUndefined();

@@ -16,13 +16,33 @@ describe.each(kinds)('the objects (package_id, path) index on %s', (kind) => {
     rt = await openTestRuntime(kind);
     const db = rt.core.db;
     const now = Date.now();
-    const tenant = await db.insertInto('tenants').values({ name: 'index-test', project_key: 'pk-index-test', created_at: now, updated_at: now }).returning('id').executeTakeFirstOrThrow();
-    const bucket = await db.insertInto('buckets').values({ tenant_id: tenant.id, name: 'b', created_at: now }).returning('id').executeTakeFirstOrThrow();
-    packageId = (await db.insertInto('packages').values({ bucket_id: bucket.id, name: 'p', created_at: now }).returning('id').executeTakeFirstOrThrow()).id;
+    const tenant = await db
+      .insertInto('tenants')
+      .values({ name: 'index-test', project_key: 'pk-index-test', created_at: now, updated_at: now })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const bucket = await db
+      .insertInto('buckets')
+      .values({ tenant_id: tenant.id, name: 'b', created_at: now })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    packageId = (
+      await db.insertInto('packages').values({ bucket_id: bucket.id, name: 'p', created_at: now }).returning('id').executeTakeFirstOrThrow()
+    ).id;
     spaceId = (
       await db
         .insertInto('user_spaces')
-        .values({ tenant_id: tenant.id, name: 's', storage_json: '{"type":"local","root":"unused"}', shard_max_size: 0, working_dir: '', is_default: 0, revision: 1, created_at: now, updated_at: now })
+        .values({
+          tenant_id: tenant.id,
+          name: 's',
+          storage_json: '{"type":"local","root":"unused"}',
+          shard_max_size: 0,
+          working_dir: '',
+          is_default: 0,
+          revision: 1,
+          created_at: now,
+          updated_at: now,
+        })
         .returning('id')
         .executeTakeFirstOrThrow()
     ).id;
@@ -54,19 +74,26 @@ describe.each(kinds)('the objects (package_id, path) index on %s', (kind) => {
     expect(isUniqueViolation(again)).toBe(true);
   });
 
-  it(kind === 'postgres' ? 'is one unique index that also carries the listing columns, so the planner has no narrower one to pick' : 'has the unique index and the covering listing index beside it', async () => {
-    if (kind === 'postgres') {
-      expect(await pathIndexes()).toEqual([{ name: 'objects_package_path', unique: true, keys: ['package_id', 'path'], included: LISTING_COLUMNS }]);
-      return;
-    }
-    const indexes = (
-      await sql<{ name: string; unique: number; columns: string }>`
+  it(
+    kind === 'postgres'
+      ? 'is one unique index that also carries the listing columns, so the planner has no narrower one to pick'
+      : 'has the unique index and the covering listing index beside it',
+    async () => {
+      if (kind === 'postgres') {
+        expect(await pathIndexes()).toEqual([
+          { name: 'objects_package_path', unique: true, keys: ['package_id', 'path'], included: LISTING_COLUMNS },
+        ]);
+        return;
+      }
+      const indexes = (
+        await sql<{ name: string; unique: number; columns: string }>`
         select l.name, l."unique", (select group_concat(i.name, ',') from pragma_index_info(l.name) i) as columns
         from pragma_index_list('objects') l`.execute(rt.core.db)
-    ).rows;
-    expect(indexes).toContainEqual({ name: expect.any(String), unique: 1, columns: 'package_id,path' });
-    expect(indexes).toContainEqual({ name: 'objects_listing', unique: 0, columns: ['package_id', 'path', ...LISTING_COLUMNS].join(',') });
-  });
+      ).rows;
+      expect(indexes).toContainEqual({ name: expect.any(String), unique: 1, columns: 'package_id,path' });
+      expect(indexes).toContainEqual({ name: 'objects_listing', unique: 0, columns: ['package_id', 'path', ...LISTING_COLUMNS].join(',') });
+    },
+  );
 
   it('migrates down and up again with objects in place', async () => {
     await addObject('a/two');

@@ -37,7 +37,7 @@ describe.each(kinds)('preparedEach on %s', (kind) => {
     expect(rows.map((r) => r[0])).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1));
   });
 
-  it("rejects with the error onRow throws, once the rows end, and the connection serves the next query", async () => {
+  it('rejects with the error onRow throws, once the rows end, and the connection serves the next query', async () => {
     let seen = 0;
     const run = numbers(
       rt.core.db,
@@ -59,7 +59,17 @@ describe.each(kinds)('preparedEach on %s', (kind) => {
     else expect((await collect(10, 4))[3]).toEqual([4, 'n4', null]);
     expect(await collect(3)).toHaveLength(3);
     // Every pool connection was given back (a leaked one would leave the pool short after ten).
-    for (let i = 0; i < 12; i++) await expect(numbers(rt.core.db, () => { throw new Error('again'); }, 2, -1)).rejects.toThrow('again');
+    for (let i = 0; i < 12; i++)
+      await expect(
+        numbers(
+          rt.core.db,
+          () => {
+            throw new Error('again');
+          },
+          2,
+          -1,
+        ),
+      ).rejects.toThrow('again');
     expect(await collect(2)).toHaveLength(2);
   });
 });

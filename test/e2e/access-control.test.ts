@@ -8,7 +8,9 @@ const kinds = await databaseKinds();
 async function addMember(base: string, inviterToken: string, email: string, role: string): Promise<{ token: string; id: number }> {
   const invite = await client(base, inviterToken).post('/api/users/invitations', { email, role });
   if (invite.status !== 201) throw new Error(`invite failed: ${invite.status} ${invite.text}`);
-  const accepted = await call(base, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: `${email}-pw` } });
+  const accepted = await call(base, 'POST', '/api/auth/invitations/accept', {
+    body: { token: invite.body.invitation_token, password: `${email}-pw` },
+  });
   if (accepted.status !== 200) throw new Error(`accept failed: ${accepted.status} ${accepted.text}`);
   return { token: accepted.body.token, id: accepted.body.user.id };
 }
@@ -42,8 +44,12 @@ describe.each(kinds)('access control on %s', (kind) => {
   });
 
   it('answers a wrong password and an unknown email identically', async () => {
-    const wrongPassword = await call(server.url, 'POST', '/api/auth/login', { body: { email: 'admin@example.com', password: 'not-it-at-all' } });
-    const unknownEmail = await call(server.url, 'POST', '/api/auth/login', { body: { email: 'nobody@example.com', password: 'not-it-at-all' } });
+    const wrongPassword = await call(server.url, 'POST', '/api/auth/login', {
+      body: { email: 'admin@example.com', password: 'not-it-at-all' },
+    });
+    const unknownEmail = await call(server.url, 'POST', '/api/auth/login', {
+      body: { email: 'nobody@example.com', password: 'not-it-at-all' },
+    });
     expect(wrongPassword.status).toBe(401);
     expect(unknownEmail.status).toBe(401);
     expect(wrongPassword.body).toEqual(unknownEmail.body);
@@ -99,7 +105,11 @@ describe.each(kinds)('access control on %s', (kind) => {
 
     // The last owner can be neither demoted, disabled nor removed.
     const o = client(server.url, owner);
-    for (const res of [await o.patch(`/api/users/${ownerId}`, { role: 'admin' }), await o.patch(`/api/users/${ownerId}`, { status: 'disabled' }), await o.delete(`/api/users/${ownerId}`)]) {
+    for (const res of [
+      await o.patch(`/api/users/${ownerId}`, { role: 'admin' }),
+      await o.patch(`/api/users/${ownerId}`, { status: 'disabled' }),
+      await o.delete(`/api/users/${ownerId}`),
+    ]) {
       expect(res.status).toBe(409);
       expect(res.body.code).toBe('conflict');
     }
@@ -141,9 +151,13 @@ describe.each(kinds)('access control on %s', (kind) => {
     const without = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.invitation_token } });
     expect(without.status).toBe(400);
     expect(without.body.token).toBeUndefined();
-    const wrong = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.invitation_token, password: 'wrong-password' } });
+    const wrong = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.invitation_token, password: 'wrong-password' },
+    });
     expect(wrong.status).toBe(401);
-    const right = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.invitation_token, password: 'existing@example.com-pw' } });
+    const right = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.invitation_token, password: 'existing@example.com-pw' },
+    });
     expect(right.status).toBe(200);
     expect(right.body.current_tenant.id).toBe(other.id);
     await o.put('/api/auth/tenant', { tenant_id: 1 });
@@ -166,22 +180,30 @@ describe.each(kinds)('expiry and throttling on %s', (kind) => {
     const expired = await call(server.url, 'GET', '/api/auth/session', { token });
     expect(expired.status).toBe(401);
     expect(expired.body.message).toMatch(/expired/);
-    const late = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.invitation_token, password: 'password-123' } });
+    const late = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.invitation_token, password: 'password-123' },
+    });
     expect(late.status).toBe(400);
     expect(late.body.message).toMatch(/expired/);
   });
 
   it('throttles repeated failures for one email, even with the right password, and says when to retry', async () => {
     for (let i = 0; i < 3; i++) {
-      expect((await call(server.url, 'POST', '/api/auth/login', { body: { email: 'admin@example.com', password: `wrong-${i}` } })).status).toBe(401);
+      expect(
+        (await call(server.url, 'POST', '/api/auth/login', { body: { email: 'admin@example.com', password: `wrong-${i}` } })).status,
+      ).toBe(401);
     }
-    const throttled = await call(server.url, 'POST', '/api/auth/login', { body: { email: 'admin@example.com', password: 'admin-password-1' } });
+    const throttled = await call(server.url, 'POST', '/api/auth/login', {
+      body: { email: 'admin@example.com', password: 'admin-password-1' },
+    });
     expect(throttled.status).toBe(429);
     expect(throttled.body.code).toBe('rate_limited');
     const retryAfter = Number(throttled.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThan(0);
     expect(retryAfter).toBeLessThanOrEqual(900);
     // Another email from the same address is not blocked by this one's failures.
-    expect((await call(server.url, 'POST', '/api/auth/login', { body: { email: 'other@example.com', password: 'whatever-1' } })).status).toBe(401);
+    expect(
+      (await call(server.url, 'POST', '/api/auth/login', { body: { email: 'other@example.com', password: 'whatever-1' } })).status,
+    ).toBe(401);
   });
 });

@@ -43,12 +43,34 @@ describe.each(kinds)('yunji CLI on %s', (kind) => {
     const tenantId = tenant.json().id as number;
     expect(tenant.json().project_key).toMatch(/^[A-Za-z0-9_-]+$/);
 
-    const key = yunji('admin', 'create-api-key', '--tenant', String(tenantId), '--email', 'bob@example.com', '--name', 'ci', '--role', 'member');
+    const key = yunji(
+      'admin',
+      'create-api-key',
+      '--tenant',
+      String(tenantId),
+      '--email',
+      'bob@example.com',
+      '--name',
+      'ci',
+      '--role',
+      'member',
+    );
     expect(key.status, key.stderr).toBe(0);
     expect(key.json().key).toMatch(/^yk_/);
 
     // Dave joins the tenant as a viewer through the CLI too.
-    const dave = yunji('admin', 'create-user', '--email', 'dave@example.com', '--password', 'dave-password', '--tenant', String(tenantId), '--role', 'viewer');
+    const dave = yunji(
+      'admin',
+      'create-user',
+      '--email',
+      'dave@example.com',
+      '--password',
+      'dave-password',
+      '--tenant',
+      String(tenantId),
+      '--role',
+      'viewer',
+    );
     expect(dave.status, dave.stderr).toBe(0);
 
     const server = await startServer(kind, { dataDir, databaseUrl });

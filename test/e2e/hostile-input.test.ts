@@ -52,7 +52,10 @@ describe.each(kinds)('hostile input on %s', (kind) => {
         if (r.path !== '/api/auth/invitations/accept' || field === 'token') expectBadRequest(missing, new RegExp(field));
       }
       expectBadRequest(await send(r, JSON.stringify({ ...r.valid, [field]: { nested: true } })), new RegExp(field));
-      expectBadRequest(await send(r, JSON.stringify({ ...r.valid, [field]: typeof r.valid[field] === 'number' ? String(r.valid[field]) : 12345 })), new RegExp(field));
+      expectBadRequest(
+        await send(r, JSON.stringify({ ...r.valid, [field]: typeof r.valid[field] === 'number' ? String(r.valid[field]) : 12345 })),
+        new RegExp(field),
+      );
       expectBadRequest(await send(r, JSON.stringify({ ...r.valid, [field]: '' })), new RegExp(field));
     }
     const wrongType = await send(r, JSON.stringify(r.valid), 'text/plain');
@@ -72,7 +75,10 @@ describe.each(kinds)('hostile input on %s', (kind) => {
     const longEmail = `${'a'.repeat(10 * 1024)}@example.com`;
     expectBadRequest(await call(server.url, 'POST', '/api/auth/login', { body: { email: longEmail, password: 'x' } }), /email/);
     expectBadRequest(await client(server.url, token).post('/api/users/invitations', { email: longEmail, role: 'member' }), /email/);
-    expectBadRequest(await call(server.url, 'POST', '/api/auth/login', { body: { email: ADMIN_EMAIL, password: 'p'.repeat(2000) } }), /password/);
+    expectBadRequest(
+      await call(server.url, 'POST', '/api/auth/login', { body: { email: ADMIN_EMAIL, password: 'p'.repeat(2000) } }),
+      /password/,
+    );
     expectBadRequest(await client(server.url, token).post('/api/users/invitations', { email: 'not-an-email', role: 'member' }), /email/);
     expectBadRequest(await client(server.url, token).post('/api/users/invitations', { email: 'x@example.com', role: 'superuser' }), /role/);
   });
@@ -84,7 +90,9 @@ describe.each(kinds)('hostile input on %s', (kind) => {
       expect(res.status).toBe(201);
       expect(res.body.name).toBe(name);
     }
-    const sqlLogin = await call(server.url, 'POST', '/api/auth/login', { body: { email: "x'or'1'='1@example.com", password: "' or 1=1 --" } });
+    const sqlLogin = await call(server.url, 'POST', '/api/auth/login', {
+      body: { email: "x'or'1'='1@example.com", password: "' or 1=1 --" },
+    });
     expect(sqlLogin.status).toBe(401);
     const tenants = await admin.get('/api/auth/tenants');
     expect(tenants.body.map((m: any) => m.tenant.name)).toContain('云际 团队 🚀');

@@ -14,10 +14,14 @@ async function jobOf(c: Client, id: number) {
 }
 
 function untilStatus(c: Client, id: number, statuses: string[], timeoutMs = 30_000) {
-  return eventually(async () => {
-    const job = await jobOf(c, id);
-    return statuses.includes(job.status) ? job : undefined;
-  }, `job ${id} to be ${statuses.join(' or ')}`, timeoutMs);
+  return eventually(
+    async () => {
+      const job = await jobOf(c, id);
+      return statuses.includes(job.status) ? job : undefined;
+    },
+    `job ${id} to be ${statuses.join(' or ')}`,
+    timeoutMs,
+  );
 }
 
 /** The job engine through /api/jobs on one server process: retries, cancels, keys, leases, triggers. */
@@ -39,7 +43,7 @@ describe.each(kinds)('job engine on %s', (kind) => {
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ job_type: 'noop', status: 'pending', attempts: 0, max_attempts: 3, trigger_type: 'manual' });
     const done = await untilStatus(api, created.body.id, ['succeeded', 'failed']);
-    expect(done, JSON.stringify(done.errors)).toMatchObject({ status: "succeeded", attempts: 2, result: { attempts: 2 }, error_count: 1 });
+    expect(done, JSON.stringify(done.errors)).toMatchObject({ status: 'succeeded', attempts: 2, result: { attempts: 2 }, error_count: 1 });
     expect(done.errors[0].message).toMatch(/attempt 1 failed/);
     const logs = (await api.get(`/api/jobs/${done.id}/logs`)).body.items.map((l: { message: string }) => l.message);
     expect(logs).toEqual(['attempt 1', 'attempt 2']);
@@ -87,13 +91,16 @@ describe.each(kinds)('job engine on %s', (kind) => {
 
   it('submits sent together keep their own outcome: one job per key, every other job created with the id it answered', async () => {
     // Sent at once, these reach the database as one multi-row insert, which the taken key fails whole.
-    const keyed = Array.from({ length: 6 }, () => api.post('/api/jobs', { action: 'noop', params: { ms: 600_000 }, concurrency_key: 'together' }));
+    const keyed = Array.from({ length: 6 }, () =>
+      api.post('/api/jobs', { action: 'noop', params: { ms: 600_000 }, concurrency_key: 'together' }),
+    );
     const plain = Array.from({ length: 10 }, (_, i) => api.post('/api/jobs', { action: 'noop', reference_id: `plain-${i}` }));
     const [keyedAnswers, plainAnswers] = await Promise.all([Promise.all(keyed), Promise.all(plain)]);
     expect(keyedAnswers.map((a) => a.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
     expect(plainAnswers.map((a) => a.status)).toEqual(Array(10).fill(201));
     // Each answer is the job stored under its id.
-    for (const [i, a] of plainAnswers.entries()) expect((await api.get(`/api/jobs/${a.body.id}`)).body).toMatchObject({ id: a.body.id, reference_id: `plain-${i}` });
+    for (const [i, a] of plainAnswers.entries())
+      expect((await api.get(`/api/jobs/${a.body.id}`)).body).toMatchObject({ id: a.body.id, reference_id: `plain-${i}` });
     const winner = keyedAnswers.find((a) => a.status === 201)!.body;
     await api.post(`/api/jobs/${winner.id}/cancel`);
     await untilStatus(api, winner.id, ['cancelled']);
@@ -125,7 +132,10 @@ describe.each(kinds)('job engine on %s', (kind) => {
     expect(trigger.status).toBe(201);
     await new Promise((r) => setTimeout(r, 3500));
     expect((await api.delete(`/api/jobs/triggers/${trigger.body.id}`)).status).toBe(204);
-    const made = await queryDb<{ created_at: number | string }>(server, `select created_at from jobs where trigger_id = ${trigger.body.id} order by created_at`);
+    const made = await queryDb<{ created_at: number | string }>(
+      server,
+      `select created_at from jobs where trigger_id = ${trigger.body.id} order by created_at`,
+    );
     expect(made.length).toBeGreaterThanOrEqual(3);
     expect(made.length).toBeLessThanOrEqual(5);
     // One job per tick: k jobs need k - 1 ticks between the first and the last (a tick made late by a
@@ -139,10 +149,17 @@ describe.each(kinds)('job engine on %s', (kind) => {
   it('kill -9 mid-job: after restart the job is run again and completes, once', async () => {
     const job = await api.post('/api/jobs', { action: 'noop', params: { ms: 4000 } });
     // Running, and its first run's log line saved.
-    await eventually(async () => ((await api.get(`/api/jobs/${job.body.id}/logs`)).body.items.length === 1 ? true : undefined), 'the first run to start');
+    await eventually(
+      async () => ((await api.get(`/api/jobs/${job.body.id}/logs`)).body.items.length === 1 ? true : undefined),
+      'the first run to start',
+    );
     server.proc.kill('SIGKILL');
     await new Promise((r) => server.proc.once('exit', r));
-    const restarted = await startServer(kind, { dataDir: server.dataDir, databaseUrl: server.databaseUrl, env: { YUNJI_JOB_LEASE: '3', YUNJI_JOB_POLL: '200', YUNJI_MIN_TRIGGER_INTERVAL: '1' } });
+    const restarted = await startServer(kind, {
+      dataDir: server.dataDir,
+      databaseUrl: server.databaseUrl,
+      env: { YUNJI_JOB_LEASE: '3', YUNJI_JOB_POLL: '200', YUNJI_MIN_TRIGGER_INTERVAL: '1' },
+    });
     const old = server;
     server = { ...restarted, dispose: async () => (await restarted.dispose(), await old.dispose()) };
     api = client(server.url, await login(server.url));
@@ -189,10 +206,14 @@ describe.each(pgOnly)('job engine across processes on %s', (kind) => {
         }
       }),
     );
-    await eventually(async () => {
-      const [row] = await queryDb<{ n: string }>(server, `select count(*) as n from jobs where id >= ${first} and status = 'completed'`);
-      return Number(row!.n) === total ? true : undefined;
-    }, '2,000 jobs to complete', 120_000);
+    await eventually(
+      async () => {
+        const [row] = await queryDb<{ n: string }>(server, `select count(*) as n from jobs where id >= ${first} and status = 'completed'`);
+        return Number(row!.n) === total ? true : undefined;
+      },
+      '2,000 jobs to complete',
+      120_000,
+    );
     const [runs] = await queryDb<{ runs: string; jobs: string; attempts: string }>(
       server,
       `select count(*) as runs, count(distinct l.job_id) as jobs, (select sum(attempts) from jobs where id >= ${first}) as attempts from job_logs l where l.job_id >= ${first}`,
@@ -214,7 +235,10 @@ describe.each(pgOnly)('job engine across processes on %s', (kind) => {
 
   it('kill -9 a worker mid-job: the other worker finishes it, once', async () => {
     const job = await api.post('/api/jobs', { action: 'noop', params: { ms: 3000 } });
-    await eventually(async () => ((await api.get(`/api/jobs/${job.body.id}/logs`)).body.items.length === 1 ? true : undefined), 'the first run to start');
+    await eventually(
+      async () => ((await api.get(`/api/jobs/${job.body.id}/logs`)).body.items.length === 1 ? true : undefined),
+      'the first run to start',
+    );
     expect((await jobOf(api, job.body.id)).attempts).toBe(1);
     const [owner] = await queryDb<{ lease_owner: string }>(server, `select lease_owner from jobs where id = ${job.body.id}`);
     const pid = Number(owner!.lease_owner.split(':')[1]);
@@ -233,7 +257,10 @@ describe.each(pgOnly)('job engine across processes on %s', (kind) => {
     const trigger = await api.post('/api/jobs/triggers', { action: 'noop', interval: 1, run_now: true });
     await new Promise((r) => setTimeout(r, 4500));
     await api.delete(`/api/jobs/triggers/${trigger.body.id}`);
-    const made = await queryDb<{ created_at: string }>(server, `select created_at from jobs where trigger_id = ${trigger.body.id} order by created_at`);
+    const made = await queryDb<{ created_at: string }>(
+      server,
+      `select created_at from jobs where trigger_id = ${trigger.body.id} order by created_at`,
+    );
     expect(made.length).toBeGreaterThanOrEqual(4);
     expect(made.length).toBeLessThanOrEqual(6);
     // One job per tick: k jobs need k - 1 ticks between the first and the last (a tick made late by a

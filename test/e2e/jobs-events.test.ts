@@ -47,7 +47,9 @@ describe.each(kinds)('job events on %s', (kind) => {
     token = await login(server.url);
     const admin = client(server.url, token);
     const invite = await admin.post('/api/users/invitations', { email: 'stranger@example.com', role: 'member' });
-    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: 'stranger-pass' } });
+    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.body.invitation_token, password: 'stranger-pass' },
+    });
     await client(server.url, accepted.body.token).post('/api/tenants', { name: 'Elsewhere' });
     await admin.delete(`/api/users/${accepted.body.user.id}`);
     strangerToken = await login(server.url, 'stranger@example.com', 'stranger-pass');

@@ -13,7 +13,14 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').toUpperC
 function shards(dataDir: string): Set<string> {
   const root = join(dataDir, 'spaces', 'tenant-1', '.yunji', 'shards');
   const out = new Set<string>();
-  for (const prefix of (() => { try { return readdirSync(root); } catch { return []; } })()) for (const f of readdirSync(join(root, prefix))) out.add(f);
+  for (const prefix of (() => {
+    try {
+      return readdirSync(root);
+    } catch {
+      return [];
+    }
+  })())
+    for (const f of readdirSync(join(root, prefix))) out.add(f);
   return out;
 }
 
@@ -37,12 +44,16 @@ describe.each(kinds)('/public/{projectKey} jobs on %s', (kind) => {
     project = client(server.url, key.body.key);
 
     const invite = await admin.post('/api/users/invitations', { email: 'Leaver@Example.com', role: 'member' });
-    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: 'leaver-pass' } });
+    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.body.invitation_token, password: 'leaver-pass' },
+    });
     member = { id: accepted.body.user.id, email: 'leaver@example.com', api: client(server.url, accepted.body.token) };
 
     // Someone alone in another tenant, with their own project key.
     const invite2 = await admin.post('/api/users/invitations', { email: 'other@example.com', role: 'member' });
-    const other = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite2.body.invitation_token, password: 'other-pass' } });
+    const other = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite2.body.invitation_token, password: 'other-pass' },
+    });
     const otherApi = client(server.url, other.body.token);
     const tenant = (await otherApi.post('/api/tenants', { name: 'Other' })).body;
     await admin.delete(`/api/users/${other.body.user.id}`);
@@ -58,7 +69,11 @@ describe.each(kinds)('/public/{projectKey} jobs on %s', (kind) => {
     const form = new FormData();
     form.append('info', JSON.stringify({ packageID }));
     for (const [name, content] of files) form.append('files', new Blob([content]), encodeURIComponent(name));
-    const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
     expect(res.status).toBe(200);
     return ((await res.json()) as { data: { uploadeds: { objectID: number }[] } }).data.uploadeds;
   };
@@ -116,7 +131,10 @@ describe.each(kinds)('/public/{projectKey} jobs on %s', (kind) => {
     for (const q of ['limit=0', 'limit=10000', 'limit=-3', 'limit=abc', 'limit=2.5', 'page=-5', 'page=0', 'page=abc']) {
       const res = await project.get(`/public/${projectKey}/jobs?${q}`);
       expect(res.status, q).toBe(200);
-      expect(res.body.data.map((j: { jobId: number }) => j.jobId), q).toEqual(all.map((j) => j.jobId));
+      expect(
+        res.body.data.map((j: { jobId: number }) => j.jobId),
+        q,
+      ).toEqual(all.map((j) => j.jobId));
     }
     const second = await project.get(`/public/${projectKey}/jobs?limit=2&page=2`);
     expect(second.body.data.map((j: { jobId: number }) => j.jobId)).toEqual(all.slice(2, 4).map((j) => j.jobId));
@@ -160,9 +178,14 @@ describe.each(kinds)('/public/{projectKey} jobs on %s', (kind) => {
     const packageID = (await admin.post('/v1/package/create', { bucketID: bucket, name: 'p' })).body.data.package.packageID;
     const only = randomBytes(5000);
     const common = randomBytes(6000);
-    const mine = await upload(memberToken, packageID, [['leaver/only.bin', only], ['leaver/common.bin', common]]);
+    const mine = await upload(memberToken, packageID, [
+      ['leaver/only.bin', only],
+      ['leaver/common.bin', common],
+    ]);
     // The admin keeps a clone of one of them: those bytes must stay.
-    const clone = await admin.post('/v1/object/clone', { clonings: [{ objectID: mine[1]!.objectID, newPath: 'kept/common.bin', newPackageID: packageID }] });
+    const clone = await admin.post('/v1/object/clone', {
+      clonings: [{ objectID: mine[1]!.objectID, newPath: 'kept/common.bin', newPackageID: packageID }],
+    });
     expect(clone.body.code).toBe('OK');
     const adminOwn = await upload(adminToken, packageID, [['admin.bin', randomBytes(100)]]);
     expect(shards(server.dataDir).has(sha(only))).toBe(true);
@@ -177,7 +200,9 @@ describe.each(kinds)('/public/{projectKey} jobs on %s', (kind) => {
     }, 'the deletion to finish');
     expect(done.status).toBe('completed');
 
-    const listed = (await admin.get(`/v1/object/listByPath?packageID=${packageID}&path=&isPrefix=true`)).body.data.objects.map((o: { path: string }) => o.path);
+    const listed = (await admin.get(`/v1/object/listByPath?packageID=${packageID}&path=&isPrefix=true`)).body.data.objects.map(
+      (o: { path: string }) => o.path,
+    );
     expect(listed.sort()).toEqual(['admin.bin', 'kept/common.bin']);
     expect(shards(server.dataDir).has(sha(only))).toBe(false);
     expect(shards(server.dataDir).has(sha(common))).toBe(true);

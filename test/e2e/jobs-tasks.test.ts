@@ -24,7 +24,9 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
     server = await startServer(kind, { env: { YUNJI_JOB_POLL: '100', YUNJI_TENANT_JOB_CONCURRENCY: '2' } });
     api = client(server.url, await login(server.url));
     const invite = await api.post('/api/users/invitations', { email: 'stranger@example.com', role: 'member' });
-    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: 'stranger-pass' } });
+    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.body.invitation_token, password: 'stranger-pass' },
+    });
     await client(server.url, accepted.body.token).post('/api/tenants', { name: 'Elsewhere' });
     await api.delete(`/api/users/${accepted.body.user.id}`);
     stranger = client(server.url, await login(server.url, 'stranger@example.com', 'stranger-pass'));
@@ -73,7 +75,10 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
     await api.post(`/api/jobs/${later.id}/cancel`);
     const cancelled = await fetchTask(later.id);
     expect(cancelled).toMatchObject({ status: 'CANCEL', failReason: 'cancelled', startTime: null, finishTime: expect.any(Number) });
-    expect(cancelled.buttons.map((b: { customId: string }) => b.customId)).toEqual([`yunji::rerun::${later.id}`, `yunji::retry::${later.id}`]);
+    expect(cancelled.buttons.map((b: { customId: string }) => b.customId)).toEqual([
+      `yunji::rerun::${later.id}`,
+      `yunji::retry::${later.id}`,
+    ]);
     expect(cancelled.buttons[0]).toEqual({ customId: `yunji::rerun::${later.id}`, label: 'Run again', emoji: '🔄', style: 2, type: 2 });
 
     const running = (await api.post('/api/jobs', { action: 'noop', params: { ms: 1500 }, state: 'mine' })).body;
@@ -86,7 +91,14 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
     expect(inProgress.buttons).toEqual([]);
     expect(inProgress.properties.progress).toMatchObject({ current: expect.any(Number), total: expect.any(Number) });
     const done = await finished(running.id);
-    expect(done).toMatchObject({ status: 'SUCCESS', progress: '100%', state: 'mine', failReason: null, finishTime: expect.any(Number), properties: { result: { attempts: 1 } } });
+    expect(done).toMatchObject({
+      status: 'SUCCESS',
+      progress: '100%',
+      state: 'mine',
+      failReason: null,
+      finishTime: expect.any(Number),
+      properties: { result: { attempts: 1 } },
+    });
     expect(done.finishTime).toBeGreaterThanOrEqual(done.startTime);
     expect(done.buttons.map((b: { customId: string }) => b.customId)).toEqual([`yunji::rerun::${running.id}`]);
     // A viewer may read tasks.
@@ -101,7 +113,21 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
     const b = (await api.post('/api/jobs', later)).body.id;
     const theirs = (await stranger.post('/api/jobs', later)).body.id;
     const res = await api.post('/mj/task/list-by-condition', {
-      ids: [String(b), 'nope', String(theirs), String(a), '99999999', String(b), '-1', '0', `0${a}`, `${a}.0`, '9007199254740993', '99999999999999999999', ''],
+      ids: [
+        String(b),
+        'nope',
+        String(theirs),
+        String(a),
+        '99999999',
+        String(b),
+        '-1',
+        '0',
+        `0${a}`,
+        `${a}.0`,
+        '9007199254740993',
+        '99999999999999999999',
+        '',
+      ],
     });
     expect(res.status).toBe(200);
     expect(res.body.map((t: { id: string }) => t.id)).toEqual([String(b), String(a), String(b)]);
@@ -117,22 +143,44 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
     const many = await api.post('/mj/task/list-by-condition', { ids: Array.from({ length: 1000 }, (_, i) => String(i + 1)) });
     expect(many.status).toBe(200);
     expect(many.body.every((t: { id: string }) => Number(t.id) !== theirs)).toBe(true);
-    expect(many.body.map((t: { id: string }) => Number(t.id))).toEqual([...many.body.map((t: { id: string }) => Number(t.id))].sort((x, y) => x - y));
+    expect(many.body.map((t: { id: string }) => Number(t.id))).toEqual(
+      [...many.body.map((t: { id: string }) => Number(t.id))].sort((x, y) => x - y),
+    );
   });
 
   it('reruns and retries finished tasks as new tasks with their parent, and says why it will not', async () => {
     // A cancelled task offers retry; the new task runs now and succeeds.
     const cancelled = (await api.post('/api/jobs', { action: 'noop', start_at: new Date(Date.now() + 3600_000).toISOString() })).body;
     await api.post(`/api/jobs/${cancelled.id}/cancel`);
-    const retry = await submit({ chooseSameChannel: false, customId: `yunji::retry::${cancelled.id}`, taskId: String(cancelled.id), state: 'my-state' });
+    const retry = await submit({
+      chooseSameChannel: false,
+      customId: `yunji::retry::${cancelled.id}`,
+      taskId: String(cancelled.id),
+      state: 'my-state',
+    });
     expect(retry.status).toBe(200);
-    expect(retry.body).toEqual({ code: 1, description: 'Success', result: expect.stringMatching(/^\d+$/), properties: { parentId: String(cancelled.id), action: 'noop' } });
+    expect(retry.body).toEqual({
+      code: 1,
+      description: 'Success',
+      result: expect.stringMatching(/^\d+$/),
+      properties: { parentId: String(cancelled.id), action: 'noop' },
+    });
     const retried = await finished(retry.body.result);
-    expect(retried).toMatchObject({ id: retry.body.result, action: 'noop', status: 'SUCCESS', state: 'my-state', properties: { parentId: String(cancelled.id), attempts: 1 } });
+    expect(retried).toMatchObject({
+      id: retry.body.result,
+      action: 'noop',
+      status: 'SUCCESS',
+      state: 'my-state',
+      properties: { parentId: String(cancelled.id), attempts: 1 },
+    });
     // The new task has its own buttons, naming itself; the original is unchanged.
     expect(retried.buttons.map((b: { customId: string }) => b.customId)).toEqual([`yunji::rerun::${retry.body.result}`]);
     expect((await fetchTask(cancelled.id)).status).toBe('CANCEL');
-    expect((await api.get(`/api/jobs/${retry.body.result}`)).body).toMatchObject({ trigger_type: 'action', parent_id: cancelled.id, state: 'my-state' });
+    expect((await api.get(`/api/jobs/${retry.body.result}`)).body).toMatchObject({
+      trigger_type: 'action',
+      parent_id: cancelled.id,
+      state: 'my-state',
+    });
 
     // A completed task offers rerun (not retry); rerunning the rerun works too.
     const ok = (await api.post('/api/jobs', { action: 'noop', state: 'original-state' })).body;
@@ -167,7 +215,9 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
     await api.post(`/api/jobs/${long.id}/cancel`);
     // A button of another task, an unknown one, a missing task, ids that are no task.
     expect((await submit({ customId: `yunji::rerun::${failed.id}`, taskId: String(ok.id) })).body.code).toBe(4);
-    expect((await submit({ customId: 'MJ::JOB::upsample::2::3dbbd469-36af-4a0f-8f02-df6c579e7011', taskId: String(ok.id) })).body.code).toBe(4);
+    expect(
+      (await submit({ customId: 'MJ::JOB::upsample::2::3dbbd469-36af-4a0f-8f02-df6c579e7011', taskId: String(ok.id) })).body.code,
+    ).toBe(4);
     expect((await submit({ customId: `yunji::explode::${ok.id}`, taskId: String(ok.id) })).body.code).toBe(4);
     expect((await submit({ customId: `yunji::rerun::${ok.id}x`, taskId: String(ok.id) })).body.code).toBe(4);
     for (const taskId of ['99999999', 'abc', '-1', '0', '1.5', '14001934816969359', '9007199254740993']) {
@@ -177,7 +227,7 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
     }
   });
 
-  it('answers 22 with the queue length when the tenant\'s workers are busy, and still makes the task', async () => {
+  it("answers 22 with the queue length when the tenant's workers are busy, and still makes the task", async () => {
     const done = (await api.post('/api/jobs', { action: 'noop' })).body.id;
     await finished(done);
     const made: string[] = [];
@@ -206,7 +256,10 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
       expect(second.body).toMatchObject({ code: 22, properties: { numberOfQueues: first.body.properties.numberOfQueues + 1 } });
       // Another tenant's workers are its own: its follow-ups are not queued behind ours.
       const theirs = (await strangerKey.post('/api/jobs', { action: 'noop' })).body.id;
-      await eventually(async () => ((await strangerKey.get(`/mj/task/${theirs}/fetch`)).body.status === 'SUCCESS' ? true : undefined), 'their task');
+      await eventually(
+        async () => ((await strangerKey.get(`/mj/task/${theirs}/fetch`)).body.status === 'SUCCESS' ? true : undefined),
+        'their task',
+      );
       const theirFollowUp = await submit({ customId: `yunji::rerun::${theirs}`, taskId: String(theirs) }, strangerKey);
       expect(theirFollowUp.body).toMatchObject({ code: 1, properties: { parentId: String(theirs) } });
     } finally {
@@ -219,7 +272,20 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
   it('refuses malformed, hostile and foreign input', async () => {
     const mine = (await api.post('/api/jobs', { action: 'noop' })).body.id;
     await finished(mine);
-    for (const id of ['abc', '-1', '0', '1.5', '1e3', `0${mine}`, '9007199254740993', '99999999999999999999', '99999999', '9'.repeat(200), '%20', 'null']) {
+    for (const id of [
+      'abc',
+      '-1',
+      '0',
+      '1.5',
+      '1e3',
+      `0${mine}`,
+      '9007199254740993',
+      '99999999999999999999',
+      '99999999',
+      '9'.repeat(200),
+      '%20',
+      'null',
+    ]) {
       const res = await api.get(`/mj/task/${id}/fetch`);
       expect(res.status, id).toBe(404);
       expect(res.body, id).toEqual({ code: 404, description: expect.any(String), result: null, properties: {} });
@@ -234,7 +300,9 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
       expect(acted.body).toEqual({ code: 3, description: `task ${mine} does not exist`, result: null, properties: {} });
     }
     // A viewer reads but does not act.
-    expect((await viewer.post('/mj/task/list-by-condition', { ids: [String(mine)] })).body.map((t: { id: string }) => t.id)).toEqual([String(mine)]);
+    expect((await viewer.post('/mj/task/list-by-condition', { ids: [String(mine)] })).body.map((t: { id: string }) => t.id)).toEqual([
+      String(mine),
+    ]);
     const viewerSubmit = await submit({ customId: `yunji::rerun::${mine}`, taskId: String(mine) }, viewer);
     expect(viewerSubmit.status).toBe(403);
     expect(viewerSubmit.body).toMatchObject({ code: 403, result: null });
@@ -260,7 +328,10 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
     await bad({ ...rerun, chooseSameChannel: true, state: 's'.repeat(5000) }, /state/);
     await bad({ ...rerun, chooseSameChannel: true, extra: 1 }, /extra/);
     await bad([rerun], /body|object/);
-    const notJson = await api.post('/mj/submit/action', undefined, { raw: '{"chooseSameChannel": tru', headers: { 'content-type': 'application/json' } });
+    const notJson = await api.post('/mj/submit/action', undefined, {
+      raw: '{"chooseSameChannel": tru',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(notJson.status).toBe(400);
     expect(notJson.body).toMatchObject({ code: 400, result: null });
     // None of these made a task.
@@ -281,7 +352,10 @@ describe.each(kinds)('/mj tasks on %s', (kind) => {
     await list({ ids: Array.from({ length: 10_001 }, (_, i) => String(i + 1)) });
 
     // Without a token, with a bad one, at a wrong method or path: the same envelope.
-    for (const res of [await call(server.url, 'GET', `/mj/task/${mine}/fetch`), await call(server.url, 'POST', '/mj/submit/action', { token: 'ys_garbage', body: { chooseSameChannel: true, ...rerun } })]) {
+    for (const res of [
+      await call(server.url, 'GET', `/mj/task/${mine}/fetch`),
+      await call(server.url, 'POST', '/mj/submit/action', { token: 'ys_garbage', body: { chooseSameChannel: true, ...rerun } }),
+    ]) {
       expect(res.status).toBe(401);
       expect(res.body).toMatchObject({ code: 401, result: null, properties: {} });
     }

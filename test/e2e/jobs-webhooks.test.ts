@@ -81,10 +81,15 @@ describe.each(kinds)('job webhooks on %s', (kind) => {
   const sign = (body: string, key = secret) => `sha256=${createHmac('sha256', key).update(body).digest('hex')}`;
   /** The accepted deliveries to `path` once one of them is `event` (for job `id`, when given). */
   const delivered = (path: string, event: string, id?: number | string, timeoutMs?: number) =>
-    eventually(async () => (hook.of(path).some((r) => r.json.event === event && (id === undefined || r.json.id === id)) ? hook.of(path) : undefined), `${event} at ${path}`, timeoutMs);
+    eventually(
+      async () => (hook.of(path).some((r) => r.json.event === event && (id === undefined || r.json.id === id)) ? hook.of(path) : undefined),
+      `${event} at ${path}`,
+      timeoutMs,
+    );
   const expectInOrder = (got: Received[]) => {
     const sequences = got.map((r) => r.json.sequence);
-    for (let i = 1; i < sequences.length; i++) expect(sequences[i], `sequence after ${sequences[i - 1]}`).toBeGreaterThan(sequences[i - 1]!);
+    for (let i = 1; i < sequences.length; i++)
+      expect(sequences[i], `sequence after ${sequences[i - 1]}`).toBeGreaterThan(sequences[i - 1]!);
   };
   const jobStatus = async (id: number) => (await api.get(`/api/jobs/${id}`)).body.status as string;
 
@@ -105,7 +110,11 @@ describe.each(kinds)('job webhooks on %s', (kind) => {
     expectInOrder(got);
     expect(got[0]!.json).toMatchObject({ status: 'pending', sequence: 1 });
     expect(got[1]!.json).toMatchObject({ status: 'running' });
-    expect(got[got.length - 1]!.json).toMatchObject({ status: 'succeeded', result: { attempts: 1 }, buttons: [{ customId: `yunji::rerun::${job.id}` }] });
+    expect(got[got.length - 1]!.json).toMatchObject({
+      status: 'succeeded',
+      result: { attempts: 1 },
+      buttons: [{ customId: `yunji::rerun::${job.id}` }],
+    });
     // The last payload is the job as GET /api/jobs/{id} shows it, plus the event and its number.
     const { event: _event, sequence: _sequence, ...last } = got[got.length - 1]!.json;
     expect(last).toEqual((await api.get(`/api/jobs/${job.id}`)).body);
@@ -114,7 +123,14 @@ describe.each(kinds)('job webhooks on %s', (kind) => {
     expect(deliveries.status).toBe(200);
     expect(deliveries.body.items.map((d: { event: string }) => d.event)).toEqual(events);
     for (const d of deliveries.body.items) {
-      expect(d).toMatchObject({ url: `${hook.url}/one`, status: 'delivered', attempts: 1, last_status_code: 204, last_error: null, delivered_at: expect.any(String) });
+      expect(d).toMatchObject({
+        url: `${hook.url}/one`,
+        status: 'delivered',
+        attempts: 1,
+        last_status_code: 204,
+        last_error: null,
+        delivered_at: expect.any(String),
+      });
     }
   });
 
@@ -137,7 +153,14 @@ describe.each(kinds)('job webhooks on %s', (kind) => {
     // Backoff: 1 s ± 25 % before the second attempt.
     expect(attempts[1]!.at - attempts[0]!.at).toBeGreaterThanOrEqual(700);
     const deliveries = (await api.get(`/api/jobs/${job.id}/deliveries`)).body.items;
-    expect(deliveries.map((d: { event: string; status: string; attempts: number; last_status_code: number }) => [d.event, d.status, d.attempts, d.last_status_code])).toEqual([
+    expect(
+      deliveries.map((d: { event: string; status: string; attempts: number; last_status_code: number }) => [
+        d.event,
+        d.status,
+        d.attempts,
+        d.last_status_code,
+      ]),
+    ).toEqual([
       ['jobCreated', 'delivered', 2, 204],
       ['jobBegin', 'delivered', 1, 204],
       ['jobEnd', 'delivered', 1, 204],
@@ -154,7 +177,14 @@ describe.each(kinds)('job webhooks on %s', (kind) => {
       const items = (await api.get(`/api/jobs/${job.id}/deliveries`)).body.items;
       return items.length === 3 && items[0].attempts >= 2 ? items : undefined;
     }, 'the attempts recorded');
-    expect(deliveries[0]).toMatchObject({ event: 'jobCreated', status: 'pending', last_status_code: 500, last_error: 'the receiver answered 500', next_attempt_at: expect.any(String), delivered_at: null });
+    expect(deliveries[0]).toMatchObject({
+      event: 'jobCreated',
+      status: 'pending',
+      last_status_code: 500,
+      last_error: 'the receiver answered 500',
+      next_attempt_at: expect.any(String),
+      delivered_at: null,
+    });
     for (const d of deliveries.slice(1)) expect(d).toMatchObject({ status: 'pending', attempts: 0, last_status_code: null });
     const sent = hook.all.filter((r) => r.path === '/down');
     expect(sent.length).toBeGreaterThanOrEqual(2);
@@ -203,7 +233,12 @@ describe.each(kinds)('job webhooks on %s', (kind) => {
     expectInOrder(got);
     for (const r of got) {
       expect(r.signature).toBe(sign(r.body));
-      expect(r.json).toMatchObject({ id: submitted.body.result, action: 'noop', state: 'caller-state', properties: { parentId: String(job.id) } });
+      expect(r.json).toMatchObject({
+        id: submitted.body.result,
+        action: 'noop',
+        state: 'caller-state',
+        properties: { parentId: String(job.id) },
+      });
     }
     expect(got.map((r) => r.json.status)).toEqual(['SUBMITTED', 'IN_PROGRESS', 'SUCCESS']);
     const { event: _event, sequence: _sequence, ...last } = got[got.length - 1]!.json;
@@ -213,11 +248,24 @@ describe.each(kinds)('job webhooks on %s', (kind) => {
     // Without a notifyHook of its own, the follow-up keeps the original's hook.
     const hooked = (await api.post('/api/jobs', { action: 'noop', notify_hook: `${hook.url}/inherited` })).body;
     await delivered('/inherited', 'jobEnd', hooked.id);
-    const again = await api.post('/mj/submit/action', { chooseSameChannel: true, customId: `yunji::rerun::${hooked.id}`, taskId: String(hooked.id), notifyHook: '', state: 's2' });
+    const again = await api.post('/mj/submit/action', {
+      chooseSameChannel: true,
+      customId: `yunji::rerun::${hooked.id}`,
+      taskId: String(hooked.id),
+      notifyHook: '',
+      state: 's2',
+    });
     expect(again.body.code).toBe(1);
     const inherited = (await delivered('/inherited', 'jobEnd', again.body.result)).filter((r) => r.json.id === again.body.result);
     expect(inherited.map((r) => r.json.event)).toEqual(['jobCreated', 'jobBegin', 'jobEnd']);
-    expect(inherited.every((r) => r.json.state === 's2' && r.json.status !== undefined && (r.json.properties as { parentId: string }).parentId === String(hooked.id))).toBe(true);
+    expect(
+      inherited.every(
+        (r) =>
+          r.json.state === 's2' &&
+          r.json.status !== undefined &&
+          (r.json.properties as { parentId: string }).parentId === String(hooked.id),
+      ),
+    ).toBe(true);
   });
 
   it("uses the tenant's default hook for jobs without their own, signed with the tenant's current secret", async () => {
@@ -247,7 +295,8 @@ describe.each(kinds)('job webhooks on %s', (kind) => {
     }
 
     // Bad URLs are refused; clearing the default stops deliveries for jobs without a hook.
-    for (const url of ['ftp://example.com/', 'not a url', `http://example.com/${'x'.repeat(2100)}`]) expect((await api.put('/api/webhook', { url })).status, url.slice(0, 40)).toBe(400);
+    for (const url of ['ftp://example.com/', 'not a url', `http://example.com/${'x'.repeat(2100)}`])
+      expect((await api.put('/api/webhook', { url })).status, url.slice(0, 40)).toBe(400);
     const cleared = await api.put('/api/webhook', { url: null });
     expect(cleared.body).toEqual({ url: null, secret: rotated.body.secret });
     const silent = (await api.post('/api/jobs', { action: 'noop' })).body;
@@ -284,7 +333,8 @@ describe.each(kinds)('job webhooks without YUNJI_OUTBOUND_ALLOW (%s)', (kind) =>
       expect(res.status, url).toBe(400);
       expect(res.body.message, url).toMatch(/private|loopback|link-local|resolve/);
     }
-    for (const url of ['http://127.0.0.1:9/', 'http://169.254.169.254/']) expect((await api.put('/api/webhook', { url })).status, url).toBe(400);
+    for (const url of ['http://127.0.0.1:9/', 'http://169.254.169.254/'])
+      expect((await api.put('/api/webhook', { url })).status, url).toBe(400);
     expect((await api.get('/api/webhook')).body.url).toBeNull();
     // None of them made a job.
     expect((await api.get('/api/jobs')).body.items).toEqual([]);
@@ -292,9 +342,19 @@ describe.each(kinds)('job webhooks without YUNJI_OUTBOUND_ALLOW (%s)', (kind) =>
     const done = (await api.post('/api/jobs', { action: 'noop' })).body;
     await eventually(async () => ((await api.get(`/api/jobs/${done.id}`)).body.status === 'succeeded' ? true : undefined), 'the job');
     for (const notifyHook of ['http://127.0.0.1:1/', 'http://169.254.169.254/']) {
-      const res = await api.post('/mj/submit/action', { chooseSameChannel: true, customId: `yunji::rerun::${done.id}`, taskId: String(done.id), notifyHook });
+      const res = await api.post('/mj/submit/action', {
+        chooseSameChannel: true,
+        customId: `yunji::rerun::${done.id}`,
+        taskId: String(done.id),
+        notifyHook,
+      });
       expect(res.status, notifyHook).toBe(400);
-      expect(res.body, notifyHook).toEqual({ code: 400, description: expect.stringMatching(/notifyHook.*(loopback|private|link-local)/), result: null, properties: {} });
+      expect(res.body, notifyHook).toEqual({
+        code: 400,
+        description: expect.stringMatching(/notifyHook.*(loopback|private|link-local)/),
+        result: null,
+        properties: {},
+      });
     }
     expect((await api.get('/api/jobs')).body.items.map((j: { id: number }) => j.id)).toEqual([done.id]);
   });

@@ -74,7 +74,9 @@ describe.each(kinds)('process lifecycle on %s', (kind) => {
     socket.on('data', (d) => (response += d.toString()));
     const closed = new Promise<string>((res) => socket.on('close', () => res(response)));
     socket.on('error', () => {});
-    socket.write(`POST /api/auth/login HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+    socket.write(
+      `POST /api/auth/login HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`,
+    );
     return { finish: () => socket.write(body.slice(10)), closed };
   };
 

@@ -4,7 +4,9 @@ import { databaseKinds } from '../helpers/databases.ts';
 import { login, startServer, type RunningServer } from '../helpers/server.ts';
 
 const kinds = await databaseKinds();
-const glibc = process.platform === 'linux' && Boolean((process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime);
+const glibc =
+  process.platform === 'linux' &&
+  Boolean((process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime);
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 

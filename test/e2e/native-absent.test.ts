@@ -13,7 +13,10 @@ const kinds = await databaseKinds();
 
 /** The start-up line that says which local file work a server runs. */
 function fsWorkLine(server: RunningServer): { fsWork: string; reason?: string } {
-  const line = server.output().split('\n').find((l) => l.includes('"fsWork"'));
+  const line = server
+    .output()
+    .split('\n')
+    .find((l) => l.includes('"fsWork"'));
   if (!line) throw new Error(`no local file work line in:\n${server.output()}`);
   return JSON.parse(line) as { fsWork: string; reason?: string };
 }
@@ -36,7 +39,10 @@ describe.each(kinds)('a server whose node_modules has no yunji-fs-work, on %s', 
     // As after `npm ci` where the module cannot be built: not in node_modules at all.
     project = projectCopy((name) => name !== 'yunji-fs-work');
     roots = mkdtempSync(join(tmpdir(), 'yunji-no-native-roots-'));
-    server = await startServer(kind, { projectDir: project, env: { YUNJI_NATIVE: 'auto', YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100' } });
+    server = await startServer(kind, {
+      projectDir: project,
+      env: { YUNJI_NATIVE: 'auto', YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100' },
+    });
     token = await login(server.url);
     admin = client(server.url, token);
   });
@@ -48,7 +54,10 @@ describe.each(kinds)('a server whose node_modules has no yunji-fs-work, on %s', 
 
   it('starts on pure Node, saying why: the module is not there', () => {
     expect(() => createRequire(join(project, 'src', 'main.ts')).resolve('yunji-fs-work')).toThrow(/Cannot find module 'yunji-fs-work'/);
-    expect(fsWorkLine(server)).toMatchObject({ fsWork: 'portable', reason: expect.stringMatching(/^yunji-fs-work did not load \(Cannot find module 'yunji-fs-work'/) });
+    expect(fsWorkLine(server)).toMatchObject({
+      fsWork: 'portable',
+      reason: expect.stringMatching(/^yunji-fs-work did not load \(Cannot find module 'yunji-fs-work'/),
+    });
   });
 
   it('stores uploads (small ones written whole, large ones streamed) and serves them back byte for byte', async () => {
@@ -60,13 +69,19 @@ describe.each(kinds)('a server whose node_modules has no yunji-fs-work, on %s', 
       ['large.bin', randomBytes(3 * 1024 * 1024 + 7)],
       ['empty', Buffer.alloc(0)],
     ];
-    const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: uploadForm(packageID, files) });
+    const res = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: uploadForm(packageID, files),
+    });
     const body = (await res.json()) as any;
     expect([res.status, body.code], JSON.stringify(body)).toEqual([200, 'OK']);
     const uploaded = body.data.uploadeds as { objectID: number; path: string; size: string }[];
     expect(uploaded.map((o) => [o.path, o.size])).toEqual(files.map(([name, content]) => [name, String(content.length)]));
     for (const [i, [name, content]] of files.entries()) {
-      const got = await fetch(`${server.url}/v1/object/download?objectID=${uploaded[i]!.objectID}`, { headers: { authorization: `Bearer ${token}` } });
+      const got = await fetch(`${server.url}/v1/object/download?objectID=${uploaded[i]!.objectID}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(got.status, name).toBe(200);
       expect(Buffer.from(await got.arrayBuffer()).equals(content), name).toBe(true);
     }

@@ -39,7 +39,9 @@ async function uploadsAndServes(server: RunningServer): Promise<void> {
 describe('the start script', () => {
   it('runs bin/yunji.js with the Node flags and glibc tunables the tests start servers with', () => {
     const { scripts, config } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-    expect(scripts.start).toBe('GLIBC_TUNABLES=${GLIBC_TUNABLES:-$npm_package_config_glibcTunables} node $npm_package_config_nodeFlags bin/yunji.js serve');
+    expect(scripts.start).toBe(
+      'GLIBC_TUNABLES=${GLIBC_TUNABLES:-$npm_package_config_glibcTunables} node $npm_package_config_nodeFlags bin/yunji.js serve',
+    );
     const setup = startCommandSetup();
     expect(setup.nodeFlags.join(' ')).toBe(config.nodeFlags);
     expect(setup.env.GLIBC_TUNABLES).toBe(config.glibcTunables);

@@ -19,9 +19,18 @@ describe.each(kinds)('/v1 buckets and packages on %s', (kind) => {
     adminId = (await admin.get('/api/auth/session')).body.user.id;
     // A viewer in the admin's tenant, and a stranger alone in another tenant.
     const invite = await admin.post('/api/users/invitations', { email: 'viewer@example.com', role: 'viewer' });
-    viewer = client(server.url, (await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: 'viewer-pass' } })).body.token);
+    viewer = client(
+      server.url,
+      (
+        await call(server.url, 'POST', '/api/auth/invitations/accept', {
+          body: { token: invite.body.invitation_token, password: 'viewer-pass' },
+        })
+      ).body.token,
+    );
     const invite2 = await admin.post('/api/users/invitations', { email: 'stranger@example.com', role: 'member' });
-    const strangerSession = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite2.body.invitation_token, password: 'stranger-pass' } });
+    const strangerSession = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite2.body.invitation_token, password: 'stranger-pass' },
+    });
     other = client(server.url, strangerSession.body.token);
     const own = (await other.post('/api/tenants', { name: 'Elsewhere' })).body;
     await admin.delete(`/api/users/${strangerSession.body.user.id}`);
@@ -44,11 +53,19 @@ describe.each(kinds)('/v1 buckets and packages on %s', (kind) => {
     const pkg = await admin.post('/v1/package/create', { bucketID, name: 't1' });
     expect(pkg.status).toBe(200);
     expect(pkg.body.code).toBe('OK');
-    expect(pkg.body.data.package).toEqual({ packageID: expect.any(Number), name: 't1', bucketID, createTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) });
+    expect(pkg.body.data.package).toEqual({
+      packageID: expect.any(Number),
+      name: 't1',
+      bucketID,
+      createTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+    });
     const packageID = pkg.body.data.package.packageID as number;
     expect((await admin.get('/v1/package/getByFullName?bucketName=bkt1&packageName=t1')).body.data.package.packageID).toBe(packageID);
     await admin.post('/v1/package/create', { bucketID, name: 't0' });
-    expect((await admin.get(`/v1/package/listBucketPackages?bucketID=${bucketID}`)).body.data.packages.map((p: any) => p.name)).toEqual(['t0', 't1']);
+    expect((await admin.get(`/v1/package/listBucketPackages?bucketID=${bucketID}`)).body.data.packages.map((p: any) => p.name)).toEqual([
+      't0',
+      't1',
+    ]);
 
     const deleted = await admin.post('/v1/package/delete', { packageID });
     expect(deleted.body).toEqual({ code: 'OK', message: '', data: null });
@@ -66,7 +83,13 @@ describe.each(kinds)('/v1 buckets and packages on %s', (kind) => {
     const b = (await admin.post('/v1/bucket/create', { name: 'dup' })).body.data.bucket;
     const cases: [Promise<any>, number, string][] = [
       [admin.post('/v1/bucket/create', { name: 'dup' }), 409, 'Conflict'],
-      [admin.post('/v1/package/create', { bucketID: b.bucketID, name: 'p' }).then(() => admin.post('/v1/package/create', { bucketID: b.bucketID, name: 'p' })), 409, 'Conflict'],
+      [
+        admin
+          .post('/v1/package/create', { bucketID: b.bucketID, name: 'p' })
+          .then(() => admin.post('/v1/package/create', { bucketID: b.bucketID, name: 'p' })),
+        409,
+        'Conflict',
+      ],
       [admin.post('/v1/bucket/create', { userID: adminId + 1000, name: 'x' }), 403, 'Forbidden'],
       [viewer.post('/v1/bucket/create', { name: 'x' }), 403, 'Forbidden'],
       [viewer.post('/v1/bucket/delete', { bucketID: b.bucketID }), 403, 'Forbidden'],
@@ -86,7 +109,15 @@ describe.each(kinds)('/v1 buckets and packages on %s', (kind) => {
       [admin.get('/v1/package/listBucketPackages?bucketID=-1'), 400, 'BadArgument'],
       [admin.post('/v1/bucket/delete', { bucketID: '1' }), 400, 'BadArgument'],
       [admin.post('/v1/bucket/delete', { bucketID: 1.5 }), 400, 'BadArgument'],
-      [call(server.url, 'POST', '/v1/bucket/create', { token: undefined, raw: '{"name":', headers: { 'content-type': 'application/json' } }), 401, 'Unauthorized'],
+      [
+        call(server.url, 'POST', '/v1/bucket/create', {
+          token: undefined,
+          raw: '{"name":',
+          headers: { 'content-type': 'application/json' },
+        }),
+        401,
+        'Unauthorized',
+      ],
     ];
     for (const name of ['', 'a/b', '..', '.', 'back\\slash', 'nul\u0000', 'tab\there', 'x'.repeat(256)]) {
       cases.push([admin.post('/v1/bucket/create', { name }), 400, 'BadArgument']);
@@ -97,9 +128,18 @@ describe.each(kinds)('/v1 buckets and packages on %s', (kind) => {
       expect(res.body.data).toBeNull();
       expect(res.body.message.length).toBeGreaterThan(0);
     }
-    const malformed = await admin.post('/v1/bucket/create', undefined, { raw: '{"name":', headers: { 'content-type': 'application/json' } });
+    const malformed = await admin.post('/v1/bucket/create', undefined, {
+      raw: '{"name":',
+      headers: { 'content-type': 'application/json' },
+    });
     expect([malformed.status, malformed.body.code]).toEqual([400, 'BadArgument']);
-    const huge = await earlyResponse(server.url, 'POST', '/v1/bucket/create', 10 * 1024 * 1024, (await admin.get('/api/auth/session')).body.token);
+    const huge = await earlyResponse(
+      server.url,
+      'POST',
+      '/v1/bucket/create',
+      10 * 1024 * 1024,
+      (await admin.get('/api/auth/session')).body.token,
+    );
     expect([huge.status, JSON.parse(huge.text).code]).toEqual([413, 'TooLarge']);
     // Unicode names are fine, and a name is the same name whatever else surrounds it.
     expect((await admin.post('/v1/bucket/create', { name: '数据 🚀' })).body.data.bucket.name).toBe('数据 🚀');

@@ -98,46 +98,57 @@ describe.each(kinds)('storage durability on %s', (kind) => {
     earlier = [];
   });
 
-  it.skipIf(nativeOffRun)('streams a 2 GiB+ upload and serves it back byte for byte, whole and in ranges', async () => {
-    const totalMiB = 2050; // past 2^31 bytes, where 32-bit offsets would break
-    const up = streamingUpload({ packageID }, 'huge.bin', totalMiB);
-    const res = await fetch(`${server.url}/v1/object/upload`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': up.contentType },
-      body: up.body,
-      duplex: 'half',
-    } as RequestInit);
-    const body = (await res.json()) as any;
-    expect([res.status, body.code]).toEqual([200, 'OK']);
-    const object = body.data.uploadeds[0];
-    expect(object).toMatchObject({ path: 'huge.bin', size: String(totalMiB * MiB), fileHash: `Full${up.digest()}` });
+  it.skipIf(nativeOffRun)(
+    'streams a 2 GiB+ upload and serves it back byte for byte, whole and in ranges',
+    async () => {
+      const totalMiB = 2050; // past 2^31 bytes, where 32-bit offsets would break
+      const up = streamingUpload({ packageID }, 'huge.bin', totalMiB);
+      const res = await fetch(`${server.url}/v1/object/upload`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': up.contentType },
+        body: up.body,
+        duplex: 'half',
+      } as RequestInit);
+      const body = (await res.json()) as any;
+      expect([res.status, body.code]).toEqual([200, 'OK']);
+      const object = body.data.uploadeds[0];
+      expect(object).toMatchObject({ path: 'huge.bin', size: String(totalMiB * MiB), fileHash: `Full${up.digest()}` });
 
-    const whole = await fetch(`${server.url}/v1/object/download?objectID=${object.objectID}`, { headers: { authorization: `Bearer ${token}` } });
-    expect(whole.headers.get('content-length')).toBe(String(totalMiB * MiB));
-    const hash = createHash('sha256');
-    let received = 0;
-    for await (const part of whole.body as unknown as AsyncIterable<Uint8Array>) {
-      hash.update(part);
-      received += part.length;
-    }
-    expect([received, hash.digest('hex').toUpperCase()]).toEqual([totalMiB * MiB, up.digest()]);
+      const whole = await fetch(`${server.url}/v1/object/download?objectID=${object.objectID}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(whole.headers.get('content-length')).toBe(String(totalMiB * MiB));
+      const hash = createHash('sha256');
+      let received = 0;
+      for await (const part of whole.body as unknown as AsyncIterable<Uint8Array>) {
+        hash.update(part);
+        received += part.length;
+      }
+      expect([received, hash.digest('hex').toUpperCase()]).toEqual([totalMiB * MiB, up.digest()]);
 
-    const size = totalMiB * MiB;
-    for (const [start, end] of [
-      [0, 99],
-      [MiB - 5, MiB + 4],
-      [2 ** 31 - 3, 2 ** 31 + 2],
-      [size - 1000, size - 1],
-      [1234567890, 1234567890 + 3 * MiB],
-    ] as const) {
-      const ranged = await fetch(`${server.url}/v1/object/download?objectID=${object.objectID}`, { headers: { authorization: `Bearer ${token}`, range: `bytes=${start}-${end}` } });
-      expect(ranged.status).toBe(206);
-      expect(Buffer.from(await ranged.arrayBuffer()).equals(expectedRange(start, end)), `${start}-${end}`).toBe(true);
-      const sliced = await fetch(`${server.url}/v1/object/download?objectID=${object.objectID}&offset=${start}&length=${end - start + 1}`, { headers: { authorization: `Bearer ${token}` } });
-      expect(Buffer.from(await sliced.arrayBuffer()).equals(expectedRange(start, end)), `offset ${start}`).toBe(true);
-    }
-    await admin.post('/v1/object/delete', { objectIDs: [object.objectID] });
-  }, 300_000);
+      const size = totalMiB * MiB;
+      for (const [start, end] of [
+        [0, 99],
+        [MiB - 5, MiB + 4],
+        [2 ** 31 - 3, 2 ** 31 + 2],
+        [size - 1000, size - 1],
+        [1234567890, 1234567890 + 3 * MiB],
+      ] as const) {
+        const ranged = await fetch(`${server.url}/v1/object/download?objectID=${object.objectID}`, {
+          headers: { authorization: `Bearer ${token}`, range: `bytes=${start}-${end}` },
+        });
+        expect(ranged.status).toBe(206);
+        expect(Buffer.from(await ranged.arrayBuffer()).equals(expectedRange(start, end)), `${start}-${end}`).toBe(true);
+        const sliced = await fetch(
+          `${server.url}/v1/object/download?objectID=${object.objectID}&offset=${start}&length=${end - start + 1}`,
+          { headers: { authorization: `Bearer ${token}` } },
+        );
+        expect(Buffer.from(await sliced.arrayBuffer()).equals(expectedRange(start, end)), `offset ${start}`).toBe(true);
+      }
+      await admin.post('/v1/object/delete', { objectIDs: [object.objectID] });
+    },
+    300_000,
+  );
 
   it('kill -9 during an upload: after restart nothing of it is visible and its bytes are gone', async () => {
     const before = new Set(filesIn(join(space(), 'shards')));
@@ -156,7 +167,11 @@ describe.each(kinds)('storage durability on %s', (kind) => {
 
     const objects = (await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects;
     expect(objects.map((o: any) => o.path)).not.toContain('interrupted.bin');
-    const left = () => [...filesIn(join(space(), 'partial')), ...filesIn(join(space(), 'tmp')), ...filesIn(join(space(), 'shards')).filter((f) => !before.has(f))];
+    const left = () => [
+      ...filesIn(join(space(), 'partial')),
+      ...filesIn(join(space(), 'tmp')),
+      ...filesIn(join(space(), 'shards')).filter((f) => !before.has(f)),
+    ];
     await waitUntil(() => left().length === 0);
   }, 120_000);
 
@@ -168,7 +183,11 @@ describe.each(kinds)('storage durability on %s', (kind) => {
       const form = new FormData();
       form.append('info', JSON.stringify({ objectID, index }));
       form.append('file', new Blob([content]), 'part');
-      const r = await fetch(`${server.url}/v1/object/uploadPart`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+      const r = await fetch(`${server.url}/v1/object/uploadPart`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: form,
+      });
       expect(r.status).toBe(200);
     }
     const completing = admin.post('/v1/object/completeMultipartUpload', { objectID, indexes: [2, 0, 1, 0] }).catch((err: unknown) => err);
@@ -176,14 +195,20 @@ describe.each(kinds)('storage durability on %s', (kind) => {
     await restart('SIGKILL');
     expect(await completing).toBeInstanceOf(Error);
 
-    const listed = (await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects.find((o: any) => o.objectID === objectID);
+    const listed = (await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects.find(
+      (o: any) => o.objectID === objectID,
+    );
     expect(listed).toMatchObject({ size: '0', redundancy: { type: 'multipartUpload' } });
     await waitUntil(() => filesIn(join(space(), 'partial')).length === 0 && filesIn(join(space(), 'tmp')).length === 0);
 
     const done = await admin.post('/v1/object/completeMultipartUpload', { objectID, indexes: [2, 0, 1, 0] });
     expect(done.status).toBe(200);
     const joined = Buffer.concat([parts[2]!, parts[0]!, parts[1]!, parts[0]!]);
-    expect(done.body.data.object).toMatchObject({ size: String(joined.length), fileHash: `Full${createHash('sha256').update(joined).digest('hex').toUpperCase()}`, redundancy: { type: 'none' } });
+    expect(done.body.data.object).toMatchObject({
+      size: String(joined.length),
+      fileHash: `Full${createHash('sha256').update(joined).digest('hex').toUpperCase()}`,
+      redundancy: { type: 'none' },
+    });
     // The parts' own bytes go at the next sweep; the joined object stays whole.
     await restart('SIGTERM');
     const shardNames = filesIn(join(space(), 'shards')).map((f) => f.slice(f.lastIndexOf('/') + 1));

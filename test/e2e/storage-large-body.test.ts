@@ -13,7 +13,10 @@ const BOUNDARY = 'large-body-test-boundary';
 function multipart(parts: { name: string; filename?: string; content: Buffer }[]): Buffer {
   const pieces: Buffer[] = [];
   for (const p of parts) {
-    const disposition = p.filename === undefined ? `form-data; name="${p.name}"` : `form-data; name="${p.name}"; filename="${encodeURIComponent(p.filename)}"`;
+    const disposition =
+      p.filename === undefined
+        ? `form-data; name="${p.name}"`
+        : `form-data; name="${p.name}"; filename="${encodeURIComponent(p.filename)}"`;
     pieces.push(Buffer.from(`--${BOUNDARY}\r\ncontent-disposition: ${disposition}\r\n\r\n`), p.content, Buffer.from('\r\n'));
   }
   pieces.push(Buffer.from(`--${BOUNDARY}--\r\n`));
@@ -102,7 +105,9 @@ describe.each(kinds)('large upload bodies on %s', (kind) => {
     // The upload's answer, then the health check's.
     expect(text.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
 
-    const back = await fetch(`${server.url}/v1/object/downloadByPath?path=b/p/large/one.bin`, { headers: { authorization: `Bearer ${token}` } });
+    const back = await fetch(`${server.url}/v1/object/downloadByPath?path=b/p/large/one.bin`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(sha(Buffer.from(await back.arrayBuffer()))).toBe(sha(big));
   });
 
@@ -113,7 +118,9 @@ describe.each(kinds)('large upload bodies on %s', (kind) => {
       { name: 'files', filename: 'paused/big.bin', content: big },
     ]);
     const conn = rawConnection(server.url);
-    await conn.write(Buffer.concat([requestHead(server.url, token, body.length, 'Connection: close\r\n'), body.subarray(0, 12 * 1024 * 1024)]));
+    await conn.write(
+      Buffer.concat([requestHead(server.url, token, body.length, 'Connection: close\r\n'), body.subarray(0, 12 * 1024 * 1024)]),
+    );
     // The server keeps serving others while this body is half sent.
     for (let i = 0; i < 8; i++) {
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
@@ -136,7 +143,12 @@ describe.each(kinds)('large upload bodies on %s', (kind) => {
     await conn.waitFor('"code":"OK"');
     await conn.write(Buffer.concat([requestHead(server.url, token, body.length), body]));
     await new Promise<void>((resolve, reject) => {
-      const check = () => (conn.received().match(/"code":"OK"/g)?.length === 2 ? resolve() : conn.socket.destroyed ? reject(new Error(conn.received())) : setTimeout(check, 10));
+      const check = () =>
+        conn.received().match(/"code":"OK"/g)?.length === 2
+          ? resolve()
+          : conn.socket.destroyed
+            ? reject(new Error(conn.received()))
+            : setTimeout(check, 10);
       check();
     });
     expect(conn.received()).not.toMatch(/connection: close/i);
@@ -164,7 +176,9 @@ describe.each(kinds)('large upload bodies on %s', (kind) => {
       body: after,
     });
     expect(res.status).toBe(200);
-    expect(await paths()).toEqual([...before, ['gone/after.txt', `Full${sha(Buffer.from('still here'))}`]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
+    expect(await paths()).toEqual(
+      [...before, ['gone/after.txt', `Full${sha(Buffer.from('still here'))}`]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
+    );
   });
 
   it('stores nothing when the body ends before its Content-Length, and closes the connection', async () => {

@@ -18,13 +18,18 @@ describe.each(kinds)('/v1/object/listByPath on %s', (kind) => {
     const bucketID = (await admin.post('/v1/bucket/create', { name: 'b' })).body.data.bucket.bucketID;
     packageID = (await admin.post('/v1/package/create', { bucketID, name: 'p' })).body.data.package.packageID;
     // 50 directories × 99 files, plus top-level files and names whose byte order differs from locale order.
-    for (let d = 0; d < 50; d++) for (let f = 0; f < 99; f++) paths.push(`dir${String(d).padStart(2, '0')}/f${String(f).padStart(3, '0')}.txt`);
+    for (let d = 0; d < 50; d++)
+      for (let f = 0; f < 99; f++) paths.push(`dir${String(d).padStart(2, '0')}/f${String(f).padStart(3, '0')}.txt`);
     paths.push('Zebra.txt', 'apple.txt', 'dir00-sibling.txt', 'é.txt', '中文/文件.txt', 'z/deep/er/x.txt');
     for (let i = 0; i < paths.length; i += 500) {
       const form = new FormData();
       form.append('info', JSON.stringify({ packageID }));
       for (const p of paths.slice(i, i + 500)) form.append('files', new Blob([p]), encodeURIComponent(p));
-      const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+      const res = await fetch(`${server.url}/v1/object/upload`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: form,
+      });
       expect(res.status).toBe(200);
     }
   });
@@ -33,7 +38,9 @@ describe.each(kinds)('/v1/object/listByPath on %s', (kind) => {
   });
 
   const list = async (q: Record<string, string | number | boolean>) => {
-    const res = await admin.get(`/v1/object/listByPath?${new URLSearchParams(Object.entries({ packageID, ...q }).map(([k, v]): [string, string] => [k, String(v)]))}`);
+    const res = await admin.get(
+      `/v1/object/listByPath?${new URLSearchParams(Object.entries({ packageID, ...q }).map(([k, v]): [string, string] => [k, String(v)]))}`,
+    );
     expect(res.status, res.text).toBe(200);
     return res.body.data as { objects: { path: string }[]; commonPrefixes: string[]; isTruncated: boolean; nextContinuationToken: string };
   };
@@ -91,7 +98,13 @@ describe.each(kinds)('/v1/object/listByPath on %s', (kind) => {
   });
 
   it('refuses bad queries in the storage envelope', async () => {
-    for (const q of ['packageID=abc', `packageID=${packageID}&maxKeys=0`, `packageID=${packageID}&maxKeys=-3`, `packageID=${packageID}&isPrefix=maybe`, `packageID=${packageID}&isPrefix=true&continuationToken=garbage`]) {
+    for (const q of [
+      'packageID=abc',
+      `packageID=${packageID}&maxKeys=0`,
+      `packageID=${packageID}&maxKeys=-3`,
+      `packageID=${packageID}&isPrefix=maybe`,
+      `packageID=${packageID}&isPrefix=true&continuationToken=garbage`,
+    ]) {
       const res = await admin.get(`/v1/object/listByPath?${q}`);
       expect([res.status, res.body.code], q).toEqual([400, 'BadArgument']);
     }

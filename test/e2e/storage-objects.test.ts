@@ -34,7 +34,14 @@ function shardFiles(dataDir: string): string[] {
   const spaces = join(dataDir, 'spaces');
   for (const space of readdirSync(spaces)) {
     const shards = join(spaces, space, '.yunji', 'shards');
-    for (const prefix of (() => { try { return readdirSync(shards); } catch { return []; } })()) out.push(...readdirSync(join(shards, prefix)));
+    for (const prefix of (() => {
+      try {
+        return readdirSync(shards);
+      } catch {
+        return [];
+      }
+    })())
+      out.push(...readdirSync(join(shards, prefix)));
   }
   return out;
 }
@@ -67,9 +74,17 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
   let admin: ReturnType<typeof client>;
   let packageID: number;
 
-  const upload = (form: FormData, t = token) => fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${t}` }, body: form }).then(async (r) => ({ status: r.status, body: await r.json() as any }));
+  const upload = (form: FormData, t = token) =>
+    fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${t}` }, body: form }).then(async (r) => ({
+      status: r.status,
+      body: (await r.json()) as any,
+    }));
   const download = (query: string, headers: Record<string, string> = {}) =>
-    fetch(`${server.url}/v1/object/download?${query}`, { headers: { authorization: `Bearer ${token}`, ...headers } }).then(async (r) => ({ status: r.status, headers: r.headers, bytes: Buffer.from(await r.arrayBuffer()) }));
+    fetch(`${server.url}/v1/object/download?${query}`, { headers: { authorization: `Bearer ${token}`, ...headers } }).then(async (r) => ({
+      status: r.status,
+      headers: r.headers,
+      bytes: Buffer.from(await r.arrayBuffer()),
+    }));
 
   beforeAll(async () => {
     server = await startServer(kind, { env: { YUNJI_SHARD_GRACE: '0', YUNJI_MAX_OBJECT_SIZE: String(64 * 1024 * 1024) } });
@@ -85,13 +100,21 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
   it('uploads as the spec shows, lists, and downloads whole, by offset/length and by Range', async () => {
     const a = Buffer.from('testdata');
     const b = Buffer.from('testdata2');
-    const res = await upload(uploadForm({ userID: 1, packageID }, [['test.txt', a], ['a/b/test2.txt', b]]));
+    const res = await upload(
+      uploadForm({ userID: 1, packageID }, [
+        ['test.txt', a],
+        ['a/b/test2.txt', b],
+      ]),
+    );
     expect(res.status).toBe(200);
     expect(res.body.code).toBe('OK');
     const [o1, o2] = res.body.data.uploadeds;
     expect(o1).toMatchObject({ packageID, path: 'test.txt', size: '8', fileHash: `Full${sha(a)}`, redundancy: { type: 'none' } });
     expect(o2).toMatchObject({ path: 'a/b/test2.txt', size: '9', fileHash: `Full${sha(b)}` });
-    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects.map((o: any) => o.path)).toEqual(['a/b/test2.txt', 'test.txt']);
+    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects.map((o: any) => o.path)).toEqual([
+      'a/b/test2.txt',
+      'test.txt',
+    ]);
 
     const whole = await download(`objectID=${o2.objectID}`);
     expect(whole.status).toBe(200);
@@ -155,7 +178,14 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
         req.once('error', (err) => (req.destroyed ? resolve() : reject(err)));
       });
     }
-    const openShards = () => readdirSync(`/proc/${server.proc.pid}/fd`).filter((fd) => { try { return readlinkSync(`/proc/${server.proc.pid}/fd/${fd}`) === shard; } catch { return false; } }).length;
+    const openShards = () =>
+      readdirSync(`/proc/${server.proc.pid}/fd`).filter((fd) => {
+        try {
+          return readlinkSync(`/proc/${server.proc.pid}/fd/${fd}`) === shard;
+        } catch {
+          return false;
+        }
+      }).length;
     for (let i = 0; i < 50 && openShards() > 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect(openShards()).toBe(0);
     expect(sha((await download(`objectID=${obj.objectID}`)).bytes)).toBe(sha(content));
@@ -187,7 +217,8 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
       expect((await download(`objectID=${up.body.data.uploadeds[0].objectID}`)).bytes.equals(small)).toBe(true);
     }
     for (const reader of readers) reader.resume();
-    for (const body of await Promise.all(readers.map((r) => r.body))) expect([body.length, sha(body)]).toEqual([content.length, sha(content)]);
+    for (const body of await Promise.all(readers.map((r) => r.body)))
+      expect([body.length, sha(body)]).toEqual([content.length, sha(content)]);
   });
 
   it('keeps the stored copy when a streamed upload brings the same bytes again, the new copy removed', async () => {
@@ -208,7 +239,12 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
 
   it('stores identical content once, and removes bytes once nothing references them', async () => {
     const content = randomBytes(1000);
-    const up = await upload(uploadForm({ packageID }, [['dup/1', content], ['dup/2', content]]));
+    const up = await upload(
+      uploadForm({ packageID }, [
+        ['dup/1', content],
+        ['dup/2', content],
+      ]),
+    );
     const ids = up.body.data.uploadeds.map((o: any) => o.objectID);
     expect(shardFiles(server.dataDir).filter((f) => f === sha(content))).toHaveLength(1);
     expect((await admin.post('/v1/object/delete', { objectIDs: [ids[0], 999999] })).body).toEqual({ code: 'OK', message: '', data: null });
@@ -229,7 +265,9 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
     expect((await admin.post('/v1/object/delete', { objectIDs: [ids[1]] })).status).toBe(200);
     server = await restart();
     expect(shardFiles(server.dataDir).filter((f) => f === sha(content))).toHaveLength(0);
-    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects.map((o: any) => o.path)).not.toContain('dup/2');
+    expect(
+      (await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects.map((o: any) => o.path),
+    ).not.toContain('dup/2');
     // The first process owns the data dir and database; hand them to the current one for clean-up.
     server.dispose = async () => {
       await server.stop();
@@ -248,7 +286,14 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
       [uploadForm({ packageID: 999999 }, [['x', Buffer.from('1')]]), 404, /package/],
     ];
     for (const bad of ['../escape', '/abs', 'a//b', 'a/./b', 'back\\slash', 'nul\u0000byte', 'n'.repeat(5 * 1024)]) {
-      cases.push([uploadForm({ packageID }, [['fine', Buffer.from('ok')], [bad, Buffer.from('1')]]), 400, /filename/]);
+      cases.push([
+        uploadForm({ packageID }, [
+          ['fine', Buffer.from('ok')],
+          [bad, Buffer.from('1')],
+        ]),
+        400,
+        /filename/,
+      ]);
     }
     for (const [form, status, message] of cases) {
       const res = await upload(form);
@@ -265,35 +310,58 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
     expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects).toHaveLength(before);
   });
 
-  it.skipIf(nativeOffRun)('refuses more parts than the limit, and keeps tenants apart', async () => {
-    const many = uploadForm({ packageID }, Array.from({ length: 10_001 }, (_, i) => [`m/${i}`, Buffer.from('x')] as [string, Buffer]));
-    const tooMany = await upload(many);
-    expect([tooMany.status, tooMany.body.code]).toEqual([413, 'TooLarge']);
+  it.skipIf(nativeOffRun)(
+    'refuses more parts than the limit, and keeps tenants apart',
+    async () => {
+      const many = uploadForm(
+        { packageID },
+        Array.from({ length: 10_001 }, (_, i) => [`m/${i}`, Buffer.from('x')] as [string, Buffer]),
+      );
+      const tooMany = await upload(many);
+      expect([tooMany.status, tooMany.body.code]).toEqual([413, 'TooLarge']);
 
-    const mine = (await upload(uploadForm({ packageID }, [['private.txt', Buffer.from('secret')]]))).body.data.uploadeds[0];
-    // The same user, in another tenant: a second session switched there.
-    const elsewhere = await newTenantClient(server.url, 'T2');
-    const dl = await elsewhere.get(`/v1/object/download?objectID=${mine.objectID}`);
-    expect([dl.status, dl.body.code]).toEqual([404, 'NotFound']);
-    expect((await elsewhere.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).status).toBe(404);
-    expect((await elsewhere.post('/v1/object/delete', { objectIDs: [mine.objectID] })).body.code).toBe('OK');
-    const t2Upload = await upload(uploadForm({ packageID }, [['intruder', Buffer.from('x')]]), (await elsewhere.get('/api/auth/session')).body.token);
-    expect([t2Upload.status, t2Upload.body.code]).toEqual([404, 'NotFound']);
-    // Untouched.
-    expect((await download(`objectID=${mine.objectID}`)).bytes.toString()).toBe('secret');
-    // 10,001 parts are read and stored before the refusal: room for a loaded machine.
-  }, 180_000);
+      const mine = (await upload(uploadForm({ packageID }, [['private.txt', Buffer.from('secret')]]))).body.data.uploadeds[0];
+      // The same user, in another tenant: a second session switched there.
+      const elsewhere = await newTenantClient(server.url, 'T2');
+      const dl = await elsewhere.get(`/v1/object/download?objectID=${mine.objectID}`);
+      expect([dl.status, dl.body.code]).toEqual([404, 'NotFound']);
+      expect((await elsewhere.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).status).toBe(404);
+      expect((await elsewhere.post('/v1/object/delete', { objectIDs: [mine.objectID] })).body.code).toBe('OK');
+      const t2Upload = await upload(
+        uploadForm({ packageID }, [['intruder', Buffer.from('x')]]),
+        (await elsewhere.get('/api/auth/session')).body.token,
+      );
+      expect([t2Upload.status, t2Upload.body.code]).toEqual([404, 'NotFound']);
+      // Untouched.
+      expect((await download(`objectID=${mine.objectID}`)).bytes.toString()).toBe('secret');
+      // 10,001 parts are read and stored before the refusal: room for a loaded machine.
+    },
+    180_000,
+  );
 
   it('downloads by path, moves and clones item by item', async () => {
     const bucketID = (await admin.post('/v1/bucket/create', { name: 'mc' })).body.data.bucket.bucketID;
     const p1 = (await admin.post('/v1/package/create', { bucketID, name: 'one' })).body.data.package.packageID;
     const p2 = (await admin.post('/v1/package/create', { bucketID, name: 'two' })).body.data.package.packageID;
-    const up = await upload(uploadForm({ packageID: p1 }, [['a/trace.txt', Buffer.from('trace')], ['taken.txt', Buffer.from('x')]]));
+    const up = await upload(
+      uploadForm({ packageID: p1 }, [
+        ['a/trace.txt', Buffer.from('trace')],
+        ['taken.txt', Buffer.from('x')],
+      ]),
+    );
     const [trace, taken] = up.body.data.uploadeds;
 
-    const byPath = await fetch(`${server.url}/v1/object/downloadByPath?path=${encodeURIComponent('mc/one/a/trace.txt')}&offset=1&length=3`, { headers: { authorization: `Bearer ${token}` } });
+    const byPath = await fetch(
+      `${server.url}/v1/object/downloadByPath?path=${encodeURIComponent('mc/one/a/trace.txt')}&offset=1&length=3`,
+      { headers: { authorization: `Bearer ${token}` } },
+    );
     expect([byPath.status, await byPath.text()]).toEqual([200, 'rac']);
-    for (const [path, status] of [['mc/one/missing', 404], ['mc/one', 400], ['mc/one/../x', 400], ['nope/one/a/trace.txt', 404]] as const) {
+    for (const [path, status] of [
+      ['mc/one/missing', 404],
+      ['mc/one', 400],
+      ['mc/one/../x', 400],
+      ['nope/one/a/trace.txt', 404],
+    ] as const) {
       const r = await admin.get(`/v1/object/downloadByPath?path=${encodeURIComponent(path)}`);
       expect([r.status, r.body.code], path).toEqual([status, status === 404 ? 'NotFound' : 'BadArgument']);
     }
@@ -322,8 +390,13 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
       ],
     });
     expect(moved.body).toEqual({ code: 'OK', message: '', data: { successes: [trace.objectID] } });
-    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${p2}`)).body.data.objects.map((o: any) => o.path)).toEqual(['trace2.txt', 'trace3.txt']);
-    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${p1}`)).body.data.objects.map((o: any) => o.objectID)).toEqual([taken.objectID]);
+    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${p2}`)).body.data.objects.map((o: any) => o.path)).toEqual([
+      'trace2.txt',
+      'trace3.txt',
+    ]);
+    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${p1}`)).body.data.objects.map((o: any) => o.objectID)).toEqual([
+      taken.objectID,
+    ]);
     // Deleting the original keeps the clone's bytes.
     await admin.post('/v1/object/delete', { objectIDs: [trace.objectID] });
     expect((await download(`objectID=${c0.objectID}`)).bytes.toString()).toBe('trace');
@@ -344,24 +417,46 @@ describe.each(kinds)('/v1 objects on %s', (kind) => {
     const started = await admin.post('/v1/object/newMultipartUpload', { packageID, path: 'multi/obj.txt' });
     expect(started.status).toBe(200);
     const obj = started.body.data.object;
-    expect(obj).toMatchObject({ path: 'multi/obj.txt', size: '0', fileHash: `Full${'0'.repeat(64)}`, redundancy: { type: 'multipartUpload' } });
+    expect(obj).toMatchObject({
+      path: 'multi/obj.txt',
+      size: '0',
+      fileHash: `Full${'0'.repeat(64)}`,
+      redundancy: { type: 'multipartUpload' },
+    });
     expect((await admin.get(`/v1/object/listByPath?packageID=${packageID}&path=multi/obj.txt`)).body.data.objects).toHaveLength(1);
 
     const part = (info: unknown, content: string | null) => {
       const form = new FormData();
       form.append('info', JSON.stringify(info));
       if (content !== null) form.append('file', new Blob([content]), 'part');
-      return fetch(`${server.url}/v1/object/uploadPart`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+      return fetch(`${server.url}/v1/object/uploadPart`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: form,
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
     };
-    for (const [index, content] of [[3, 'ccc'], [1, 'aaa'], [2, 'bbb'], [2, 'BBB'], [9, 'unused']] as const) {
+    for (const [index, content] of [
+      [3, 'ccc'],
+      [1, 'aaa'],
+      [2, 'bbb'],
+      [2, 'BBB'],
+      [9, 'unused'],
+    ] as const) {
       const r = await part({ objectID: obj.objectID, index }, content);
       expect([r.status, r.body.code]).toEqual([200, 'OK']);
     }
-    expect((await admin.post('/v1/object/completeMultipartUpload', { objectID: obj.objectID, indexes: [2, 7] })).body.code).toBe('BadArgument');
+    expect((await admin.post('/v1/object/completeMultipartUpload', { objectID: obj.objectID, indexes: [2, 7] })).body.code).toBe(
+      'BadArgument',
+    );
     const done = await admin.post('/v1/object/completeMultipartUpload', { objectID: obj.objectID, indexes: [2, 3, 1, 2] });
     expect(done.status).toBe(200);
     const expected = Buffer.from('BBBcccaaaBBB');
-    expect(done.body.data.object).toMatchObject({ objectID: obj.objectID, size: '12', fileHash: `Full${sha(expected)}`, redundancy: { type: 'none' } });
+    expect(done.body.data.object).toMatchObject({
+      objectID: obj.objectID,
+      size: '12',
+      fileHash: `Full${sha(expected)}`,
+      redundancy: { type: 'none' },
+    });
     expect((await download(`objectID=${obj.objectID}`)).bytes.equals(expected)).toBe(true);
 
     // Finished: no more parts, no second completion.

@@ -6,7 +6,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
 import { S3_CREDENTIAL, startS3, type S3Server } from '../helpers/s3.ts';
 import { client, login, startServer, waitForOutput, type RunningServer } from '../helpers/server.ts';
-import { filesUnder, s3Client, s3Put, sha256, startThrottledProxy, TERMINAL_STATUSES, until, type Api, type ThrottledProxy } from '../helpers/sync.ts';
+import {
+  filesUnder,
+  s3Client,
+  s3Put,
+  sha256,
+  startThrottledProxy,
+  TERMINAL_STATUSES,
+  until,
+  type Api,
+  type ThrottledProxy,
+} from '../helpers/sync.ts';
 
 const kinds = await databaseKinds();
 const COUNT = 60;
@@ -23,7 +33,15 @@ describe.each(kinds)('sync survives kill -9 on %s', (kind) => {
   let token: string;
   const hashes = new Map<string, string>();
   // A killed process's writes keep the sweeper off until its fence expires (3 s here); a sweep every second then takes what they left.
-  const env = () => ({ YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100', YUNJI_JOB_LEASE: '2', YUNJI_SHARD_GRACE: '0', YUNJI_SWEEP_FENCE: '3', YUNJI_SWEEP_INTERVAL: '1', YUNJI_OUTBOUND_ALLOW: '127.0.0.1' });
+  const env = () => ({
+    YUNJI_LOCAL_ROOTS: roots,
+    YUNJI_JOB_POLL: '100',
+    YUNJI_JOB_LEASE: '2',
+    YUNJI_SHARD_GRACE: '0',
+    YUNJI_SWEEP_FENCE: '3',
+    YUNJI_SWEEP_INTERVAL: '1',
+    YUNJI_OUTBOUND_ALLOW: '127.0.0.1',
+  });
 
   beforeAll(async () => {
     roots = mkdtempSync(join(tmpdir(), 'yunji-crash-'));
@@ -104,6 +122,8 @@ describe.each(kinds)('sync survives kill -9 on %s', (kind) => {
     expect(job.stats.skipped).toBeGreaterThanOrEqual(before);
     expect(job.stats.copied + job.stats.skipped).toBe(COUNT);
     // What the killed process was writing is swept from Yunji's own folder once its fence expired (grace 0 here).
-    await until('the killed process\'s partial files to be swept', async () => (filesUnder(join(dstRoot, '.yunji', 'partial')).length === 0 ? true : undefined));
+    await until("the killed process's partial files to be swept", async () =>
+      filesUnder(join(dstRoot, '.yunji', 'partial')).length === 0 ? true : undefined,
+    );
   });
 });

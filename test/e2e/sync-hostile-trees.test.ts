@@ -39,7 +39,10 @@ describe.each(kinds)('sync of hostile source trees on %s', (kind) => {
     mkdirSync(join(tree, 'sub'), { recursive: true });
     writeFileSync(join(tree, 'line\nbreak.txt'), 'newline in the name');
     writeFileSync(join(tree, 'plain.txt'), 'plain');
-    writeFileSync(Buffer.concat([Buffer.from(join(tree, 'sub') + '/'), Buffer.from([0x62, 0x61, 0x64, 0xff, 0xfe, 0x2e, 0x74, 0x78, 0x74])]), 'latin-1 name');
+    writeFileSync(
+      Buffer.concat([Buffer.from(join(tree, 'sub') + '/'), Buffer.from([0x62, 0x61, 0x64, 0xff, 0xfe, 0x2e, 0x74, 0x78, 0x74])]),
+      'latin-1 name',
+    );
     symlinkSync(tree, join(tree, 'sub', 'loop'));
     symlinkSync('/etc', join(tree, 'outside'));
     symlinkSync('/etc/hostname', join(tree, 'hostname-link'));

@@ -96,7 +96,8 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
       base,
       url: (p: string) => `${webUrl}${base}/${p}`,
       serve: (p: string, route: Route) => routes.set(`${base}/${p}`, route),
-      serveJson: (p: string, value: unknown, extra: Route = {}) => routes.set(`${base}/${p}`, { body: JSON.stringify(value), contentType: 'application/json', ...extra }),
+      serveJson: (p: string, value: unknown, extra: Route = {}) =>
+        routes.set(`${base}/${p}`, { body: JSON.stringify(value), contentType: 'application/json', ...extra }),
       fetches: (p: string) => hits.filter((h) => h.path === `${base}/${p}`).length,
       hitsOf: (p: string) => hits.filter((h) => h.path === `${base}/${p}`),
     };
@@ -136,7 +137,11 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
   const manifestSource = async (url: string, extra: Record<string, unknown> = {}, as: Api = admin, bucket = bucketID) => {
     const name = `manifest-${++sourceCount}`;
     const packageID = await newPackage(`pkg-${name}`, as, bucket);
-    return createSource({ name, type: 'http_manifest', config: { url }, package_id: packageID, ...extra }, as) as Promise<{ id: number; name: string; package_id: number }>;
+    return createSource({ name, type: 'http_manifest', config: { url }, package_id: packageID, ...extra }, as) as Promise<{
+      id: number;
+      name: string;
+      package_id: number;
+    }>;
   };
   const startSync = async (source: string, as: Api = admin) => {
     const res = await as.post('/api/sync/jobs', { source });
@@ -201,7 +206,13 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     roots = mkdtempSync(join(tmpdir(), 'yunji-sync-roots-'));
     outside = mkdtempSync(join(tmpdir(), 'yunji-sync-outside-'));
     server = await startServer(kind, {
-      env: { YUNJI_OUTBOUND_ALLOW: '127.0.0.1', YUNJI_LOCAL_ROOTS: roots, YUNJI_SOURCE_TIMEOUT: '2', YUNJI_JOB_POLL: '100', YUNJI_SHARD_GRACE: '0' },
+      env: {
+        YUNJI_OUTBOUND_ALLOW: '127.0.0.1',
+        YUNJI_LOCAL_ROOTS: roots,
+        YUNJI_SOURCE_TIMEOUT: '2',
+        YUNJI_JOB_POLL: '100',
+        YUNJI_SHARD_GRACE: '0',
+      },
     });
     adminToken = await login(server.url);
     admin = api(adminToken);
@@ -212,7 +223,9 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     // A viewer (an invited user) and a member (an API key) of the admin's tenant.
     const invite = await admin.post('/api/users/invitations', { email: 'viewer@example.com', role: 'viewer' });
     expect(invite.status, invite.text).toBe(201);
-    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: 'viewer-password' } });
+    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.body.invitation_token, password: 'viewer-password' },
+    });
     expect(accepted.status, accepted.text).toBe(200);
     viewer = api(accepted.body.token);
     const key = await admin.post('/api/keys', { name: 'member key', role: 'member' });
@@ -255,8 +268,22 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     await s3Put(s3c, S3_BUCKET, 'crud/one.txt', Buffer.from('one'));
     await s3Put(s3c, S3_BUCKET, 'crud/two/three.txt', Buffer.from('three'));
     const s3Pkg = await newPackage('crud-s3');
-    const s3Config = { endpoint: s3.endpoint, region: 'us-east-1', bucket: S3_BUCKET, prefix: 'crud', force_path_style: true, access_key_id: S3_CREDENTIAL.accessKeyId, secret_access_key: S3_SECRET };
-    const s3Source = await admin.post('/api/sync/sources', { name: 'crud-s3', type: 's3', config: s3Config, package_id: s3Pkg, mirror: true });
+    const s3Config = {
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      bucket: S3_BUCKET,
+      prefix: 'crud',
+      force_path_style: true,
+      access_key_id: S3_CREDENTIAL.accessKeyId,
+      secret_access_key: S3_SECRET,
+    };
+    const s3Source = await admin.post('/api/sync/sources', {
+      name: 'crud-s3',
+      type: 's3',
+      config: s3Config,
+      package_id: s3Pkg,
+      mirror: true,
+    });
     expect(s3Source.status, s3Source.text).toBe(201);
     expect(s3Source.body).toEqual({
       id: expect.any(Number),
@@ -308,14 +335,34 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     const dir = join(roots, 'refusals');
     mkdirSync(dir, { recursive: true });
     await createSource({ name: 'taken', type: 'local', config: { path: dir }, package_id: pkg });
-    expectError(await admin.post('/api/sync/sources', { name: 'taken', type: 'http_manifest', config: { url: `${webUrl}/x.json` }, package_id: pkg }), 409, 'conflict', 'same name');
+    expectError(
+      await admin.post('/api/sync/sources', { name: 'taken', type: 'http_manifest', config: { url: `${webUrl}/x.json` }, package_id: pkg }),
+      409,
+      'conflict',
+      'same name',
+    );
     // Unique per tenant only: the other tenant may use the name.
     const otherPkg = await newPackage('theirs', other, otherBucketID);
-    const theirs = await other.post('/api/sync/sources', { name: 'taken', type: 'http_manifest', config: { url: `${webUrl}/x.json` }, package_id: otherPkg });
+    const theirs = await other.post('/api/sync/sources', {
+      name: 'taken',
+      type: 'http_manifest',
+      config: { url: `${webUrl}/x.json` },
+      package_id: otherPkg,
+    });
     expect(theirs.status, theirs.text).toBe(201);
 
-    expectError(await admin.post('/api/sync/sources', { name: 'foreign-pkg', type: 'local', config: { path: dir }, package_id: otherPkg }), 404, 'not_found', "another tenant's package");
-    expectError(await admin.post('/api/sync/sources', { name: 'missing-pkg', type: 'local', config: { path: dir }, package_id: 99_999_999 }), 404, 'not_found', 'no such package');
+    expectError(
+      await admin.post('/api/sync/sources', { name: 'foreign-pkg', type: 'local', config: { path: dir }, package_id: otherPkg }),
+      404,
+      'not_found',
+      "another tenant's package",
+    );
+    expectError(
+      await admin.post('/api/sync/sources', { name: 'missing-pkg', type: 'local', config: { path: dir }, package_id: 99_999_999 }),
+      404,
+      'not_found',
+      'no such package',
+    );
 
     // Another tenant's local space may not be read through a source.
     const foreign = join(roots, 'foreign-space');
@@ -335,14 +382,23 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
       [{ type: 'http_manifest', config: { url: 'not a url' } }, 'not a url'],
       [{ type: 's3', config: { bucket: S3_BUCKET, access_key_id: 'a' } }, 's3 without secret'],
       [{ type: 's3', config: { bucket: 'x', access_key_id: 'a', secret_access_key: 'b' } }, 'bucket too short'],
-      [{ type: 's3', config: { endpoint: 'ftp://x', bucket: S3_BUCKET, access_key_id: 'a', secret_access_key: 'b' } }, 's3 endpoint not http'],
+      [
+        { type: 's3', config: { endpoint: 'ftp://x', bucket: S3_BUCKET, access_key_id: 'a', secret_access_key: 'b' } },
+        's3 endpoint not http',
+      ],
       [{ type: 's3', config: { bucket: S3_BUCKET, prefix: '../up', access_key_id: 'a', secret_access_key: 'b' } }, 's3 prefix escapes'],
       [{ type: 'ftp', config: { url: 'ftp://x' } }, 'unknown type'],
       [{ type: 'local', config: { path: dir }, surprise: true }, 'unknown field'],
     ];
     let n = 0;
-    for (const [body, what] of bad) expectError(await admin.post('/api/sync/sources', { name: `bad-${++n}`, package_id: pkg, ...body }), 400, 'bad_request', what);
-    expectError(await admin.post('/api/sync/sources', { name: '', type: 'local', config: { path: dir }, package_id: pkg }), 400, 'bad_request', 'empty name');
+    for (const [body, what] of bad)
+      expectError(await admin.post('/api/sync/sources', { name: `bad-${++n}`, package_id: pkg, ...body }), 400, 'bad_request', what);
+    expectError(
+      await admin.post('/api/sync/sources', { name: '', type: 'local', config: { path: dir }, package_id: pkg }),
+      400,
+      'bad_request',
+      'empty name',
+    );
 
     const body = { name: 'by-non-admin', type: 'local', config: { path: dir }, package_id: pkg };
     expectError(await viewer.post('/api/sync/sources', body), 403, 'forbidden', 'viewer creates');
@@ -358,7 +414,12 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     const pkg = await newPackage('bad-headers');
     for (const name of ['Bad Header', 'X:Y', 'X\u00e9']) {
       expectError(
-        await admin.post('/api/sync/sources', { name: `bad-header-${name}`, type: 'http_manifest', config: { url: `${webUrl}/m.json`, headers: { [name]: 'x' } }, package_id: pkg }),
+        await admin.post('/api/sync/sources', {
+          name: `bad-header-${name}`,
+          type: 'http_manifest',
+          config: { url: `${webUrl}/m.json`, headers: { [name]: 'x' } },
+          package_id: pkg,
+        }),
         400,
         'bad_request',
         `header name ${JSON.stringify(name)}`,
@@ -370,9 +431,15 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     const t = await newTenant();
     const pkg = await newPackage('p1', t.as, t.bucketID);
     const pkg2 = await newPackage('p2', t.as, t.bucketID);
-    const a = await createSource({ name: 'a', type: 'http_manifest', config: { url: `${webUrl}/a.json` }, package_id: pkg, is_default: true }, t.as);
+    const a = await createSource(
+      { name: 'a', type: 'http_manifest', config: { url: `${webUrl}/a.json` }, package_id: pkg, is_default: true },
+      t.as,
+    );
     expect(a.is_default).toBe(true);
-    const b = await createSource({ name: 'b', type: 'http_manifest', config: { url: `${webUrl}/b.json` }, package_id: pkg, is_default: true }, t.as);
+    const b = await createSource(
+      { name: 'b', type: 'http_manifest', config: { url: `${webUrl}/b.json` }, package_id: pkg, is_default: true },
+      t.as,
+    );
     const c = await createSource({ name: 'c', type: 'http_manifest', config: { url: `${webUrl}/c.json` }, package_id: pkg }, t.as);
     const defaults = async () => ((await t.as.get('/api/sync/sources')).body.items as any[]).filter((s) => s.is_default).map((s) => s.name);
     expect(b.is_default).toBe(true);
@@ -388,7 +455,10 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     const page2 = await t.as.get('/api/sync/sources?page=2&page_size=2');
     expect(page2.body.items.map((s: any) => s.name)).toEqual(['c']);
     expect(page2.body.meta).toEqual({ page: 2, page_size: 2, total: 3, total_pages: 2 });
-    expect((await t.as.get('/api/sync/sources?page=3&page_size=2')).body).toEqual({ items: [], meta: { page: 3, page_size: 2, total: 3, total_pages: 2 } });
+    expect((await t.as.get('/api/sync/sources?page=3&page_size=2')).body).toEqual({
+      items: [],
+      meta: { page: 3, page_size: 2, total: 3, total_pages: 2 },
+    });
     expectError(await t.as.get('/api/sync/sources?page_size=0'), 400, 'bad_request', 'page_size 0');
     expectError(await t.as.get('/api/sync/sources?page=abc'), 400, 'bad_request', 'page not a number');
     // Another tenant sees none of these.
@@ -426,7 +496,12 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     expectError(await t.as.patch(`/api/sync/sources/${a.id}`, { name: 'b' }), 409, 'conflict', 'rename onto a taken name');
     expectError(await t.as.patch(`/api/sync/sources/${a.id}`, { config: { url: 'ftp://x/y' } }), 400, 'bad_request', 'ftp url');
     expectError(await t.as.patch(`/api/sync/sources/${a.id}`, { package_id: 99_999_999 }), 404, 'not_found', 'no such package');
-    expectError(await t.as.patch(`/api/sync/sources/${a.id}`, { package_id: await newPackage('foreign-for-patch', other, otherBucketID) }), 404, 'not_found', "another tenant's package");
+    expectError(
+      await t.as.patch(`/api/sync/sources/${a.id}`, { package_id: await newPackage('foreign-for-patch', other, otherBucketID) }),
+      404,
+      'not_found',
+      "another tenant's package",
+    );
     expectError(await other.patch(`/api/sync/sources/${a.id}`, { name: 'stolen' }), 404, 'not_found', "another tenant's source");
     expectError(await other.get(`/api/sync/sources/${a.id}`), 404, 'not_found', "another tenant's source");
     expectError(await other.delete(`/api/sync/sources/${a.id}`), 404, 'not_found', "another tenant's source");
@@ -469,10 +544,20 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     });
     expect(['pending', 'running']).toContain(job.status);
 
-    expectError(await admin.post('/api/sync/jobs', { source: src.name }), 409, 'conflict', 'second sync while the first is pending/running');
+    expectError(
+      await admin.post('/api/sync/jobs', { source: src.name }),
+      409,
+      'conflict',
+      'second sync while the first is pending/running',
+    );
     expectError(await member.post('/api/sync/jobs', { source: String(src.id) }), 409, 'conflict', 'second sync, source by id');
     const done = await waitSync(job.id);
-    expect(done).toMatchObject({ id: job.id, status: 'succeeded', error_message: null, stats: stats({ checked: 1, copied: 1, bytes: content.length }) });
+    expect(done).toMatchObject({
+      id: job.id,
+      status: 'succeeded',
+      error_message: null,
+      stats: stats({ checked: 1, copied: 1, bytes: content.length }),
+    });
     expect(done.started_at).toMatch(ISO);
     expect(done.ended_at).toMatch(ISO);
     expect(await contentsOf(src.package_id)).toEqual({ 'f.txt': content });
@@ -520,7 +605,10 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     const emptyJson = await t.as.post('/api/sync/jobs', undefined, EMPTY_JSON);
     expect(emptyJson.status, emptyJson.text).toBe(200);
     expect(emptyJson.body).toMatchObject({ job_type: 'source_sync', trigger_type: 'manual', reference_id: `source:${def.id}` });
-    expect(await waitSync(emptyJson.body.id, t.as)).toMatchObject({ status: 'succeeded', stats: stats({ checked: 1, copied: 1, bytes: content.length }) });
+    expect(await waitSync(emptyJson.body.id, t.as)).toMatchObject({
+      status: 'succeeded',
+      stats: stats({ checked: 1, copied: 1, bytes: content.length }),
+    });
 
     const emptyObject = await t.as.post('/api/sync/jobs', {});
     expect(emptyObject.status, emptyObject.text).toBe(200);
@@ -530,18 +618,36 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     const named = await t.as.post('/api/sync/jobs', { source: plain.name });
     expect(named.status, named.text).toBe(200);
     expect(named.body.reference_id).toBe(`source:${plain.id}`);
-    expect(await waitSync(named.body.id, t.as)).toMatchObject({ status: 'succeeded', stats: stats({ checked: 1, copied: 1, bytes: content.length }) });
+    expect(await waitSync(named.body.id, t.as)).toMatchObject({
+      status: 'succeeded',
+      stats: stats({ checked: 1, copied: 1, bytes: content.length }),
+    });
     expect(Object.keys(await objectsOf(plain.package_id, t.as))).toEqual(['d.txt']);
     expect(Object.keys(await objectsOf(def.package_id, t.as))).toEqual(['d.txt']);
 
     expectError(await t.as.post('/api/sync/jobs', { story_types: ['main'] }), 400, 'bad_request', 'story_types');
-    expectError(await t.as.post('/api/sync/jobs', { source: def.name, story_types: ['event'] }), 400, 'bad_request', 'source and story_types');
+    expectError(
+      await t.as.post('/api/sync/jobs', { source: def.name, story_types: ['event'] }),
+      400,
+      'bad_request',
+      'source and story_types',
+    );
     expectError(await t.as.post('/api/sync/jobs', { source: 'moesekai' }), 400, 'bad_request', 'unknown source');
     expectError(await t.as.post('/api/sync/jobs', { source: '99999999' }), 400, 'bad_request', 'unknown source id');
     expectError(await t.as.post('/api/sync/jobs', { source: '' }), 400, 'bad_request', 'empty source');
     expectError(await t.as.post('/api/sync/jobs', { source: 5 }), 400, 'bad_request', 'source not a string');
-    expectError(await t.as.post('/api/sync/jobs', undefined, { raw: '{', headers: { 'content-type': 'application/json' } }), 400, 'bad_request', 'broken JSON');
-    expectError(await t.as.post('/api/sync/jobs', undefined, { raw: '[]', headers: { 'content-type': 'application/json' } }), 400, 'bad_request', 'a JSON array');
+    expectError(
+      await t.as.post('/api/sync/jobs', undefined, { raw: '{', headers: { 'content-type': 'application/json' } }),
+      400,
+      'bad_request',
+      'broken JSON',
+    );
+    expectError(
+      await t.as.post('/api/sync/jobs', undefined, { raw: '[]', headers: { 'content-type': 'application/json' } }),
+      400,
+      'bad_request',
+      'a JSON array',
+    );
     // Another tenant's source is unknown here.
     expectError(await admin.post('/api/sync/jobs', { source: String(def.id) }), 400, 'bad_request', "another tenant's source by id");
     // A viewer may not start one, whatever the body.
@@ -553,7 +659,10 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     const noBody = await t.as.post('/api/sync/jobs');
     expect(noBody.status, `POST /api/sync/jobs without a body: ${noBody.text}`).toBe(200);
     expect(noBody.body).toMatchObject({ job_type: 'source_sync', trigger_type: 'manual', reference_id: `source:${t.def.id}` });
-    expect(await waitSync(noBody.body.id, t.as)).toMatchObject({ status: 'succeeded', stats: stats({ checked: 1, copied: 1, bytes: t.content.length }) });
+    expect(await waitSync(noBody.body.id, t.as)).toMatchObject({
+      status: 'succeeded',
+      stats: stats({ checked: 1, copied: 1, bytes: t.content.length }),
+    });
 
     // Without a default, the answer says so; a viewer is refused for the role, not the body.
     const bare = await newTenant();
@@ -584,10 +693,17 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
       ],
     });
     s.serveJson('manifest.json', manifest('"b-1"'));
-    const src = await manifestSource(s.url('manifest.json'), { config: { url: s.url('manifest.json'), headers: { Authorization: `Bearer ${HEADER_TOKEN}` } } });
+    const src = await manifestSource(s.url('manifest.json'), {
+      config: { url: s.url('manifest.json'), headers: { Authorization: `Bearer ${HEADER_TOKEN}` } },
+    });
 
     const first = await sync(src.name);
-    expect(first).toMatchObject({ status: 'succeeded', error_message: null, errors: [], stats: stats({ checked: 4, copied: 4, bytes: a.length + b.length + c.length + e.length }) });
+    expect(first).toMatchObject({
+      status: 'succeeded',
+      error_message: null,
+      errors: [],
+      stats: stats({ checked: 4, copied: 4, bytes: a.length + b.length + c.length + e.length }),
+    });
     expect(first.result).toEqual(first.stats);
     expect(await contentsOf(src.package_id)).toEqual({ 'a.txt': a, 'dir/b.bin': b, 'dir/sub/c.txt': c, 'e.dat': e });
     const objects = await objectsOf(src.package_id);
@@ -595,7 +711,11 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     expect(objects['dir/b.bin']).toMatchObject({ size: String(b.length), fileHash: `Full${upperSha(b)}` });
     // The headers go with the manifest's request only.
     expect(s.hitsOf('manifest.json').map((h) => h.authorization)).toEqual([`Bearer ${HEADER_TOKEN}`]);
-    for (const f of ['files/a.txt', 'files/b.bin', 'files/c.txt', 'files/e.dat']) expect(s.hitsOf(f).map((h) => h.authorization), f).toEqual([undefined]);
+    for (const f of ['files/a.txt', 'files/b.bin', 'files/c.txt', 'files/e.dat'])
+      expect(
+        s.hitsOf(f).map((h) => h.authorization),
+        f,
+      ).toEqual([undefined]);
 
     // Unchanged: nothing copied, nothing fetched but the manifest.
     const again = await sync(src.name);
@@ -618,7 +738,10 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     const m = manifest('"b-2"');
     m.files[2]!.mtime = '2024-06-01T00:00:00Z';
     s.serveJson('manifest.json', m);
-    expect(await sync(src.name)).toMatchObject({ status: 'succeeded', stats: stats({ checked: 4, updated: 1, skipped: 3, bytes: c.length }) });
+    expect(await sync(src.name)).toMatchObject({
+      status: 'succeeded',
+      stats: stats({ checked: 4, updated: 1, skipped: 3, bytes: c.length }),
+    });
     expect([s.fetches('files/a.txt'), s.fetches('files/b.bin'), s.fetches('files/c.txt'), s.fetches('files/e.dat')]).toEqual([1, 2, 2, 1]);
   });
 
@@ -684,9 +807,16 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     ]);
     const src = await manifestSource(s.url('manifest.json'));
     const job = await sync(src.name);
-    expect(job).toMatchObject({ status: 'failed', attempts: 1, stats: stats({ checked: 2, copied: 2, failed: 4, bytes: ok.length + dup1.length }) });
+    expect(job).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      stats: stats({ checked: 2, copied: 2, failed: 4, bytes: ok.length + dup1.length }),
+    });
     expect(job.error_message).toMatch(/4 files of source/);
-    const items = job.errors.filter((e: any) => e.item !== undefined).map((e: any) => e.item).sort();
+    const items = job.errors
+      .filter((e: any) => e.item !== undefined)
+      .map((e: any) => e.item)
+      .sort();
     expect(items).toEqual(['../x', '/abs.txt', 'dup.txt', 'nourl.txt']);
     expect(job.errors.find((e: any) => e.item === '../x').message).toMatch(/\.\./);
     expect(job.errors.find((e: any) => e.item === 'nourl.txt').message).toMatch(/url/);
@@ -725,7 +855,10 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     const b = Buffer.from('bb');
     s.serve('a.txt', { body: a });
     s.serve('b.txt', { body: b });
-    s.serveJson('mirror.json', [{ path: 'a.txt', url: 'a.txt' }, { path: 'b.txt', url: 'b.txt' }]);
+    s.serveJson('mirror.json', [
+      { path: 'a.txt', url: 'a.txt' },
+      { path: 'b.txt', url: 'b.txt' },
+    ]);
     const mirror = await manifestSource(s.url('mirror.json'), { mirror: true });
     expect(await sync(mirror.name)).toMatchObject({ status: 'succeeded', stats: stats({ checked: 2, copied: 2, bytes: 3 }) });
     s.serve('a.txt', { status: 500, body: 'down' });
@@ -755,7 +888,11 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
 
   it('syncs a local directory with nested folders, skips it unchanged, and updates a modified file', async () => {
     const dir = join(roots, 'local-e2e');
-    const files: Record<string, Buffer> = { 'top.txt': Buffer.from('top'), 'x/w.txt': Buffer.from('double-u'), 'x/y/z.bin': randomBytes(5000) };
+    const files: Record<string, Buffer> = {
+      'top.txt': Buffer.from('top'),
+      'x/w.txt': Buffer.from('double-u'),
+      'x/y/z.bin': randomBytes(5000),
+    };
     writeTree(dir, files, 1_700_000_000_123);
     const pkg = await newPackage('local-e2e');
     const src = await createSource({ name: 'local-e2e', type: 'local', config: { path: dir }, package_id: pkg });
@@ -766,7 +903,10 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
 
     files['x/w.txt'] = Buffer.from('double-u, changed');
     writeTree(dir, { 'x/w.txt': files['x/w.txt'] }, 1_700_000_999_000);
-    expect(await sync(src.name)).toMatchObject({ status: 'succeeded', stats: stats({ checked: 3, updated: 1, skipped: 2, bytes: files['x/w.txt'].length }) });
+    expect(await sync(src.name)).toMatchObject({
+      status: 'succeeded',
+      stats: stats({ checked: 3, updated: 1, skipped: 2, bytes: files['x/w.txt'].length }),
+    });
     expect(await contentsOf(pkg)).toEqual(files);
     // Same size, new time: updated as well.
     files['top.txt'] = Buffer.from('TOP');
@@ -776,7 +916,11 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
   });
 
   it('syncs an s3 bucket prefix with nested folders, skips it unchanged, and updates a modified object', async () => {
-    const files: Record<string, Buffer> = { 'one.txt': Buffer.from('one'), 'n/two.bin': randomBytes(3333), 'n/m/three.txt': Buffer.from('three') };
+    const files: Record<string, Buffer> = {
+      'one.txt': Buffer.from('one'),
+      'n/two.bin': randomBytes(3333),
+      'n/m/three.txt': Buffer.from('three'),
+    };
     for (const [p, body] of Object.entries(files)) await s3Put(s3c, S3_BUCKET, `data/${p}`, body);
     await s3Put(s3c, S3_BUCKET, 'data-other/outside.txt', Buffer.from('not under the prefix'));
     await s3Put(s3c, S3_BUCKET, 'elsewhere.txt', Buffer.from('not under the prefix either'));
@@ -784,7 +928,14 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     const src = await createSource({
       name: 's3-e2e',
       type: 's3',
-      config: { endpoint: s3.endpoint, region: 'us-east-1', bucket: S3_BUCKET, prefix: 'data', access_key_id: S3_CREDENTIAL.accessKeyId, secret_access_key: S3_SECRET },
+      config: {
+        endpoint: s3.endpoint,
+        region: 'us-east-1',
+        bucket: S3_BUCKET,
+        prefix: 'data',
+        access_key_id: S3_CREDENTIAL.accessKeyId,
+        secret_access_key: S3_SECRET,
+      },
       package_id: pkg,
     });
     const bytes = Object.values(files).reduce((n, b) => n + b.length, 0);
@@ -824,23 +975,31 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     expect(await sync(src.name)).toMatchObject({ status: 'succeeded', stats: stats({}) });
   });
 
-  it.skipIf(nativeOffRun)('refuses a manifest of more than 1,000,000 entries at once, with the limit in the error, and stays up', async () => {
-    const s = site();
-    const entries = Array.from({ length: 1_000_001 }, (_, i) => `{"path":"f${i}","url":"u"}`);
-    s.serve('huge.json', { body: `[${entries.join(',')}]`, contentType: 'application/json' });
-    const huge = await manifestSource(s.url('huge.json'));
-    // The manifest is read as it arrives: its first million entries are checked before the one over.
-    const job = await waitSync((await startSync(huge.name)).id, admin, 300_000);
-    expect(job).toMatchObject({ status: 'failed', attempts: 1 });
-    expect(job.error_message).toMatch(/lists more than 1000000 files/);
-    expect(await objectsOf(huge.package_id)).toEqual({});
-    expect((await admin.get('/api/sync/sources')).status).toBe(200);
-  }, 600_000);
+  it.skipIf(nativeOffRun)(
+    'refuses a manifest of more than 1,000,000 entries at once, with the limit in the error, and stays up',
+    async () => {
+      const s = site();
+      const entries = Array.from({ length: 1_000_001 }, (_, i) => `{"path":"f${i}","url":"u"}`);
+      s.serve('huge.json', { body: `[${entries.join(',')}]`, contentType: 'application/json' });
+      const huge = await manifestSource(s.url('huge.json'));
+      // The manifest is read as it arrives: its first million entries are checked before the one over.
+      const job = await waitSync((await startSync(huge.name)).id, admin, 300_000);
+      expect(job).toMatchObject({ status: 'failed', attempts: 1 });
+      expect(job.error_message).toMatch(/lists more than 1000000 files/);
+      expect(await objectsOf(huge.package_id)).toEqual({});
+      expect((await admin.get('/api/sync/sources')).status).toBe(200);
+    },
+    600_000,
+  );
 
   it('syncs a manifest of exactly 1,000,000 entries (3 valid, the rest refused one by one): bounded errors, memory, and a server that keeps answering', async () => {
     const s = site();
     const N = 1_000_000;
-    const files: Record<string, Buffer> = { 'ok/first.txt': Buffer.from('first'), 'ok/middle.bin': randomBytes(1000), 'ok/last.txt': Buffer.from('last of a million') };
+    const files: Record<string, Buffer> = {
+      'ok/first.txt': Buffer.from('first'),
+      'ok/middle.bin': randomBytes(1000),
+      'ok/last.txt': Buffer.from('last of a million'),
+    };
     const valid = Object.keys(files);
     // The middle file answers only once this test has seen the job running and the server answering.
     let open!: () => void;
@@ -901,19 +1060,30 @@ describe.each(kinds)('/api/sync sources and jobs on %s', (kind) => {
     );
     open();
     const rssPeakMb = peakKb() / 1024;
-    console.log(`[${kind}] 1,000,000-entry manifest sync: server VmHWM ${rssPeakMb.toFixed(0)} MB (${(rssBefore / 1024).toFixed(0)} MB before it)`);
+    console.log(
+      `[${kind}] 1,000,000-entry manifest sync: server VmHWM ${rssPeakMb.toFixed(0)} MB (${(rssBefore / 1024).toFixed(0)} MB before it)`,
+    );
     expect(answeredWhileRunning).toBeGreaterThan(0);
 
     const failed = N - valid.length;
     const bytes = Object.values(files).reduce((n, b) => n + b.length, 0);
-    expect(job, JSON.stringify(job).slice(0, 2000)).toMatchObject({ status: 'failed', attempts: 1, stats: stats({ checked: 3, copied: 3, failed, bytes }), error_count: failed + 1 });
+    expect(job, JSON.stringify(job).slice(0, 2000)).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      stats: stats({ checked: 3, copied: 3, failed, bytes }),
+      error_count: failed + 1,
+    });
     expect(job.error_message).toBe(`${failed} files of source '${src.name}' failed (see the errors)`);
     // A bounded list: the first refusals, each naming its entry and why, then why the job failed.
     expect(job.errors.length).toBeGreaterThan(10);
     expect(job.errors.length).toBeLessThanOrEqual(100);
     expect(job.errors.at(-1)).toEqual({ message: job.error_message, at: expect.any(Number) });
-    expect(job.errors).toContainEqual(expect.objectContaining({ item: '../escape-2', message: expect.stringMatching(/manifest entry 2: .*'\.\.' segment/) }));
-    expect(job.errors).toContainEqual(expect.objectContaining({ item: 'bad-sha/1', message: "manifest entry 1: 'sha256' must be 64 hex digits" }));
+    expect(job.errors).toContainEqual(
+      expect.objectContaining({ item: '../escape-2', message: expect.stringMatching(/manifest entry 2: .*'\.\.' segment/) }),
+    );
+    expect(job.errors).toContainEqual(
+      expect.objectContaining({ item: 'bad-sha/1', message: "manifest entry 1: 'sha256' must be 64 hex digits" }),
+    );
     for (const path of ['/api/sync/jobs', '/api/jobs']) {
       const res = await admin.get(`${path}/${job.id}`);
       expect(res.status, res.text.slice(0, 500)).toBe(200);

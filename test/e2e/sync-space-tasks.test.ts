@@ -63,7 +63,11 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
   const localSpace = async (name: string) => {
     const root = join(roots, `${name}-${++spaceCount}`);
     mkdirSync(root, { recursive: true });
-    const res = await admin.post('/v1/userSpace/create', { name: `${name}-${spaceCount}`, storage: { type: 'local', root }, shardStore: null });
+    const res = await admin.post('/v1/userSpace/create', {
+      name: `${name}-${spaceCount}`,
+      storage: { type: 'local', root },
+      shardStore: null,
+    });
     expectOK(res, `create space ${name}`);
     return { id: res.body.data.userSpace.userSpaceID as number, root };
   };
@@ -117,12 +121,17 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     return job;
   };
   const succeeded = (job: any) => {
-    expect(job.status, `job ${job.id} should succeed: ${JSON.stringify({ status: job.status, error_message: job.error_message, errors: job.errors, stats: job.stats })}`).toBe('succeeded');
+    expect(
+      job.status,
+      `job ${job.id} should succeed: ${JSON.stringify({ status: job.status, error_message: job.error_message, errors: job.errors, stats: job.stats })}`,
+    ).toBe('succeeded');
     return job;
   };
   /** The task's first run that has ended (Once and Interval tasks run on creation). */
   const firstEndedRun = (taskID: number) =>
-    until(`a finished run of task ${taskID}`, async () => (await jobsOfTask(admin, taskID)).reverse().find((j) => TERMINAL_STATUSES.includes(j.status)));
+    until(`a finished run of task ${taskID}`, async () =>
+      (await jobsOfTask(admin, taskID)).reverse().find((j) => TERMINAL_STATUSES.includes(j.status)),
+    );
   const listedTaskIDs = async (api = admin) => {
     const res = await api.get(`${SYNC}/listTasks`);
     expectOK(res, 'listTasks');
@@ -135,7 +144,9 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     proxy = await startThrottledProxy(s3.endpoint);
     roots = mkdtempSync(join(tmpdir(), 'yunji-sync-roots-'));
     // s3rver listens on loopback, which the operator must allow.
-    server = await startServer(kind, { env: { YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100', YUNJI_OUTBOUND_ALLOW: '127.0.0.1', YUNJI_MIN_TRIGGER_INTERVAL: '1' } });
+    server = await startServer(kind, {
+      env: { YUNJI_LOCAL_ROOTS: roots, YUNJI_JOB_POLL: '100', YUNJI_OUTBOUND_ALLOW: '127.0.0.1', YUNJI_MIN_TRIGGER_INTERVAL: '1' },
+    });
     const token = await login(server.url);
     admin = client(server.url, token);
     viewer = await keyClient(server.url, admin, 'viewer');
@@ -227,7 +238,9 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     it('copies nested, unicode, empty and 1 MiB files byte for byte with their mtimes; Manual runs only on runTask, Once on creation', async () => {
       const manual = await createTask(taskBody(src.id, 'data/in', [[dst.id, 'copy/manual']]));
       expect(manual).toEqual({ taskID: expect.any(Number), ...taskBody(src.id, 'data/in', [[dst.id, 'copy/manual']]) });
-      const once = await createTask(taskBody(src.id, 'data/in', [[dst.id, 'copy/once']], { trigger: { type: 'Once' }, options: { noEmptyDirectories: true } }));
+      const once = await createTask(
+        taskBody(src.id, 'data/in', [[dst.id, 'copy/once']], { trigger: { type: 'Once' }, options: { noEmptyDirectories: true } }),
+      );
 
       const onceJob = succeeded(await firstEndedRun(once.taskID));
       expect(onceJob.stats).toMatchObject({ copied: 6, failed: 0, bytes: total });
@@ -241,7 +254,15 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
 
       const job = succeeded(await run(manual.taskID));
       expect(job.stats).toEqual({ checked: expect.any(Number), copied: 6, updated: 0, deleted: 0, skipped: 0, failed: 0, bytes: total });
-      expect(job.result).toMatchObject({ copied: 6, updated: 0, deleted: 0, skipped: 0, failed: 0, bytes: total, destinations: [{ userSpaceID: dst.id, path: 'copy/manual', copied: 6, bytes: total }] });
+      expect(job.result).toMatchObject({
+        copied: 6,
+        updated: 0,
+        deleted: 0,
+        skipped: 0,
+        failed: 0,
+        bytes: total,
+        destinations: [{ userSpaceID: dst.id, path: 'copy/manual', copied: 6, bytes: total }],
+      });
       expect(job.error_count).toBe(0);
       const buttons = (job.buttons as { customId: string }[]).map((b) => b.customId);
       expect(buttons).toEqual(expect.arrayContaining([`yunji::rerun::${job.id}`, `yunji::dry_run::${job.id}`]));
@@ -256,8 +277,14 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     });
 
     it('runs an Interval task repeatedly until cancelTask stops it', async () => {
-      const task = await createTask(taskBody(src.id, 'data/in', [[dst.id, 'copy/interval']], { trigger: { type: 'Interval', interval: 1 } }));
-      await until('two runs of the interval task', async () => ((await jobsOfTask(admin, task.taskID)).length >= 2 ? true : undefined), 20_000);
+      const task = await createTask(
+        taskBody(src.id, 'data/in', [[dst.id, 'copy/interval']], { trigger: { type: 'Interval', interval: 1 } }),
+      );
+      await until(
+        'two runs of the interval task',
+        async () => ((await jobsOfTask(admin, task.taskID)).length >= 2 ? true : undefined),
+        20_000,
+      );
       const cancelled = await admin.post(`${SYNC}/cancelTask`, { taskID: task.taskID });
       expect(cancelled.body).toEqual({ code: 'OK', message: '', data: null });
 
@@ -272,7 +299,8 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
       const runs = [...settled].sort((x, y) => x.id - y.id);
       expect(runs.length).toBeGreaterThanOrEqual(2);
       await expectStats(runs[0], { copied: 6, failed: 0 });
-      for (const later of runs.slice(1).filter((j) => j.status === 'succeeded')) expect(later.stats, `run ${later.id}`).toMatchObject({ copied: 0, updated: 0, skipped: 6 });
+      for (const later of runs.slice(1).filter((j) => j.status === 'succeeded'))
+        expect(later.stats, `run ${later.id}`).toMatchObject({ copied: 0, updated: 0, skipped: 6 });
       for (const j of runs) expect(['succeeded', 'cancelled'], `run ${j.id}`).toContain(j.status);
       expect(treeDifference(srcDir, join(dst.root, 'copy', 'interval'), { mtime: true })).toBeUndefined();
 
@@ -286,30 +314,49 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     const dst = await localSpace('diff-dst');
     const dir = join(src.root, 'set');
     const t0 = Date.parse('2024-01-02T03:04:05.678Z');
-    writeTree(dir, { 'a.txt': 'alpha', 'b.txt': 'bravo', 'c/d.txt': 'charlie delta', 'c/e.bin': randomBytes(3000), 'f.bin': randomBytes(70_000) }, t0);
+    writeTree(
+      dir,
+      { 'a.txt': 'alpha', 'b.txt': 'bravo', 'c/d.txt': 'charlie delta', 'c/e.bin': randomBytes(3000), 'f.bin': randomBytes(70_000) },
+      t0,
+    );
     const diff = (includeSize: boolean, includeModTime: boolean) => ({ mode: { type: 'Diff', includeSize, includeModTime } });
     const sized = await createTask(taskBody(src.id, 'set', [[dst.id, 'sized']], diff(true, true)));
     const timed = await createTask(taskBody(src.id, 'set', [[dst.id, 'timed']], diff(false, true)));
     const hashed = await createTask(taskBody(src.id, 'set', [[dst.id, 'hashed']], diff(false, false)));
     const full = await createTask(taskBody(src.id, 'set', [[dst.id, 'full']], { mode: { type: 'Full' } }));
     const runAll = async (tasks: { taskID: number }[]) => (await Promise.all(tasks.map((t) => run(t.taskID)))).map(succeeded);
-    const counts = (job: any) => ({ copied: job.stats.copied, updated: job.stats.updated, skipped: job.stats.skipped, failed: job.stats.failed });
+    const counts = (job: any) => ({
+      copied: job.stats.copied,
+      updated: job.stats.updated,
+      skipped: job.stats.skipped,
+      failed: job.stats.failed,
+    });
 
     // First runs copy all five.
-    for (const job of await runAll([sized, timed, hashed, full])) expect(counts(job), `first run ${job.reference_id}`).toEqual({ copied: 5, updated: 0, skipped: 0, failed: 0 });
+    for (const job of await runAll([sized, timed, hashed, full]))
+      expect(counts(job), `first run ${job.reference_id}`).toEqual({ copied: 5, updated: 0, skipped: 0, failed: 0 });
 
     // No change: nothing copied, all skipped; Full copies all again.
     const [s1, t1, h1, f1] = await runAll([sized, timed, hashed, full]);
     for (const job of [s1, t1, h1]) {
-      expect(job.stats, `no-change run ${job.reference_id}`).toMatchObject({ copied: 0, updated: 0, deleted: 0, skipped: 5, failed: 0, bytes: 0 });
+      expect(job.stats, `no-change run ${job.reference_id}`).toMatchObject({
+        copied: 0,
+        updated: 0,
+        deleted: 0,
+        skipped: 5,
+        failed: 0,
+        bytes: 0,
+      });
     }
     expect(f1.stats.copied + f1.stats.updated, `Full re-run: ${JSON.stringify(f1.stats)}`).toBe(5);
     expect(f1.stats.skipped).toBe(0);
 
     // One file changes content and size (and so its time): exactly that one is updated.
     writeFileSync(join(dir, 'c', 'd.txt'), 'charlie delta, and longer now');
-    for (const job of await runAll([sized, timed, hashed])) expect(counts(job), `after a size change ${job.reference_id}`).toEqual({ copied: 0, updated: 1, skipped: 4, failed: 0 });
-    for (const out of ['sized', 'timed', 'hashed']) expect(readFileSync(join(dst.root, out, 'c', 'd.txt'), 'utf8'), out).toBe('charlie delta, and longer now');
+    for (const job of await runAll([sized, timed, hashed]))
+      expect(counts(job), `after a size change ${job.reference_id}`).toEqual({ copied: 0, updated: 1, skipped: 4, failed: 0 });
+    for (const out of ['sized', 'timed', 'hashed'])
+      expect(readFileSync(join(dst.root, out, 'c', 'd.txt'), 'utf8'), out).toBe('charlie delta, and longer now');
     expect(treeDifference(dir, join(dst.root, 'sized'), { mtime: true })).toBeUndefined();
 
     // Same size, same time, other bytes: only the content hash sees it.
@@ -351,10 +398,24 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
       's1000.bin': Buffer.alloc(1000, 4),
       's1001.bin': Buffer.alloc(1001, 5),
     });
-    writeTree(join(src.root, 'g'), Object.fromEntries(['a.txt', 'b.log', 'docs/c.txt', 'docs/d.md', 'docs/sub/e.txt', 'docs/sub/x3.dat', 'tmp/f.txt', 'x1.dat', 'x22.dat'].map((f) => [f, `content of ${f}`])));
+    writeTree(
+      join(src.root, 'g'),
+      Object.fromEntries(
+        ['a.txt', 'b.log', 'docs/c.txt', 'docs/d.md', 'docs/sub/e.txt', 'docs/sub/x3.dat', 'tmp/f.txt', 'x1.dat', 'x22.dat'].map((f) => [
+          f,
+          `content of ${f}`,
+        ]),
+      ),
+    );
     const N = Date.parse('2022-01-01T00:00:00.000Z');
     const O = Date.parse('2023-01-01T00:00:00.000Z');
-    const times: Record<string, number> = { 'before-newer.txt': N - 1000, 'after-newer.txt': N + 1000, 'mid.txt': Date.parse('2022-06-01T00:00:00Z'), 'before-older.txt': O - 1000, 'after-older.txt': O + 1000 };
+    const times: Record<string, number> = {
+      'before-newer.txt': N - 1000,
+      'after-newer.txt': N + 1000,
+      'mid.txt': Date.parse('2022-06-01T00:00:00Z'),
+      'before-older.txt': O - 1000,
+      'after-older.txt': O + 1000,
+    };
     writeTree(join(src.root, 'm'), Object.fromEntries(Object.keys(times).map((f) => [f, f])), times);
 
     const cases: [string, string, unknown[], string[]][] = [
@@ -362,19 +423,58 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
       ['sz', 'min only', [{ type: 'Size', minSize: 1000 }], ['s1000.bin', 's1001.bin']],
       ['sz', 'max only', [{ type: 'Size', maxSize: 100 }], ['s0.bin', 's100.bin', 's99.bin']],
       ['sz', 'min = max', [{ type: 'Size', minSize: 100, maxSize: 100 }], ['s100.bin']],
-      ['sz', 'Size and Include together', [{ type: 'Size', maxSize: 500 }, { type: 'Include', patterns: ['s1*'] }], ['s100.bin']],
+      [
+        'sz',
+        'Size and Include together',
+        [
+          { type: 'Size', maxSize: 500 },
+          { type: 'Include', patterns: ['s1*'] },
+        ],
+        ['s100.bin'],
+      ],
       ['g', 'name glob in any folder', [{ type: 'Include', patterns: ['*.txt'] }], ['a.txt', 'docs/c.txt', 'docs/sub/e.txt', 'tmp/f.txt']],
       ['g', '* stops at /', [{ type: 'Include', patterns: ['docs/*'] }], ['docs/c.txt', 'docs/d.md']],
       ['g', '** crosses /', [{ type: 'Include', patterns: ['docs/**'] }], ['docs/c.txt', 'docs/d.md', 'docs/sub/e.txt', 'docs/sub/x3.dat']],
       ['g', 'one folder level', [{ type: 'Include', patterns: ['docs/*/*.txt'] }], ['docs/sub/e.txt']],
       ['g', '? is one character', [{ type: 'Include', patterns: ['x?.dat'] }], ['docs/sub/x3.dat', 'x1.dat']],
       ['g', 'a set', [{ type: 'Include', patterns: ['[ab].*'] }], ['a.txt', 'b.log']],
-      ['g', 'two Include filters: either', [{ type: 'Include', patterns: ['*.md'] }, { type: 'Include', patterns: ['*.log'] }], ['b.log', 'docs/d.md']],
-      ['g', 'Include minus Exclude', [{ type: 'Include', patterns: ['*.txt'] }, { type: 'Exclude', patterns: ['tmp/**'] }], ['a.txt', 'docs/c.txt', 'docs/sub/e.txt']],
+      [
+        'g',
+        'two Include filters: either',
+        [
+          { type: 'Include', patterns: ['*.md'] },
+          { type: 'Include', patterns: ['*.log'] },
+        ],
+        ['b.log', 'docs/d.md'],
+      ],
+      [
+        'g',
+        'Include minus Exclude',
+        [
+          { type: 'Include', patterns: ['*.txt'] },
+          { type: 'Exclude', patterns: ['tmp/**'] },
+        ],
+        ['a.txt', 'docs/c.txt', 'docs/sub/e.txt'],
+      ],
       ['g', 'Exclude alone', [{ type: 'Exclude', patterns: ['*.txt', '*.dat'] }], ['b.log', 'docs/d.md']],
-      ['m', 'newer and older', [{ type: 'ModTime', newerThan: new Date(N).toISOString(), olderThan: new Date(O).toISOString() }], ['after-newer.txt', 'before-older.txt', 'mid.txt']],
-      ['m', 'newer only (with an offset)', [{ type: 'ModTime', newerThan: '2022-01-01T08:00:00+08:00' }], ['after-newer.txt', 'after-older.txt', 'before-older.txt', 'mid.txt']],
-      ['m', 'older only', [{ type: 'ModTime', olderThan: new Date(O).toISOString() }], ['after-newer.txt', 'before-newer.txt', 'before-older.txt', 'mid.txt']],
+      [
+        'm',
+        'newer and older',
+        [{ type: 'ModTime', newerThan: new Date(N).toISOString(), olderThan: new Date(O).toISOString() }],
+        ['after-newer.txt', 'before-older.txt', 'mid.txt'],
+      ],
+      [
+        'm',
+        'newer only (with an offset)',
+        [{ type: 'ModTime', newerThan: '2022-01-01T08:00:00+08:00' }],
+        ['after-newer.txt', 'after-older.txt', 'before-older.txt', 'mid.txt'],
+      ],
+      [
+        'm',
+        'older only',
+        [{ type: 'ModTime', olderThan: new Date(O).toISOString() }],
+        ['after-newer.txt', 'before-newer.txt', 'before-older.txt', 'mid.txt'],
+      ],
     ];
     // Every case is checked, and all that fail are reported together.
     const failures: string[] = [];
@@ -399,7 +499,12 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
       ),
     );
     await check('a ModTime filter on a Once task', async () => {
-      const once = await createTask(taskBody(src.id, 'm', [[dst.id, 'once-m']], { trigger: { type: 'Once' }, filters: [{ type: 'ModTime', olderThan: new Date(N).toISOString() }] }));
+      const once = await createTask(
+        taskBody(src.id, 'm', [[dst.id, 'once-m']], {
+          trigger: { type: 'Once' },
+          filters: [{ type: 'ModTime', olderThan: new Date(N).toISOString() }],
+        }),
+      );
       await expectStats(await firstEndedRun(once.taskID), { copied: 1 });
       expect(filesUnder(join(dst.root, 'once-m'))).toEqual(['before-newer.txt']);
     });
@@ -412,9 +517,11 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     writeTree(join(src.root, 'tree'), { 'a.txt': 'a', 'b.txt': 'bb', 'sub/c.txt': 'ccc', 'x.keep': 'source keep' });
     const extras = { 'only-here.txt': 'extra', 'sub/only-here-too.txt': 'extra 2', 'gone/deep/x.txt': 'extra 3' };
     const prepare = (name: string, more: Record<string, string> = {}) => writeTree(join(dst.root, name), { ...extras, ...more });
-    for (const name of ['keep', 'mirror', 'capped', 'exact', 'dry', 'filtered']) prepare(name, name === 'filtered' ? { 'dest.keep': 'dest only, excluded' } : {});
+    for (const name of ['keep', 'mirror', 'capped', 'exact', 'dry', 'filtered'])
+      prepare(name, name === 'filtered' ? { 'dest.keep': 'dest only, excluded' } : {});
     const srcFiles = ['a.txt', 'b.txt', 'sub/c.txt', 'x.keep'];
-    const task = (name: string, options: Record<string, unknown>, over: Record<string, unknown> = {}) => createTask(taskBody(src.id, 'tree', [[dst.id, name]], { options, ...over }));
+    const task = (name: string, options: Record<string, unknown>, over: Record<string, unknown> = {}) =>
+      createTask(taskBody(src.id, 'tree', [[dst.id, name]], { options, ...over }));
 
     const [keep, mirror, capped, exact, dry, filtered] = await Promise.all([
       task('keep', {}),
@@ -424,7 +531,9 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
       task('dry', { delete: true, dryRun: true }),
       task('filtered', { delete: true }, { filters: [{ type: 'Exclude', patterns: ['*.keep'] }] }),
     ]);
-    const [jKeep, jMirror, jCapped, jExact, jDry, jFiltered] = await Promise.all([keep, mirror, capped, exact, dry, filtered].map((t) => run(t.taskID)));
+    const [jKeep, jMirror, jCapped, jExact, jDry, jFiltered] = await Promise.all(
+      [keep, mirror, capped, exact, dry, filtered].map((t) => run(t.taskID)),
+    );
 
     await expectStats(jKeep, { copied: 4, deleted: 0, failed: 0 });
     expect(filesUnder(join(dst.root, 'keep'))).toEqual([...srcFiles, ...Object.keys(extras)].sort());
@@ -451,11 +560,21 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     const src = await localSpace('multi-src');
     const d1 = await localSpace('multi-d1');
     const d2 = await localSpace('multi-d2');
-    const files = { 'r.txt': 'root file', 'deep/er/est.bin': randomBytes(200 * KiB), 'ünï/名 前.txt': 'unicode', 'zero.dat': Buffer.alloc(0) };
+    const files = {
+      'r.txt': 'root file',
+      'deep/er/est.bin': randomBytes(200 * KiB),
+      'ünï/名 前.txt': 'unicode',
+      'zero.dat': Buffer.alloc(0),
+    };
     writeTree(join(src.root, 'm'), files, Date.parse('2021-05-05T05:05:05.555Z'));
     const bytes = Object.values(files).reduce((n, c) => n + Buffer.byteLength(c), 0);
 
-    const task = await createTask(taskBody(src.id, 'm', [[d1.id, 'one'], [d2.id, 'two/x']]));
+    const task = await createTask(
+      taskBody(src.id, 'm', [
+        [d1.id, 'one'],
+        [d2.id, 'two/x'],
+      ]),
+    );
     const job = succeeded(await run(task.taskID));
     expect(job.stats).toMatchObject({ copied: 8, failed: 0, bytes: 2 * bytes });
     expect(job.result.destinations).toEqual([
@@ -470,8 +589,13 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     const toS3 = await createTask(taskBody(src.id, 'm', [[bucket.id, 'backup/x']]));
     await expectStats(await run(toS3.taskID), { copied: 4, failed: 0, bytes });
     const keys = await s3Keys(s3c, 'sync-dest', 'backup/');
-    expect(keys).toEqual(Object.keys(files).map((f) => `backup/x/${f}`).sort());
-    for (const [f, content] of Object.entries(files)) expect((await s3Get(s3c, 'sync-dest', `backup/x/${f}`)).equals(Buffer.from(content)), f).toBe(true);
+    expect(keys).toEqual(
+      Object.keys(files)
+        .map((f) => `backup/x/${f}`)
+        .sort(),
+    );
+    for (const [f, content] of Object.entries(files))
+      expect((await s3Get(s3c, 'sync-dest', `backup/x/${f}`)).equals(Buffer.from(content)), f).toBe(true);
     proxy.resetRequests();
     await expectStats(await run(toS3.taskID), { copied: 0, updated: 0, skipped: 4, failed: 0 }, 'S3 re-run with no change');
     // The times Yunji wrote are recorded: the re-run lists, and HEADs only the folder (is 'backup/x' an object?).
@@ -479,7 +603,11 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     // A file rewritten behind Yunji's back (same size, other bytes) is looked at and copied again.
     await s3Put(s3c, 'sync-dest', 'backup/x/r.txt', Buffer.from('ROOT FILE'));
     proxy.resetRequests();
-    await expectStats(await run(toS3.taskID), { copied: 0, updated: 1, skipped: 3, failed: 0 }, 'S3 re-run after a change at the destination');
+    await expectStats(
+      await run(toS3.taskID),
+      { copied: 0, updated: 1, skipped: 3, failed: 0 },
+      'S3 re-run after a change at the destination',
+    );
     expect(proxy.requests(), 'requests after one change').toEqual({ HEAD: 2, GET: 1, PUT: 1 });
     expect((await s3Get(s3c, 'sync-dest', 'backup/x/r.txt')).toString()).toBe('root file');
 
@@ -493,7 +621,13 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
       ['none', { destUserSpaceIDs: [], destPathes: [] }],
       ['17', { destUserSpaceIDs: Array(17).fill(d1.id), destPathes: Array.from({ length: 17 }, (_, i) => `q${i}`) }],
     ];
-    for (const [what, over] of bad) expectRefused(await admin.post(`${SYNC}/createTask`, { ...taskBody(src.id, 'm', [[d1.id, 'one']]), ...over }), 400, 'BadArgument', what);
+    for (const [what, over] of bad)
+      expectRefused(
+        await admin.post(`${SYNC}/createTask`, { ...taskBody(src.id, 'm', [[d1.id, 'one']]), ...over }),
+        400,
+        'BadArgument',
+        what,
+      );
     expect(await listedTaskIDs()).toEqual(before);
   });
 
@@ -568,15 +702,31 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
       const many = { ...v, filters: [{ type: 'Include', patterns: Array.from({ length: 50_000 }, (_, i) => `*.x${i}`) }] };
       expect(JSON.stringify(many).length).toBeLessThan(1024 * 1024);
       expectRefused(await admin.post(`${SYNC}/createTask`, many), '4xx', undefined, '50,000 patterns');
-      expectRefused(await admin.post(`${SYNC}/createTask`, { ...v, filters: [{ type: 'Exclude', patterns: ['*a'.repeat(50_000)] }] }), '4xx', undefined, 'a 100,000-character pattern');
+      expectRefused(
+        await admin.post(`${SYNC}/createTask`, { ...v, filters: [{ type: 'Exclude', patterns: ['*a'.repeat(50_000)] }] }),
+        '4xx',
+        undefined,
+        'a 100,000-character pattern',
+      );
 
       // Not JSON at all.
-      const raw = (text: string, contentType = 'application/json') => admin.post(`${SYNC}/createTask`, undefined, { raw: text, headers: { 'content-type': contentType } });
-      for (const text of ['not json', '{"trigger": ', '']) expectRefused(await raw(text), 400, 'BadArgument', `raw ${JSON.stringify(text)}`);
+      const raw = (text: string, contentType = 'application/json') =>
+        admin.post(`${SYNC}/createTask`, undefined, { raw: text, headers: { 'content-type': contentType } });
+      for (const text of ['not json', '{"trigger": ', ''])
+        expectRefused(await raw(text), 400, 'BadArgument', `raw ${JSON.stringify(text)}`);
       expectRefused(await raw(JSON.stringify(v), 'text/plain'), 415, 'UnsupportedMediaType', 'text/plain');
 
       // Task ids that are not positive integers.
-      for (const q of ['taskID=abc', 'taskID=1.5', 'taskID=-1', 'taskID=0', 'taskID=', '', 'taskID=99999999999999999999', `taskID=${mine.taskID}%00`]) {
+      for (const q of [
+        'taskID=abc',
+        'taskID=1.5',
+        'taskID=-1',
+        'taskID=0',
+        'taskID=',
+        '',
+        'taskID=99999999999999999999',
+        `taskID=${mine.taskID}%00`,
+      ]) {
         expectRefused(await admin.get(`${SYNC}/getTask?${q}`), 400, 'BadArgument', `getTask?${q}`);
       }
       for (const taskID of ['abc', String(mine.taskID), 1.5, -1, 0, null, { id: 1 }, 2 ** 64]) {
@@ -584,14 +734,24 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
         expectRefused(await admin.post(`${SYNC}/cancelTask`, { taskID }), 400, 'BadArgument', `cancelTask ${JSON.stringify(taskID)}`);
       }
       expectRefused(await admin.post(`${SYNC}/runTask`, {}), 400, 'BadArgument', 'runTask without taskID');
-      expectRefused(await admin.post(`${SYNC}/runTask`, { taskID: mine.taskID, extra: true }), 400, 'BadArgument', 'runTask with an unknown field');
+      expectRefused(
+        await admin.post(`${SYNC}/runTask`, { taskID: mine.taskID, extra: true }),
+        400,
+        'BadArgument',
+        'runTask with an unknown field',
+      );
 
       // Absent ids.
       expectRefused(await admin.get(`${SYNC}/getTask?taskID=99999999`), 404, 'NotFound', 'getTask absent');
       expectRefused(await admin.post(`${SYNC}/runTask`, { taskID: 99999999 }), 404, 'NotFound', 'runTask absent');
       expectRefused(await admin.post(`${SYNC}/cancelTask`, { taskID: 99999999 }), 404, 'NotFound', 'cancelTask absent');
       expectRefused(await admin.post(`${SYNC}/createTask`, { ...v, srcUserSpaceID: 99999999 }), 404, 'NotFound', 'absent source space');
-      expectRefused(await admin.post(`${SYNC}/createTask`, { ...v, destUserSpaceIDs: [99999999] }), 404, 'NotFound', 'absent destination space');
+      expectRefused(
+        await admin.post(`${SYNC}/createTask`, { ...v, destUserSpaceIDs: [99999999] }),
+        404,
+        'NotFound',
+        'absent destination space',
+      );
 
       // The largest interval is allowed.
       const yearly = await createTask({ ...v, trigger: { type: 'Interval', interval: 31_622_400 } });
@@ -603,7 +763,11 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
     it("answers 404 for another tenant's tasks and spaces, and keeps viewers from changing anything", async () => {
       const theirRoot = join(roots, 'their-space');
       mkdirSync(join(theirRoot, 'in'), { recursive: true });
-      const created = await other.post('/v1/userSpace/create', { name: 'theirs', storage: { type: 'local', root: theirRoot }, shardStore: null });
+      const created = await other.post('/v1/userSpace/create', {
+        name: 'theirs',
+        storage: { type: 'local', root: theirRoot },
+        shardStore: null,
+      });
       expectOK(created, 'their space');
       const theirSpace = created.body.data.userSpace.userSpaceID as number;
       const nf = (res: Res, what: string) => expectRefused(res, 404, 'NotFound', what);
@@ -612,7 +776,16 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
       nf(await other.post(`${SYNC}/cancelTask`, { taskID: mine.taskID }), 'their cancelTask of mine');
       nf(await other.post(`${SYNC}/createTask`, taskBody(src.id, 'h', [[theirSpace, 'stolen']])), 'their task from my space');
       nf(await other.post(`${SYNC}/createTask`, taskBody(theirSpace, 'in', [[dst.id, 'planted']])), 'their task into my space');
-      nf(await other.post(`${SYNC}/createTask`, taskBody(theirSpace, 'in', [[theirSpace, 'ok'], [dst.id, 'planted']])), 'their task into their space and mine');
+      nf(
+        await other.post(
+          `${SYNC}/createTask`,
+          taskBody(theirSpace, 'in', [
+            [theirSpace, 'ok'],
+            [dst.id, 'planted'],
+          ]),
+        ),
+        'their task into their space and mine',
+      );
       expect(await listedTaskIDs(other)).toEqual([]);
 
       const theirs = await createTask(taskBody(theirSpace, 'in', [[theirSpace, 'out']]), other);
@@ -673,7 +846,10 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
       const present = filesUnder(dir);
       for (const f of present) {
         expect(hashes.has(f), `unexpected file at the destination: ${f}`).toBe(true);
-        expect(sha256(readFileSync(join(dir, f))), `${f} is not complete and equal to its source (${statSync(join(dir, f)).size} bytes)`).toBe(hashes.get(f));
+        expect(
+          sha256(readFileSync(join(dir, f))),
+          `${f} is not complete and equal to its source (${statSync(join(dir, f)).size} bytes)`,
+        ).toBe(hashes.get(f));
       }
       const partialDir = join(dst.root, '.yunji', 'partial');
       const partial = filesUnder(partialDir);
@@ -696,7 +872,8 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
         `job ${jobID} running with ${files} files written`,
         async () => {
           last = (await admin.get(`/api/jobs/${jobID}`)).body;
-          if (TERMINAL_STATUSES.includes(last.status)) throw new Error(`job ${jobID} ended before it could be cancelled: ${JSON.stringify(last)}`);
+          if (TERMINAL_STATUSES.includes(last.status))
+            throw new Error(`job ${jobID} ended before it could be cancelled: ${JSON.stringify(last)}`);
           return last.status === 'running' && filesUnder(dir).filter((f) => hashes.has(f)).length >= files ? true : undefined;
         },
         30_000,
@@ -716,7 +893,9 @@ describe.each(kinds)('/v1/spaceSyncer tasks on %s', (kind) => {
         expect(cancel.status, cancel.text).toBe(200);
         const ended = await waitForJob(admin, jobID);
         expect(ended.status, JSON.stringify(ended)).toBe('cancelled');
-        expect(ended.buttons.map((b: { customId: string }) => b.customId)).toEqual(expect.arrayContaining([`yunji::rerun::${jobID}`, `yunji::retry::${jobID}`]));
+        expect(ended.buttons.map((b: { customId: string }) => b.customId)).toEqual(
+          expect.arrayContaining([`yunji::rerun::${jobID}`, `yunji::retry::${jobID}`]),
+        );
       } finally {
         proxy.setRate(0);
       }

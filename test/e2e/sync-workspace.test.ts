@@ -7,7 +7,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from '../helpers/databases.ts';
 import { S3_CREDENTIAL, startS3, type S3Server } from '../helpers/s3.ts';
 import { call, client, keyClient, login, newTenantClient, startServer, type RunningServer } from '../helpers/server.ts';
-import { filesUnder, s3Client, s3Get, s3Keys, s3Put, startThrottledProxy, TERMINAL_STATUSES, until, waitForJob, type Api, type ThrottledProxy } from '../helpers/sync.ts';
+import {
+  filesUnder,
+  s3Client,
+  s3Get,
+  s3Keys,
+  s3Put,
+  startThrottledProxy,
+  TERMINAL_STATUSES,
+  until,
+  waitForJob,
+  type Api,
+  type ThrottledProxy,
+} from '../helpers/sync.ts';
 
 /**
  * Workspace sync (docs/SYNC.md "Workspace sync", specs/001-perform-sync): the profile, performSync
@@ -60,7 +72,12 @@ interface Side {
 function localSide(dir: string, label = 'local'): Side {
   return {
     label,
-    files: async () => new Map(filesUnder(dir).filter((f) => !f.split('/').includes('.yunji')).map((f) => [f, readFileSync(join(dir, f))])),
+    files: async () =>
+      new Map(
+        filesUnder(dir)
+          .filter((f) => !f.split('/').includes('.yunji'))
+          .map((f) => [f, readFileSync(join(dir, f))]),
+      ),
     write: async (path, content) => {
       const full = join(dir, path);
       mkdirSync(dirname(full), { recursive: true });
@@ -82,7 +99,9 @@ function s3Side(s3: S3Client, bucket: string, folder: string): Side {
     label: 'cloud (S3)',
     files: async () => {
       const keys = (await s3Keys(s3, bucket, `${folder}/`)).filter((k) => !k.split('/').includes('.yunji'));
-      return new Map(await Promise.all(keys.map(async (k) => [k.slice(folder.length + 1), await s3Get(s3, bucket, k)] as [string, Buffer])));
+      return new Map(
+        await Promise.all(keys.map(async (k) => [k.slice(folder.length + 1), await s3Get(s3, bucket, k)] as [string, Buffer])),
+      );
     },
     write: (path, content) => s3Put(s3, bucket, key(path), Buffer.from(content)),
     remove: async (path) => {
@@ -112,12 +131,18 @@ function difference(a: Map<string, Buffer>, b: Map<string, Buffer>): string | un
   const pa = [...a.keys()].sort();
   const pb = [...b.keys()].sort();
   if (JSON.stringify(pa) !== JSON.stringify(pb)) return `paths differ:\n  ${JSON.stringify(pa)}\n  ${JSON.stringify(pb)}`;
-  for (const p of pa) if (!a.get(p)!.equals(b.get(p)!)) return `'${p}' differs: ${JSON.stringify(a.get(p)!.toString())} vs ${JSON.stringify(b.get(p)!.toString())}`;
+  for (const p of pa)
+    if (!a.get(p)!.equals(b.get(p)!))
+      return `'${p}' differs: ${JSON.stringify(a.get(p)!.toString())} vs ${JSON.stringify(b.get(p)!.toString())}`;
   return undefined;
 }
 
 /** `20240102T030405Z` for a time, as conflict copies are named. */
-const stampOf = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+const stampOf = (ms: number) =>
+  new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 /** `dir/name.ext` → `dir/name`: what a conflict copy's name starts with. */
 const stemOf = (path: string) => {
   const slash = path.lastIndexOf('/');
@@ -141,7 +166,11 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
   const localSpace = async (name: string, api = admin) => {
     const root = join(roots, `${name}-${++spaceCount}`);
     mkdirSync(root, { recursive: true });
-    const res = await api.post('/v1/userSpace/create', { name: `${name}-${spaceCount}`, storage: { type: 'local', root }, shardStore: null });
+    const res = await api.post('/v1/userSpace/create', {
+      name: `${name}-${spaceCount}`,
+      storage: { type: 'local', root },
+      shardStore: null,
+    });
     expect([res.status, res.body?.code], res.text).toEqual([200, 'OK']);
     return { id: res.body.data.userSpace.userSpaceID as number, root };
   };
@@ -156,7 +185,10 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     return { id: res.body.data.userSpace.userSpaceID as number };
   };
   const putProfile = async (local: [number, string], cloud: [number, string]) => {
-    const res = await admin.put('/api/sync/workspace', { local: { user_space_id: local[0], path: local[1] }, cloud: { user_space_id: cloud[0], path: cloud[1] } });
+    const res = await admin.put('/api/sync/workspace', {
+      local: { user_space_id: local[0], path: local[1] },
+      cloud: { user_space_id: cloud[0], path: cloud[1] },
+    });
     expect(res.status, res.text).toBe(200);
     return res.body;
   };
@@ -169,12 +201,19 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     expect(res.body.msg, what).not.toBe('');
   };
   const expectStarted = (res: { status: number; body: any; text: string }, what = 'performSync') => {
-    expect([res.status, res.body], `${what}: ${res.text}`).toEqual([200, { code: 0, msg: '', data: { current: 0, total: 0, info: expect.any(String), msg: '' } }]);
+    expect([res.status, res.body], `${what}: ${res.text}`).toEqual([
+      200,
+      { code: 0, msg: '', data: { current: 0, total: 0, info: expect.any(String), msg: '' } },
+    ]);
   };
   const syncInfo = async (api = admin, method: 'GET' | 'POST' = 'POST') => {
     const res = method === 'GET' ? await api.get('/api/sync/getSyncInfo') : await api.post('/api/sync/getSyncInfo');
     expect(res.status, res.text).toBe(200);
-    expect(res.body, res.text).toEqual({ code: 0, msg: '', data: { synced: expect.any(Number), stat: expect.any(String), syncing: expect.any(Boolean), lastError: expect.any(String) } });
+    expect(res.body, res.text).toEqual({
+      code: 0,
+      msg: '',
+      data: { synced: expect.any(Number), stat: expect.any(String), syncing: expect.any(Boolean), lastError: expect.any(String) },
+    });
     return res.body.data as { synced: number; stat: string; syncing: boolean; lastError: string };
   };
   /** getSyncInfo until it says syncing false (the run, if any, has ended). */
@@ -259,7 +298,8 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     const anonymous = await call(server.url, 'POST', '/api/sync/performSync', { body: { app: APP } });
     expect(anonymous.status, anonymous.text).toBe(401);
     expect(anonymous.body, anonymous.text).toMatchObject({ code: -1, data: null });
-    for (const method of ['GET', 'POST']) expect((await call(server.url, method, '/api/sync/getSyncInfo')).status, `${method} getSyncInfo without a token`).toBe(401);
+    for (const method of ['GET', 'POST'])
+      expect((await call(server.url, method, '/api/sync/getSyncInfo')).status, `${method} getSyncInfo without a token`).toBe(401);
     // Nothing ran.
     expect(await workspaceJobs()).toEqual([]);
     expect(await syncInfo()).toEqual({ synced: 0, stat: '', syncing: false, lastError: '' });
@@ -270,15 +310,26 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     const a = await localSpace('profile-a');
     const b = await localSpace('profile-b');
     const before = Date.now();
-    const put = await admin.put('/api/sync/workspace', { local: { user_space_id: a.id, path: 'notes' }, cloud: { user_space_id: b.id, path: 'backup/notes' } });
+    const put = await admin.put('/api/sync/workspace', {
+      local: { user_space_id: a.id, path: 'notes' },
+      cloud: { user_space_id: b.id, path: 'backup/notes' },
+    });
     expect(put.status, put.text).toBe(200);
-    expect(put.body).toEqual({ local: { user_space_id: a.id, path: 'notes' }, cloud: { user_space_id: b.id, path: 'backup/notes' }, cloud_name: '', updated_at: expect.any(String) });
+    expect(put.body).toEqual({
+      local: { user_space_id: a.id, path: 'notes' },
+      cloud: { user_space_id: b.id, path: 'backup/notes' },
+      cloud_name: '',
+      updated_at: expect.any(String),
+    });
     expect(Date.parse(put.body.updated_at)).toBeGreaterThanOrEqual(before - 1000);
     expect((await admin.get('/api/sync/workspace')).body).toEqual(put.body);
     const seen = await viewer.get('/api/sync/workspace');
     expect([seen.status, seen.body]).toEqual([200, put.body]);
 
-    const body = (l: [number, string], c: [number, string]) => ({ local: { user_space_id: l[0], path: l[1] }, cloud: { user_space_id: c[0], path: c[1] } });
+    const body = (l: [number, string], c: [number, string]) => ({
+      local: { user_space_id: l[0], path: l[1] },
+      cloud: { user_space_id: c[0], path: c[1] },
+    });
     // Folders of one space that overlap.
     for (const [l, c] of [
       ['x', 'x'],
@@ -303,7 +354,8 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
       expect(res.status, `spaces ${l} and ${c}: ${res.text}`).toBe(404);
       expect(res.body.code).toBe('not_found');
     }
-    for (const path of ['../up', '/abs', 'a/../../b']) expect((await admin.put('/api/sync/workspace', body([a.id, path], [b.id, 'out']))).status, `path ${path}`).toBe(400);
+    for (const path of ['../up', '/abs', 'a/../../b'])
+      expect((await admin.put('/api/sync/workspace', body([a.id, path], [b.id, 'out']))).status, `path ${path}`).toBe(400);
     expect((await admin.put('/api/sync/workspace', { local: { user_space_id: a.id, path: 'x' } })).status, 'no cloud side').toBe(400);
     // Viewers and members cannot set it; the other tenant still has none.
     expect((await viewer.put('/api/sync/workspace', body([a.id, 'p'], [b.id, 'q']))).status).toBe(403);
@@ -314,7 +366,11 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     // Sibling folders with a common prefix do not overlap.
     const siblings = await admin.put('/api/sync/workspace', body([a.id, 'ws'], [a.id, 'ws2']));
     expect(siblings.status, siblings.text).toBe(200);
-    expect(siblings.body).toMatchObject({ local: { user_space_id: a.id, path: 'ws' }, cloud: { user_space_id: a.id, path: 'ws2' }, cloud_name: '' });
+    expect(siblings.body).toMatchObject({
+      local: { user_space_id: a.id, path: 'ws' },
+      cloud: { user_space_id: a.id, path: 'ws2' },
+      cloud_name: '',
+    });
     expect((await admin.get('/api/sync/workspace')).body).toEqual(siblings.body);
   });
 
@@ -375,7 +431,12 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
         return j?.status === 'running' ? j : undefined;
       });
       jobID = job.id;
-      expect(job).toMatchObject({ job_type: 'workspace_sync', reference_id: `app:${APP}`, description: `Workspace sync for '${APP}' (two-way)`, metadata: { action: 'workspace_sync' } });
+      expect(job).toMatchObject({
+        job_type: 'workspace_sync',
+        reference_id: `app:${APP}`,
+        description: `Workspace sync for '${APP}' (two-way)`,
+        metadata: { action: 'workspace_sync' },
+      });
 
       const again = await admin.post('/api/sync/performSync', { app: APP, pushMode: 'force-push' });
       expect([again.status, again.body], again.text).toEqual([409, IN_PROGRESS]);
@@ -409,7 +470,11 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     await C.write('cloud-only.txt', 'goes on a push');
     await L.remove('remote/r03.bin');
     const pushed = await sync({ app: APP, pushMode: 'force-push' });
-    expect(pushed.job).toMatchObject({ job_type: 'workspace_sync', reference_id: `app:${APP}`, description: `Workspace sync for '${APP}' (force-push)` });
+    expect(pushed.job).toMatchObject({
+      job_type: 'workspace_sync',
+      reference_id: `app:${APP}`,
+      description: `Workspace sync for '${APP}' (force-push)`,
+    });
     expect(pushed.info.stat).toMatch(/^force-push: copied 0, deleted 2, 17 unchanged$/);
     expect(pushed.info.synced).toBeGreaterThan(info.synced);
     const after = await L.files();
@@ -432,7 +497,12 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     const info = await settled(60_000);
     const job = await newestJob();
     expect(job.status, JSON.stringify(job)).toBe('failed');
-    expect(info).toEqual({ synced: before.synced, stat: before.stat, syncing: false, lastError: expect.stringMatching(/bucket does not exist/) });
+    expect(info).toEqual({
+      synced: before.synced,
+      stat: before.stat,
+      syncing: false,
+      lastError: expect.stringMatching(/bucket does not exist/),
+    });
 
     const cloud = await localSpace('failing-fixed');
     await putProfile([local.id, 'ws'], [cloud.id, 'x']);
@@ -457,7 +527,10 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
       expect(stamps).toHaveLength(count);
       // The conflict time is the run's: between the request and its end, to the second.
       for (const s of stamps) {
-        expect(s >= stampOf(run.before) && s <= stampOf(Date.parse(run.job.ended_at)), `conflict time ${s} within the run ${stampOf(run.before)}…${run.job.ended_at}`).toBe(true);
+        expect(
+          s >= stampOf(run.before) && s <= stampOf(Date.parse(run.job.ended_at)),
+          `conflict time ${s} within the run ${stampOf(run.before)}…${run.job.ended_at}`,
+        ).toBe(true);
       }
     };
 
@@ -474,7 +547,15 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     // cloud_name outlives a new profile (an earlier test may have left one): name none explicitly.
     const first = await sync({ app: APP, cloudName: '' });
     expect((await admin.get('/api/sync/workspace')).body.cloud_name).toBe('');
-    expect(first.job.stats).toMatchObject({ uploaded: 2, downloaded: 2, deletedLocal: 0, deletedCloud: 0, conflicts: 1, skipped: 1, failed: 0 });
+    expect(first.job.stats).toMatchObject({
+      uploaded: 2,
+      downloaded: 2,
+      deletedLocal: 0,
+      deletedCloud: 0,
+      conflicts: 1,
+      skipped: 1,
+      failed: 0,
+    });
     let state: Record<string, string> = {
       'both-new.conflict-*.txt': 'cloud both-new, longer',
       'both-new.txt': 'local both-new',
@@ -489,7 +570,15 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
 
     // 2. Nothing changed: nothing moves.
     const idle = await sync();
-    expect(idle.job.stats).toMatchObject({ uploaded: 0, downloaded: 0, deletedLocal: 0, deletedCloud: 0, conflicts: 0, skipped: 7, failed: 0 });
+    expect(idle.job.stats).toMatchObject({
+      uploaded: 0,
+      downloaded: 0,
+      deletedLocal: 0,
+      deletedCloud: 0,
+      conflicts: 0,
+      skipped: 7,
+      failed: 0,
+    });
     await expectBoth(state, 'a run without changes');
 
     // 3. New, changed and deleted on each side propagate.
@@ -501,7 +590,13 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     await C.remove('same.txt');
     const oneSided = await sync();
     expect(oneSided.job.stats).toMatchObject({ uploaded: 2, downloaded: 2, deletedLocal: 1, deletedCloud: 1, conflicts: 0, failed: 0 });
-    state = { ...state, 'l-new.txt': 'L new', 'only-local.txt': 'L1 changed locally', 'docs/c-new.txt': 'C new', 'docs/c.txt': 'docs C changed in the cloud' };
+    state = {
+      ...state,
+      'l-new.txt': 'L new',
+      'only-local.txt': 'L1 changed locally',
+      'docs/c-new.txt': 'C new',
+      'docs/c.txt': 'docs C changed in the cloud',
+    };
     delete state['only-cloud.txt'];
     delete state['same.txt'];
     await expectBoth(state, 'one-sided changes');
@@ -513,11 +608,28 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     await L.write('docs/nested/deep.md', 'deep, the same on both');
     await C.write('docs/nested/deep.md', 'deep, the same on both');
     const both = await sync();
-    expect(both.job.stats).toMatchObject({ uploaded: 0, downloaded: 0, deletedLocal: 0, deletedCloud: 0, conflicts: 1, skipped: 6, failed: 0 });
-    state = { ...state, 'only-local.txt': 'L both: local', 'only-local.conflict-*.txt': 'L both: the cloud version', 'docs/nested/deep.md': 'deep, the same on both' };
+    expect(both.job.stats).toMatchObject({
+      uploaded: 0,
+      downloaded: 0,
+      deletedLocal: 0,
+      deletedCloud: 0,
+      conflicts: 1,
+      skipped: 6,
+      failed: 0,
+    });
+    state = {
+      ...state,
+      'only-local.txt': 'L both: local',
+      'only-local.conflict-*.txt': 'L both: the cloud version',
+      'docs/nested/deep.md': 'deep, the same on both',
+    };
     await expectBoth(state, 'changed on both sides');
     const copies = [...(await L.files()).keys()].filter((p) => p.startsWith('only-local.conflict-'));
-    expectStamps(copies.map((p) => CONFLICT.exec(p)![1]!), 1, both);
+    expectStamps(
+      copies.map((p) => CONFLICT.exec(p)![1]!),
+      1,
+      both,
+    );
 
     // 5. A deletion loses to a change on the other side: the changed file comes back.
     await L.remove('docs/c.txt');
@@ -561,7 +673,15 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     await expectBoth(state, 'force-pull');
     // A forced run leaves a snapshot too: the next two-way run finds nothing to do.
     const calm = await sync();
-    expect(calm.job.stats).toMatchObject({ uploaded: 0, downloaded: 0, deletedLocal: 0, deletedCloud: 0, conflicts: 0, skipped: 10, failed: 0 });
+    expect(calm.job.stats).toMatchObject({
+      uploaded: 0,
+      downloaded: 0,
+      deletedLocal: 0,
+      deletedCloud: 0,
+      conflicts: 0,
+      skipped: 10,
+      failed: 0,
+    });
 
     // 9. pushOnly (deprecated) is force-push.
     await L.write('legacy.txt', 'pushOnly');
@@ -579,7 +699,15 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     await L.remove('pull-only.txt'); // a deletion the fresh merge does not see as one
     const cloudBefore = view(await C.files()).tree;
     const merged = await sync({ app: APP, cloudName: 'vault' });
-    expect(merged.job.stats).toMatchObject({ uploaded: 9, downloaded: 1, deletedLocal: 0, deletedCloud: 0, conflicts: 0, skipped: 1, failed: 0 });
+    expect(merged.job.stats).toMatchObject({
+      uploaded: 9,
+      downloaded: 1,
+      deletedLocal: 0,
+      deletedCloud: 0,
+      conflicts: 0,
+      skipped: 1,
+      failed: 0,
+    });
     expect((await admin.get('/api/sync/workspace')).body.cloud_name).toBe('vault');
     const inVault: Record<string, string> = { ...state, 'vault-only.txt': 'already in the vault' };
     delete inVault['pull-only.txt'];
@@ -612,8 +740,11 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
   it('two-way between a local folder and an S3 folder: the same cases', async () => {
     const local = await localSpace('ls-local');
     const cloud = await s3Space('ls-cloud', 'ws-cloud');
-    await twoWayCases(localSide(join(local.root, 'work')), s3Side(s3c, 'ws-cloud', 'cases/ws'), () => putProfile([local.id, 'work'], [cloud.id, 'cases/ws']).then(() => undefined), (name) =>
-      s3Side(s3c, 'ws-cloud', `cases/ws/${name}`),
+    await twoWayCases(
+      localSide(join(local.root, 'work')),
+      s3Side(s3c, 'ws-cloud', 'cases/ws'),
+      () => putProfile([local.id, 'work'], [cloud.id, 'cases/ws']).then(() => undefined),
+      (name) => s3Side(s3c, 'ws-cloud', `cases/ws/${name}`),
     );
   });
 
@@ -637,9 +768,10 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     const files = await L.files();
     expect(difference(files, await C.files())).toBeUndefined();
     const contents = [...files.values()].map((b) => b.toString()).sort();
-    expect(contents, `files: ${JSON.stringify(view(files).tree)} (runs started ${first.job.started_at} and ${second.job.started_at})`).toEqual(
-      ['cloud, first version', 'cloud, second version!', 'local, second edit'].sort(),
-    );
+    expect(
+      contents,
+      `files: ${JSON.stringify(view(files).tree)} (runs started ${first.job.started_at} and ${second.job.started_at})`,
+    ).toEqual(['cloud, first version', 'cloud, second version!', 'local, second edit'].sort());
     expect(files.get('a.txt')?.toString()).toBe('local, second edit');
   });
 
@@ -711,11 +843,13 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
       }
       history.push(`round ${round}: ${ops.join('; ')}`);
       const now = { local: await sides.local.files(), cloud: await sides.cloud.files() };
-      const context = () => `seed ${SEED}, round ${round} on ${kind}\n${history.slice(-5).join('\n')}\nbefore the sync:\n  local ${JSON.stringify(view(now.local).tree)}\n  cloud ${JSON.stringify(view(now.cloud).tree)}`;
+      const context = () =>
+        `seed ${SEED}, round ${round} on ${kind}\n${history.slice(-5).join('\n')}\nbefore the sync:\n  local ${JSON.stringify(view(now.local).tree)}\n  cloud ${JSON.stringify(view(now.cloud).tree)}`;
 
       const { job } = await sync(round === 1 ? { app: APP, cloudName: '' } : { app: APP });
       const after = { local: await sides.local.files(), cloud: await sides.cloud.files() };
-      const report = () => `${context()}\nafter:\n  local ${JSON.stringify(view(after.local).tree)}\n  cloud ${JSON.stringify(view(after.cloud).tree)}\nstat: ${job.result.stat}`;
+      const report = () =>
+        `${context()}\nafter:\n  local ${JSON.stringify(view(after.local).tree)}\n  cloud ${JSON.stringify(view(after.cloud).tree)}\nstat: ${job.result.stat}`;
 
       // (a) Both sides hold the same paths with the same bytes.
       const diff = difference(after.local, after.cloud);
@@ -724,13 +858,17 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
       // (b) Every version either side held before the sync, and the test did not itself delete or
       //     overwrite, is still there: at one of its paths, or as a conflict copy of one of them.
       const where = new Map<string, Set<string>>();
-      for (const files of [now.local, now.cloud]) for (const [p, b] of files) where.set(b.toString(), (where.get(b.toString()) ?? new Set()).add(p));
+      for (const files of [now.local, now.cloud])
+        for (const [p, b] of files) where.set(b.toString(), (where.get(b.toString()) ?? new Set()).add(p));
       const nowAt = new Map<string, string[]>();
       for (const [p, b] of after.local) nowAt.set(b.toString(), [...(nowAt.get(b.toString()) ?? []), p]);
       for (const [content, paths] of where) {
         if (removed.has(content)) continue;
-        const found = (nowAt.get(content) ?? []).some((q) => paths.has(q) || [...paths].some((p) => q.startsWith(stemOf(p)) && q.includes('.conflict-')));
-        if (!found) expect.fail(`(b) version ${content.slice(0, content.indexOf('|'))} (was at ${[...paths].join(', ')}) is lost\n${report()}`);
+        const found = (nowAt.get(content) ?? []).some(
+          (q) => paths.has(q) || [...paths].some((p) => q.startsWith(stemOf(p)) && q.includes('.conflict-')),
+        );
+        if (!found)
+          expect.fail(`(b) version ${content.slice(0, content.indexOf('|'))} (was at ${[...paths].join(', ')}) is lost\n${report()}`);
       }
 
       // (c) A path only one side touched ends as that side left it (a new or changed file copied,
@@ -745,13 +883,20 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
           const got = after.local.get(p)?.toString();
           // A conflict copy this run made may take a name the test just freed (its time is only to
           // the second): the version is kept, under a name that existed before.
-          const copyOfAnother = want === undefined && CONFLICT.test(p) && got !== undefined && !removed.has(got) && !(where.get(got)?.has(p) ?? false);
-          if (want !== got && !copyOfAnother) expect.fail(`(c) '${p}', changed only ${mine === 'local' ? 'locally' : 'in the cloud'}, is ${JSON.stringify(got)}, not ${JSON.stringify(want)}\n${report()}`);
+          const copyOfAnother =
+            want === undefined && CONFLICT.test(p) && got !== undefined && !removed.has(got) && !(where.get(got)?.has(p) ?? false);
+          if (want !== got && !copyOfAnother)
+            expect.fail(
+              `(c) '${p}', changed only ${mine === 'local' ? 'locally' : 'in the cloud'}, is ${JSON.stringify(got)}, not ${JSON.stringify(want)}\n${report()}`,
+            );
         }
       }
       for (const [p, b] of pre.local) {
         if (touched.local.has(p) || touched.cloud.has(p)) continue;
-        if (!after.local.get(p)?.equals(b)) expect.fail(`(d) '${p}', untouched, became ${JSON.stringify(after.local.get(p)?.toString())} (was ${JSON.stringify(b.toString())})\n${report()}`);
+        if (!after.local.get(p)?.equals(b))
+          expect.fail(
+            `(d) '${p}', untouched, became ${JSON.stringify(after.local.get(p)?.toString())} (was ${JSON.stringify(b.toString())})\n${report()}`,
+          );
       }
     }
     console.log(`workspace sync randomized test on ${kind}: ${ROUNDS} rounds passed (seed ${SEED})`);
@@ -778,7 +923,8 @@ describe.each(kinds)('workspace sync on %s', (kind) => {
     await putProfile([local.id, 'ws'], [cloud.id, 'cancel']);
     /** Every file on the side is one of the files being synced, whole. */
     const whole = (files: Map<string, Buffer>, what: string) => {
-      for (const [p, b] of files) expect(want.get(p)?.equals(b), `${what}: '${p}' (${b.length} bytes) is not a whole file of the sync`).toBe(true);
+      for (const [p, b] of files)
+        expect(want.get(p)?.equals(b), `${what}: '${p}' (${b.length} bytes) is not a whole file of the sync`).toBe(true);
     };
 
     // 128 KiB/s per download: a second a file, 8 at a time, so the run takes about three seconds.

@@ -26,7 +26,11 @@ describe.each(kinds)('yunji source sync on %s', (kind) => {
     const form = new FormData();
     form.append('info', JSON.stringify({ packageID }));
     for (const [name, content] of entries) form.append('files', new Blob([content]), encodeURIComponent(name));
-    const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
     expect(res.status, await res.clone().text()).toBe(200);
   };
   const runSync = async (source: string) => {
@@ -95,12 +99,21 @@ describe.each(kinds)('yunji source sync on %s', (kind) => {
     const now = await listAll(localPackage);
     expect(now.map((o) => o.path)).not.toContain('d0/f0000.bin');
     const changed = now.find((o) => o.path === 'd3/f0003.bin')!;
-    const bytes = Buffer.from(await (await fetch(`${server.url}/v1/object/download?objectID=${changed.objectID}`, { headers: { authorization: `Bearer ${adminToken}` } })).arrayBuffer());
+    const bytes = Buffer.from(
+      await (
+        await fetch(`${server.url}/v1/object/download?objectID=${changed.objectID}`, { headers: { authorization: `Bearer ${adminToken}` } })
+      ).arrayBuffer(),
+    );
     expect(bytes.toString()).toBe('changed content');
   });
 
   it('fails cleanly with a key the remote refuses', async () => {
-    await admin.post('/api/sync/sources', { name: 'bad-key', type: 'yunji', config: { url: server.url, package_id: remotePackage, api_key: 'yk_not-a-key' }, package_id: localPackage });
+    await admin.post('/api/sync/sources', {
+      name: 'bad-key',
+      type: 'yunji',
+      config: { url: server.url, package_id: remotePackage, api_key: 'yk_not-a-key' },
+      package_id: localPackage,
+    });
     const job = await runSync('bad-key');
     expect(job.status).toBe('failed');
     expect(job.error_message).toMatch(/401/);
@@ -110,7 +123,9 @@ describe.each(kinds)('yunji source sync on %s', (kind) => {
     const out: { objectID: number; path: string; fileHash: string }[] = [];
     let token = '';
     do {
-      const res = await admin.get(`/v1/object/listByPath?packageID=${packageID}&isPrefix=true${token ? `&continuationToken=${encodeURIComponent(token)}` : ''}`);
+      const res = await admin.get(
+        `/v1/object/listByPath?packageID=${packageID}&isPrefix=true${token ? `&continuationToken=${encodeURIComponent(token)}` : ''}`,
+      );
       out.push(...res.body.data.objects);
       token = res.body.data.nextContinuationToken;
     } while (token);
@@ -120,7 +135,9 @@ describe.each(kinds)('yunji source sync on %s', (kind) => {
     const out: { objectID: number; path: string; fileHash: string }[] = [];
     let token = '';
     do {
-      const res = await remote.get(`/v1/object/listByPath?packageID=${remotePackage}&isPrefix=true${token ? `&continuationToken=${encodeURIComponent(token)}` : ''}`);
+      const res = await remote.get(
+        `/v1/object/listByPath?packageID=${remotePackage}&isPrefix=true${token ? `&continuationToken=${encodeURIComponent(token)}` : ''}`,
+      );
       out.push(...res.body.data.objects);
       token = res.body.data.nextContinuationToken;
     } while (token);

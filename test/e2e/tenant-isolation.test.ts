@@ -25,7 +25,9 @@ describe.each(kinds)('tenant isolation on %s', (kind) => {
     aliceId = (await alice.get('/api/auth/session')).body.user.id;
     // Bob joins default, creates his own tenant, then leaves default.
     const invite = await alice.post('/api/users/invitations', { email: 'bob@example.com', role: 'member' });
-    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: 'bob-password' } });
+    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.body.invitation_token, password: 'bob-password' },
+    });
     bob = client(server.url, accepted.body.token);
     bobId = accepted.body.user.id;
     other = (await bob.post('/api/tenants', { name: 'Other' })).body;
@@ -76,7 +78,9 @@ describe.each(kinds)('tenant isolation on %s', (kind) => {
     expect((await bob.get('/api/keys')).body.items.map((k: any) => k.name)).toEqual(['bob-key']);
     const aliceTenants = (await alice.get('/api/auth/tenants')).body.map((m: any) => m.tenant.name);
     expect(aliceTenants).toEqual(['default']);
-    expect((await call(server.url, 'GET', '/api/users', { token: bobKey.key })).body.items.map((i: any) => i.user.email)).toEqual(['bob@example.com']);
+    expect((await call(server.url, 'GET', '/api/users', { token: bobKey.key })).body.items.map((i: any) => i.user.email)).toEqual([
+      'bob@example.com',
+    ]);
     // An API key sees only its own tenant, even in the session view.
     const viaKey = await call(server.url, 'GET', '/api/auth/tenants', { token: aliceKey.key });
     expect(viaKey.body.map((m: any) => m.tenant.name)).toEqual(['default']);
@@ -86,7 +90,11 @@ describe.each(kinds)('tenant isolation on %s', (kind) => {
     const invite = await alice.post('/api/users/invitations', { email: 'carol@example.com', role: 'member' });
     const carol = client(
       server.url,
-      (await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: 'carol-password' } })).body.token,
+      (
+        await call(server.url, 'POST', '/api/auth/invitations/accept', {
+          body: { token: invite.body.invitation_token, password: 'carol-password' },
+        })
+      ).body.token,
     );
     const carolKey = (await carol.post('/api/keys', { name: 'carol-key', role: 'member' })).body;
     expect((await carol.get('/api/keys')).body.items.map((k: any) => k.name)).toEqual(['carol-key']);

@@ -31,16 +31,25 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
   let bucketID: number;
 
   const s3Storage = (bucket = 'yunji-test') => ({ type: 'MinIO', endpoint: s3.endpoint, bucket, region: 'us-east-1' });
-  const s3Credential = (accessKeyId = S3_CREDENTIAL.accessKeyId) => ({ type: 'MinIO', accessKeyId, secretAccessKey: S3_CREDENTIAL.secretAccessKey });
+  const s3Credential = (accessKeyId = S3_CREDENTIAL.accessKeyId) => ({
+    type: 'MinIO',
+    accessKeyId,
+    secretAccessKey: S3_CREDENTIAL.secretAccessKey,
+  });
   const upload = (info: unknown, files: [string, Buffer][]) => {
     const form = new FormData();
     form.append('info', JSON.stringify(info));
     for (const [name, content] of files) form.append('files', new Blob([content]), encodeURIComponent(name));
-    return fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+    return fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form }).then(
+      async (r) => ({ status: r.status, body: (await r.json()) as any }),
+    );
   };
   const download = (objectID: number, headers: Record<string, string> = {}) =>
-    fetch(`${server.url}/v1/object/download?objectID=${objectID}`, { headers: { authorization: `Bearer ${token}`, ...headers } }).then(async (r) => ({ status: r.status, bytes: Buffer.from(await r.arrayBuffer()) }));
-  const newPackage = async (name: string) => (await admin.post('/v1/package/create', { bucketID, name })).body.data.package.packageID as number;
+    fetch(`${server.url}/v1/object/download?objectID=${objectID}`, { headers: { authorization: `Bearer ${token}`, ...headers } }).then(
+      async (r) => ({ status: r.status, bytes: Buffer.from(await r.arrayBuffer()) }),
+    );
+  const newPackage = async (name: string) =>
+    (await admin.post('/v1/package/create', { bucketID, name })).body.data.package.packageID as number;
   const expectCode = (res: { status: number; body: any }, status: number, code: string, what = '') => {
     expect([res.status, res.body.code], `${what} ${JSON.stringify(res.body)}`).toEqual([status, code]);
     if (status !== 200) expect(res.body.data, what).toBeNull();
@@ -71,20 +80,56 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
   it('lists the default local space, and creates, gets, updates and deletes a local one', async () => {
     const listed = (await admin.get('/v1/userSpace/list')).body.data.userSpaces;
     expect(listed).toHaveLength(1);
-    expect(listed[0]).toMatchObject({ name: 'local', storage: { type: 'local' }, credential: null, shardStore: { maxSize: 0 }, workingDir: '', revision: 1 });
+    expect(listed[0]).toMatchObject({
+      name: 'local',
+      storage: { type: 'local' },
+      credential: null,
+      shardStore: { maxSize: 0 },
+      workingDir: '',
+      revision: 1,
+    });
 
     const root = join(roots, 'team');
-    const created = await admin.post('/v1/userSpace/create', { name: 'disk', storage: { type: 'local', root }, shardStore: { maxSize: 4096 }, features: [], workingDir: 'yunji' });
+    const created = await admin.post('/v1/userSpace/create', {
+      name: 'disk',
+      storage: { type: 'local', root },
+      shardStore: { maxSize: 4096 },
+      features: [],
+      workingDir: 'yunji',
+    });
     expectCode(created, 200, 'OK');
     const space = created.body.data.userSpace;
-    expect(space).toEqual({ userSpaceID: expect.any(Number), name: 'disk', storage: { type: 'local', root }, credential: null, shardStore: { maxSize: 4096 }, features: [], workingDir: 'yunji', revision: 1 });
+    expect(space).toEqual({
+      userSpaceID: expect.any(Number),
+      name: 'disk',
+      storage: { type: 'local', root },
+      credential: null,
+      shardStore: { maxSize: 4096 },
+      features: [],
+      workingDir: 'yunji',
+      revision: 1,
+    });
     expectCode(await admin.post('/v1/userSpace/create', { name: 'disk', storage: { type: 'local', root } }), 409, 'Conflict', 'same name');
     expect((await admin.get(`/v1/userSpace/get?userSpaceID=${space.userSpaceID}`)).body.data.userSpace).toEqual(space);
 
-    const updated = await admin.post('/v1/userSpace/update', { userSpaceID: space.userSpaceID, name: 'disk2', shardStore: { maxSize: 8192 } });
+    const updated = await admin.post('/v1/userSpace/update', {
+      userSpaceID: space.userSpaceID,
+      name: 'disk2',
+      shardStore: { maxSize: 8192 },
+    });
     expect(updated.body.data.userSpace).toMatchObject({ name: 'disk2', shardStore: { maxSize: 8192 }, revision: 2 });
-    expectCode(await admin.post('/v1/userSpace/update', { userSpaceID: space.userSpaceID, credential: s3Credential() }), 400, 'BadArgument', 'S3 credential on a local space');
-    expectCode(await admin.post('/v1/userSpace/update', { userSpaceID: space.userSpaceID, storage: { type: 'local', root: outside } }), 400, 'BadArgument', 'storage cannot change');
+    expectCode(
+      await admin.post('/v1/userSpace/update', { userSpaceID: space.userSpaceID, credential: s3Credential() }),
+      400,
+      'BadArgument',
+      'S3 credential on a local space',
+    );
+    expectCode(
+      await admin.post('/v1/userSpace/update', { userSpaceID: space.userSpaceID, storage: { type: 'local', root: outside } }),
+      400,
+      'BadArgument',
+      'storage cannot change',
+    );
     expectCode(await admin.post('/v1/userSpace/update', { userSpaceID: 999999, name: 'x' }), 404, 'NotFound');
 
     expectCode(await admin.post('/v1/userSpace/delete', { userSpaceID: space.userSpaceID }), 200, 'OK');
@@ -116,26 +161,42 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
       [{ name: 'a', storage: 'local' }, 'storage not an object'],
     ];
     for (const [body, what] of bad) expectCode(await admin.post('/v1/userSpace/create', body), 400, 'BadArgument', what);
-    expect((await admin.post('/v1/userSpace/create', { name: 'a', storage: { type: 'local', root: join(roots, 'ok') }, userID: 999 })).status).toBe(403);
+    expect(
+      (await admin.post('/v1/userSpace/create', { name: 'a', storage: { type: 'local', root: join(roots, 'ok') }, userID: 999 })).status,
+    ).toBe(403);
 
     // Another tenant cannot overlap this tenant's directory, nor see or change its spaces.
-    const mine = (await admin.post('/v1/userSpace/create', { name: 'mine', storage: { type: 'local', root: join(roots, 'mine') } })).body.data.userSpace;
+    const mine = (await admin.post('/v1/userSpace/create', { name: 'mine', storage: { type: 'local', root: join(roots, 'mine') } })).body
+      .data.userSpace;
     for (const root of [join(roots, 'mine'), join(roots, 'mine', 'inner'), roots]) {
-      expectCode(await other.post('/v1/userSpace/create', { name: 'theirs', storage: { type: 'local', root } }), 400, 'BadArgument', `overlap ${root}`);
+      expectCode(
+        await other.post('/v1/userSpace/create', { name: 'theirs', storage: { type: 'local', root } }),
+        400,
+        'BadArgument',
+        `overlap ${root}`,
+      );
     }
     expectCode(await other.get(`/v1/userSpace/get?userSpaceID=${mine.userSpaceID}`), 404, 'NotFound');
     expectCode(await other.post('/v1/userSpace/update', { userSpaceID: mine.userSpaceID, name: 'stolen' }), 404, 'NotFound');
     expectCode(await other.post('/v1/userSpace/delete', { userSpaceID: mine.userSpaceID }), 200, 'OK', 'absent for them');
     expect((await admin.get(`/v1/userSpace/get?userSpaceID=${mine.userSpaceID}`)).body.data.userSpace.name).toBe('mine');
     expect((await other.get('/v1/userSpace/list')).body.data.userSpaces.map((s: any) => s.name)).toEqual([]);
-    expectCode(await other.post('/v1/userSpace/createPackage', { userSpaceID: mine.userSpaceID, path: '', bucketID, name: 'x' }), 404, 'NotFound');
+    expectCode(
+      await other.post('/v1/userSpace/createPackage', { userSpaceID: mine.userSpaceID, path: '', bucketID, name: 'x' }),
+      404,
+      'NotFound',
+    );
   });
 
   it('tests configurations: a probe round trip, or the backend reason', async () => {
     const root = join(roots, 'probe');
     expectCode(await admin.post('/v1/userSpace/test', { storage: { type: 'local', root }, workingDir: 'w' }), 200, 'OK');
     expect(filesUnder(root)).toEqual([]);
-    expectCode(await admin.post('/v1/userSpace/test', { storage: s3Storage(), credential: s3Credential(), workingDir: 'probe' }), 200, 'OK');
+    expectCode(
+      await admin.post('/v1/userSpace/test', { storage: s3Storage(), credential: s3Credential(), workingDir: 'probe' }),
+      200,
+      'OK',
+    );
     expect(filesUnder(join(s3.directory, 'yunji-test')).filter((f) => f.includes('probe'))).toEqual([]);
 
     const wrongKey = await admin.post('/v1/userSpace/test', { storage: s3Storage(), credential: s3Credential('NOT-A-KEY') });
@@ -144,7 +205,10 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
     const noBucket = await admin.post('/v1/userSpace/test', { storage: s3Storage('no-such-bucket'), credential: s3Credential() });
     expectCode(noBucket, 502, 'OperationFailed');
     expect(noBucket.body.message).toMatch(/bucket does not exist/);
-    const unreachable = await admin.post('/v1/userSpace/test', { storage: { ...s3Storage(), endpoint: 'http://127.0.0.1:9' }, credential: s3Credential() });
+    const unreachable = await admin.post('/v1/userSpace/test', {
+      storage: { ...s3Storage(), endpoint: 'http://127.0.0.1:9' },
+      credential: s3Credential(),
+    });
     expectCode(unreachable, 502, 'OperationFailed');
     expect(unreachable.body.message).toMatch(/unreachable$/);
     writeFileSync(join(roots, 'a-file'), 'x');
@@ -153,7 +217,13 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
   });
 
   it('keeps S3 secrets sealed and masked, and stores object bytes in an S3 space', async () => {
-    const created = await admin.post('/v1/userSpace/create', { name: 's3', storage: s3Storage(), credential: s3Credential(), shardStore: { maxSize: 0 }, workingDir: 'yunji' });
+    const created = await admin.post('/v1/userSpace/create', {
+      name: 's3',
+      storage: s3Storage(),
+      credential: s3Credential(),
+      shardStore: { maxSize: 0 },
+      workingDir: 'yunji',
+    });
     expectCode(created, 200, 'OK');
     const space = created.body.data.userSpace;
     expect(space.credential).toEqual({ type: 'MinIO', accessKeyId: 'S3RVER', secretAccessKey: '********' });
@@ -166,7 +236,10 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
 
     const packageID = await newPackage('in-s3');
     const content = randomBytes(3 * 1024 * 1024 + 17);
-    const up = await upload({ packageID, affinity: space.userSpaceID }, [['data/blob.bin', content], ['small.txt', Buffer.from('hello')]]);
+    const up = await upload({ packageID, affinity: space.userSpaceID }, [
+      ['data/blob.bin', content],
+      ['small.txt', Buffer.from('hello')],
+    ]);
     expectCode(up, 200, 'OK');
     const [blob] = up.body.data.uploadeds;
     expect(blob.fileHash).toBe(`Full${sha(content)}`);
@@ -182,7 +255,14 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
     expectCode(await admin.post('/v1/userSpace/delete', { userSpaceID: space.userSpaceID }), 200, 'OK');
 
     // Credentials can be rotated (revision bumps) and a wrong one shows on use.
-    const again = (await admin.post('/v1/userSpace/create', { name: 's3b', storage: s3Storage(), credential: s3Credential(), shardStore: { maxSize: 0 } })).body.data.userSpace;
+    const again = (
+      await admin.post('/v1/userSpace/create', {
+        name: 's3b',
+        storage: s3Storage(),
+        credential: s3Credential(),
+        shardStore: { maxSize: 0 },
+      })
+    ).body.data.userSpace;
     const rotated = await admin.post('/v1/userSpace/update', { userSpaceID: again.userSpaceID, credential: s3Credential('NOT-A-KEY') });
     expect(rotated.body.data.userSpace.revision).toBe(2);
     const refused = await upload({ packageID: await newPackage('refused'), affinity: again.userSpaceID }, [['x', Buffer.from('x')]]);
@@ -190,16 +270,35 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
     expect(refused.body.message).toMatch(/credentials/);
 
     // Another tenant's space is no affinity of ours; a space without shard store keeps no bytes.
-    const theirs = (await other.post('/v1/userSpace/create', { name: 'theirs', storage: s3Storage('yunji-other'), credential: s3Credential(), shardStore: { maxSize: 0 } })).body.data.userSpace;
-    expectCode(await upload({ packageID: await newPackage('cross'), affinity: theirs.userSpaceID }, [['x', Buffer.from('x')]]), 404, 'NotFound');
-    const bare = (await admin.post('/v1/userSpace/create', { name: 'bare', storage: s3Storage(), credential: s3Credential(), shardStore: null })).body.data.userSpace;
+    const theirs = (
+      await other.post('/v1/userSpace/create', {
+        name: 'theirs',
+        storage: s3Storage('yunji-other'),
+        credential: s3Credential(),
+        shardStore: { maxSize: 0 },
+      })
+    ).body.data.userSpace;
+    expectCode(
+      await upload({ packageID: await newPackage('cross'), affinity: theirs.userSpaceID }, [['x', Buffer.from('x')]]),
+      404,
+      'NotFound',
+    );
+    const bare = (
+      await admin.post('/v1/userSpace/create', { name: 'bare', storage: s3Storage(), credential: s3Credential(), shardStore: null })
+    ).body.data.userSpace;
     expect(bare.shardStore).toBeNull();
-    expectCode(await upload({ packageID: await newPackage('bare'), affinity: bare.userSpaceID }, [['x', Buffer.from('x')]]), 400, 'BadArgument');
+    expectCode(
+      await upload({ packageID: await newPackage('bare'), affinity: bare.userSpaceID }, [['x', Buffer.from('x')]]),
+      400,
+      'BadArgument',
+    );
   });
 
   it('caps a shard store at maxSize: a full space refuses with 507 and keeps nothing partial', async () => {
     const root = join(roots, 'capped');
-    const space = (await admin.post('/v1/userSpace/create', { name: 'capped', storage: { type: 'local', root }, shardStore: { maxSize: 100_000 } })).body.data.userSpace;
+    const space = (
+      await admin.post('/v1/userSpace/create', { name: 'capped', storage: { type: 'local', root }, shardStore: { maxSize: 100_000 } })
+    ).body.data.userSpace;
     const packageID = await newPackage('capped');
     const first = randomBytes(30_000);
     expectCode(await upload({ packageID, affinity: space.userSpaceID }, [['first', first]]), 200, 'OK');
@@ -211,10 +310,16 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
     const exact = randomBytes(70_000);
     expectCode(await upload({ packageID, affinity: space.userSpaceID }, [['exact', exact]]), 200, 'OK');
     expectCode(await upload({ packageID, affinity: space.userSpaceID }, [['one-more', Buffer.from('x')]]), 507, 'OperationFailed');
-    expect(filesUnder(join(root, '.yunji', 'shards'))).toEqual([`${sha(first).slice(0, 2)}/${sha(first)}`, `${sha(exact).slice(0, 2)}/${sha(exact)}`].sort());
+    expect(filesUnder(join(root, '.yunji', 'shards'))).toEqual(
+      [`${sha(first).slice(0, 2)}/${sha(first)}`, `${sha(exact).slice(0, 2)}/${sha(exact)}`].sort(),
+    );
     expect(filesUnder(join(root, '.yunji', 'tmp'))).toEqual([]);
     expect(filesUnder(join(root, '.yunji', 'partial'))).toEqual([]);
-    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects.map((o: any) => o.path)).toEqual(['exact', 'first', 'first-again']);
+    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects.map((o: any) => o.path)).toEqual([
+      'exact',
+      'first',
+      'first-again',
+    ]);
     // Raising the cap makes room.
     await admin.post('/v1/userSpace/update', { userSpaceID: space.userSpaceID, shardStore: { maxSize: 200_000 } });
     expectCode(await upload({ packageID, affinity: space.userSpaceID }, [['second', randomBytes(80_000)]]), 200, 'OK');
@@ -222,7 +327,9 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
 
   it('counts the bytes of a space without a cap, concurrent and repeated uploads included, so a cap set later holds exactly', async () => {
     const root = join(roots, 'uncapped');
-    const space = (await admin.post('/v1/userSpace/create', { name: 'uncapped', storage: { type: 'local', root }, shardStore: { maxSize: 0 } })).body.data.userSpace;
+    const space = (
+      await admin.post('/v1/userSpace/create', { name: 'uncapped', storage: { type: 'local', root }, shardStore: { maxSize: 0 } })
+    ).body.data.userSpace;
     const packageID = await newPackage('uncapped');
     const contents = Array.from({ length: 24 }, (_, i) => randomBytes(1000 + i));
     // Each content twice at once, under two paths: stored (and counted) once.
@@ -245,9 +352,16 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
     writeFileSync(join(outside, 'secret.txt'), 'not yours');
     symlinkSync(join(outside, 'secret.txt'), join(root, 'docs', 'link.txt'));
     symlinkSync(outside, join(root, 'docs', 'linkdir'));
-    const space = (await admin.post('/v1/userSpace/create', { name: 'share', storage: { type: 'local', root }, shardStore: null })).body.data.userSpace;
+    const space = (await admin.post('/v1/userSpace/create', { name: 'share', storage: { type: 'local', root }, shardStore: null })).body
+      .data.userSpace;
 
-    const imported = await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'docs', bucketID, name: 'docs', spaceAffinity: 0 });
+    const imported = await admin.post('/v1/userSpace/createPackage', {
+      userSpaceID: space.userSpaceID,
+      path: 'docs',
+      bucketID,
+      name: 'docs',
+      spaceAffinity: 0,
+    });
     expectCode(imported, 200, 'OK');
     const pkg = imported.body.data.package;
     expect(pkg).toMatchObject({ name: 'docs', bucketID, packageID: expect.any(Number), createTime: expect.any(String) });
@@ -256,41 +370,126 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
     expect((await download(objects[0].objectID)).bytes.toString()).toBe('alpha');
     expect(objects[2].fileHash).toBe(`Full${sha(readFileSync(join(root, 'docs', 'deep', 'b.bin')))}`);
 
-    const single = await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'docs/deep/b.bin', bucketID, name: 'one' });
-    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${single.body.data.package.packageID}`)).body.data.objects.map((o: any) => o.path)).toEqual(['b.bin']);
+    const single = await admin.post('/v1/userSpace/createPackage', {
+      userSpaceID: space.userSpaceID,
+      path: 'docs/deep/b.bin',
+      bucketID,
+      name: 'one',
+    });
+    expect(
+      (await admin.get(`/v1/object/getPackageObjects?packageID=${single.body.data.package.packageID}`)).body.data.objects.map(
+        (o: any) => o.path,
+      ),
+    ).toEqual(['b.bin']);
 
-    expectCode(await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'docs', bucketID, name: 'docs' }), 409, 'Conflict', 'name taken');
-    expectCode(await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'nothing/here', bucketID, name: 'n' }), 404, 'NotFound');
-    expectCode(await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'docs/linkdir', bucketID, name: 'l' }), 400, 'BadArgument', 'through a symlink');
+    expectCode(
+      await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'docs', bucketID, name: 'docs' }),
+      409,
+      'Conflict',
+      'name taken',
+    );
+    expectCode(
+      await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'nothing/here', bucketID, name: 'n' }),
+      404,
+      'NotFound',
+    );
+    expectCode(
+      await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'docs/linkdir', bucketID, name: 'l' }),
+      400,
+      'BadArgument',
+      'through a symlink',
+    );
     for (const path of ['../x', '/etc', 'a/../../b', 'docs\\a', 'x\u0000y', '.yunji/shards']) {
-      expectCode(await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path, bucketID, name: 'bad' }), 400, 'BadArgument', path);
+      expectCode(
+        await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path, bucketID, name: 'bad' }),
+        400,
+        'BadArgument',
+        path,
+      );
     }
-    expectCode(await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'docs', bucketID: 999999, name: 'x' }), 404, 'NotFound');
-    expectCode(await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'docs', bucketID, name: 'x', spaceAffinity: space.userSpaceID }), 400, 'BadArgument', 'no shard store');
+    expectCode(
+      await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'docs', bucketID: 999999, name: 'x' }),
+      404,
+      'NotFound',
+    );
+    expectCode(
+      await admin.post('/v1/userSpace/createPackage', {
+        userSpaceID: space.userSpaceID,
+        path: 'docs',
+        bucketID,
+        name: 'x',
+        spaceAffinity: space.userSpaceID,
+      }),
+      400,
+      'BadArgument',
+      'no shard store',
+    );
 
     // Export to the local space and to an S3 space.
-    const out = await admin.post('/v1/userSpace/downloadPackage', { userSpaceID: space.userSpaceID, packageID: pkg.packageID, rootPath: 'restored/here' });
+    const out = await admin.post('/v1/userSpace/downloadPackage', {
+      userSpaceID: space.userSpaceID,
+      packageID: pkg.packageID,
+      rootPath: 'restored/here',
+    });
     expectCode(out, 200, 'OK');
     expect(filesUnder(join(root, 'restored', 'here'))).toEqual(['a.txt', 'a.txt.bak', 'deep/b.bin']);
-    expect(readFileSync(join(root, 'restored', 'here', 'deep', 'b.bin')).equals(readFileSync(join(root, 'docs', 'deep', 'b.bin')))).toBe(true);
+    expect(readFileSync(join(root, 'restored', 'here', 'deep', 'b.bin')).equals(readFileSync(join(root, 'docs', 'deep', 'b.bin')))).toBe(
+      true,
+    );
     expect(Math.abs(statSync(join(root, 'restored', 'here', 'a.txt')).mtimeMs - Date.parse(objects[0].updateTime))).toBeLessThan(1000);
     expect(readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('not yours');
-    const s3Space = (await admin.post('/v1/userSpace/create', { name: 's3-out', storage: s3Storage('yunji-other'), credential: s3Credential(), shardStore: null })).body.data.userSpace;
-    expectCode(await admin.post('/v1/userSpace/downloadPackage', { userSpaceID: s3Space.userSpaceID, packageID: pkg.packageID, rootPath: 'exports' }), 200, 'OK');
+    const s3Space = (
+      await admin.post('/v1/userSpace/create', {
+        name: 's3-out',
+        storage: s3Storage('yunji-other'),
+        credential: s3Credential(),
+        shardStore: null,
+      })
+    ).body.data.userSpace;
+    expectCode(
+      await admin.post('/v1/userSpace/downloadPackage', {
+        userSpaceID: s3Space.userSpaceID,
+        packageID: pkg.packageID,
+        rootPath: 'exports',
+      }),
+      200,
+      'OK',
+    );
     expect(filesUnder(join(s3.directory, 'yunji-other')).filter((k) => k.startsWith('exports/'))).toEqual(
       expect.arrayContaining([expect.stringMatching(/^exports\/a\.txt/), expect.stringMatching(/^exports\/deep\/b\.bin/)]),
     );
     // … and back from S3 into a package.
-    const back = await admin.post('/v1/userSpace/createPackage', { userSpaceID: s3Space.userSpaceID, path: 'exports', bucketID, name: 'from-s3' });
-    expect((await admin.get(`/v1/object/getPackageObjects?packageID=${back.body.data.package.packageID}`)).body.data.objects.map((o: any) => [o.path, o.fileHash])).toEqual(
-      objects.map((o: any) => [o.path, o.fileHash]),
-    );
+    const back = await admin.post('/v1/userSpace/createPackage', {
+      userSpaceID: s3Space.userSpaceID,
+      path: 'exports',
+      bucketID,
+      name: 'from-s3',
+    });
+    expect(
+      (await admin.get(`/v1/object/getPackageObjects?packageID=${back.body.data.package.packageID}`)).body.data.objects.map((o: any) => [
+        o.path,
+        o.fileHash,
+      ]),
+    ).toEqual(objects.map((o: any) => [o.path, o.fileHash]));
 
     for (const rootPath of ['../up', '.yunji', 'a/./b']) {
-      expectCode(await admin.post('/v1/userSpace/downloadPackage', { userSpaceID: space.userSpaceID, packageID: pkg.packageID, rootPath }), 400, 'BadArgument', rootPath);
+      expectCode(
+        await admin.post('/v1/userSpace/downloadPackage', { userSpaceID: space.userSpaceID, packageID: pkg.packageID, rootPath }),
+        400,
+        'BadArgument',
+        rootPath,
+      );
     }
-    expectCode(await admin.post('/v1/userSpace/downloadPackage', { userSpaceID: space.userSpaceID, packageID: 999999, rootPath: '' }), 404, 'NotFound');
-    expectCode(await other.post('/v1/userSpace/downloadPackage', { userSpaceID: space.userSpaceID, packageID: pkg.packageID, rootPath: '' }), 404, 'NotFound');
+    expectCode(
+      await admin.post('/v1/userSpace/downloadPackage', { userSpaceID: space.userSpaceID, packageID: 999999, rootPath: '' }),
+      404,
+      'NotFound',
+    );
+    expectCode(
+      await other.post('/v1/userSpace/downloadPackage', { userSpaceID: space.userSpaceID, packageID: pkg.packageID, rootPath: '' }),
+      404,
+      'NotFound',
+    );
   });
 
   it('leaves configuration to admins: viewers read, members cannot create', async () => {
@@ -299,7 +498,11 @@ describe.each(kinds)('/v1 user spaces on %s', (kind) => {
     const viewer = client(server.url, viewerKey);
     const member = client(server.url, memberKey);
     expect((await viewer.get('/v1/userSpace/list')).status).toBe(200);
-    expectCode(await member.post('/v1/userSpace/create', { name: 'm', storage: { type: 'local', root: join(roots, 'm') } }), 403, 'Forbidden');
+    expectCode(
+      await member.post('/v1/userSpace/create', { name: 'm', storage: { type: 'local', root: join(roots, 'm') } }),
+      403,
+      'Forbidden',
+    );
     expectCode(await member.post('/v1/userSpace/test', { storage: { type: 'local', root: join(roots, 'm') } }), 403, 'Forbidden');
     const id = (await viewer.get('/v1/userSpace/list')).body.data.userSpaces[0].userSpaceID;
     expectCode(await viewer.post('/v1/userSpace/createPackage', { userSpaceID: id, path: '', bucketID, name: 'v' }), 403, 'Forbidden');
@@ -311,7 +514,9 @@ async function readSealedCredentials(server: RunningServer): Promise<string[]> {
   if (server.kind === 'sqlite') {
     const db = new BetterSqlite3(join(server.dataDir, 'yunji.db'), { readonly: true });
     try {
-      return (db.prepare('select credential_sealed from user_spaces where credential_sealed is not null').all() as { credential_sealed: string }[]).map((r) => r.credential_sealed);
+      return (
+        db.prepare('select credential_sealed from user_spaces where credential_sealed is not null').all() as { credential_sealed: string }[]
+      ).map((r) => r.credential_sealed);
     } finally {
       db.close();
     }
@@ -319,7 +524,9 @@ async function readSealedCredentials(server: RunningServer): Promise<string[]> {
   const pgClient = new pg.Client({ connectionString: server.databaseUrl });
   await pgClient.connect();
   try {
-    return (await pgClient.query('select credential_sealed from user_spaces where credential_sealed is not null')).rows.map((r) => r.credential_sealed as string);
+    return (await pgClient.query('select credential_sealed from user_spaces where credential_sealed is not null')).rows.map(
+      (r) => r.credential_sealed as string,
+    );
   } finally {
     await pgClient.end();
   }

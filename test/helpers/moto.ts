@@ -27,7 +27,13 @@ export async function startMoto(): Promise<MotoServer> {
   const endpoint = `http://127.0.0.1:${port}`;
   for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
     if (child.exitCode !== null) throw new Error(`moto_server exited early: ${stderr}`);
-    if (await fetch(endpoint).then(() => true, () => false)) break;
+    if (
+      await fetch(endpoint).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
     if (Date.now() > deadline) throw new Error(`moto_server not listening after 30 s: ${stderr}`);
   }
   return {

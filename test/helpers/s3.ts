@@ -46,14 +46,31 @@ export async function startS3Process(buckets: string[]): Promise<S3Server> {
     });
   });
   const bin = join(import.meta.dirname, '..', '..', 'node_modules', 's3rver', 'bin', 's3rver.js');
-  const args = ['--openssl-legacy-provider', bin, '-d', directory, '-a', '127.0.0.1', '-p', String(port), '--silent', ...buckets.flatMap((b) => ['--configure-bucket', b])];
+  const args = [
+    '--openssl-legacy-provider',
+    bin,
+    '-d',
+    directory,
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '--silent',
+    ...buckets.flatMap((b) => ['--configure-bucket', b]),
+  ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-10_000)));
   const endpoint = `http://127.0.0.1:${port}`;
   for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
     if (child.exitCode !== null) throw new Error(`s3rver exited early: ${stderr}`);
-    if (await fetch(endpoint).then(() => true, () => false)) break;
+    if (
+      await fetch(endpoint).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
     if (Date.now() > deadline) throw new Error(`s3rver not listening after 30 s: ${stderr}`);
   }
   return {

@@ -14,7 +14,9 @@ export const TSX = import.meta.resolve('tsx');
  * (test/e2e/start-command.test.ts checks that the start script uses exactly these).
  */
 export function startCommandSetup(projectDir = ROOT): { nodeFlags: string[]; env: Record<string, string> } {
-  const { config } = JSON.parse(readFileSync(join(projectDir, 'package.json'), 'utf8')) as { config: { nodeFlags: string; glibcTunables: string } };
+  const { config } = JSON.parse(readFileSync(join(projectDir, 'package.json'), 'utf8')) as {
+    config: { nodeFlags: string; glibcTunables: string };
+  };
   return { nodeFlags: config.nodeFlags.split(' '), env: { GLIBC_TUNABLES: config.glibcTunables } };
 }
 
@@ -62,7 +64,10 @@ export interface CliRun {
  * Runs `yunji <args>` (from the sources) as the operator would beside a server: in `dataDir`, on
  * its database (`databaseUrl`; '' for the SQLite file there), with `env` added.
  */
-export function runCli(args: string[], where: { dataDir: string; databaseUrl: string; env?: Record<string, string>; timeoutMs?: number }): CliRun {
+export function runCli(
+  args: string[],
+  where: { dataDir: string; databaseUrl: string; env?: Record<string, string>; timeoutMs?: number },
+): CliRun {
   const r = spawnSync(process.execPath, ['--import', TSX, join(ROOT, 'src/main.ts'), ...args], {
     cwd: where.dataDir,
     env: { ...inheritedEnv(), YUNJI_DATA_DIR: where.dataDir, YUNJI_DATABASE_URL: where.databaseUrl, YUNJI_LOG_LEVEL: 'warn', ...where.env },
@@ -263,7 +268,13 @@ export async function keyClient(base: string, by: ReturnType<typeof client>, rol
  * must refuse on the declared length alone; sending all 10 MB would race its connection close
  * (a client still writing can get a reset that discards the response).
  */
-export function earlyResponse(base: string, method: string, path: string, size: number, token?: string): Promise<{ status: number; text: string }> {
+export function earlyResponse(
+  base: string,
+  method: string,
+  path: string,
+  size: number,
+  token?: string,
+): Promise<{ status: number; text: string }> {
   const { hostname, port } = new URL(base);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
@@ -285,8 +296,9 @@ export function earlyResponse(base: string, method: string, path: string, size: 
     socket.on('error', () => {});
     socket.on('close', () => done());
     const auth = token ? `Authorization: Bearer ${token}\r\n` : '';
-    socket.write(`${method} ${path} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\n${auth}Content-Length: ${size}\r\n\r\n`);
+    socket.write(
+      `${method} ${path} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\n${auth}Content-Length: ${size}\r\n\r\n`,
+    );
     socket.write(`{"pad":"${'x'.repeat(64 * 1024)}`);
   });
 }
-

@@ -42,7 +42,9 @@ export function openWs(base: string, o: StreamOptions): Promise<EventStream | Re
   const ws = new WebSocket(url, { headers });
   const messages: EventStream['messages'] = [];
   ws.on('message', (m) => messages.push(JSON.parse(m.toString()) as EventStream['messages'][number]));
-  const ended = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  const ended = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve({ messages, ended, close: () => ws.close() }));
     ws.once('unexpected-response', (_req, res) => {

@@ -49,7 +49,8 @@ export function emptyDirsUnder(dir: string, prefix = ''): string[] {
 export function treeDifference(src: string, dst: string, opts: { mtime?: boolean; only?: string[] } = {}): string | undefined {
   const want = opts.only ?? filesUnder(src);
   const got = filesUnder(dst);
-  if (JSON.stringify(got) !== JSON.stringify([...want].sort())) return `files differ: want ${JSON.stringify([...want].sort())}, got ${JSON.stringify(got)}`;
+  if (JSON.stringify(got) !== JSON.stringify([...want].sort()))
+    return `files differ: want ${JSON.stringify([...want].sort())}, got ${JSON.stringify(got)}`;
   for (const rel of want) {
     const a = readFileSync(join(src, rel));
     const b = readFileSync(join(dst, rel));
@@ -57,7 +58,8 @@ export function treeDifference(src: string, dst: string, opts: { mtime?: boolean
     if (opts.mtime) {
       const ta = statSync(join(src, rel)).mtimeMs;
       const tb = statSync(join(dst, rel)).mtimeMs;
-      if (Math.abs(ta - tb) > 1) return `${rel}: mtime ${new Date(tb).toISOString()} (${tb}) is not the source's ${new Date(ta).toISOString()} (${ta})`;
+      if (Math.abs(ta - tb) > 1)
+        return `${rel}: mtime ${new Date(tb).toISOString()} (${tb}) is not the source's ${new Date(ta).toISOString()} (${ta})`;
     }
   }
   return undefined;
@@ -96,7 +98,12 @@ export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled'];
 export const referenceOf = (taskID: number) => `spaceSyncTask:${taskID}`;
 
 /** Polls `probe` until it returns something other than undefined; fails after `timeoutMs` with `what` and the last value seen. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, describeLast?: () => string): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+  describeLast?: () => string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -182,11 +189,14 @@ class Throttle extends Transform {
     const next = () => {
       const p = parts.shift();
       if (!p) return done();
-      setTimeout(() => {
-        if (this.destroyed) return;
-        this.push(p);
-        next();
-      }, (p.length / rate) * 1000);
+      setTimeout(
+        () => {
+          if (this.destroyed) return;
+          this.push(p);
+          next();
+        },
+        (p.length / rate) * 1000,
+      );
     };
     next();
   }

@@ -13,7 +13,10 @@ export interface RunningWorker {
 }
 
 /** Spawns `yunji worker` (the real CLI) on a server's database and data dir. */
-export async function startWorker(server: Pick<RunningServer, 'dataDir' | 'databaseUrl'>, env: Record<string, string> = {}): Promise<RunningWorker> {
+export async function startWorker(
+  server: Pick<RunningServer, 'dataDir' | 'databaseUrl'>,
+  env: Record<string, string> = {},
+): Promise<RunningWorker> {
   const proc = spawn(process.execPath, ['--import', TSX, 'src/main.ts', 'worker'], {
     cwd: ROOT,
     env: {
@@ -70,7 +73,10 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, what: s
 }
 
 /** Runs a read query straight on a server's database (SQL that both databases accept, no parameters). */
-export async function queryDb<T = Record<string, unknown>>(server: Pick<RunningServer, 'dataDir' | 'databaseUrl'>, sql: string): Promise<T[]> {
+export async function queryDb<T = Record<string, unknown>>(
+  server: Pick<RunningServer, 'dataDir' | 'databaseUrl'>,
+  sql: string,
+): Promise<T[]> {
   if (server.databaseUrl) {
     const c = new pg.Client({ connectionString: server.databaseUrl });
     await c.connect();

@@ -14,7 +14,10 @@ function body(parts: { headers: string; content: Buffer | string }[], { preamble
 }
 
 const field = (name: string, value: string) => ({ headers: `Content-Disposition: form-data; name="${name}"`, content: value });
-const file = (name: string, filename: string, content: Buffer) => ({ headers: `content-disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: application/octet-stream`, content });
+const file = (name: string, filename: string, content: Buffer) => ({
+  headers: `content-disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: application/octet-stream`,
+  content,
+});
 
 /** Every part, files read whole; the body arrives in `chunks`. */
 async function readAll(chunks: Buffer[], limits = LIMITS, boundary = BOUNDARY) {
@@ -58,8 +61,18 @@ describe('formBoundary', () => {
 
 describe('FormReader', () => {
   // Contents full of near-boundaries: CR LF, dashes and the boundary itself without its line break.
-  const tricky = Buffer.concat([Buffer.from(`\r\n--${BOUNDARY.slice(0, 5)}\r\r\n-`), randomBytes(300), Buffer.from(`--${BOUNDARY}\r`), Buffer.from('\r\n--')]);
-  const parts = [field('info', '{"packageID":1}'), file('files', 'a%2Fb.bin', tricky), file('files', 'empty', Buffer.alloc(0)), field('note', '')];
+  const tricky = Buffer.concat([
+    Buffer.from(`\r\n--${BOUNDARY.slice(0, 5)}\r\r\n-`),
+    randomBytes(300),
+    Buffer.from(`--${BOUNDARY}\r`),
+    Buffer.from('\r\n--'),
+  ]);
+  const parts = [
+    field('info', '{"packageID":1}'),
+    file('files', 'a%2Fb.bin', tricky),
+    file('files', 'empty', Buffer.alloc(0)),
+    field('note', ''),
+  ];
   const expected = [
     { kind: 'field', name: 'info', bytes: Buffer.from('{"packageID":1}') },
     { kind: 'file', name: 'files', filename: 'a%2Fb.bin', bytes: tricky },
@@ -77,7 +90,14 @@ describe('FormReader', () => {
       expect(await readAll(splitAt(whole, cuts)), `cuts ${cuts.join(',')}`).toEqual(expected);
     }
     // One byte at a time.
-    expect(await readAll(splitAt(whole, Array.from({ length: whole.length - 1 }, (_, i) => i + 1)))).toEqual(expected);
+    expect(
+      await readAll(
+        splitAt(
+          whole,
+          Array.from({ length: whole.length - 1 }, (_, i) => i + 1),
+        ),
+      ),
+    ).toEqual(expected);
   });
 
   it('finds every delimiter when a short body is cut at every pair of places', async () => {
@@ -139,16 +159,34 @@ describe('FormReader', () => {
   const failures: [string, Buffer | Buffer[], RegExp, string][] = [
     ['no closing boundary', body([field('info', '{}')]).subarray(0, -4), /ended before its closing boundary/, 'bad_request'],
     ['no boundary at all', [Buffer.from('just some bytes')], /ended before its closing boundary/, 'bad_request'],
-    ['a part without Content-Disposition', body([{ headers: 'Content-Type: text/plain', content: 'x' }]), /no Content-Disposition/, 'bad_request'],
-    ['a disposition that is not form-data', body([{ headers: 'Content-Disposition: attachment; name="x"', content: 'x' }]), /no Content-Disposition/, 'bad_request'],
+    [
+      'a part without Content-Disposition',
+      body([{ headers: 'Content-Type: text/plain', content: 'x' }]),
+      /no Content-Disposition/,
+      'bad_request',
+    ],
+    [
+      'a disposition that is not form-data',
+      body([{ headers: 'Content-Disposition: attachment; name="x"', content: 'x' }]),
+      /no Content-Disposition/,
+      'bad_request',
+    ],
     ['a boundary line not ending in CR LF', [Buffer.from(`--${BOUNDARY}xx\r\n\r\n--${BOUNDARY}--`)], /malformed/, 'bad_request'],
-    ['headers without end', [Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="a"${'x'.repeat(70 * 1024)}`)], /headers are larger/, 'too_large'],
+    [
+      'headers without end',
+      [Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="a"${'x'.repeat(70 * 1024)}`)],
+      /headers are larger/,
+      'too_large',
+    ],
     ['too many parts', body(Array.from({ length: 101 }, (_, i) => field(`f${i}`, 'v'))), /more than 100 parts/, 'too_large'],
     ['a field too large', body([field('info', 'x'.repeat(64 * 1024 + 1))]), /larger than 65536 bytes/, 'too_large'],
   ];
   for (const [what, input, message, kind] of failures) {
     it(`refuses ${what}`, async () => {
-      await expect(readAll(Array.isArray(input) ? input : [input])).rejects.toMatchObject({ message: expect.stringMatching(message), kind });
+      await expect(readAll(Array.isArray(input) ? input : [input])).rejects.toMatchObject({
+        message: expect.stringMatching(message),
+        kind,
+      });
     });
   }
 
@@ -167,7 +205,11 @@ describe('FormReader', () => {
   });
 
   it('a body that ends too soon after a file part was handed over fails that file quietly, and next() says why', async () => {
-    const reader = new FormReader(Readable.from([body([field('info', '{}'), file('files', 'f', Buffer.from('abc'))]).subarray(0, -14)]), BOUNDARY, LIMITS);
+    const reader = new FormReader(
+      Readable.from([body([field('info', '{}'), file('files', 'f', Buffer.from('abc'))]).subarray(0, -14)]),
+      BOUNDARY,
+      LIMITS,
+    );
     await new Promise((r) => setTimeout(r, 20));
     expect((await reader.next()).value).toMatchObject({ name: 'info' });
     // Nobody listens to this file yet when the end of the body is found missing.

@@ -58,12 +58,17 @@ describe('OpenAPI document', () => {
       }
       if (['POST', 'PUT', 'PATCH'].includes(r.method) && !/logout|\/cancel$/.test(path)) {
         // Multipart routes stream their parts (no body schema to validate); they must say so.
-        const documented = op.requestBody?.content?.['application/json']?.schema ?? (/multipart\/form-data/.test(op.description ?? '') ? 'multipart' : undefined);
+        const documented =
+          op.requestBody?.content?.['application/json']?.schema ??
+          (/multipart\/form-data/.test(op.description ?? '') ? 'multipart' : undefined);
         expect(documented, `${r.method} ${path} has no body schema`).toBeDefined();
       }
       for (const param of path.match(/\{([^}]+)\}/g) ?? []) {
         const name = param.slice(1, -1);
-        expect((op.parameters ?? []).some((p: any) => p.in === 'path' && p.name === name), `${r.method} ${path} lacks path parameter ${name}`).toBe(true);
+        expect(
+          (op.parameters ?? []).some((p: any) => p.in === 'path' && p.name === name),
+          `${r.method} ${path} lacks path parameter ${name}`,
+        ).toBe(true);
       }
     }
     expect(doc.paths['/api/auth/login']?.post?.requestBody).toBeDefined();

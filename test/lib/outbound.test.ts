@@ -3,20 +3,74 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/app/config.ts';
-import { checkOutboundUrl, isBlockedAddress, outboundAllowProblem, OutboundBlockedError, OutboundPolicy, remoteCode } from '../../src/lib/outbound.ts';
+import {
+  checkOutboundUrl,
+  isBlockedAddress,
+  outboundAllowProblem,
+  OutboundBlockedError,
+  OutboundPolicy,
+  remoteCode,
+} from '../../src/lib/outbound.ts';
 
 /** The outbound guard's policy (src/lib/outbound.ts): which addresses, the operator's allow-list, and the connection-time check. */
 describe('the default outbound policy', () => {
   it('refuses loopback, private, link-local, metadata, CGNAT, multicast and reserved addresses, in their IPv6 forms too', () => {
     const blocked = [
-      '0.0.0.0', '127.0.0.1', '127.255.255.254', '10.0.0.1', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1',
-      '100.100.100.200', '192.0.0.8', '192.0.2.1', '198.18.0.1', '198.51.100.7', '203.0.113.9', '224.0.0.1', '239.255.255.250', '240.0.0.1', '255.255.255.255',
-      '::', '::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:0:a00:1', '::ffff:169.254.169.254', '::127.0.0.1', '64:ff9b::7f00:1', '64:ff9b::10.0.0.1',
-      '64:ff9b:1::1', '2002:7f00:1::', '2002:a9fe:a9fe::1', '2001::1', '2001:db8::1', 'fc00::1', 'fd00:ec2::254', 'fe80::1', 'fe80::1%eth0', 'fec0::1', 'ff02::1',
-      'not an address', '',
+      '0.0.0.0',
+      '127.0.0.1',
+      '127.255.255.254',
+      '10.0.0.1',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '100.100.100.200',
+      '192.0.0.8',
+      '192.0.2.1',
+      '198.18.0.1',
+      '198.51.100.7',
+      '203.0.113.9',
+      '224.0.0.1',
+      '239.255.255.250',
+      '240.0.0.1',
+      '255.255.255.255',
+      '::',
+      '::1',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+      '::ffff:0:a00:1',
+      '::ffff:169.254.169.254',
+      '::127.0.0.1',
+      '64:ff9b::7f00:1',
+      '64:ff9b::10.0.0.1',
+      '64:ff9b:1::1',
+      '2002:7f00:1::',
+      '2002:a9fe:a9fe::1',
+      '2001::1',
+      '2001:db8::1',
+      'fc00::1',
+      'fd00:ec2::254',
+      'fe80::1',
+      'fe80::1%eth0',
+      'fec0::1',
+      'ff02::1',
+      'not an address',
+      '',
     ];
     for (const a of blocked) expect(isBlockedAddress(a), a).toBe(true);
-    const allowed = ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '169.255.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1', '2a00:1450::1'];
+    const allowed = [
+      '8.8.8.8',
+      '1.1.1.1',
+      '172.32.0.1',
+      '100.128.0.1',
+      '169.255.0.1',
+      '2606:4700:4700::1111',
+      '::ffff:8.8.8.8',
+      '64:ff9b::808:808',
+      '2002:808:808::1',
+      '2a00:1450::1',
+    ];
     for (const a of allowed) expect(isBlockedAddress(a), a).toBe(false);
   });
 
@@ -42,7 +96,9 @@ describe('the default outbound policy', () => {
       expect(outboundAllowProblem(bad), bad).toMatch(/'.+'/);
     }
     expect(() => loadConfig({ YUNJI_OUTBOUND_ALLOW: '10.0.0.0/40' }, '/tmp')).toThrow(ConfigError);
-    expect(() => loadConfig({ YUNJI_OUTBOUND_ALLOW: '10.0.0.0/40' }, '/tmp')).toThrow(/YUNJI_OUTBOUND_ALLOW \(outboundAllow\): '10.0.0.0\/40'/);
+    expect(() => loadConfig({ YUNJI_OUTBOUND_ALLOW: '10.0.0.0/40' }, '/tmp')).toThrow(
+      /YUNJI_OUTBOUND_ALLOW \(outboundAllow\): '10.0.0.0\/40'/,
+    );
     expect(loadConfig({ YUNJI_OUTBOUND_ALLOW: '127.0.0.1,localhost' }, '/tmp').outboundAllow).toBe('127.0.0.1,localhost');
   });
 
@@ -73,10 +129,12 @@ describe('checks at configuration and at connection time', () => {
 
   const get = (agent: http.Agent, url: string) =>
     new Promise<number>((resolve, reject) => {
-      http.get(url, { agent }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on('error', reject);
+      http
+        .get(url, { agent }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on('error', reject);
     });
 
   it('refuses a blocked address literal or a name resolving only to blocked addresses at configuration time, naming the setting', async () => {
@@ -94,7 +152,12 @@ describe('checks at configuration and at connection time', () => {
 
   it('refuses a blocked address where it connects, by literal and by name, before a byte is sent', async () => {
     const agent = new OutboundPolicy('').agent('http:');
-    for (const url of [`http://127.0.0.1:${port}/`, `http://localhost:${port}/`, `http://[::ffff:127.0.0.1]:${port}/`, `http://0x7f.1:${port}/`]) {
+    for (const url of [
+      `http://127.0.0.1:${port}/`,
+      `http://localhost:${port}/`,
+      `http://[::ffff:127.0.0.1]:${port}/`,
+      `http://0x7f.1:${port}/`,
+    ]) {
       await expect(get(agent, url), url).rejects.toBeInstanceOf(OutboundBlockedError);
     }
     agent.destroy();

@@ -14,7 +14,13 @@ import { until, type Api } from '../helpers/sync.ts';
 const kinds = await databaseKinds();
 
 /** Routes a disabled member still reaches: the session view, their tenants, switching tenant, logging out, accepting an invitation. */
-const OPTED_IN = new Set(['GET /api/auth/session', 'GET /api/auth/tenants', 'PUT /api/auth/tenant', 'POST /api/auth/logout', 'POST /api/auth/invitations/accept']);
+const OPTED_IN = new Set([
+  'GET /api/auth/session',
+  'GET /api/auth/tenants',
+  'PUT /api/auth/tenant',
+  'POST /api/auth/logout',
+  'POST /api/auth/invitations/accept',
+]);
 /** Routes without credentials at all (nothing of a tenant behind them). */
 const PUBLIC = new Set(['POST /api/auth/login', 'GET /healthz', 'GET /readyz']);
 
@@ -23,10 +29,18 @@ function refusal(path: string, res: ApiResponse): { status: number; code: unknow
   const b = res.body ?? {};
   if (path.startsWith('/v1/')) return { status: res.status, code: b.code, message: b.message };
   if (path.startsWith('/mj/')) return { status: res.status, code: b.code, message: b.description };
-  if (path.startsWith('/api/sync/performSync') || path.startsWith('/api/sync/getSyncInfo')) return { status: res.status, code: b.code, message: b.msg };
+  if (path.startsWith('/api/sync/performSync') || path.startsWith('/api/sync/getSyncInfo'))
+    return { status: res.status, code: b.code, message: b.msg };
   return { status: res.status, code: b.code, message: b.message };
 }
-const expectedCode = (path: string) => (path.startsWith('/v1/') ? 'Forbidden' : path.startsWith('/mj/') ? 403 : path.startsWith('/api/sync/performSync') || path.startsWith('/api/sync/getSyncInfo') ? -1 : 'forbidden');
+const expectedCode = (path: string) =>
+  path.startsWith('/v1/')
+    ? 'Forbidden'
+    : path.startsWith('/mj/')
+      ? 403
+      : path.startsWith('/api/sync/performSync') || path.startsWith('/api/sync/getSyncInfo')
+        ? -1
+        : 'forbidden';
 
 /** Status of a WebSocket upgrade (101 when it opened). */
 function wsStatus(url: string, token: string): Promise<number> {
@@ -91,7 +105,9 @@ describe.each(kinds)('a disabled member on %s', (kind) => {
     admin = client(server.url, await login(server.url));
     projectKey = (await admin.get('/api/auth/session')).body.current_tenant.project_key;
     const invite = await admin.post('/api/users/invitations', { email: 'member@example.com', role: 'member' });
-    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: 'member-pass' } });
+    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.body.invitation_token, password: 'member-pass' },
+    });
     expect(accepted.status).toBe(200);
     memberId = accepted.body.user.id;
     session = accepted.body.token;
@@ -99,7 +115,13 @@ describe.each(kinds)('a disabled member on %s', (kind) => {
     // A second tenant where the member stays active: switching there is how they leave.
     const other = await newTenantClient(server.url, 'Elsewhere');
     const invite2 = await other.post('/api/users/invitations', { email: 'member@example.com', role: 'viewer' });
-    expect((await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite2.body.invitation_token, password: 'member-pass' } })).status).toBe(200);
+    expect(
+      (
+        await call(server.url, 'POST', '/api/auth/invitations/accept', {
+          body: { token: invite2.body.invitation_token, password: 'member-pass' },
+        })
+      ).status,
+    ).toBe(200);
     otherTenantId = (await other.get('/api/auth/session')).body.current_tenant.id;
     // Something to read on every surface.
     await admin.post('/api/jobs', { action: 'noop' });
@@ -119,8 +141,18 @@ describe.each(kinds)('a disabled member on %s', (kind) => {
 
   it('reads while active (the routes list is the whole API)', async () => {
     expect(routes.length).toBeGreaterThan(40);
-    for (const p of ['/api/jobs', '/api/sync/sources', '/v1/spaceSyncer/listTasks', '/v1/bucket/listAll', '/mj/task/list-by-condition', `/public/${projectKey}/jobs`]) {
-      expect(routes.some((r) => concrete(r.path) === p), p).toBe(true);
+    for (const p of [
+      '/api/jobs',
+      '/api/sync/sources',
+      '/v1/spaceSyncer/listTasks',
+      '/v1/bucket/listAll',
+      '/mj/task/list-by-condition',
+      `/public/${projectKey}/jobs`,
+    ]) {
+      expect(
+        routes.some((r) => concrete(r.path) === p),
+        p,
+      ).toBe(true);
     }
     for (const token of [session, key]) {
       expect((await call(server.url, 'GET', '/api/jobs', { token })).status).toBe(200);
@@ -131,10 +163,17 @@ describe.each(kinds)('a disabled member on %s', (kind) => {
   });
 
   it('closes the event streams a member holds when they are disabled', async () => {
-    const streams = [await openWs(server.url, session), await openWs(server.url, key), await openSse(server.url, session), await openSse(server.url, key)];
+    const streams = [
+      await openWs(server.url, session),
+      await openWs(server.url, key),
+      await openSse(server.url, session),
+      await openSse(server.url, key),
+    ];
     try {
       await setStatus('disabled');
-      await until('every event stream of the disabled member to be closed', async () => (streams.every((s) => s.closed()) ? true : undefined));
+      await until('every event stream of the disabled member to be closed', async () =>
+        streams.every((s) => s.closed()) ? true : undefined,
+      );
     } finally {
       for (const s of streams) s.close();
       await setStatus('active');
@@ -148,7 +187,10 @@ describe.each(kinds)('a disabled member on %s', (kind) => {
         for (const { method, path } of routes) {
           const name = `${method} ${path}`;
           if (OPTED_IN.has(name) || PUBLIC.has(name) || path.startsWith('/docs')) continue;
-          const res = await call(server.url, method, concrete(path), { token, ...(method === 'GET' || method === 'DELETE' ? {} : { body: {} }) });
+          const res = await call(server.url, method, concrete(path), {
+            token,
+            ...(method === 'GET' || method === 'DELETE' ? {} : { body: {} }),
+          });
           const r = refusal(path, res);
           expect(r.status, `${name}: ${res.text.slice(0, 200)}`).toBe(403);
           expect(r.code, name).toBe(expectedCode(path));
@@ -175,7 +217,9 @@ describe.each(kinds)('a disabled member on %s', (kind) => {
         const api = client(server.url, token);
         const view = await api.get('/api/auth/session');
         expect(view.status).toBe(200);
-        expect(view.body.memberships.find((m: { tenant: { project_key: string } }) => m.tenant.project_key === projectKey).status).toBe('disabled');
+        expect(view.body.memberships.find((m: { tenant: { project_key: string } }) => m.tenant.project_key === projectKey).status).toBe(
+          'disabled',
+        );
         expect((await api.get('/api/auth/tenants')).status).toBe(200);
       }
       // An API key cannot switch or log out (400, as for an active one); a session switches away.
@@ -186,7 +230,13 @@ describe.each(kinds)('a disabled member on %s', (kind) => {
       expect(switched.status).toBe(200);
       expect((await client(server.url, second).get('/api/jobs')).status).toBe(200);
       // Switching back into the disabled tenant is refused as if it did not exist.
-      expect((await client(server.url, second).put('/api/auth/tenant', { tenant_id: switched.body.memberships.find((m: { status: string }) => m.status === 'disabled').tenant.id })).status).toBe(404);
+      expect(
+        (
+          await client(server.url, second).put('/api/auth/tenant', {
+            tenant_id: switched.body.memberships.find((m: { status: string }) => m.status === 'disabled').tenant.id,
+          })
+        ).status,
+      ).toBe(404);
       expect((await client(server.url, second).post('/api/auth/logout')).status).toBe(204);
     } finally {
       await setStatus('active');

@@ -27,7 +27,9 @@ function normalized(value: unknown, who: string): unknown {
 async function addMember(base: string, admin: Api, email: string): Promise<{ id: number; token: string }> {
   const invite = await admin.post('/api/users/invitations', { email, role: 'member' });
   if (invite.status !== 201) throw new Error(`invite failed: ${invite.status} ${invite.text}`);
-  const accepted = await call(base, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: `${email}-pw` } });
+  const accepted = await call(base, 'POST', '/api/auth/invitations/accept', {
+    body: { token: invite.body.invitation_token, password: `${email}-pw` },
+  });
   if (accepted.status !== 200) throw new Error(`accept failed: ${accepted.status} ${accepted.text}`);
   return { id: accepted.body.user.id, token: accepted.body.token };
 }
@@ -48,11 +50,17 @@ describe.each(kinds)('erasure requests on %s', (kind) => {
     const form = new FormData();
     form.append('info', JSON.stringify({ packageID }));
     form.append('files', new Blob([Buffer.from(`bytes of ${name}`)]), encodeURIComponent(name));
-    const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
     expect(res.status).toBe(200);
   };
   const paths = async () =>
-    ((await admin.get(`/v1/object/listByPath?packageID=${packageID}&path=&isPrefix=true`)).body.data.objects as { path: string }[]).map((o) => o.path).sort();
+    ((await admin.get(`/v1/object/listByPath?packageID=${packageID}&path=&isPrefix=true`)).body.data.objects as { path: string }[])
+      .map((o) => o.path)
+      .sort();
   const views = async (jobId: number) => ({
     public: (await project.get(`/public/${projectKey}/jobs/${jobId}`)).body,
     platform: (await admin.get(`/api/jobs/${jobId}`)).body,
@@ -85,7 +93,10 @@ describe.each(kinds)('erasure requests on %s', (kind) => {
     // Another tenant, where an account exists that never had anything in ours.
     const otherAdmin = await newTenantClient(server.url, 'Other');
     const outsider = await addMember(server.url, otherAdmin, 'outsider@example.com');
-    other = { key: await keyClient(server.url, otherAdmin, 'admin'), projectKey: (await otherAdmin.get('/api/auth/session')).body.current_tenant.project_key };
+    other = {
+      key: await keyClient(server.url, otherAdmin, 'admin'),
+      projectKey: (await otherAdmin.get('/api/auth/session')).body.current_tenant.project_key,
+    };
 
     identities = [
       { label: 'current member', email: 'current@example.com', id: member.id },
@@ -101,7 +112,22 @@ describe.each(kinds)('erasure requests on %s', (kind) => {
   });
 
   it('refuses malformed identifiers with 400 in the surface envelope, and non-admins with 403', async () => {
-    for (const bad of ['0', '-1', '1.5', '007', '1e3', '99999999999999999999', 'abc', 'a b@example.com', '@example.com', 'x@', 'x@@y', '%00', '%20', 'x%0A@example.com']) {
+    for (const bad of [
+      '0',
+      '-1',
+      '1.5',
+      '007',
+      '1e3',
+      '99999999999999999999',
+      'abc',
+      'a b@example.com',
+      '@example.com',
+      'x@',
+      'x@@y',
+      '%00',
+      '%20',
+      'x%0A@example.com',
+    ]) {
       const res = await project.delete(`/public/${projectKey}/users/${bad}`);
       expect(res.status, bad).toBe(400);
       expect(res.body.code, bad).toBe('bad_request');
@@ -123,7 +149,12 @@ describe.each(kinds)('erasure requests on %s', (kind) => {
         const res = await project.delete(`/public/${projectKey}/users/${who}`);
         expect(res.status, `${identity.label} by ${form}: ${res.text}`).toBe(200);
         const job = res.body.data;
-        expect(job).toMatchObject({ status: 'scheduled', action: 'delete_user_data', referenceId: who, description: `Delete user data of userId = ${who}` });
+        expect(job).toMatchObject({
+          status: 'scheduled',
+          action: 'delete_user_data',
+          referenceId: who,
+          description: `Delete user data of userId = ${who}`,
+        });
         // The deletion waits for the delay (counted from just before the job's creation), so it can be cancelled meanwhile.
         expect(job.startAt).toBeGreaterThan(job.createdAt + DELAY_SECONDS * 1000 - 1000);
         answers.push({ label: identity.label, who, body: normalized(res.body, who), jobId: job.jobId });
@@ -198,7 +229,7 @@ describe.each(kinds)('erasure requests on %s', (kind) => {
     }
     const theirs = await other.key.delete(`/public/${other.projectKey}/users/keeper@example.com?startAt=${Date.now()}`);
     expect(theirs.status).toBe(200);
-    const done = await until('the other tenant\'s erasure to finish', async () => {
+    const done = await until("the other tenant's erasure to finish", async () => {
       const job = (await other.key.get(`/public/${other.projectKey}/jobs/${theirs.body.data.jobId}`)).body.data;
       return job.status === 'completed' || job.status === 'failed' ? job : undefined;
     });

@@ -24,7 +24,10 @@ describe.each(kinds)('event streams end when their credential is revoked, on %s'
     const job = await admin.post('/api/jobs', { action: 'noop' });
     expect(job.status, job.text).toBe(201);
     const id = job.body.id as number;
-    await eventually(async () => (streams.every((s) => s.messages.some((m) => m.data.id === id && m.cmd === 'jobEnd')) ? true : undefined), `job ${id} on every stream`);
+    await eventually(
+      async () => (streams.every((s) => s.messages.some((m) => m.data.id === id && m.cmd === 'jobEnd')) ? true : undefined),
+      `job ${id} on every stream`,
+    );
     return id;
   };
 
@@ -34,7 +37,11 @@ describe.each(kinds)('event streams end when their credential is revoked, on %s'
     for (const token of credentials) {
       const o: StreamOptions = { token, via: streams.length % 4 < 2 ? 'header' : 'query' };
       streams.push({ what: `/ws with ${token.slice(0, 3)} via ${o.via}`, stream: asStream(await openWs(server.url, o)), ws: true });
-      streams.push({ what: `/api/events with ${token.slice(0, 3)} via ${o.via}`, stream: asStream(await openSse(server.url, o)), ws: false });
+      streams.push({
+        what: `/api/events with ${token.slice(0, 3)} via ${o.via}`,
+        stream: asStream(await openSse(server.url, o)),
+        ws: false,
+      });
     }
     await jobSeenBy([control, ...streams.map((s) => s.stream)]);
     return streams;
@@ -55,7 +62,9 @@ describe.each(kinds)('event streams end when their credential is revoked, on %s'
   const newMember = async (email: string, role: string) => {
     const invite = await admin.post('/api/users/invitations', { email, role });
     expect(invite.status, invite.text).toBe(201);
-    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: 'member-password-1' } });
+    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.body.invitation_token, password: 'member-password-1' },
+    });
     expect(accepted.status, accepted.text).toBe(200);
     const session = accepted.body.token as string;
     const key = await client(server.url, session).post('/api/keys', { name: 'streams', role: 'viewer' });

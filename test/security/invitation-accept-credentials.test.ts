@@ -62,7 +62,7 @@ describe.each(kinds)('invitation accept credentials on %s', (kind) => {
     await server?.dispose();
   });
 
-  it("an API key of the invitee (any role, any tenant of theirs) never accepts in place of the password, nor yields a session", async () => {
+  it('an API key of the invitee (any role, any tenant of theirs) never accepts in place of the password, nor yields a session', async () => {
     const token = await inviteBob();
     for (const [i, key] of bobKeys.entries()) {
       expectNoSession(await accept({ token }, { authorization: `Bearer ${key}` }), `bob's key #${i}, no password`);
@@ -87,7 +87,10 @@ describe.each(kinds)('invitation accept credentials on %s', (kind) => {
     const adminToken = (await admin.get('/api/auth/session')).body.token;
     expectNoSession(await accept({ token }, { authorization: `Bearer ${adminToken}` }), "the inviter's session");
     expectNoSession(await accept({ token }, { cookie: `yunji_session=${adminToken}` }), "the inviter's session cookie");
-    expectNoSession(await accept({ token, password: 'wrong-password-1' }, { authorization: `Bearer ${adminToken}` }), "the inviter's session and a wrong password");
+    expectNoSession(
+      await accept({ token, password: 'wrong-password-1' }, { authorization: `Bearer ${adminToken}` }),
+      "the inviter's session and a wrong password",
+    );
     expect(await bobStatusInTarget()).toBe('invited');
 
     const own = await accept({ token }, { authorization: `Bearer ${bobSession}` });
@@ -105,7 +108,13 @@ describe.each(kinds)('invitation accept credentials on %s', (kind) => {
 
   it('hostile credentials on accept are a clear 4xx, never a session', async () => {
     const token = await inviteBob();
-    for (const authorization of ['Bearer', 'Bearer yk_garbage', 'Bearer ys_garbage', 'Basic Ym9iOnBhc3M=', `Bearer yk_${'a'.repeat(5000)}`]) {
+    for (const authorization of [
+      'Bearer',
+      'Bearer yk_garbage',
+      'Bearer ys_garbage',
+      'Basic Ym9iOnBhc3M=',
+      `Bearer yk_${'a'.repeat(5000)}`,
+    ]) {
       expectNoSession(await accept({ token }, { authorization }), authorization.slice(0, 30));
     }
     expectNoSession(await accept({ token: 'yi_not-a-token', password: BOB.password }), 'an unknown invitation');

@@ -101,7 +101,9 @@ describe.each(kinds)('invite account privacy on %s', (kind) => {
     expect(entry(EXISTING).membership.status).toBe('invited');
     const asResponse = (body: unknown): ApiResponse => ({ status: 200, body, headers: new Headers(), text: '' });
     expect(entry(EXISTING).user.id).not.toBe(erinId);
-    expect(comparable(asResponse(entry(EXISTING)), EXISTING, idsBefore)).toEqual(comparable(asResponse(entry(UNKNOWN)), UNKNOWN, idsBefore));
+    expect(comparable(asResponse(entry(EXISTING)), EXISTING, idsBefore)).toEqual(
+      comparable(asResponse(entry(UNKNOWN)), UNKNOWN, idsBefore),
+    );
 
     const patched = async (local: string) => prober.patch(`/api/users/${entry(local).user.id}`, { role: 'member' });
     expect(comparable(await patched(EXISTING), EXISTING, idsBefore)).toEqual(comparable(await patched(UNKNOWN), UNKNOWN, idsBefore));
@@ -129,7 +131,10 @@ describe.each(kinds)('invite account privacy on %s', (kind) => {
 
   it('once Erin accepts, she is a member like any other; inviting a member of this tenant stays a 409', async () => {
     const invite = await prober.post('/api/users/invitations', { email: `${EXISTING}@${DOMAIN}`, role: 'member' });
-    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token }, token: erinSession });
+    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.body.invitation_token },
+      token: erinSession,
+    });
     expect(accepted.status).toBe(200);
     // Accepted: the tenant now sees Erin's account, under its own id, and no invitee any more.
     expect(accepted.body.user.id).toBe(erinId);

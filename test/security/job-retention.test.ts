@@ -37,7 +37,8 @@ describe.each(kinds)('retention of finished jobs on %s', (kind) => {
     await new Promise<void>((r) => (hooks ? hooks.close(() => r()) : r()));
   });
 
-  const rows = async (table: 'job_logs' | 'job_deliveries', jobId: number) => Number((await queryDb<{ n: string | number }>(server, `select count(*) as n from ${table} where job_id = ${jobId}`))[0]!.n);
+  const rows = async (table: 'job_logs' | 'job_deliveries', jobId: number) =>
+    Number((await queryDb<{ n: string | number }>(server, `select count(*) as n from ${table} where job_id = ${jobId}`))[0]!.n);
   const submit = async (body: Record<string, unknown>) => {
     const res = await tenant.post('/api/jobs', { action: 'noop', notify_hook: hookUrl, ...body });
     expect(res.status, res.text).toBe(201);
@@ -58,16 +59,22 @@ describe.each(kinds)('retention of finished jobs on %s', (kind) => {
     expect(done.status).toBe('succeeded');
     expect(await rows('job_logs', finished)).toBeGreaterThan(0);
     expect(await rows('job_deliveries', finished)).toBeGreaterThan(0);
-    await until('the long job to run', async () => ((await tenant.get(`/api/jobs/${running}`)).body.status === 'running' ? true : undefined));
+    await until('the long job to run', async () =>
+      (await tenant.get(`/api/jobs/${running}`)).body.status === 'running' ? true : undefined,
+    );
 
     // Gone after the retention: the job (404 on every view), its logs and its deliveries.
-    await until('the finished job to be purged', async () => ((await tenant.get(`/api/jobs/${finished}`)).status === 404 ? true : undefined));
+    await until('the finished job to be purged', async () =>
+      (await tenant.get(`/api/jobs/${finished}`)).status === 404 ? true : undefined,
+    );
     expect((await tenant.get(`/api/jobs/${finished}/logs`)).status).toBe(404);
     expect(await rows('job_logs', finished)).toBe(0);
     expect(await rows('job_deliveries', finished)).toBe(0);
 
     // The running job's delivered webhooks go too; the job, its logs and the scheduled job stay.
-    await until('the running job’s sent deliveries to be purged', async () => ((await rows('job_deliveries', running)) === 0 ? true : undefined));
+    await until('the running job’s sent deliveries to be purged', async () =>
+      (await rows('job_deliveries', running)) === 0 ? true : undefined,
+    );
     const still = await tenant.get(`/api/jobs/${running}`);
     expect([still.status, still.body.status]).toEqual([200, 'running']);
     expect(await rows('job_logs', running)).toBeGreaterThan(0);

@@ -16,10 +16,17 @@ import { filesUnder, waitForJob, type Api } from '../helpers/sync.ts';
  */
 const kinds = await databaseKinds();
 
-async function addMember(base: string, admin: Api, email: string, role: string): Promise<{ id: number; email: string; api: Api; token: string }> {
+async function addMember(
+  base: string,
+  admin: Api,
+  email: string,
+  role: string,
+): Promise<{ id: number; email: string; api: Api; token: string }> {
   const invite = await admin.post('/api/users/invitations', { email, role });
   if (invite.status !== 201) throw new Error(`invite failed: ${invite.status} ${invite.text}`);
-  const accepted = await call(base, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: `${email}-pw` } });
+  const accepted = await call(base, 'POST', '/api/auth/invitations/accept', {
+    body: { token: invite.body.invitation_token, password: `${email}-pw` },
+  });
   if (accepted.status !== 200) throw new Error(`accept failed: ${accepted.status} ${accepted.text}`);
   return { id: accepted.body.user.id, email, api: client(base, accepted.body.token), token: accepted.body.token };
 }
@@ -74,12 +81,19 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
     const form = new FormData();
     form.append('info', JSON.stringify({ packageID: pkg }));
     form.append('files', new Blob([Buffer.from(`content of ${name}`)]), encodeURIComponent(name));
-    const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
     expect(res.status).toBe(200);
   };
   const objectPaths = async () =>
-    ((await admin.get(`/v1/object/listByPath?packageID=${packageID}&path=&isPrefix=true`)).body.data.objects as { path: string }[]).map((o) => o.path).sort();
-  const jobsOf = async (action: string) => (await admin.get(`/api/jobs?action=${action}&page_size=200`)).body.items as { id: number; status: string }[];
+    ((await admin.get(`/v1/object/listByPath?packageID=${packageID}&path=&isPrefix=true`)).body.data.objects as { path: string }[])
+      .map((o) => o.path)
+      .sort();
+  const jobsOf = async (action: string) =>
+    (await admin.get(`/api/jobs?action=${action}&page_size=200`)).body.items as { id: number; status: string }[];
 
   beforeAll(async () => {
     roots = mkdtempSync(join(tmpdir(), 'yunji-policy-roots-'));
@@ -107,10 +121,22 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
     writeFileSync(join(spaceA.root, 'ws-local', 'keep.txt'), 'local file');
     mkdirSync(join(spaceB.root, 'ws-cloud'), { recursive: true });
     writeFileSync(join(spaceB.root, 'ws-cloud', 'cloud-only.txt'), 'a cloud file a force-push would delete');
-    expect((await admin.put('/api/sync/workspace', { local: { user_space_id: spaceA.id, path: 'ws-local' }, cloud: { user_space_id: spaceB.id, path: 'ws-cloud' } })).status).toBe(200);
+    expect(
+      (
+        await admin.put('/api/sync/workspace', {
+          local: { user_space_id: spaceA.id, path: 'ws-local' },
+          cloud: { user_space_id: spaceB.id, path: 'ws-cloud' },
+        })
+      ).status,
+    ).toBe(200);
     mkdirSync(join(roots, 'source'), { recursive: true });
     writeFileSync(join(roots, 'source', 'in.txt'), 'from the source');
-    const source = await admin.post('/api/sync/sources', { name: 'src', type: 'local', config: { path: join(roots, 'source') }, package_id: packageID });
+    const source = await admin.post('/api/sync/sources', {
+      name: 'src',
+      type: 'local',
+      config: { path: join(roots, 'source') },
+      package_id: packageID,
+    });
     expect(source.status).toBe(201);
     sourceId = source.body.id;
 
@@ -121,7 +147,12 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
     const theirPackage = (await other.post('/v1/package/create', { bucketID: theirBucket, name: 'tp' })).body.data.package.packageID;
     // A directory of its own: no tenant's local source may overlap another's.
     mkdirSync(join(roots, 'their-source'), { recursive: true });
-    const theirSource = await other.post('/api/sync/sources', { name: 'their-src', type: 'local', config: { path: join(roots, 'their-source') }, package_id: theirPackage });
+    const theirSource = await other.post('/api/sync/sources', {
+      name: 'their-src',
+      type: 'local',
+      config: { path: join(roots, 'their-source') },
+      package_id: theirPackage,
+    });
     expect(theirSource.status).toBe(201);
     foreign = { spaceId: theirSpace.id, bucketId: theirBucket, packageId: theirPackage, sourceId: theirSource.body.id };
   });
@@ -134,7 +165,12 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
   it('refuses delete_user_data through POST /api/jobs for every role and credential: nothing runs, the victim keeps their objects', async () => {
     const before = await objectPaths();
     expect(before).toEqual(['victim/one.txt', 'victim/two.txt']);
-    for (const [who, api] of [['member session', member], ['member key', memberKey], ['admin session', admin], ['admin key', adminKey]] as const) {
+    for (const [who, api] of [
+      ['member session', member],
+      ['member key', memberKey],
+      ['admin session', admin],
+      ['admin key', adminKey],
+    ] as const) {
       for (const params of [{ userId: victim.id, email: victim.email }, { userId: victim.id }, { email: victim.email }]) {
         const res = await api.post('/api/jobs', { action: 'delete_user_data', params, start_at: new Date().toISOString() });
         expect(res.status, `${who} ${JSON.stringify(params)}`).toBe(403);
@@ -151,7 +187,11 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
 
   it('refuses workspace_sync through POST /api/jobs, forced or not: the cloud folder is untouched and no run holds the key', async () => {
     for (const api of [member, memberKey, admin, adminKey]) {
-      for (const params of [{ app: 'x', pushMode: 'force-push', force: true }, { app: 'x', pushMode: 'force-pull', force: false }, { app: 'x', pushMode: '', force: false }]) {
+      for (const params of [
+        { app: 'x', pushMode: 'force-push', force: true },
+        { app: 'x', pushMode: 'force-pull', force: false },
+        { app: 'x', pushMode: '', force: false },
+      ]) {
         const res = await api.post('/api/jobs', { action: 'workspace_sync', params });
         expect(res.status, JSON.stringify(params)).toBe(403);
         expect(res.body.code).toBe('forbidden');
@@ -173,18 +213,53 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
 
     const spaceSync = (src: number, dest: number, extra: Record<string, unknown> = {}) => ({
       action: 'space_sync',
-      params: { srcUserSpaceID: src, srcPath: 'ws-local', dests: [{ userSpaceID: dest, path: 'copy' }], mode: { type: 'Full' }, options: {}, ...extra },
+      params: {
+        srcUserSpaceID: src,
+        srcPath: 'ws-local',
+        dests: [{ userSpaceID: dest, path: 'copy' }],
+        mode: { type: 'Full' },
+        options: {},
+        ...extra,
+      },
     });
     const cases: [string, Record<string, unknown>, number][] = [
       ['space_sync to a foreign space', spaceSync(spaceA.id, foreign.spaceId), 404],
       ['space_sync from a foreign space', spaceSync(foreign.spaceId, spaceA.id), 404],
-      ['space_sync into itself', { action: 'space_sync', params: { srcUserSpaceID: spaceA.id, srcPath: 'ws-local', dests: [{ userSpaceID: spaceA.id, path: 'ws-local/inner' }], mode: { type: 'Full' } } }, 400],
+      [
+        'space_sync into itself',
+        {
+          action: 'space_sync',
+          params: {
+            srcUserSpaceID: spaceA.id,
+            srcPath: 'ws-local',
+            dests: [{ userSpaceID: spaceA.id, path: 'ws-local/inner' }],
+            mode: { type: 'Full' },
+          },
+        },
+        400,
+      ],
       ['space_sync with an escaping path', spaceSync(spaceA.id, spaceB.id, { srcPath: '../b' }), 400],
       ['space_sync naming a missing task', spaceSync(spaceA.id, spaceB.id, { taskID: 999999 }), 404],
-      ['package_from_space into a foreign bucket', { action: 'package_from_space', params: { userSpaceID: spaceA.id, path: 'ws-local', bucketID: foreign.bucketId, name: 'stolen' } }, 404],
-      ['package_from_space from a foreign space', { action: 'package_from_space', params: { userSpaceID: foreign.spaceId, path: '', bucketID, name: 'stolen' } }, 404],
-      ['package_to_space of a foreign package', { action: 'package_to_space', params: { userSpaceID: spaceA.id, packageID: foreign.packageId, rootPath: 'out' } }, 404],
-      ['package_to_space into a foreign space', { action: 'package_to_space', params: { userSpaceID: foreign.spaceId, packageID, rootPath: 'out' } }, 404],
+      [
+        'package_from_space into a foreign bucket',
+        { action: 'package_from_space', params: { userSpaceID: spaceA.id, path: 'ws-local', bucketID: foreign.bucketId, name: 'stolen' } },
+        404,
+      ],
+      [
+        'package_from_space from a foreign space',
+        { action: 'package_from_space', params: { userSpaceID: foreign.spaceId, path: '', bucketID, name: 'stolen' } },
+        404,
+      ],
+      [
+        'package_to_space of a foreign package',
+        { action: 'package_to_space', params: { userSpaceID: spaceA.id, packageID: foreign.packageId, rootPath: 'out' } },
+        404,
+      ],
+      [
+        'package_to_space into a foreign space',
+        { action: 'package_to_space', params: { userSpaceID: foreign.spaceId, packageID, rootPath: 'out' } },
+        404,
+      ],
       ['source_sync of a foreign source', { action: 'source_sync', params: { sourceId: foreign.sourceId } }, 404],
     ];
     const before = (await admin.get('/api/jobs?page_size=1')).body.meta;
@@ -215,7 +290,11 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
   });
 
   it('runs source_sync one at a time per source, whichever path asks for it', async () => {
-    const first = await member.post('/api/jobs', { action: 'source_sync', params: { sourceId }, start_at: new Date(Date.now() + 3_600_000).toISOString() });
+    const first = await member.post('/api/jobs', {
+      action: 'source_sync',
+      params: { sourceId },
+      start_at: new Date(Date.now() + 3_600_000).toISOString(),
+    });
     expect(first.status).toBe(201);
     // The source's own route and a second generic submit find the run already pending.
     expect((await member.post('/api/sync/jobs', { source: 'src' })).status).toBe(409);
@@ -230,10 +309,20 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
     const triggers = async () => (await admin.get('/api/jobs/triggers')).body.items as unknown[];
     const before = await triggers();
     for (const api of [admin, adminKey]) {
-      const del = await api.post('/api/jobs/triggers', { action: 'delete_user_data', params: { userId: victim.id, email: victim.email }, interval: 60, run_now: true });
+      const del = await api.post('/api/jobs/triggers', {
+        action: 'delete_user_data',
+        params: { userId: victim.id, email: victim.email },
+        interval: 60,
+        run_now: true,
+      });
       expect(del.status).toBe(403);
       expect(del.body.code).toBe('forbidden');
-      const ws = await api.post('/api/jobs/triggers', { action: 'workspace_sync', params: { app: 'x', pushMode: 'force-push', force: true }, interval: 60, run_now: true });
+      const ws = await api.post('/api/jobs/triggers', {
+        action: 'workspace_sync',
+        params: { app: 'x', pushMode: 'force-push', force: true },
+        interval: 60,
+        run_now: true,
+      });
       expect(ws.status).toBe(403);
       const foreignSync = await api.post('/api/jobs/triggers', {
         action: 'space_sync',
@@ -292,7 +381,11 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
       expect((await admin.get(`/mj/task/${job.id}/fetch`)).body.buttons, job.job_type).toEqual([]);
       for (const api of [member, memberKey, admin, adminKey]) {
         for (const button of ['rerun', 'retry']) {
-          const res = await api.post('/mj/submit/action', { chooseSameChannel: true, customId: `yunji::${button}::${job.id}`, taskId: String(job.id) });
+          const res = await api.post('/mj/submit/action', {
+            chooseSameChannel: true,
+            customId: `yunji::${button}::${job.id}`,
+            taskId: String(job.id),
+          });
           expect(res.status, `${button} ${job.job_type}`).toBe(200);
           expect(res.body.code, `${button} ${job.job_type}: ${res.text}`).toBe(4);
           expect(res.body.result).toBeNull();
@@ -303,7 +396,7 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
     expect(await objectPaths()).toContain('victim/one.txt');
   });
 
-  it("re-checks a member-level follow-up: a rerun whose spaces have left the tenant is refused", async () => {
+  it('re-checks a member-level follow-up: a rerun whose spaces have left the tenant is refused', async () => {
     const gone = await localSpace(admin, 'gone');
     const res = await member.post('/api/jobs', {
       action: 'space_sync',
@@ -312,15 +405,27 @@ describe.each(kinds)('job submission policy on %s', (kind) => {
     expect(res.status).toBe(201);
     const done = await waitForJob(admin, res.body.id);
     expect(done.buttons.map((b: { customId: string }) => b.customId)).toContain(`yunji::rerun::${done.id}`);
-    const rerun = await member.post('/mj/submit/action', { chooseSameChannel: true, customId: `yunji::rerun::${done.id}`, taskId: String(done.id) });
+    const rerun = await member.post('/mj/submit/action', {
+      chooseSameChannel: true,
+      customId: `yunji::rerun::${done.id}`,
+      taskId: String(done.id),
+    });
     expect(rerun.body.code).toBe(1);
     await waitForJob(admin, Number(rerun.body.result));
     expect((await admin.post('/v1/userSpace/delete', { userSpaceID: gone.id })).body.code).toBe('OK');
-    const refused = await member.post('/mj/submit/action', { chooseSameChannel: true, customId: `yunji::rerun::${done.id}`, taskId: String(done.id) });
+    const refused = await member.post('/mj/submit/action', {
+      chooseSameChannel: true,
+      customId: `yunji::rerun::${done.id}`,
+      taskId: String(done.id),
+    });
     expect(refused.status).toBe(404);
     expect(refused.body).toMatchObject({ code: 404, result: null });
     // A viewer may not take follow-ups at all.
-    const viewer = await viewerKey.post('/mj/submit/action', { chooseSameChannel: true, customId: `yunji::rerun::${done.id}`, taskId: String(done.id) });
+    const viewer = await viewerKey.post('/mj/submit/action', {
+      chooseSameChannel: true,
+      customId: `yunji::rerun::${done.id}`,
+      taskId: String(done.id),
+    });
     expect(viewer.status).toBe(403);
   });
 });

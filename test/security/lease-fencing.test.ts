@@ -57,7 +57,10 @@ describe.each(kinds)('a lost lease fences the old run on %s', (kind) => {
     expect(submitted.status, submitted.text).toBe(201);
     const id = submitted.body.id as number;
     // The first run has started (its first log line is written) in the worker.
-    await eventually(async () => ((await api.get(`/api/jobs/${id}/logs`)).body.items.length === 1 ? true : undefined), 'the first run to start');
+    await eventually(
+      async () => ((await api.get(`/api/jobs/${id}/logs`)).body.items.length === 1 ? true : undefined),
+      'the first run to start',
+    );
     const [held] = await queryDb<{ lease_owner: string }>(server, `select lease_owner from jobs where id = ${id}`);
     expect(Number(held!.lease_owner.split(':')[1])).toBe(w.proc.pid);
 
@@ -65,10 +68,14 @@ describe.each(kinds)('a lost lease fences the old run on %s', (kind) => {
     if (kind === 'postgres') await stopDuringHeartbeat(server, w, id);
     else w.proc.kill('SIGSTOP');
     try {
-      await eventually(async () => {
-        const j = await job(id);
-        return j.status === 'pending' || j.status === 'scheduled' ? true : undefined;
-      }, 'the stale lease to be reaped', 30_000);
+      await eventually(
+        async () => {
+          const j = await job(id);
+          return j.status === 'pending' || j.status === 'scheduled' ? true : undefined;
+        },
+        'the stale lease to be reaped',
+        30_000,
+      );
     } finally {
       w.proc.kill('SIGCONT');
     }

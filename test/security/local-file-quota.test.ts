@@ -65,7 +65,8 @@ describe.each(kinds)("files written into a tenant's local spaces count against i
     expect(r.status, r.text).toBe(200);
     return r.body as { used_bytes: number; local_bytes: number; used_objects: number; max_bytes: number };
   };
-  const exportTo = (api: Api, userSpaceID: number, packageID: number, rootPath: string) => api.post('/v1/userSpace/downloadPackage', { userSpaceID, packageID, rootPath });
+  const exportTo = (api: Api, userSpaceID: number, packageID: number, rootPath: string) =>
+    api.post('/v1/userSpace/downloadPackage', { userSpaceID, packageID, rootPath });
   const expect507 = (res: { status: number; body: any }, ...numbers: number[]) => {
     expect([res.status, res.body.code], JSON.stringify(res.body)).toEqual([507, 'OperationFailed']);
     expect(res.body.message).toMatch(/quota/);
@@ -83,7 +84,10 @@ describe.each(kinds)("files written into a tenant's local spaces count against i
   });
 
   it('refuses exporting a package again to a new folder past the quota, counts what was written, and leaves other tenants alone', async () => {
-    const t = await tenant(MiB, [['a.bin', randomBytes(200 * KiB)], ['b.bin', randomBytes(200 * KiB)]]);
+    const t = await tenant(MiB, [
+      ['a.bin', randomBytes(200 * KiB)],
+      ['b.bin', randomBytes(200 * KiB)],
+    ]);
     const space = await t.localSpace();
     expect(await usage(t.api)).toMatchObject({ used_bytes: 400 * KiB, local_bytes: 0 });
 
@@ -140,7 +144,10 @@ describe.each(kinds)("files written into a tenant's local spaces count against i
 
   it("returns what an export's or a sync's reservation has left when it ends: the count is the bytes on disk, exactly", async () => {
     // A quota far larger than the reservation's chunk (64 MiB), so each operation claims a whole chunk.
-    const t = await tenant(1024 * MiB, [['a.bin', randomBytes(300 * KiB)], ['b.bin', randomBytes(5 * KiB)]]);
+    const t = await tenant(1024 * MiB, [
+      ['a.bin', randomBytes(300 * KiB)],
+      ['b.bin', randomBytes(5 * KiB)],
+    ]);
     const space = await t.localSpace();
     expect((await exportTo(t.api, space.id, t.packageID, 'one')).status).toBe(200);
     expect(await usage(t.api)).toMatchObject({ used_bytes: 610 * KiB, local_bytes: 305 * KiB });
@@ -232,7 +239,13 @@ describe.each(kinds)("files written into a tenant's local spaces count against i
     const recount = yunji('admin', 'recount-usage', '--tenant', String(t.id));
     expect(recount.status, recount.stderr).toBe(0);
     expect(recount.json()).toEqual({
-      tenants: [{ tenant_id: t.id, before: { used_bytes: 800 * KiB, used_objects: 1, local_bytes: 400 * KiB }, after: { used_bytes: 400 * KiB, used_objects: 1, local_bytes: 0 } }],
+      tenants: [
+        {
+          tenant_id: t.id,
+          before: { used_bytes: 800 * KiB, used_objects: 1, local_bytes: 400 * KiB },
+          after: { used_bytes: 400 * KiB, used_objects: 1, local_bytes: 0 },
+        },
+      ],
     });
     expect((await exportTo(t.api, space.id, t.packageID, 'two')).status).toBe(200);
 
@@ -242,9 +255,17 @@ describe.each(kinds)("files written into a tenant's local spaces count against i
       writeFileSync(join(elsewhere, 'huge'), Buffer.alloc(2 * MiB));
       symlinkSync(join(elsewhere, 'huge'), join(space.root, 'link'));
       symlinkSync(elsewhere, join(space.root, 'linked-dir'));
-      writeTree(space.root, { 'added.bin': Buffer.alloc(50 * KiB), '.yunji/own': Buffer.alloc(500 * KiB), 'deep/.yunji/own': Buffer.alloc(500 * KiB) });
+      writeTree(space.root, {
+        'added.bin': Buffer.alloc(50 * KiB),
+        '.yunji/own': Buffer.alloc(500 * KiB),
+        'deep/.yunji/own': Buffer.alloc(500 * KiB),
+      });
       // A second space of the tenant on the same folder is walked once.
-      const twin = await t.api.post('/v1/userSpace/create', { name: 'twin', storage: { type: 'local', root: space.root }, shardStore: null });
+      const twin = await t.api.post('/v1/userSpace/create', {
+        name: 'twin',
+        storage: { type: 'local', root: space.root },
+        shardStore: null,
+      });
       expect(twin.body?.code, twin.text).toBe('OK');
       const again = yunji('admin', 'recount-usage', '--tenant', String(t.id));
       expect(again.status, again.stderr).toBe(0);
@@ -256,7 +277,10 @@ describe.each(kinds)("files written into a tenant's local spaces count against i
   });
 
   it('charges nothing for a refused hostile path, and a file named into .yunji fails alone without being counted', async () => {
-    const t = await tenant(MiB, [['ok.bin', randomBytes(10 * KiB)], ['.yunji/shards/x', randomBytes(10 * KiB)]]);
+    const t = await tenant(MiB, [
+      ['ok.bin', randomBytes(10 * KiB)],
+      ['.yunji/shards/x', randomBytes(10 * KiB)],
+    ]);
     const space = await t.localSpace();
     for (const rootPath of ['../escape', '/abs', 'a/../../b', 'nul\u0000']) {
       const res = await exportTo(t.api, space.id, t.packageID, rootPath);

@@ -59,7 +59,11 @@ describe.each(kinds)('tenant-made local roots stay out of Yunji and other tenant
     const form = new FormData();
     form.append('info', JSON.stringify({ packageID: as.packageID }));
     form.append('files', new Blob([content]), encodeURIComponent(path));
-    const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${as.key}` }, body: form });
+    const res = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${as.key}` },
+      body: form,
+    });
     const body = (await res.json()) as any;
     expect([res.status, body.code], JSON.stringify(body)).toEqual([200, 'OK']);
     return body.data.uploadeds[0] as { objectID: number };
@@ -112,7 +116,11 @@ describe.each(kinds)('tenant-made local roots stay out of Yunji and other tenant
       const hash = sha(content);
       const forged = Buffer.alloc(content.length, 'x');
       await upload(attackerTenant, `${hash.slice(0, 2)}/${hash}`, forged);
-      await attacker.post('/v1/userSpace/downloadPackage', { userSpaceID: planted.body.data.userSpace.userSpaceID, packageID: attackerPackage, rootPath: '' });
+      await attacker.post('/v1/userSpace/downloadPackage', {
+        userSpaceID: planted.body.data.userSpace.userSpaceID,
+        packageID: attackerPackage,
+        rootPath: '',
+      });
     }
     const got = await download(victim, stored.objectID);
     expect(got.status).toBe(200);
@@ -134,7 +142,13 @@ describe.each(kinds)('tenant-made local roots stay out of Yunji and other tenant
   });
 
   it("refuses a root that holds or lies in Yunji's own storage: the data dir, its spaces, the database", async () => {
-    const roots = [base, dataDir, join(dataDir, 'spaces'), join(dataDir, 'anything'), ...(kind === 'sqlite' ? [dbDir, join(dbDir, 'yunji.db')] : [])];
+    const roots = [
+      base,
+      dataDir,
+      join(dataDir, 'spaces'),
+      join(dataDir, 'anything'),
+      ...(kind === 'sqlite' ? [dbDir, join(dbDir, 'yunji.db')] : []),
+    ];
     for (const root of roots) {
       expectRefused(await createSpace(attacker, root), `space root ${root}`);
       expectSourceRefused(await createSource(attacker, attackerPackage, root), `source path ${root}`);
@@ -162,7 +176,10 @@ describe.each(kinds)('tenant-made local roots stay out of Yunji and other tenant
     mkdirSync(own, { recursive: true });
     const mine = await createSource(attacker, attackerPackage, own);
     expect(mine.status, mine.text).toBe(201);
-    expectSourceRefused(await attacker.patch(`/api/sync/sources/${mine.body.id}`, { config: { path: join(source, 'sub') } }), 'source moved into a neighbour');
+    expectSourceRefused(
+      await attacker.patch(`/api/sync/sources/${mine.body.id}`, { config: { path: join(source, 'sub') } }),
+      'source moved into a neighbour',
+    );
     // And the neighbour cannot now claim what the attacker holds.
     expectRefused(await createSpace(victim.api, join(own, 'x')), "space inside the attacker's source");
   });
@@ -191,7 +208,10 @@ describe.each(kinds)('tenant-made local roots stay out of Yunji and other tenant
     const other = await newTenant('racer');
     for (let round = 0; round < 8; round++) {
       const outer = join(base, `race-${round}`);
-      const [a, b] = await Promise.all([createSpace(attacker, outer), round % 2 ? createSource(other.api, other.packageID, join(outer, 'inner')) : createSpace(other.api, join(outer, 'inner'))]);
+      const [a, b] = await Promise.all([
+        createSpace(attacker, outer),
+        round % 2 ? createSource(other.api, other.packageID, join(outer, 'inner')) : createSpace(other.api, join(outer, 'inner')),
+      ]);
       const won = [a.body?.code === 'OK', b.status === 201 || b.body?.code === 'OK'].filter(Boolean).length;
       expect(won, `round ${round}: ${a.text} / ${b.text}`).toBeLessThanOrEqual(1);
     }
@@ -235,7 +255,9 @@ describe.each(kinds)('an empty YUNJI_LOCAL_ROOTS allows tenants no local root (%
     const up = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
     const body = (await up.json()) as any;
     expect([up.status, body.code], JSON.stringify(body)).toEqual([200, 'OK']);
-    const down = await fetch(`${server.url}/v1/object/download?objectID=${body.data.uploadeds[0].objectID}`, { headers: { authorization: `Bearer ${token}` } });
+    const down = await fetch(`${server.url}/v1/object/download?objectID=${body.data.uploadeds[0].objectID}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(await down.text()).toBe('still fine');
   });
 });

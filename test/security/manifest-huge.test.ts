@@ -55,7 +55,9 @@ describe.each(kinds)('huge http_manifest sources on %s', (kind) => {
         void streamOut(res, '{"files":[],"comment":"', () => 'y'.repeat(64 * 1024), '"}');
       } else if (path === '/small.json') {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ files: [{ path: 'small.txt', url: 'small.txt', sha256: createHash('sha256').update(small).digest('hex') }] }));
+        res.end(
+          JSON.stringify({ files: [{ path: 'small.txt', url: 'small.txt', sha256: createHash('sha256').update(small).digest('hex') }] }),
+        );
       } else if (path === '/small.txt') res.end(small);
       else res.writeHead(404).end();
     });
@@ -82,7 +84,12 @@ describe.each(kinds)('huge http_manifest sources on %s', (kind) => {
     const pkg = await attacker.post('/v1/package/create', { bucketID, name });
     expect(pkg.body?.code, pkg.text).toBe('OK');
     const packageID = pkg.body.data.package.packageID as number;
-    const source = await attacker.post('/api/sync/sources', { name, type: 'http_manifest', config: { url: `${webUrl}${path}` }, package_id: packageID });
+    const source = await attacker.post('/api/sync/sources', {
+      name,
+      type: 'http_manifest',
+      config: { url: `${webUrl}${path}` },
+      package_id: packageID,
+    });
     expect(source.status, source.text).toBe(201);
     const started = await attacker.post('/api/sync/jobs', { source: name });
     expect(started.status, started.text).toBe(200);

@@ -93,7 +93,13 @@ const s3Space = (endpoint: string, name = 'attack') => ({
   credential: { type: 'MinIO', ...S3_CREDENTIAL },
   shardStore: { maxSize: 0 },
 });
-const s3SourceConfig = (endpoint: string) => ({ endpoint, bucket: 'attack', force_path_style: true, access_key_id: S3_CREDENTIAL.accessKeyId, secret_access_key: S3_CREDENTIAL.secretAccessKey });
+const s3SourceConfig = (endpoint: string) => ({
+  endpoint,
+  bucket: 'attack',
+  force_path_style: true,
+  access_key_id: S3_CREDENTIAL.accessKeyId,
+  secret_access_key: S3_CREDENTIAL.secretAccessKey,
+});
 
 async function newPackage(api: Api, name: string): Promise<number> {
   const bucket = await api.post('/v1/bucket/create', { name: `b-${name}` });
@@ -142,7 +148,9 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
   beforeAll(async () => {
     loopS3 = await startS3(['attack']);
     loopProxy = await startThrottledProxy(loopS3.endpoint);
-    loopback = await site('127.0.0.1', (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([{ path: 'secret', url: '/secret', note: MARKER }])));
+    loopback = await site('127.0.0.1', (_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([{ path: 'secret', url: '/secret', note: MARKER }])),
+    );
   });
   afterAll(async () => {
     await loopProxy?.stop();
@@ -185,7 +193,10 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
         const created = await attacker.post('/v1/userSpace/create', s3Space(endpoint));
         expectV1(created, 400, 'BadArgument', `create at ${endpoint}`);
         expect(created.body.message, endpoint).toMatch(SETTING);
-        const tested = await attacker.post('/v1/userSpace/test', { storage: s3Space(endpoint).storage, credential: s3Space(endpoint).credential });
+        const tested = await attacker.post('/v1/userSpace/test', {
+          storage: s3Space(endpoint).storage,
+          credential: s3Space(endpoint).credential,
+        });
         expectV1(tested, 400, 'BadArgument', `test at ${endpoint}`);
         expect(tested.body.message, endpoint).toMatch(SETTING);
       }
@@ -213,7 +224,12 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
         expect(res.body.message).toMatch(SETTING);
       }
       // An s3 source of AWS itself (no endpoint) is fine; moving it to loopback is not.
-      const aws = await attacker.post('/api/sync/sources', { name: 'aws', type: 's3', config: { bucket: 'some-bucket', access_key_id: 'a', secret_access_key: 'b' }, package_id: packageID });
+      const aws = await attacker.post('/api/sync/sources', {
+        name: 'aws',
+        type: 's3',
+        config: { bucket: 'some-bucket', access_key_id: 'a', secret_access_key: 'b' },
+        package_id: packageID,
+      });
       expect(aws.status, aws.text).toBe(201);
       const moved = await attacker.patch(`/api/sync/sources/${aws.body.id}`, { config: s3SourceConfig(loopProxy.url) });
       expectApi(moved, 400, 'bad_request', 'update to loopback');
@@ -250,9 +266,12 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
       s3 = await startS3(['allowed'], '127.0.0.2');
       refusing = await site('127.0.0.2', (_req, res) => {
         res.writeHead(403, { 'content-type': 'application/xml', 'x-amz-request-id': 'R1' });
-        res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>${MARKER}: the key of the staff account is 1234</Message><RequestId>R1</RequestId></Error>`);
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>${MARKER}: the key of the staff account is 1234</Message><RequestId>R1</RequestId></Error>`,
+        );
       });
-      const json = (res: ServerResponse, value: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+      const json = (res: ServerResponse, value: unknown) =>
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value));
       const redirect = (res: ServerResponse, to: string, status = 302) => res.writeHead(status, { location: to }).end();
       other = await site('127.0.0.3', (req, res) => {
         if (req.url === '/list.json') return json(res, [{ path: 'far.txt', url: '/far.txt' }]);
@@ -310,7 +329,10 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
     });
 
     it('stores and reads object bytes in an S3 space on an allowed address, and still refuses loopback', async () => {
-      const created = await attacker.post('/v1/userSpace/create', { ...s3Space(s3.endpoint, 'allowed-s3'), storage: { type: 'MinIO', endpoint: s3.endpoint, bucket: 'allowed', region: 'us-east-1' } });
+      const created = await attacker.post('/v1/userSpace/create', {
+        ...s3Space(s3.endpoint, 'allowed-s3'),
+        storage: { type: 'MinIO', endpoint: s3.endpoint, bucket: 'allowed', region: 'us-east-1' },
+      });
       expectV1(created, 200, 'OK', 'space on 127.0.0.2');
       const packageID = await newPackage(attacker, 'in-s3');
       const content = Buffer.from(`bytes kept on an allowed S3 server ${'x'.repeat(1000)}`);
@@ -331,7 +353,10 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
     });
 
     it("tells an S3 service's refusal as its code and HTTP status only, never its text", async () => {
-      const tested = await attacker.post('/v1/userSpace/test', { storage: s3Space(refusing.url).storage, credential: s3Space(refusing.url).credential });
+      const tested = await attacker.post('/v1/userSpace/test', {
+        storage: s3Space(refusing.url).storage,
+        credential: s3Space(refusing.url).credential,
+      });
       expectV1(tested, 502, 'OperationFailed', 'test against a refusing service');
       expect(tested.body.message).toMatch(/AccessDenied \(HTTP 403\)/);
       expect(tested.text).not.toContain(MARKER);
@@ -339,7 +364,10 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
       const space = await attacker.post('/v1/userSpace/create', s3Space(refusing.url, 'refusing'));
       expectV1(space, 200, 'OK', 'space on a refusing service');
       const form = new FormData();
-      form.append('info', JSON.stringify({ packageID: await newPackage(attacker, 'refused'), affinity: space.body.data.userSpace.userSpaceID }));
+      form.append(
+        'info',
+        JSON.stringify({ packageID: await newPackage(attacker, 'refused'), affinity: space.body.data.userSpace.userSpaceID }),
+      );
       form.append('files', new Blob([Buffer.from('x')]), 'x.txt');
       const up = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization }, body: form });
       const upText = await up.text();
@@ -347,7 +375,12 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
       expect(upText).toMatch(/\(HTTP 403\)/);
       expect(upText).not.toContain(MARKER);
 
-      const source = await attacker.post('/api/sync/sources', { name: 'refusing-s3', type: 's3', config: s3SourceConfig(refusing.url), package_id: await newPackage(attacker, 'from-refusing') });
+      const source = await attacker.post('/api/sync/sources', {
+        name: 'refusing-s3',
+        type: 's3',
+        config: s3SourceConfig(refusing.url),
+        package_id: await newPackage(attacker, 'from-refusing'),
+      });
       expect(source.status, source.text).toBe(201);
       const { job, logs } = await syncToEnd(attacker, 'refusing-s3');
       expect(job.status).toBe('failed');
@@ -359,7 +392,10 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
       const answers: string[] = [];
       for (const port of [closed, banner.port]) {
         const endpoint = `http://127.0.0.2:${port}`;
-        const res = await attacker.post('/v1/userSpace/test', { storage: s3Space(endpoint).storage, credential: s3Space(endpoint).credential });
+        const res = await attacker.post('/v1/userSpace/test', {
+          storage: s3Space(endpoint).storage,
+          credential: s3Space(endpoint).credential,
+        });
         expectV1(res, 502, 'OperationFailed', `test at ${endpoint}`);
         expect(res.body.message).toMatch(/unreachable/);
         answers.push(res.body.message.replaceAll(String(port), 'PORT'));
@@ -384,7 +420,12 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
 
     it('checks the address connected to: files a manifest on an allowed host lists on loopback are not fetched, by address or by name', async () => {
       const packageID = await newPackage(attacker, 'listed');
-      const source = await attacker.post('/api/sync/sources', { name: 'listed', type: 'http_manifest', config: { url: `${web.url}/list.json` }, package_id: packageID });
+      const source = await attacker.post('/api/sync/sources', {
+        name: 'listed',
+        type: 'http_manifest',
+        config: { url: `${web.url}/list.json` },
+        package_id: packageID,
+      });
       expect(source.status, source.text).toBe(201);
       const { job } = await syncToEnd(attacker, 'listed');
       expect(job.status, JSON.stringify(job)).toBe('failed');
@@ -399,7 +440,12 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
     it('follows redirects through the same guard, not to loopback, at most 5, without the source headers on another origin', async () => {
       const packageID = await newPackage(attacker, 'redirects');
       const make = async (name: string, path: string, headers?: Record<string, string>) => {
-        const res = await attacker.post('/api/sync/sources', { name, type: 'http_manifest', config: { url: `${web.url}${path}`, ...(headers ? { headers } : {}) }, package_id: packageID });
+        const res = await attacker.post('/api/sync/sources', {
+          name,
+          type: 'http_manifest',
+          config: { url: `${web.url}${path}`, ...(headers ? { headers } : {}) },
+          package_id: packageID,
+        });
         expect(res.status, res.text).toBe(201);
       };
       await make('to-loopback', '/loop.json');
@@ -433,7 +479,12 @@ describe.each(kinds)('outbound requests on behalf of tenants (%s)', (kind) => {
     });
 
     it("does not pass a yunji server's refusal text on", async () => {
-      const source = await attacker.post('/api/sync/sources', { name: 'yunji', type: 'yunji', config: { url: web.url, package_id: 1, api_key: 'key' }, package_id: await newPackage(attacker, 'from-yunji') });
+      const source = await attacker.post('/api/sync/sources', {
+        name: 'yunji',
+        type: 'yunji',
+        config: { url: web.url, package_id: 1, api_key: 'key' },
+        package_id: await newPackage(attacker, 'from-yunji'),
+      });
       expect(source.status, source.text).toBe(201);
       const { job, logs } = await syncToEnd(attacker, 'yunji');
       expect(job.status).toBe('failed');

@@ -23,7 +23,11 @@ describe.each(kinds)('getPackageObjects bounded on %s', (kind) => {
     const form = new FormData();
     form.append('info', JSON.stringify({ packageID }));
     for (const name of names) form.append('files', new Blob([`content of ${name}`]), encodeURIComponent(name));
-    const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
     const body = (await res.json()) as any;
     expect(body.code, JSON.stringify(body)).toBe('OK');
   };
@@ -52,13 +56,20 @@ describe.each(kinds)('getPackageObjects bounded on %s', (kind) => {
     expect(whole.body?.code, whole.text).toBe('OK');
     expect(whole.body.data.objects.map((o: any) => o.path)).toEqual(['1', '2', '3', '4', '5']);
 
-    expectV1Error(await owner.get(`/v1/object/getPackageObjects?packageID=${big}`), 400, 'BadArgument', new RegExp(`more than ${MOST} objects.*/v1/object/listByPath`));
+    expectV1Error(
+      await owner.get(`/v1/object/getPackageObjects?packageID=${big}`),
+      400,
+      'BadArgument',
+      new RegExp(`more than ${MOST} objects.*/v1/object/listByPath`),
+    );
 
     // The paged listing it points at lists every object.
     const paths: string[] = [];
     let token = '';
     for (let page = 0; page < 10; page++) {
-      const res = await owner.get(`/v1/object/listByPath?packageID=${big}&isPrefix=true&maxKeys=4&continuationToken=${encodeURIComponent(token)}`);
+      const res = await owner.get(
+        `/v1/object/listByPath?packageID=${big}&isPrefix=true&maxKeys=4&continuationToken=${encodeURIComponent(token)}`,
+      );
       expect(res.body?.code, res.text).toBe('OK');
       paths.push(...res.body.data.objects.map((o: any) => o.path));
       if (!res.body.data.isTruncated) break;
@@ -68,7 +79,15 @@ describe.each(kinds)('getPackageObjects bounded on %s', (kind) => {
   });
 
   it('answers malformed and other tenants’ package ids in the storage envelope', async () => {
-    for (const q of ['', 'packageID=', 'packageID=abc', 'packageID=-1', 'packageID=1.5', 'packageID=99999999999999999999', `packageID=${big}%00`]) {
+    for (const q of [
+      '',
+      'packageID=',
+      'packageID=abc',
+      'packageID=-1',
+      'packageID=1.5',
+      'packageID=99999999999999999999',
+      `packageID=${big}%00`,
+    ]) {
       const res = await owner.get(`/v1/object/getPackageObjects?${q}`);
       expect(res.status, `${q}: ${res.text}`).toBe(400);
       expect(res.body?.code, q).toBe('BadArgument');

@@ -61,7 +61,9 @@ describe.each(kinds)('password hash strength on %s', (kind) => {
 
   it('new accounts and the bootstrap admin are stored at N=2^17', async () => {
     const invite = await admin.post('/api/users/invitations', { email: 'fresh@example.com', role: 'member' });
-    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: 'fresh-password-1' } });
+    const accepted = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: invite.body.invitation_token, password: 'fresh-password-1' },
+    });
     expect(accepted.status).toBe(200);
     for (const email of ['fresh@example.com', ADMIN_EMAIL]) {
       const hash = await storedHash(server, email);
@@ -78,12 +80,16 @@ describe.each(kinds)('password hash strength on %s', (kind) => {
     expect(wrong.status).toBe(401);
     expect(await storedHash(server, 'fresh@example.com')).toBe(old);
 
-    expect((await call(server.url, 'POST', '/api/auth/login', { body: { email: 'fresh@example.com', password: 'fresh-password-1' } })).status).toBe(200);
+    expect(
+      (await call(server.url, 'POST', '/api/auth/login', { body: { email: 'fresh@example.com', password: 'fresh-password-1' } })).status,
+    ).toBe(200);
     const upgraded = await storedHash(server, 'fresh@example.com');
     expect(upgraded).not.toBe(old);
     expect(scryptN(upgraded)).toBe(CURRENT_N);
     // The upgraded hash is the same password.
-    expect((await call(server.url, 'POST', '/api/auth/login', { body: { email: 'fresh@example.com', password: 'fresh-password-1' } })).status).toBe(200);
+    expect(
+      (await call(server.url, 'POST', '/api/auth/login', { body: { email: 'fresh@example.com', password: 'fresh-password-1' } })).status,
+    ).toBe(200);
   });
 
   it('accepting an invitation with the password of an account with an N=2^14 hash upgrades it too', async () => {

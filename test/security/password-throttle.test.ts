@@ -51,14 +51,18 @@ describe.each(kinds)('password throttle on %s', (kind) => {
 
   it(`${FLOOD} parallel wrong logins for one account get at most ${MAX_FAILURES} verified (401), the rest 429; then the right password waits too`, async () => {
     const responses = await Promise.all(
-      Array.from({ length: FLOOD }, (_, i) => call(server.url, 'POST', '/api/auth/login', { body: { email: 'victim@example.com', password: `wrong-guess-${i}` } })),
+      Array.from({ length: FLOOD }, (_, i) =>
+        call(server.url, 'POST', '/api/auth/login', { body: { email: 'victim@example.com', password: `wrong-guess-${i}` } }),
+      ),
     );
     const counts = tally(responses);
     expect(counts[401] ?? 0).toBeGreaterThan(0);
     expect(counts[401] ?? 0).toBeLessThanOrEqual(MAX_FAILURES);
     expect((counts[401] ?? 0) + (counts[429] ?? 0)).toBe(FLOOD);
 
-    const right = await call(server.url, 'POST', '/api/auth/login', { body: { email: 'Victim@Example.com', password: 'victim-password-1' } });
+    const right = await call(server.url, 'POST', '/api/auth/login', {
+      body: { email: 'Victim@Example.com', password: 'victim-password-1' },
+    });
     expect(right.status).toBe(429);
     expect(right.body.token).toBeUndefined();
     expect(Number(right.headers.get('retry-after'))).toBeLessThanOrEqual(900);
@@ -66,20 +70,28 @@ describe.each(kinds)('password throttle on %s', (kind) => {
 
   it(`${FLOOD} parallel wrong passwords accepting an invitation get at most ${MAX_FAILURES} verified, and the account's login waits too`, async () => {
     const responses = await Promise.all(
-      Array.from({ length: FLOOD }, (_, i) => call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: acceptToken, password: `wrong-guess-${i}` } })),
+      Array.from({ length: FLOOD }, (_, i) =>
+        call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: acceptToken, password: `wrong-guess-${i}` } }),
+      ),
     );
     const counts = tally(responses);
     expect(counts[401] ?? 0).toBeGreaterThan(0);
     expect(counts[401] ?? 0).toBeLessThanOrEqual(MAX_FAILURES);
     expect((counts[401] ?? 0) + (counts[429] ?? 0)).toBe(FLOOD);
 
-    const right = await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: acceptToken, password: 'invitee-password-1' } });
+    const right = await call(server.url, 'POST', '/api/auth/invitations/accept', {
+      body: { token: acceptToken, password: 'invitee-password-1' },
+    });
     expect(right.status).toBe(429);
     expect(right.headers.get('set-cookie')).toBeNull();
     // One budget per account, whichever route checks its password.
-    const byLogin = await call(server.url, 'POST', '/api/auth/login', { body: { email: 'invitee@example.com', password: 'invitee-password-1' } });
+    const byLogin = await call(server.url, 'POST', '/api/auth/login', {
+      body: { email: 'invitee@example.com', password: 'invitee-password-1' },
+    });
     expect(byLogin.status).toBe(429);
-    expect((await admin.get('/api/users')).body.items.find((i: any) => i.user.email === 'invitee@example.com').membership.status).toBe('invited');
+    expect((await admin.get('/api/users')).body.items.find((i: any) => i.user.email === 'invitee@example.com').membership.status).toBe(
+      'invited',
+    );
   });
 
   it('the floods on those accounts lock out no other account, from the same address', async () => {
@@ -89,7 +101,13 @@ describe.each(kinds)('password throttle on %s', (kind) => {
   });
 
   it('malformed and hostile logins are a clear 400', async () => {
-    for (const body of [{}, { email: 'victim@example.com' }, { email: 'not-an-email', password: 'x' }, { email: 'a@example.com', password: 'p'.repeat(5000) }, []]) {
+    for (const body of [
+      {},
+      { email: 'victim@example.com' },
+      { email: 'not-an-email', password: 'x' },
+      { email: 'a@example.com', password: 'p'.repeat(5000) },
+      [],
+    ]) {
       const res = await call(server.url, 'POST', '/api/auth/login', { body });
       expect(res.status, JSON.stringify(body).slice(0, 40)).toBe(400);
       expect(res.body.code).toBe('bad_request');
@@ -116,6 +134,8 @@ describe.each(kinds)('password throttle window on %s', (kind) => {
     expect(retryAfter).toBeGreaterThan(0);
     expect(retryAfter).toBeLessThanOrEqual(6);
     await new Promise((r) => setTimeout(r, retryAfter * 1000 + 200));
-    expect((await call(server.url, 'POST', '/api/auth/login', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })).status).toBe(200);
+    expect((await call(server.url, 'POST', '/api/auth/login', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })).status).toBe(
+      200,
+    );
   });
 });

@@ -35,7 +35,11 @@ describe.each(kinds)("client-directed writes stay out of a space's reserved fold
     const form = new FormData();
     form.append('info', JSON.stringify({ packageID, ...(affinity ? { affinity } : {}) }));
     for (const [path, content] of files) form.append('files', new Blob([content]), encodeURIComponent(path));
-    const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
     return { status: res.status, body: (await res.json()) as any };
   };
   const download = async (objectID: number) => {
@@ -57,7 +61,7 @@ describe.each(kinds)("client-directed writes stay out of a space's reserved fold
     if (roots) rmSync(roots, { recursive: true, force: true });
   });
 
-  it("does not let an export replace a stored shard: the other object keeps its own bytes", async () => {
+  it('does not let an export replace a stored shard: the other object keeps its own bytes', async () => {
     const content = Buffer.from(`the original ${randomBytes(16).toString('hex')}`);
     const hash = sha(content);
     const original = await upload(await newPackage('original'), [['original.txt', content]]);
@@ -89,14 +93,18 @@ describe.each(kinds)("client-directed writes stay out of a space's reserved fold
     expect(existsSync(join(homeRoot, 'deep'))).toBe(false);
 
     // The same through a folder of the space: the reserved segment anywhere is refused.
-    const sub = await admin.post('/v1/userSpace/downloadPackage', { userSpaceID: home.userSpaceID, packageID: attack, rootPath: 'exports' });
+    const sub = await admin.post('/v1/userSpace/downloadPackage', {
+      userSpaceID: home.userSpaceID,
+      packageID: attack,
+      rootPath: 'exports',
+    });
     expect(sub.status, sub.text).toBeGreaterThanOrEqual(400);
     expect(existsSync(join(homeRoot, 'exports', '.yunji'))).toBe(false);
     expect(existsSync(join(homeRoot, 'exports', 'deep', '.yunji'))).toBe(false);
     expect((await download(objectID)).bytes.equals(content)).toBe(true);
   });
 
-  it("does not let a space sync plant a file where a destination keeps its shards", async () => {
+  it('does not let a space sync plant a file where a destination keeps its shards', async () => {
     const source = await localSpace();
     writeTree(source.root, { 'w/.yunji': 'a file named like the reserved folder', 'w/ok.txt': 'ok' });
     // The destination keeps its object bytes in `w/.yunji` (its working dir is `w`), none yet.
@@ -117,7 +125,10 @@ describe.each(kinds)("client-directed writes stay out of a space's reserved fold
     const job = await waitForJob(admin, run.body.data.jobID);
 
     expect(readFileSync(join(dest.root, 'w', 'ok.txt'), 'utf8')).toBe('ok');
-    expect(!existsSync(join(dest.root, 'w', '.yunji')) || statSync(join(dest.root, 'w', '.yunji')).isDirectory(), "a file sits at the destination's reserved folder").toBe(true);
+    expect(
+      !existsSync(join(dest.root, 'w', '.yunji')) || statSync(join(dest.root, 'w', '.yunji')).isDirectory(),
+      "a file sits at the destination's reserved folder",
+    ).toBe(true);
     const bytes = randomBytes(1000);
     const up = await upload(await newPackage('after-space-sync'), [['after.bin', bytes]], dest.id);
     expect(up.body.code, JSON.stringify(up.body)).toBe('OK');
@@ -131,7 +142,10 @@ describe.each(kinds)("client-directed writes stay out of a space's reserved fold
     const local = await localSpace();
     writeTree(local.root, { 'c/.yunji': 'a file named like the reserved folder', 'c/fine.txt': 'fine' });
     const cloud = await localSpace({ workingDir: 'c', shardStore: { maxSize: 0 } });
-    const profile = await admin.put('/api/sync/workspace', { local: { user_space_id: local.id, path: '' }, cloud: { user_space_id: cloud.id, path: '' } });
+    const profile = await admin.put('/api/sync/workspace', {
+      local: { user_space_id: local.id, path: '' },
+      cloud: { user_space_id: cloud.id, path: '' },
+    });
     expect(profile.status, profile.text).toBe(200);
     const started = await admin.post('/api/sync/performSync', { app: 'reserved-test' });
     expect([started.status, started.body?.code], started.text).toEqual([200, 0]);
@@ -142,7 +156,10 @@ describe.each(kinds)("client-directed writes stay out of a space's reserved fold
     });
 
     expect(readFileSync(join(cloud.root, 'c', 'fine.txt'), 'utf8')).toBe('fine');
-    expect(!existsSync(join(cloud.root, 'c', '.yunji')) || statSync(join(cloud.root, 'c', '.yunji')).isDirectory(), "a file sits at the cloud side's reserved folder").toBe(true);
+    expect(
+      !existsSync(join(cloud.root, 'c', '.yunji')) || statSync(join(cloud.root, 'c', '.yunji')).isDirectory(),
+      "a file sits at the cloud side's reserved folder",
+    ).toBe(true);
     const bytes = randomBytes(1000);
     const up = await upload(await newPackage('after-workspace-sync'), [['after.bin', bytes]], cloud.id);
     expect(up.body.code, JSON.stringify(up.body)).toBe('OK');

@@ -92,8 +92,19 @@ describe.each(kinds)('an S3 endpoint that never answers (%s)', (kind) => {
   it('fails the sync of an s3 source there instead of holding its worker', async () => {
     const bucket = await api.post('/v1/bucket/create', { name: 'b-source' });
     const pkg = await api.post('/v1/package/create', { bucketID: bucket.body.data.bucket.bucketID, name: 'from-silent' });
-    const config = { endpoint, bucket: 'silent', force_path_style: true, access_key_id: S3_CREDENTIAL.accessKeyId, secret_access_key: S3_CREDENTIAL.secretAccessKey };
-    const source = await api.post('/api/sync/sources', { name: 'silent-s3', type: 's3', config, package_id: pkg.body.data.package.packageID });
+    const config = {
+      endpoint,
+      bucket: 'silent',
+      force_path_style: true,
+      access_key_id: S3_CREDENTIAL.accessKeyId,
+      secret_access_key: S3_CREDENTIAL.secretAccessKey,
+    };
+    const source = await api.post('/api/sync/sources', {
+      name: 'silent-s3',
+      type: 's3',
+      config,
+      package_id: pkg.body.data.package.packageID,
+    });
     expect(source.status, source.text).toBe(201);
     const started = await api.post('/api/sync/jobs', { source: 'silent-s3' });
     expect(started.status, started.text).toBe(200);

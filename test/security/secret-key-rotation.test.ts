@@ -97,11 +97,16 @@ describe.each(kinds)('YUNJI_SECRET_KEY can be rotated, on %s', (kind) => {
     return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
   };
   const upload = async (space: number, name: string, bytes: Buffer) => {
-    const packageID = (await client(server.url, token).post('/v1/package/create', { bucketID, name })).body.data.package.packageID as number;
+    const packageID = (await client(server.url, token).post('/v1/package/create', { bucketID, name })).body.data.package
+      .packageID as number;
     const form = new FormData();
     form.append('info', JSON.stringify({ packageID, affinity: space }));
     form.append('files', new Blob([bytes]), 'blob.bin');
-    const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
     const body = (await res.json()) as any;
     expect(body.code, JSON.stringify(body)).toBe('OK');
     return body.data.uploadeds[0].objectID as number;
@@ -133,7 +138,15 @@ describe.each(kinds)('YUNJI_SECRET_KEY can be rotated, on %s', (kind) => {
   const newSource = async (name: string) => {
     const admin = client(server.url, token);
     const packageID = (await admin.post('/v1/package/create', { bucketID, name: `src-${name}` })).body.data.package.packageID;
-    const config = { endpoint: s3.endpoint, region: 'us-east-1', bucket: 'rotation-source', prefix: 'in', force_path_style: true, access_key_id: 'S3RVER', secret_access_key: SOURCE_SECRET };
+    const config = {
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      bucket: 'rotation-source',
+      prefix: 'in',
+      force_path_style: true,
+      access_key_id: 'S3RVER',
+      secret_access_key: SOURCE_SECRET,
+    };
     const res = await admin.post('/api/sync/sources', { name, type: 's3', config, package_id: packageID });
     expect(res.status, res.text).toBe(201);
   };
@@ -158,7 +171,11 @@ describe.each(kinds)('YUNJI_SECRET_KEY can be rotated, on %s', (kind) => {
     const other = client(server.url, otherToken);
     const tenant = await other.post('/api/tenants', { name: 'Legacy' });
     expect((await other.put('/api/auth/tenant', { tenant_id: tenant.body.id })).status).toBe(200);
-    await writeDb(server, `update tenants set webhook_secret_sealed = ? where id = ${Number(tenant.body.id)}`, sealV1(KEY_A, LEGACY_WEBHOOK_SECRET));
+    await writeDb(
+      server,
+      `update tenants set webhook_secret_sealed = ? where id = ${Number(tenant.body.id)}`,
+      sealV1(KEY_A, LEGACY_WEBHOOK_SECRET),
+    );
   });
   afterAll(async () => {
     await server?.stop();
@@ -217,7 +234,8 @@ describe.each(kinds)('YUNJI_SECRET_KEY can be rotated, on %s', (kind) => {
     expect(refused.status, refused.stdout).toBe(1);
     expect(refused.stderr).toMatch(/YUNJI_SECRET_KEY_PREVIOUS/);
     for (const out of [refused.stdout, refused.stderr, server.output(), failed.bytes.toString(), legacy.text]) {
-      for (const secret of [KEY_A, KEY_B, SPACE_SECRET, SOURCE_SECRET, webhookSecret, LEGACY_WEBHOOK_SECRET]) expect(out).not.toContain(secret);
+      for (const secret of [KEY_A, KEY_B, SPACE_SECRET, SOURCE_SECRET, webhookSecret, LEGACY_WEBHOOK_SECRET])
+        expect(out).not.toContain(secret);
     }
   });
 
@@ -231,8 +249,13 @@ describe.each(kinds)('YUNJI_SECRET_KEY can be rotated, on %s', (kind) => {
     });
     const again = yunji(KEY_B, undefined, 'admin', 'reseal-secrets');
     expect(again.status, again.stderr).toBe(0);
-    expect(JSON.parse(again.stdout)).toEqual({ user_spaces: { resealed: 0, current: 2 }, sync_sources: { resealed: 0, current: 2 }, tenants: { resealed: 0, current: 2 } });
-    for (const secret of [KEY_A, KEY_B, SPACE_SECRET, SOURCE_SECRET, webhookSecret]) expect(resealed.stdout + resealed.stderr + again.stdout + again.stderr).not.toContain(secret);
+    expect(JSON.parse(again.stdout)).toEqual({
+      user_spaces: { resealed: 0, current: 2 },
+      sync_sources: { resealed: 0, current: 2 },
+      tenants: { resealed: 0, current: 2 },
+    });
+    for (const secret of [KEY_A, KEY_B, SPACE_SECRET, SOURCE_SECRET, webhookSecret])
+      expect(resealed.stdout + resealed.stderr + again.stdout + again.stderr).not.toContain(secret);
   });
 
   it('after re-sealing, works with the new key alone', async () => {

@@ -30,14 +30,22 @@ describe.each(kinds)('open event streams are capped per user, on %s', (kind) => 
     const admin = client(server.url, session);
     key = (await admin.post('/api/keys', { name: 'same user', role: 'viewer' })).body.key;
     const invite = await admin.post('/api/users/invitations', { email: 'other@example.com', role: 'viewer' });
-    otherUser = (await call(server.url, 'POST', '/api/auth/invitations/accept', { body: { token: invite.body.invitation_token, password: 'other-password-1' } })).body.token;
+    otherUser = (
+      await call(server.url, 'POST', '/api/auth/invitations/accept', {
+        body: { token: invite.body.invitation_token, password: 'other-password-1' },
+      })
+    ).body.token;
   });
   afterAll(async () => {
     await server?.dispose();
   });
 
   it('refuses the stream past the limit with 429, over both transports and all of a user’s credentials, and frees a slot on close', async () => {
-    const open = [asStream(await openWs(server.url, { token: session })), asStream(await openSse(server.url, { token: key, via: 'query' })), asStream(await openWs(server.url, { token: key, via: 'query' }))];
+    const open = [
+      asStream(await openWs(server.url, { token: session })),
+      asStream(await openSse(server.url, { token: key, via: 'query' })),
+      asStream(await openWs(server.url, { token: key, via: 'query' })),
+    ];
     expectTooMany(await openWs(server.url, { token: session }));
     expectTooMany(await openSse(server.url, { token: key }));
     expectTooMany(await openWs(server.url, { token: session, via: 'query' }));

@@ -45,7 +45,9 @@ async function startDeleteHolder(target: string): Promise<DeleteHolder> {
     // s3rver has no ListMultipartUploads (a sweep lists them first): none are open here.
     if (req.method === 'GET' && /[?&]uploads(=|&|$)/.test(req.url ?? '')) {
       res.writeHead(200, { 'content-type': 'application/xml' });
-      res.end('<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>');
+      res.end(
+        '<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>',
+      );
       return;
     }
     const hash = [...waiting.keys()].find((h) => req.method === 'DELETE' && (req.url ?? '').split('?')[0]!.endsWith(h));
@@ -83,7 +85,11 @@ describe.each(kinds)('an upload of content the sweeper is removing on %s', (kind
     const form = new FormData();
     form.append('info', JSON.stringify({ packageID, affinity: spaceID }));
     form.append('files', new Blob([bytes]), encodeURIComponent(name));
-    const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
     const body = (await res.json()) as any;
     expect([res.status, body?.code], JSON.stringify(body)).toEqual([200, 'OK']);
     return body.data.uploadeds[0].objectID as number;
@@ -119,23 +125,27 @@ describe.each(kinds)('an upload of content the sweeper is removing on %s', (kind
   it.each([
     ['small content, put at its name at once', 16 * KiB],
     ['large content, streamed and then moved into place', 600 * KiB],
-  ])('keeps what it acknowledges (%s)', async (what, size) => {
-    const packageID = (await admin.post('/v1/package/create', { bucketID, name: `p-${size}` })).body.data.package.packageID as number;
-    const bytes = randomBytes(size);
-    // Stored once, then unreferenced: the sweeper removes the shard once it is old enough.
-    const first = await upload(packageID, 'first.bin', bytes);
-    const removal = holder.holdDeleteOf(sha(bytes));
-    expect((await admin.post('/v1/object/delete', { objectIDs: [first] })).body?.code).toBe('OK');
-    // The sweep has looked at the shard, found it unused, and sent its DELETE (held back).
-    const { answered } = await removal;
-    const again = await upload(packageID, 'again.bin', bytes);
-    await answered;
-    // Whatever the sweep did meanwhile, what was acknowledged is whole, now and after later sweeps.
-    for (let i = 0; i < 2; i++) {
-      const got = await download(again);
-      expect(got.status, `${what}: download`).toBe(200);
-      expect(sha(got.bytes), `${what}: bytes`).toBe(sha(bytes));
-      if (i === 0) await sleep(2500);
-    }
-  }, 60_000);
+  ])(
+    'keeps what it acknowledges (%s)',
+    async (what, size) => {
+      const packageID = (await admin.post('/v1/package/create', { bucketID, name: `p-${size}` })).body.data.package.packageID as number;
+      const bytes = randomBytes(size);
+      // Stored once, then unreferenced: the sweeper removes the shard once it is old enough.
+      const first = await upload(packageID, 'first.bin', bytes);
+      const removal = holder.holdDeleteOf(sha(bytes));
+      expect((await admin.post('/v1/object/delete', { objectIDs: [first] })).body?.code).toBe('OK');
+      // The sweep has looked at the shard, found it unused, and sent its DELETE (held back).
+      const { answered } = await removal;
+      const again = await upload(packageID, 'again.bin', bytes);
+      await answered;
+      // Whatever the sweep did meanwhile, what was acknowledged is whole, now and after later sweeps.
+      for (let i = 0; i < 2; i++) {
+        const got = await download(again);
+        expect(got.status, `${what}: download`).toBe(200);
+        expect(sha(got.bytes), `${what}: bytes`).toBe(sha(bytes));
+        if (i === 0) await sleep(2500);
+      }
+    },
+    60_000,
+  );
 });

@@ -33,7 +33,9 @@ function formBody(info: unknown, files: FormFile[], field = 'files') {
   async function* parts(): AsyncGenerator<Buffer> {
     yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="info"\r\n\r\n${JSON.stringify(info)}\r\n`);
     for (const f of files) {
-      yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${encodeURIComponent(f.name)}"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+      yield Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${encodeURIComponent(f.name)}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+      );
       for (const [i, piece] of f.pieces.entries()) {
         if (i > 0 && f.gapMs) await sleep(f.gapMs);
         yield piece;
@@ -53,7 +55,12 @@ function formBody(info: unknown, files: FormFile[], field = 'files') {
   return { body, contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
-async function postForm(server: RunningServer, token: string, path: string, form: ReturnType<typeof formBody>): Promise<{ status: number; body: any }> {
+async function postForm(
+  server: RunningServer,
+  token: string,
+  path: string,
+  form: ReturnType<typeof formBody>,
+): Promise<{ status: number; body: any }> {
   const res = await fetch(`${server.url}${path}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': form.contentType },
@@ -104,7 +111,12 @@ describe.each(kinds)('the sweeper leaves in-flight writes alone on %s', (kind) =
   const aLaterSweep = async () => {
     const packageID = await newPackage(`garbage-${randomBytes(4).toString('hex')}`);
     const before = server.output().match(/swept unreferenced bytes/g)?.length ?? 0;
-    const up = await postForm(server, token, '/v1/object/upload', formBody({ packageID }, [{ name: 'garbage.bin', pieces: [randomBytes(KiB)] }]));
+    const up = await postForm(
+      server,
+      token,
+      '/v1/object/upload',
+      formBody({ packageID }, [{ name: 'garbage.bin', pieces: [randomBytes(KiB)] }]),
+    );
     expect(up.body?.code, JSON.stringify(up.body)).toBe('OK');
     expect((await admin.post('/v1/object/delete', { objectIDs: [up.body.data.uploadeds[0].objectID] })).body?.code).toBe('OK');
     await waitForOutput(server, /swept unreferenced bytes/, before + 1, 60_000);
@@ -114,7 +126,9 @@ describe.each(kinds)('the sweeper leaves in-flight writes alone on %s', (kind) =
     s3 = await startS3(['import-src']);
     s3c = s3Client(s3.endpoint);
     proxy = await startThrottledProxy(s3.endpoint);
-    server = await startServer(kind, { env: { ...GRACE, YUNJI_JOB_POLL: '100', YUNJI_WEBHOOK_ALLOW_PRIVATE: '1', YUNJI_OUTBOUND_ALLOW: '127.0.0.1' } });
+    server = await startServer(kind, {
+      env: { ...GRACE, YUNJI_JOB_POLL: '100', YUNJI_WEBHOOK_ALLOW_PRIVATE: '1', YUNJI_OUTBOUND_ALLOW: '127.0.0.1' },
+    });
     token = await login(server.url);
     admin = client(server.url, token);
     bucketID = (await admin.post('/v1/bucket/create', { name: 'sweeper' })).body.data.bucket.bucketID;
@@ -185,10 +199,20 @@ describe.each(kinds)('the sweeper leaves in-flight writes alone on %s', (kind) =
     const objectID = created.body.data.object.objectID as number;
     const part0 = randomBytes(100 * KiB);
     const part1 = randomBytes(400 * KiB);
-    const up0 = await postForm(server, token, '/v1/object/uploadPart', formBody({ objectID, index: 0 }, [{ name: 'p0', pieces: [part0] }], 'file'));
+    const up0 = await postForm(
+      server,
+      token,
+      '/v1/object/uploadPart',
+      formBody({ objectID, index: 0 }, [{ name: 'p0', pieces: [part0] }], 'file'),
+    );
     expect([up0.status, up0.body?.code], JSON.stringify(up0.body)).toEqual([200, 'OK']);
     const slow = [part1.subarray(0, 300 * KiB), ...cut(part1.subarray(300 * KiB), 4)];
-    const up1 = await postForm(server, token, '/v1/object/uploadPart', formBody({ objectID, index: 1 }, [{ name: 'p1', pieces: slow, gapMs: 1500 }], 'file'));
+    const up1 = await postForm(
+      server,
+      token,
+      '/v1/object/uploadPart',
+      formBody({ objectID, index: 1 }, [{ name: 'p1', pieces: slow, gapMs: 1500 }], 'file'),
+    );
     expect([up1.status, up1.body?.code], JSON.stringify(up1.body)).toEqual([200, 'OK']);
     const done = await admin.post('/v1/object/completeMultipartUpload', { objectID, indexes: [0, 1, 0] });
     expect(done.body?.code, JSON.stringify(done.body)).toBe('OK');
@@ -212,7 +236,12 @@ describe.each(kinds)('the sweeper leaves in-flight writes alone on %s', (kind) =
     expect(space.body?.code, JSON.stringify(space.body)).toBe('OK');
     proxy.setRate(256 * KiB);
     try {
-      const res = await admin.post('/v1/userSpace/createPackage', { userSpaceID: space.body.data.userSpace.userSpaceID, path: 'data', bucketID, name: 'imported' });
+      const res = await admin.post('/v1/userSpace/createPackage', {
+        userSpaceID: space.body.data.userSpace.userSpaceID,
+        path: 'data',
+        bucketID,
+        name: 'imported',
+      });
       expect(res.body?.code, JSON.stringify(res.body)).toBe('OK');
       const objects = await admin.get(`/v1/object/getPackageObjects?packageID=${res.body.data.package.packageID}`);
       expect(objects.body?.code, JSON.stringify(objects.body)).toBe('OK');

@@ -13,7 +13,9 @@ type Api = ReturnType<typeof client>;
 
 /** Every file under `dir` (following no symlink), with its bytes. */
 function contentsUnder(dir: string): Buffer[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? contentsUnder(join(dir, e.name)) : e.isFile() ? [readFileSync(join(dir, e.name))] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? contentsUnder(join(dir, e.name)) : e.isFile() ? [readFileSync(join(dir, e.name))] : [],
+  );
 }
 
 /**
@@ -42,21 +44,31 @@ describe.each(kinds)('symlinks in local spaces and sources are not followed (%s)
     const form = new FormData();
     form.append('info', JSON.stringify({ packageID, ...(affinity ? { affinity } : {}) }));
     form.append('files', new Blob([content]), encodeURIComponent(path));
-    const res = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
     const body = (await res.json()) as any;
     expect([res.status, body.code], JSON.stringify(body)).toEqual([200, 'OK']);
     return body.data.uploadeds[0].objectID as number;
   };
   const download = async (objectID: number, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${server.url}/v1/object/download?objectID=${objectID}`, { headers: { authorization: `Bearer ${token}`, ...headers } });
+    const res = await fetch(`${server.url}/v1/object/download?objectID=${objectID}`, {
+      headers: { authorization: `Bearer ${token}`, ...headers },
+    });
     return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
   };
   /** The bytes of every object of the package. */
   const packageContents = async (packageID: number) => {
-    const objects = (await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects as { objectID: number; path: string }[];
+    const objects = (await admin.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects as {
+      objectID: number;
+      path: string;
+    }[];
     return Promise.all(objects.map(async (o) => ({ path: o.path, bytes: (await download(o.objectID)).bytes })));
   };
-  const expectNoSecret = (bytes: Buffer, what: string) => expect(bytes.includes(secret.subarray(0, 16)), `${what} carried the outside file's bytes`).toBe(false);
+  const expectNoSecret = (bytes: Buffer, what: string) =>
+    expect(bytes.includes(secret.subarray(0, 16)), `${what} carried the outside file's bytes`).toBe(false);
   const waitForJob = (path: string) =>
     until(`${path} to end`, async () => {
       const res = await admin.get(path);
@@ -139,8 +151,20 @@ describe.each(kinds)('symlinks in local spaces and sources are not followed (%s)
     expect(whole.body?.code, whole.text).toBe('OK');
     expect((await packageContents(whole.body.data.package.packageID)).map((o) => o.path).sort()).toEqual(['real.txt', 'sub/inner.txt']);
     // A link named directly, or a path through one: refused, nothing imported.
-    for (const path of ['docs/link.txt', 'docs/inner-link.txt', 'docs/linkdir', 'docs/linkdir/secret.txt', 'docs/innerdir', 'docs/innerdir/inner.txt']) {
-      const res = await admin.post('/v1/userSpace/createPackage', { userSpaceID: share.id, path, bucketID, name: `via-${path.replace(/\//g, '-')}` });
+    for (const path of [
+      'docs/link.txt',
+      'docs/inner-link.txt',
+      'docs/linkdir',
+      'docs/linkdir/secret.txt',
+      'docs/innerdir',
+      'docs/innerdir/inner.txt',
+    ]) {
+      const res = await admin.post('/v1/userSpace/createPackage', {
+        userSpaceID: share.id,
+        path,
+        bucketID,
+        name: `via-${path.replace(/\//g, '-')}`,
+      });
       expect([res.status >= 400 && res.status < 500, res.body?.data], `${path}: ${res.text}`).toEqual([true, null]);
     }
 

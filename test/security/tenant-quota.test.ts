@@ -51,7 +51,11 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
     const form = new FormData();
     form.append('info', JSON.stringify({ packageID }));
     for (const [name, content] of files) form.append('files', new Blob([content]), encodeURIComponent(name));
-    const r = await fetch(`${server.url}/v1/object/upload`, { method: 'POST', headers: { authorization: `Bearer ${tokenOf(api)}` }, body: form });
+    const r = await fetch(`${server.url}/v1/object/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokenOf(api)}` },
+      body: form,
+    });
     return { status: r.status, body: (await r.json()) as any };
   };
   const tokens = new WeakMap<Api, string>();
@@ -61,7 +65,8 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
     expect(r.status, r.text).toBe(200);
     return r.body as { used_bytes: number; used_objects: number; max_bytes: number; max_objects: number };
   };
-  const objectsOf = async (api: Api, packageID: number) => (await api.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects as any[];
+  const objectsOf = async (api: Api, packageID: number) =>
+    (await api.get(`/v1/object/getPackageObjects?packageID=${packageID}`)).body.data.objects as any[];
   const expect507 = (res: { status: number; body: any }, ...numbers: number[]) => {
     expect([res.status, res.body.code], JSON.stringify(res.body)).toEqual([507, 'OperationFailed']);
     expect(res.body.message).toMatch(/quota/);
@@ -123,7 +128,9 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
         `POST /v1/object/upload HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${tokenOf(t.api)}\r\n` +
           `Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: ${10 * 1024 * MiB}\r\n\r\n`,
       );
-      socket.write(`--xyz\r\nContent-Disposition: form-data; name="info"\r\n\r\n{"packageID":${t.packageID}}\r\n--xyz\r\nContent-Disposition: form-data; name="files"; filename="big"\r\n\r\n`);
+      socket.write(
+        `--xyz\r\nContent-Disposition: form-data; name="info"\r\n\r\n{"packageID":${t.packageID}}\r\n--xyz\r\nContent-Disposition: form-data; name="files"; filename="big"\r\n\r\n`,
+      );
       socket.write(Buffer.alloc(64 * KiB));
     });
     expect(answer).toMatch(/^HTTP\/1\.1 507/);
@@ -140,7 +147,11 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
     const form = new FormData();
     form.append('info', JSON.stringify({ objectID, index: 0 }));
     form.append('file', new Blob([randomBytes(256 * KiB)]), 'part');
-    const part = await fetch(`${server.url}/v1/object/uploadPart`, { method: 'POST', headers: { authorization: `Bearer ${tokenOf(t.api)}` }, body: form });
+    const part = await fetch(`${server.url}/v1/object/uploadPart`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokenOf(t.api)}` },
+      body: form,
+    });
     expect(part.status).toBe(200);
     // The part's bytes are on disk: they count.
     expect(await usage(t.api)).toMatchObject({ used_bytes: 256 * KiB, used_objects: 1 });
@@ -192,20 +203,36 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
     const root = join(roots, `space-${t.id}`);
     mkdirSync(join(root, 'big'), { recursive: true });
     for (let i = 0; i < 3; i++) writeFileSync(join(root, 'big', `f${i}`), randomBytes(400 * KiB));
-    const space = (await t.api.post('/v1/userSpace/create', { name: 'disk', storage: { type: 'local', root }, shardStore: null })).body.data.userSpace;
+    const space = (await t.api.post('/v1/userSpace/create', { name: 'disk', storage: { type: 'local', root }, shardStore: null })).body.data
+      .userSpace;
 
     // 1.2 MiB into a 1 MiB quota: no package, nothing counted.
-    expect507(await t.api.post('/v1/userSpace/createPackage', { userSpaceID: space.userSpaceID, path: 'big', bucketID: t.bucketID, name: 'imported' }), MiB);
+    expect507(
+      await t.api.post('/v1/userSpace/createPackage', {
+        userSpaceID: space.userSpaceID,
+        path: 'big',
+        bucketID: t.bucketID,
+        name: 'imported',
+      }),
+      MiB,
+    );
     expect((await t.api.get(`/v1/package/getByFullName?bucketName=b&packageName=imported`)).status).toBe(404);
     expect(await usage(t.api)).toMatchObject({ used_bytes: 0, used_objects: 0 });
 
     // A package of 600 KiB fits; writing it to the server's disk again needs that much room left.
     expect((await upload(t.api, t.packageID, [['x', randomBytes(600 * KiB)]])).status).toBe(200);
-    expect507(await t.api.post('/v1/userSpace/downloadPackage', { userSpaceID: space.userSpaceID, packageID: t.packageID, rootPath: 'out' }), MiB, 600 * KiB);
+    expect507(
+      await t.api.post('/v1/userSpace/downloadPackage', { userSpaceID: space.userSpaceID, packageID: t.packageID, rootPath: 'out' }),
+      MiB,
+      600 * KiB,
+    );
     expect(readdirSync(root)).toEqual(['big']);
     // With room for it, it is written (the space's own 1.2 MiB of files count too, measured by set-quota).
     expect(yunji('admin', 'set-quota', '--tenant', String(t.id), '--max-bytes', String(3 * MiB)).status).toBe(0);
-    expect((await t.api.post('/v1/userSpace/downloadPackage', { userSpaceID: space.userSpaceID, packageID: t.packageID, rootPath: 'out' })).status).toBe(200);
+    expect(
+      (await t.api.post('/v1/userSpace/downloadPackage', { userSpaceID: space.userSpaceID, packageID: t.packageID, rootPath: 'out' }))
+        .status,
+    ).toBe(200);
     expect(readdirSync(join(root, 'out'))).toEqual(['x']);
   });
 
@@ -216,7 +243,12 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
     expect507(await upload(small.api, small.packageID, [['big', randomBytes(2 * MiB)]]), MiB);
     // The other tenant has the operator's default: 2 MiB fits there.
     expect((await upload(other.api, other.packageID, [['big', randomBytes(2 * MiB)]])).status).toBe(200);
-    expect(await usage(other.api)).toMatchObject({ used_bytes: 2 * MiB, used_objects: 1, max_bytes: OPERATOR_BYTES, max_objects: OPERATOR_OBJECTS });
+    expect(await usage(other.api)).toMatchObject({
+      used_bytes: 2 * MiB,
+      used_objects: 1,
+      max_bytes: OPERATOR_BYTES,
+      max_objects: OPERATOR_OBJECTS,
+    });
     // Each tenant sees its own usage only; without credentials, nothing.
     expect(await usage(small.api)).toMatchObject({ used_bytes: 0, used_objects: 0, max_bytes: MiB, max_objects: 2 });
     expect((await client(server.url).get('/api/tenants/current/usage')).status).toBe(401);
@@ -225,7 +257,12 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
 
     const back = yunji('admin', 'set-quota', '--tenant', String(small.id), '--max-bytes', 'default', '--max-objects', 'default');
     expect(back.status, back.stderr).toBe(0);
-    expect(back.json()).toMatchObject({ tenant_id: small.id, max_bytes: OPERATOR_BYTES, max_objects: OPERATOR_OBJECTS, overrides: { max_bytes: null, max_objects: null } });
+    expect(back.json()).toMatchObject({
+      tenant_id: small.id,
+      max_bytes: OPERATOR_BYTES,
+      max_objects: OPERATOR_OBJECTS,
+      overrides: { max_bytes: null, max_objects: null },
+    });
     expect((await upload(small.api, small.packageID, [['big', randomBytes(2 * MiB)]])).status).toBe(200);
 
     // 0: no limit for this tenant, whatever the default.
@@ -240,7 +277,14 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
 
   it('gives back what a deleted bucket held', async () => {
     const t = await tenant();
-    expect((await upload(t.api, t.packageID, [['a', randomBytes(1000)], ['b', randomBytes(2000)]])).status).toBe(200);
+    expect(
+      (
+        await upload(t.api, t.packageID, [
+          ['a', randomBytes(1000)],
+          ['b', randomBytes(2000)],
+        ])
+      ).status,
+    ).toBe(200);
     expect(await usage(t.api)).toMatchObject({ used_bytes: 3000, used_objects: 2 });
     expect((await t.api.post('/v1/bucket/delete', { bucketID: t.bucketID })).status).toBe(200);
     expect(await usage(t.api)).toMatchObject({ used_bytes: 0, used_objects: 0 });
@@ -264,14 +308,29 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
   it('repairs a wrong count with `yunji admin recount-usage` beside the running server, printing before and after', async () => {
     const t = await tenant();
     const other = await tenant();
-    expect((await upload(t.api, t.packageID, [['a', randomBytes(1000)], ['b', randomBytes(2000)]])).status).toBe(200);
+    expect(
+      (
+        await upload(t.api, t.packageID, [
+          ['a', randomBytes(1000)],
+          ['b', randomBytes(2000)],
+        ])
+      ).status,
+    ).toBe(200);
     expect((await upload(other.api, other.packageID, [['c', randomBytes(500)]])).status).toBe(200);
     await spoilCount(t.id);
     expect(await usage(t.api)).toMatchObject({ used_bytes: 5, used_objects: 99 });
 
     const one = yunji('admin', 'recount-usage', '--tenant', String(t.id));
     expect(one.status, one.stderr).toBe(0);
-    expect(one.json()).toEqual({ tenants: [{ tenant_id: t.id, before: { used_bytes: 5, used_objects: 99, local_bytes: 0 }, after: { used_bytes: 3000, used_objects: 2, local_bytes: 0 } }] });
+    expect(one.json()).toEqual({
+      tenants: [
+        {
+          tenant_id: t.id,
+          before: { used_bytes: 5, used_objects: 99, local_bytes: 0 },
+          after: { used_bytes: 3000, used_objects: 2, local_bytes: 0 },
+        },
+      ],
+    });
     expect(await usage(t.api)).toMatchObject({ used_bytes: 3000, used_objects: 2 });
     // The server counts on from the repaired figures.
     expect((await upload(t.api, t.packageID, [['d', randomBytes(100)]])).status).toBe(200);
@@ -282,17 +341,36 @@ describe.each(kinds)('tenant quotas on %s', (kind) => {
     expect(all.status, all.stderr).toBe(0);
     const recounts = all.json().tenants as { tenant_id: number; before: unknown; after: unknown }[];
     expect(recounts.map((r) => r.tenant_id)).toEqual([...recounts.map((r) => r.tenant_id)].sort((a, b) => a - b));
-    expect(recounts.find((r) => r.tenant_id === t.id)).toEqual({ tenant_id: t.id, before: { used_bytes: 3100, used_objects: 3, local_bytes: 0 }, after: { used_bytes: 3100, used_objects: 3, local_bytes: 0 } });
-    expect(recounts.find((r) => r.tenant_id === other.id)).toEqual({ tenant_id: other.id, before: { used_bytes: 5, used_objects: 99, local_bytes: 0 }, after: { used_bytes: 500, used_objects: 1, local_bytes: 0 } });
+    expect(recounts.find((r) => r.tenant_id === t.id)).toEqual({
+      tenant_id: t.id,
+      before: { used_bytes: 3100, used_objects: 3, local_bytes: 0 },
+      after: { used_bytes: 3100, used_objects: 3, local_bytes: 0 },
+    });
+    expect(recounts.find((r) => r.tenant_id === other.id)).toEqual({
+      tenant_id: other.id,
+      before: { used_bytes: 5, used_objects: 99, local_bytes: 0 },
+      after: { used_bytes: 500, used_objects: 1, local_bytes: 0 },
+    });
     expect(await usage(other.api)).toMatchObject({ used_bytes: 500, used_objects: 1 });
   });
 
   it('repairs a wrong count when the server starts again', async () => {
     const t = await tenant();
-    expect((await upload(t.api, t.packageID, [['a', randomBytes(1000)], ['b', randomBytes(2000)]])).status).toBe(200);
+    expect(
+      (
+        await upload(t.api, t.packageID, [
+          ['a', randomBytes(1000)],
+          ['b', randomBytes(2000)],
+        ])
+      ).status,
+    ).toBe(200);
     expect(await server.stop()).toBe(0);
     await spoilCount(t.id);
-    const restarted = await startServer(kind, { dataDir: server.dataDir, databaseUrl: server.databaseUrl, env: { ...operatorEnv, YUNJI_LOCAL_ROOTS: roots } });
+    const restarted = await startServer(kind, {
+      dataDir: server.dataDir,
+      databaseUrl: server.databaseUrl,
+      env: { ...operatorEnv, YUNJI_LOCAL_ROOTS: roots },
+    });
     try {
       await waitForOutput(restarted, /recounted tenant usage/);
       const api = client(restarted.url, tokenOf(t.api));

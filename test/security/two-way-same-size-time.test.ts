@@ -27,7 +27,8 @@ function writeAt(dir: string, path: string, content: string, mtimeMs: number): v
 /** A side's files as path → text (conflict copies' times shown as `*`), Yunji's own folders left out. */
 function tree(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const f of filesUnder(dir).filter((p) => !p.split('/').includes('.yunji'))) out[f.replace(CONFLICT, '.conflict-*')] = readFileSync(join(dir, f), 'utf8');
+  for (const f of filesUnder(dir).filter((p) => !p.split('/').includes('.yunji')))
+    out[f.replace(CONFLICT, '.conflict-*')] = readFileSync(join(dir, f), 'utf8');
   return out;
 }
 
@@ -48,7 +49,10 @@ describe.each(kinds)('two-way sync does not trust equal size and time on %s', (k
   const workspace = async () => {
     const local = await localSpace('ws-local');
     const cloud = await localSpace('ws-cloud');
-    const res = await admin.put('/api/sync/workspace', { local: { user_space_id: local.id, path: 'l' }, cloud: { user_space_id: cloud.id, path: 'c' } });
+    const res = await admin.put('/api/sync/workspace', {
+      local: { user_space_id: local.id, path: 'l' },
+      cloud: { user_space_id: cloud.id, path: 'c' },
+    });
     expect(res.status, res.text).toBe(200);
     return { local: join(local.root, 'l'), cloud: join(cloud.root, 'c') };
   };

@@ -71,7 +71,10 @@ describe.each(kinds)('/ws and /api/events refuse a cookie sent from another orig
     proxied = await startServer(kind, { env: { YUNJI_TRUST_PROXY: '1' } });
     const t = await login(proxied.url);
     const forwarded = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'yunji.example' };
-    expect(await ws(proxied.url, { token: t, via: 'cookie', origin: 'https://yunji.example', headers: forwarded })).toEqual({ status: 101, code: 'opened' });
+    expect(await ws(proxied.url, { token: t, via: 'cookie', origin: 'https://yunji.example', headers: forwarded })).toEqual({
+      status: 101,
+      code: 'opened',
+    });
     expect(await ws(proxied.url, { token: t, via: 'cookie', origin: proxied.url, headers: forwarded })).toEqual(refused);
     expect(await ws(proxied.url, { token: t, via: 'cookie', origin: 'https://evil.example', headers: forwarded })).toEqual(refused);
     // Without a trusted proxy, forwarded headers are anyone's to send: the request's own Host counts.

@@ -106,7 +106,10 @@ describe.each(kinds)('the sweep and a write of stored content on %s', (kind) => 
     expect(again).toBeDefined();
     await again!.done();
     // An intent not renewed for YUNJI_SWEEP_FENCE is a dead sweeper's: a write does not wait for it, the next sweep drops it.
-    await rt.core.db.insertInto('sweep_intents').values({ space_id: spaceId, hash, renewed_at: Date.now() - rt.core.config.sweepFence * 1000 - 1 }).execute();
+    await rt.core.db
+      .insertInto('sweep_intents')
+      .values({ space_id: spaceId, hash, renewed_at: Date.now() - rt.core.config.sweepFence * 1000 - 1 })
+      .execute();
     await guard.pin(hash);
     await dropStaleClaims(rt.core, 0);
     expect(await rt.core.db.selectFrom('sweep_intents').select('hash').where('space_id', '=', spaceId).execute()).toEqual([]);

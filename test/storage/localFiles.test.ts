@@ -14,9 +14,12 @@ const kinds = await databaseKinds();
 const KiB = 1024;
 
 /** A stream of `n` bytes in 16 KiB chunks, as a network source gives them. */
-const streamOf = (n: number) => Readable.from((function* () {
-  for (let left = n; left > 0; left -= 16 * KiB) yield Buffer.alloc(Math.min(left, 16 * KiB), 7);
-})());
+const streamOf = (n: number) =>
+  Readable.from(
+    (function* () {
+      for (let left = n; left > 0; left -= 16 * KiB) yield Buffer.alloc(Math.min(left, 16 * KiB), 7);
+    })(),
+  );
 
 /**
  * The backend exports and syncs write a tenant's files into a local space through: each file's
@@ -38,7 +41,11 @@ describe.each(kinds)('files written into a local space are counted (%s)', (kind)
   /** A new tenant whose own byte limit is `maxBytes` (0: none), and a local space of it. */
   const tenantWith = async (name: string, maxBytes: number): Promise<SpaceHandle> => {
     const now = Date.now();
-    const { rows } = await sql<{ id: number }>`insert into tenants (name, project_key, created_at, updated_at) values (${name}, ${`pk-${name}`}, ${now}, ${now}) returning id`.execute(rt.core.db);
+    const { rows } = await sql<{
+      id: number;
+    }>`insert into tenants (name, project_key, created_at, updated_at) values (${name}, ${`pk-${name}`}, ${now}, ${now}) returning id`.execute(
+      rt.core.db,
+    );
     const tenantId = Number(rows[0]!.id);
     await sql`insert into tenant_usage (tenant_id, max_bytes) values (${tenantId}, ${maxBytes})`.execute(rt.core.db);
     const root = join(rt.core.config.dataDir, name);
@@ -48,10 +55,23 @@ describe.each(kinds)('files written into a local space are counted (%s)', (kind)
   beforeAll(async () => {
     rt = await openTestRuntime(kind, { YUNJI_TENANT_MAX_BYTES: String(100 * KiB) });
     const now = Date.now();
-    const { rows } = await sql<{ id: number }>`insert into tenants (name, project_key, created_at, updated_at) values ('files', 'pk-files', ${now}, ${now}) returning id`.execute(rt.core.db);
+    const { rows } = await sql<{
+      id: number;
+    }>`insert into tenants (name, project_key, created_at, updated_at) values ('files', 'pk-files', ${now}, ${now}) returning id`.execute(
+      rt.core.db,
+    );
     // A space as the store opens it (not looked up: the handles cache is per process, and each database here numbers its spaces from 1).
     const root = join(rt.core.config.dataDir, 'space');
-    space = { id: 1, tenantId: Number(rows[0]!.id), name: 'local', revision: 1, storage: { type: 'local', root }, workingDir: '', backend: new LocalBackend(root), store: null };
+    space = {
+      id: 1,
+      tenantId: Number(rows[0]!.id),
+      name: 'local',
+      revision: 1,
+      storage: { type: 'local', root },
+      workingDir: '',
+      backend: new LocalBackend(root),
+      store: null,
+    };
     budget = new LocalBytesBudget(rt.core, space.tenantId);
     files = filesBackendOf(space, budget);
   });
@@ -117,7 +137,10 @@ describe.each(kinds)('files written into a local space are counted (%s)', (kind)
     // Room for one chunk and 20 KiB: the first operation's chunk passes, the second's is refused, and it claims file by file.
     const tight = await tenantWith('tight', LOCAL_CLAIM_CHUNK + 20 * KiB);
     const [first, second] = [new LocalBytesBudget(rt.core, tight.tenantId), new LocalBytesBudget(rt.core, tight.tenantId)];
-    const [one, two] = [filesBackendOf(tight, first), filesBackendOf({ ...tight, backend: new LocalBackend(join(rt.core.config.dataDir, 'tight', 'two')) }, second)];
+    const [one, two] = [
+      filesBackendOf(tight, first),
+      filesBackendOf({ ...tight, backend: new LocalBackend(join(rt.core.config.dataDir, 'tight', 'two')) }, second),
+    ];
     await one.put('a', Buffer.alloc(8 * KiB));
     const results = await Promise.allSettled(Array.from({ length: 4 }, (_, i) => two.put(`b${i}`, streamOf(8 * KiB), { size: 8 * KiB })));
     // 20 KiB of room for four files of 8: two land, the others are the 507.

@@ -21,21 +21,46 @@ describe.each(kinds)('objectJson on %s', (kind) => {
     const db = rt.core.db;
     const tenant = await db.selectFrom('tenants').select('id').executeTakeFirstOrThrow();
     spaceId = (await db.selectFrom('user_spaces').select('id').where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow()).id;
-    const bucket = await db.insertInto('buckets').values({ tenant_id: tenant.id, name: 'b', created_at: 0 }).returning('id').executeTakeFirstOrThrow();
-    packageId = (await db.insertInto('packages').values({ bucket_id: bucket.id, name: 'p', created_at: 0 }).returning('id').executeTakeFirstOrThrow()).id;
+    const bucket = await db
+      .insertInto('buckets')
+      .values({ tenant_id: tenant.id, name: 'b', created_at: 0 })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    packageId = (
+      await db.insertInto('packages').values({ bucket_id: bucket.id, name: 'p', created_at: 0 }).returning('id').executeTakeFirstOrThrow()
+    ).id;
   });
   afterAll(async () => {
     await rt?.dispose();
   });
 
   it('writes exactly the object toStorageObject gives, for paths that need escaping and times at the edges', async () => {
-    const paths = ['plain.txt', 'quote"d/na"me', 'é/中文/文件.txt', '😀 emoji/🎉.bin', 'tab\u007fdel', 'dir/\u00a0nbsp', "it's", 'a/b/c/d/e/f/g/h/i/j.k', 'x'.repeat(1000)];
+    const paths = [
+      'plain.txt',
+      'quote"d/na"me',
+      'é/中文/文件.txt',
+      '😀 emoji/🎉.bin',
+      'tab\u007fdel',
+      'dir/\u00a0nbsp',
+      "it's",
+      'a/b/c/d/e/f/g/h/i/j.k',
+      'x'.repeat(1000),
+    ];
     const times = [0, 1, 999, 1000, 86_399_999, 951_782_400_000, 1_764_590_400_123, 4_107_542_400_000, 253_402_300_799_999];
     const hash = 'AB'.repeat(32);
     for (const [i, path] of paths.entries()) {
       await rt.core.db
         .insertInto('objects')
-        .values({ package_id: packageId, path, size: i === 0 ? 0 : 2 ** 40 + i, hash, space_id: spaceId, redundancy: i % 2 ? 'multipartUpload' : 'none', created_at: times[i]!, updated_at: times[times.length - 1 - i]! })
+        .values({
+          package_id: packageId,
+          path,
+          size: i === 0 ? 0 : 2 ** 40 + i,
+          hash,
+          space_id: spaceId,
+          redundancy: i % 2 ? 'multipartUpload' : 'none',
+          created_at: times[i]!,
+          updated_at: times[times.length - 1 - i]!,
+        })
         .execute();
     }
     const rows = await objectsOfPackage(rt.core.db, packageId).orderBy('o.path').execute();

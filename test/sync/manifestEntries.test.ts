@@ -44,7 +44,22 @@ describe('ManifestScanner', () => {
   });
 
   it('refuses what is not JSON, saying so', () => {
-    for (const text of ['', '<html>not json</html>', '[', '[{"path":"a"}', '[{"path":"a"} {"path":"b"}]', '[1,]', '[,1]', '[1] 2', '{"files":[] "x":1}', '{"files" []}', '{files:[]}', '[{"a":1,}]', '[tru]', '{"files":[],}']) {
+    for (const text of [
+      '',
+      '<html>not json</html>',
+      '[',
+      '[{"path":"a"}',
+      '[{"path":"a"} {"path":"b"}]',
+      '[1,]',
+      '[,1]',
+      '[1] 2',
+      '{"files":[] "x":1}',
+      '{"files" []}',
+      '{files:[]}',
+      '[{"a":1,}]',
+      '[tru]',
+      '{"files":[],}',
+    ]) {
       for (const size of [1, 1 << 16]) expect(refusal(text, size), `${JSON.stringify(text)} in chunks of ${size}`).toMatch(/is not JSON/);
     }
   });

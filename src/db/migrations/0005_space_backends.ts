@@ -6,8 +6,14 @@ import type { Kysely } from 'kysely';
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('user_spaces').addColumn('credential_sealed', 'text').execute();
-  await db.schema.alterTable('user_spaces').addColumn('features_json', 'text', (c) => c.notNull().defaultTo('[]')).execute();
-  await db.schema.alterTable('user_spaces').addColumn('used_bytes', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('user_spaces')
+    .addColumn('features_json', 'text', (c) => c.notNull().defaultTo('[]'))
+    .execute();
+  await db.schema
+    .alterTable('user_spaces')
+    .addColumn('used_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+    .execute();
   // Until now every space was a default one, uncapped (null); null now means "keeps no object bytes", 0 "no cap".
   await (db as Kysely<{ user_spaces: { working_dir: string; is_default: number; shard_max_size: number | null } }>)
     .updateTable('user_spaces')

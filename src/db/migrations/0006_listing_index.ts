@@ -10,8 +10,12 @@ import { dialectOf } from '../dialect.ts';
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   if (dialectOf(db) === 'postgres') {
-    await sql`create index objects_listing on objects (package_id, path) include (id, size, hash, space_id, redundancy, created_at, updated_at)`.execute(db);
+    await sql`create index objects_listing on objects (package_id, path) include (id, size, hash, space_id, redundancy, created_at, updated_at)`.execute(
+      db,
+    );
   } else {
-    await sql`create index objects_listing on objects (package_id, path, id, size, hash, space_id, redundancy, created_at, updated_at)`.execute(db);
+    await sql`create index objects_listing on objects (package_id, path, id, size, hash, space_id, redundancy, created_at, updated_at)`.execute(
+      db,
+    );
   }
 }

@@ -19,7 +19,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
   await db.schema.createIndex('sync_sources_name').on('sync_sources').columns(['tenant_id', 'name']).unique().execute();
   // What an object was synced from: the source file's time and version token, so an unchanged one is not fetched again.
-  await db.schema.alterTable('objects').addColumn('source_mtime', ...timeColumn(true)).execute();
+  await db.schema
+    .alterTable('objects')
+    .addColumn('source_mtime', ...timeColumn(true))
+    .execute();
   await db.schema.alterTable('objects').addColumn('source_tag', 'text').execute();
 }
 

@@ -33,7 +33,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       returning id`.execute(db);
     const invitee = Number(rows[0]!.id);
     await sql`update memberships set user_id = ${invitee} where id = ${m.id}`.execute(db);
-    await sql`update invitations set user_id = ${invitee} where tenant_id = ${m.tenant_id} and user_id = ${m.user_id} and accepted_at is null`.execute(db);
+    await sql`update invitations set user_id = ${invitee} where tenant_id = ${m.tenant_id} and user_id = ${m.user_id} and accepted_at is null`.execute(
+      db,
+    );
   }
 }
 

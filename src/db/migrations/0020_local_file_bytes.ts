@@ -7,7 +7,10 @@ import type { Kysely } from 'kysely';
  * `yunji serve` measures every tenant's local spaces at start-up.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('tenant_usage').addColumn('local_bytes', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('tenant_usage')
+    .addColumn('local_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+    .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

@@ -20,7 +20,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
       schema: {
         tags,
         summary: 'Log in with email and password',
-        description: 'Wrong email and wrong password answer the same 401. Repeated failures are throttled per account and per client address (429 with Retry-After).',
+        description:
+          'Wrong email and wrong password answer the same 401. Repeated failures are throttled per account and per client address (429 with Retry-After).',
         body: LoginRequest,
         response: { 200: AuthSession, ...errorResponses },
       },
@@ -34,7 +35,15 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
 
   app.post(
     '/auth/logout',
-    { config: stillServed, schema: { tags, summary: 'End the current session; its token stops working at once', security, response: { 204: Type.Null(), ...errorResponses } } },
+    {
+      config: stillServed,
+      schema: {
+        tags,
+        summary: 'End the current session; its token stops working at once',
+        security,
+        response: { 204: Type.Null(), ...errorResponses },
+      },
+    },
     async (request, reply) => {
       await logout(core, actorOf(request));
       clearSessionCookie(reply, core);
@@ -52,7 +61,12 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
     '/auth/tenants',
     {
       config: stillServed,
-      schema: { tags, summary: 'Tenants the current user belongs to, with role and status', security, response: { 200: Type.Array(TenantMembership), ...errorResponses } },
+      schema: {
+        tags,
+        summary: 'Tenants the current user belongs to, with role and status',
+        security,
+        response: { 200: Type.Array(TenantMembership), ...errorResponses },
+      },
     },
     async (request) => listAccessibleTenants(core, actorOf(request)),
   );

@@ -31,10 +31,18 @@ const SubmitJobRequest = Type.Object(
     params: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     description: Type.Optional(Type.String({ maxLength: 1000 })),
     reference_id: Type.Optional(Type.String({ maxLength: 255 })),
-    concurrency_key: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'At most one pending or running job of the tenant per key (409 otherwise).' })),
+    concurrency_key: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 255,
+        description: 'At most one pending or running job of the tenant per key (409 otherwise).',
+      }),
+    ),
     start_at: Type.Optional(Type.String({ format: 'date-time', description: 'Run no earlier than this; default now.' })),
     notify_hook: Type.Optional(Type.String({ maxLength: 2048 })),
-    state: Type.Optional(Type.String({ maxLength: 4096, description: "Returned as is in the job and its webhooks (the caller's own data)." })),
+    state: Type.Optional(
+      Type.String({ maxLength: 4096, description: "Returned as is in the job and its webhooks (the caller's own data)." }),
+    ),
   },
   { additionalProperties: false, title: 'SubmitJobRequest' },
 );
@@ -56,7 +64,10 @@ const Delivery = Type.Object(
   { title: 'WebhookDelivery' },
 );
 
-const LogLine = Type.Object({ line: Type.Integer(), level: Type.String(), message: Type.String(), at: Type.String({ format: 'date-time' }) }, { title: 'JobLogLine' });
+const LogLine = Type.Object(
+  { line: Type.Integer(), level: Type.String(), message: Type.String(), at: Type.String({ format: 'date-time' }) },
+  { title: 'JobLogLine' },
+);
 
 const Trigger = Type.Object(
   {
@@ -74,7 +85,7 @@ const Trigger = Type.Object(
 
 const Webhook = Type.Object(
   {
-    url: Type.Union([Type.String(), Type.Null()], { description: "Where jobs without a notify hook of their own post their events." }),
+    url: Type.Union([Type.String(), Type.Null()], { description: 'Where jobs without a notify hook of their own post their events.' }),
     secret: Type.String({ description: 'Signs every webhook of the tenant: `X-Yunji-Signature: sha256=<hex HMAC-SHA256 of the body>`.' }),
   },
   { title: 'TenantWebhook' },
@@ -93,7 +104,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, 
         querystring: Type.Object({
           page: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 })),
           page_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-          status: Type.Optional(Type.String({ maxLength: 20, description: 'pending (or scheduled), running, succeeded (or completed), failed, cancelled' })),
+          status: Type.Optional(
+            Type.String({ maxLength: 20, description: 'pending (or scheduled), running, succeeded (or completed), failed, cancelled' }),
+          ),
           action: Type.Optional(Type.String({ maxLength: 64 })),
         }),
         response: { 200: PageOf(PlatformJob, 'JobPage'), ...errorResponses },
@@ -152,7 +165,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, 
       schema: {
         tags,
         summary: 'Cancel a pending or running job',
-        description: 'A pending job is cancelled at once; a running one is stopped wherever it runs (the answer waits up to 3 s for it). A finished job: 409.',
+        description:
+          'A pending job is cancelled at once; a running one is stopped wherever it runs (the answer waits up to 3 s for it). A finished job: 409.',
         security,
         params: JobIdParams,
         response: { 200: PlatformJob, ...errorResponses },
@@ -169,7 +183,10 @@ export const jobRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, 
         summary: "A job's log lines",
         security,
         params: JobIdParams,
-        querystring: Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0, default: 0 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 1000 })) }),
+        querystring: Type.Object({
+          after: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 1000 })),
+        }),
         response: { 200: Type.Object({ items: Type.Array(LogLine) }), ...errorResponses },
       },
     },
@@ -205,7 +222,14 @@ export const jobRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, 
 
   app.get(
     '/jobs/triggers',
-    { schema: { tags, summary: 'Interval triggers of the current tenant', security, response: { 200: Type.Object({ items: Type.Array(Trigger) }), ...errorResponses } } },
+    {
+      schema: {
+        tags,
+        summary: 'Interval triggers of the current tenant',
+        security,
+        response: { 200: Type.Object({ items: Type.Array(Trigger) }), ...errorResponses },
+      },
+    },
     async (request) => ({ items: await actorTriggers(core, actorOf(request)) }),
   );
 
@@ -232,14 +256,28 @@ export const jobRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, 
     },
     async (request, reply) => {
       const b = request.body;
-      const trigger = await actorCreateTrigger(core, actorOf(request), { action: b.action, params: b.params, interval: b.interval, runNow: b.run_now, notifyHook: b.notify_hook });
+      const trigger = await actorCreateTrigger(core, actorOf(request), {
+        action: b.action,
+        params: b.params,
+        interval: b.interval,
+        runNow: b.run_now,
+        notifyHook: b.notify_hook,
+      });
       return reply.code(201).send(trigger);
     },
   );
 
   app.delete(
     '/jobs/triggers/:id',
-    { schema: { tags, summary: 'Delete an interval trigger (its jobs stay)', security, params: JobIdParams, response: { 204: Type.Null(), ...errorResponses } } },
+    {
+      schema: {
+        tags,
+        summary: 'Delete an interval trigger (its jobs stay)',
+        security,
+        params: JobIdParams,
+        response: { 204: Type.Null(), ...errorResponses },
+      },
+    },
     async (request, reply) => {
       await actorDeleteTrigger(core, actorOf(request), request.params.id);
       return reply.code(204).send(null);
@@ -248,7 +286,14 @@ export const jobRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, 
 
   app.get(
     '/webhook',
-    { schema: { tags, summary: "The tenant's default webhook and signing secret (admins)", security, response: { 200: Webhook, ...errorResponses } } },
+    {
+      schema: {
+        tags,
+        summary: "The tenant's default webhook and signing secret (admins)",
+        security,
+        response: { 200: Webhook, ...errorResponses },
+      },
+    },
     async (request) => {
       const actor = actorOf(request);
       requireRole(actor, 'admin');
@@ -263,7 +308,10 @@ export const jobRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, 
         tags,
         summary: "Set the tenant's default webhook (admins)",
         security,
-        body: Type.Object({ url: Type.Union([Type.String({ maxLength: 2048 }), Type.Null()]), rotate_secret: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+        body: Type.Object(
+          { url: Type.Union([Type.String({ maxLength: 2048 }), Type.Null()]), rotate_secret: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
         response: { 200: Webhook, ...errorResponses },
       },
     },

@@ -43,7 +43,13 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app, 
   app.delete(
     '/keys/:id',
     {
-      schema: { tags, summary: 'Revoke an API key', security, params: Type.Object({ id: Id }), response: { 204: Type.Null(), ...errorResponses } },
+      schema: {
+        tags,
+        summary: 'Revoke an API key',
+        security,
+        params: Type.Object({ id: Id }),
+        response: { 204: Type.Null(), ...errorResponses },
+      },
     },
     async (request, reply) => {
       await revokeApiKey(core, actorOf(request), request.params.id);

@@ -11,7 +11,8 @@ import { describeFailure } from '../errors.ts';
  */
 const tags = ['Workspace sync'];
 const security = [{ bearer: [] }];
-const Envelope = <T extends Parameters<typeof Type.Object>[0]>(data: T) => Type.Object({ code: Type.Integer(), msg: Type.String(), data: Type.Union([Type.Object(data), Type.Null()]) });
+const Envelope = <T extends Parameters<typeof Type.Object>[0]>(data: T) =>
+  Type.Object({ code: Type.Integer(), msg: Type.String(), data: Type.Union([Type.Object(data), Type.Null()]) });
 const Failure = Type.Object({ code: Type.Integer(), msg: Type.String(), data: Type.Null() }, { title: 'PerformSyncError' });
 const failures = Object.fromEntries([400, 401, 403, 409, 413, 415, 429].map((s) => [s, Failure]));
 const IN_PROGRESS = 'Sync is in progress, please try again later';
@@ -33,18 +34,35 @@ export const performSyncRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = asyn
         summary: 'Start a workspace sync (admin); answers at once, the sync runs as a workspace_sync job',
         security,
         body: PerformSyncBody,
-        response: { 200: Envelope({ current: Type.Integer(), total: Type.Integer(), info: Type.String(), msg: Type.String() }), ...failures },
+        response: {
+          200: Envelope({ current: Type.Integer(), total: Type.Integer(), info: Type.String(), msg: Type.String() }),
+          ...failures,
+        },
       },
     },
     async (request) => ({ code: 0, msg: '', data: await performSync(core, actorOf(request), request.body) }),
   );
 
-  const info = { 200: Envelope({ synced: Type.Integer({ description: 'Epoch ms of the last successful sync (0: never)' }), stat: Type.String(), syncing: Type.Boolean(), lastError: Type.String() }), ...failures };
+  const info = {
+    200: Envelope({
+      synced: Type.Integer({ description: 'Epoch ms of the last successful sync (0: never)' }),
+      stat: Type.String(),
+      syncing: Type.Boolean(),
+      lastError: Type.String(),
+    }),
+    ...failures,
+  };
   const handler = async (request: FastifyRequest) => ({ code: 0, msg: '', data: await syncInfo(core, actorOf(request)) });
   app.post(
     '/sync/getSyncInfo',
     {
-      schema: { tags, summary: 'The last workspace sync and whether one is running', security, body: Type.Object({}, { additionalProperties: false, description: 'Nothing, or {}' }), response: info },
+      schema: {
+        tags,
+        summary: 'The last workspace sync and whether one is running',
+        security,
+        body: Type.Object({}, { additionalProperties: false, description: 'Nothing, or {}' }),
+        response: info,
+      },
       // Clients post nothing at all as often as `{}`.
       preValidation: async (request) => {
         request.body ??= {};
@@ -52,5 +70,9 @@ export const performSyncRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = asyn
     },
     handler,
   );
-  app.get('/sync/getSyncInfo', { schema: { tags, summary: 'The last workspace sync and whether one is running', security, response: info } }, handler);
+  app.get(
+    '/sync/getSyncInfo',
+    { schema: { tags, summary: 'The last workspace sync and whether one is running', security, response: info } },
+    handler,
+  );
 };

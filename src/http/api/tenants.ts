@@ -8,8 +8,14 @@ import { errorResponses } from './envelope.ts';
 
 const TenantUsage = Type.Object(
   {
-    used_bytes: Type.Integer({ description: "What the byte quota holds: bytes of the tenant's objects, each in full, of its unfinished uploads' parts, and local_bytes." }),
-    local_bytes: Type.Integer({ description: "The part of used_bytes that is files Yunji wrote into the tenant's local spaces (exports, syncs), outside their .yunji folders." }),
+    used_bytes: Type.Integer({
+      description:
+        "What the byte quota holds: bytes of the tenant's objects, each in full, of its unfinished uploads' parts, and local_bytes.",
+    }),
+    local_bytes: Type.Integer({
+      description:
+        "The part of used_bytes that is files Yunji wrote into the tenant's local spaces (exports, syncs), outside their .yunji folders.",
+    }),
     used_objects: Type.Integer({ description: 'Objects, unfinished multipart uploads included.' }),
     max_bytes: Type.Integer({ description: 'The quota in bytes (0: none).' }),
     max_objects: Type.Integer({ description: 'The quota in objects (0: none).' }),

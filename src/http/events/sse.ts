@@ -19,7 +19,11 @@ export const sseRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { core 
   app.addHook('preClose', async () => {
     for (const res of open) res.end();
   });
-  app.get('/events', { config: { queryToken: true }, schema: {
+  app.get(
+    '/events',
+    {
+      config: { queryToken: true },
+      schema: {
         tags: ['Jobs'],
         summary: "The tenant's job events as Server-Sent Events",
         description:
@@ -27,26 +31,33 @@ export const sseRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { core 
         security: [{ bearer: [] }],
         response: errorResponses,
       },
-    }, (request, reply) => {
-    const slot = admitStream(core, request, false);
-    const res = reply.raw;
-    res.on('close', () => slot.release());
-    reply.hijack();
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    res.write(': connected\n\n');
-    open.add(res);
-    slot.watch((lapse) => res.end(`: end ${LAPSE_CLOSE_CODE[lapse.reason]}: ${lapse.message}\n\n`));
-    const stop = subscribeTenant(core, slot.actor.tenantId, (m) => {
-      if (res.writableEnded) return;
-      if (res.writableLength > MAX_BUFFERED) return void res.destroy();
-      res.write(`event: ${m.cmd}\nid: ${String(m.data.id)}-${String(m.data.sequence)}\ndata: ${JSON.stringify(m)}\n\n`);
-    });
-    const keepalive = setInterval(() => res.writableEnded || res.write(': keepalive\n\n'), KEEPALIVE_MS);
-    keepalive.unref();
-    res.on('close', () => {
-      open.delete(res);
-      clearInterval(keepalive);
-      stop();
-    });
-  });
+    },
+    (request, reply) => {
+      const slot = admitStream(core, request, false);
+      const res = reply.raw;
+      res.on('close', () => slot.release());
+      reply.hijack();
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      res.write(': connected\n\n');
+      open.add(res);
+      slot.watch((lapse) => res.end(`: end ${LAPSE_CLOSE_CODE[lapse.reason]}: ${lapse.message}\n\n`));
+      const stop = subscribeTenant(core, slot.actor.tenantId, (m) => {
+        if (res.writableEnded) return;
+        if (res.writableLength > MAX_BUFFERED) return void res.destroy();
+        res.write(`event: ${m.cmd}\nid: ${String(m.data.id)}-${String(m.data.sequence)}\ndata: ${JSON.stringify(m)}\n\n`);
+      });
+      const keepalive = setInterval(() => res.writableEnded || res.write(': keepalive\n\n'), KEEPALIVE_MS);
+      keepalive.unref();
+      res.on('close', () => {
+        open.delete(res);
+        clearInterval(keepalive);
+        stop();
+      });
+    },
+  );
 };

@@ -32,7 +32,10 @@ class OpenStreams {
     const limit = this.core.config.maxStreamsPerUser;
     const held = this.#perUser.get(actor.userId) ?? 0;
     if (limit > 0 && held >= limit) {
-      throw new AppError('rate_limited', `at most ${limit} event streams may be open per user (YUNJI_MAX_STREAMS_PER_USER); close one first`);
+      throw new AppError(
+        'rate_limited',
+        `at most ${limit} event streams may be open per user (YUNJI_MAX_STREAMS_PER_USER); close one first`,
+      );
     }
     this.#perUser.set(actor.userId, held + 1);
     let released = false;
@@ -64,7 +67,11 @@ class OpenStreams {
   async #recheck(): Promise<void> {
     const slots = [...this.#watched.keys()];
     try {
-      const lapsed = await lapsedActors(this.core, slots.map((s) => s.actor), 'viewer');
+      const lapsed = await lapsedActors(
+        this.core,
+        slots.map((s) => s.actor),
+        'viewer',
+      );
       for (const slot of slots) {
         const lapse = lapsed.get(slot.actor);
         const end = this.#watched.get(slot);
@@ -110,7 +117,9 @@ export function admitStream(core: Core, request: FastifyRequest, originRequired:
   if (requestCredential(request)?.from === 'cookie') {
     const origin = request.headers.origin;
     if (origin === undefined ? originRequired : !isOwnOrigin(request, origin)) {
-      throw forbidden("a stream authenticated by the session cookie must come from this server's own origin (Origin header); other clients send the token as a header or ?token=");
+      throw forbidden(
+        "a stream authenticated by the session cookie must come from this server's own origin (Origin header); other clients send the token as a header or ?token=",
+      );
     }
   }
   return openStreams(core).admit(actor);

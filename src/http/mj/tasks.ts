@@ -18,7 +18,10 @@ const taskErrors = Object.fromEntries([400, 401, 403, 404, 409, 413].map((s) => 
 
 const SubmitResult = Type.Object(
   {
-    code: Type.Integer({ description: '1: submitted; 22: submitted, queued behind busy workers; 3: no such task; 4: not an action of that task (or the task has not finished).' }),
+    code: Type.Integer({
+      description:
+        '1: submitted; 22: submitted, queued behind busy workers; 3: no such task; 4: not an action of that task (or the task has not finished).',
+    }),
     description: Type.String(),
     result: Type.Union([Type.String(), Type.Null()], { description: 'The new task id.' }),
     properties: Type.Record(Type.String(), Type.Unknown()),
@@ -43,7 +46,8 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
       schema: {
         tags,
         summary: 'One task',
-        description: 'An id that is not a positive integer, or no task of your tenant: 404 (another tenant\'s task is as absent as a missing one).',
+        description:
+          "An id that is not a positive integer, or no task of your tenant: 404 (another tenant's task is as absent as a missing one).",
         security,
         params: Type.Object({ id: Type.String({ maxLength: 1000 }) }),
         response: { 200: Task, ...taskErrors },
@@ -89,10 +93,10 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
         tags,
         summary: 'Take a follow-up action on a finished task',
         description:
-          'customId is one of the task\'s `buttons` (`yunji::rerun::<id>`, `yunji::retry::<id>` …). The new task records the original as `parentId`. ' +
-          'Answered 200 with `code` 1 (submitted; `result` is the new task id), 22 (submitted but queued behind the tenant\'s busy workers: `properties.numberOfQueues`), ' +
-          '3 (no such task of your tenant) or 4 (not one of that task\'s buttons, or the task has not finished). A malformed body is 400. ' +
-          '`chooseSameChannel` is required by the spec and has no effect here (one pool of workers). An empty or absent `notifyHook` keeps the original task\'s hook, else the tenant\'s default; ' +
+          "customId is one of the task's `buttons` (`yunji::rerun::<id>`, `yunji::retry::<id>` …). The new task records the original as `parentId`. " +
+          "Answered 200 with `code` 1 (submitted; `result` is the new task id), 22 (submitted but queued behind the tenant's busy workers: `properties.numberOfQueues`), " +
+          "3 (no such task of your tenant) or 4 (not one of that task's buttons, or the task has not finished). A malformed body is 400. " +
+          "`chooseSameChannel` is required by the spec and has no effect here (one pool of workers). An empty or absent `notifyHook` keeps the original task's hook, else the tenant's default; " +
           'a hook to a loopback, private or link-local address is 400 unless the server allows them.',
         security,
         body: Type.Object(
@@ -111,12 +115,24 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (app,
     async (request) => {
       const b = request.body;
       try {
-        const { job, queuedAhead } = await followUp(core, actorOf(request), { taskId: b.taskId, customId: b.customId, notifyHook: b.notifyHook, state: b.state });
+        const { job, queuedAhead } = await followUp(core, actorOf(request), {
+          taskId: b.taskId,
+          customId: b.customId,
+          notifyHook: b.notifyHook,
+          state: b.state,
+        });
         const properties = { parentId: String(job.parentId), action: job.action };
-        if (queuedAhead > 0) return { code: 22, description: 'Queued behind busy workers', result: String(job.id), properties: { ...properties, numberOfQueues: queuedAhead } };
+        if (queuedAhead > 0)
+          return {
+            code: 22,
+            description: 'Queued behind busy workers',
+            result: String(job.id),
+            properties: { ...properties, numberOfQueues: queuedAhead },
+          };
         return { code: 1, description: 'Success', result: String(job.id), properties };
       } catch (err) {
-        if (err instanceof FollowUpRefused) return { code: err.reason === 'no_task' ? 3 : 4, description: err.message, result: null, properties: {} };
+        if (err instanceof FollowUpRefused)
+          return { code: err.reason === 'no_task' ? 3 : 4, description: err.message, result: null, properties: {} };
         throw err;
       }
     },

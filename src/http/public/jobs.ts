@@ -41,7 +41,10 @@ export const publicRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         summary: "The project's jobs, newest first",
         security,
         params: ProjectParams,
-        querystring: Type.Object({ limit: Type.Optional(Type.String({ maxLength: 40 })), page: Type.Optional(Type.String({ maxLength: 40 })) }),
+        querystring: Type.Object({
+          limit: Type.Optional(Type.String({ maxLength: 40 })),
+          page: Type.Optional(Type.String({ maxLength: 40 })),
+        }),
         response: { 200: Data(Type.Array(PublicJob)), ...errorResponses },
       },
     },
@@ -100,7 +103,10 @@ export const publicRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
           'When it runs it deletes the objects that identity created in the project (none where there are none) and its result says how many (`objectsDeleted`). ' +
           'A request still pending for the same identifier is returned as is; an id and an email are separate requests. Admins.',
         security,
-        params: Type.Object({ projectKey: Type.String({ minLength: 1, maxLength: 64 }), userId: Type.String({ minLength: 1, maxLength: 254 }) }),
+        params: Type.Object({
+          projectKey: Type.String({ minLength: 1, maxLength: 64 }),
+          userId: Type.String({ minLength: 1, maxLength: 254 }),
+        }),
         querystring: Type.Object({ startAt: Type.Optional(Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 })) }),
         response: { 200: Data(PublicJob), ...errorResponses },
       },

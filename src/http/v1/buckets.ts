@@ -41,7 +41,14 @@ export const bucketRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
 
   app.get(
     '/bucket/listAll',
-    { schema: { tags, summary: "All of the tenant's buckets", security, response: { 200: V1(Type.Object({ buckets: Type.Array(Bucket) })), ...v1ErrorResponses } } },
+    {
+      schema: {
+        tags,
+        summary: "All of the tenant's buckets",
+        security,
+        response: { 200: V1(Type.Object({ buckets: Type.Array(Bucket) })), ...v1ErrorResponses },
+      },
+    },
     async (request) => v1({ buckets: await listBuckets(core, actorOf(request)) }),
   );
 

@@ -22,7 +22,11 @@ const codeOfKind: Record<ClientFailure['kind'], string> = {
 };
 
 export const V1Error = Type.Object(
-  { code: Type.String({ description: 'BadArgument, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, OperationFailed, …' }), message: Type.String(), data: Type.Null() },
+  {
+    code: Type.String({ description: 'BadArgument, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, OperationFailed, …' }),
+    message: Type.String(),
+    data: Type.Null(),
+  },
   { title: 'V1Error' },
 );
 
@@ -33,7 +37,11 @@ export const v1 = <T>(data: T) => ({ code: 'OK' as const, message: '', data });
 export const v1ErrorResponses = Object.fromEntries([400, 401, 403, 404, 405, 409, 413, 502, 507].map((s) => [s, V1Error]));
 
 /** The storage envelope of a failure. */
-export const v1ErrorBody = (failure: Pick<ClientFailure, 'kind' | 'message'>) => ({ code: codeOfKind[failure.kind], message: failure.message, data: null });
+export const v1ErrorBody = (failure: Pick<ClientFailure, 'kind' | 'message'>) => ({
+  code: codeOfKind[failure.kind],
+  message: failure.message,
+  data: null,
+});
 
 /** Error and not-found handling in the storage envelope, for the context it is installed in. */
 export function useV1Errors(app: FastifyInstance, allowedMethods: (method: string, url: string) => string[]): void {

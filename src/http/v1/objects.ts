@@ -5,7 +5,17 @@ import { badRequest } from '../../lib/errors.ts';
 import { StorageObject } from '../../storage/models.ts';
 import { listByPath, MAX_KEYS, type ListPage } from '../../storage/listing.ts';
 import { completeMultipartUpload, MAX_PART_INDEX, newMultipartUpload, uploadPart } from '../../storage/multipart.ts';
-import { beginUpload, cloneObjects, deleteObjects, getPackageObjects, moveObjects, openObject, openObjectByPath, type OpenedObject, type Upload } from '../../storage/objects.ts';
+import {
+  beginUpload,
+  cloneObjects,
+  deleteObjects,
+  getPackageObjects,
+  moveObjects,
+  openObject,
+  openObjectByPath,
+  type OpenedObject,
+  type Upload,
+} from '../../storage/objects.ts';
 import { Nullable, Id } from '../../lib/schema.ts';
 import { schemaProblem } from '../../lib/validation.ts';
 import { sendFileBody } from '../fileBody.ts';
@@ -16,8 +26,14 @@ import { assertOwnUserId, V1, v1, V1Error, v1ErrorBody, v1ErrorResponses } from 
 
 const tags = ['Storage: objects'];
 const security = [{ bearer: [] }];
-const UploadInfo = Type.Object({ userID: Type.Optional(Id), packageID: Id, affinity: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false });
-const PartInfo = Type.Object({ userID: Type.Optional(Id), objectID: Id, index: Type.Integer({ minimum: 0, maximum: MAX_PART_INDEX }) }, { additionalProperties: false });
+const UploadInfo = Type.Object(
+  { userID: Type.Optional(Id), packageID: Id, affinity: Type.Optional(Type.Integer({ minimum: 0 })) },
+  { additionalProperties: false },
+);
+const PartInfo = Type.Object(
+  { userID: Type.Optional(Id), objectID: Id, index: Type.Integer({ minimum: 0, maximum: MAX_PART_INDEX }) },
+  { additionalProperties: false },
+);
 const MAX_FILES_PER_UPLOAD = 10_000;
 
 /**
@@ -83,7 +99,13 @@ const downloadResponses = {
 };
 
 /** Streams an object: `offset`/`length` → 200 with that slice; else a `Range` header → 206 (416 when unsatisfiable). */
-async function sendObject(request: FastifyRequest, reply: FastifyReply, { object, size, read, openFile }: OpenedObject, offset?: number, length?: number) {
+async function sendObject(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  { object, size, read, openFile }: OpenedObject,
+  offset?: number,
+  length?: number,
+) {
   let range: { start: number; end: number } | undefined;
   let status: 200 | 206 = 200;
   const rangeHeader = request.headers.range;
@@ -96,7 +118,9 @@ async function sendObject(request: FastifyRequest, reply: FastifyReply, { object
     range = parseRange(rangeHeader, size);
     if (!range) {
       reply.header('content-range', `bytes */${size}`);
-      return reply.code(416).send(v1ErrorBody({ kind: 'bad_request', message: `range '${rangeHeader}' cannot be satisfied for ${size} bytes` }));
+      return reply
+        .code(416)
+        .send(v1ErrorBody({ kind: 'bad_request', message: `range '${rangeHeader}' cannot be satisfied for ${size} bytes` }));
     }
     status = 206;
   }
@@ -140,7 +164,8 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         const { packageID, affinity } = (await readInfo(form, UploadInfo, actor)) as { packageID: number; affinity?: number };
         upload = await beginUpload(core, actor, packageID, affinity, declaredLength(request));
         for await (const part of form) {
-          if (part.kind !== 'file' || part.name !== 'files') throw badRequest(`unexpected part '${part.name}'; only 'files' parts may follow 'info'`);
+          if (part.kind !== 'file' || part.name !== 'files')
+            throw badRequest(`unexpected part '${part.name}'; only 'files' parts may follow 'info'`);
           let path: string;
           try {
             path = decodeURIComponent(part.filename);
@@ -179,7 +204,7 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
     {
       schema: {
         tags,
-        summary: 'An object\'s bytes by `path=<bucket>/<package>/<object path>` (whole, `offset`/`length`, or an HTTP Range)',
+        summary: "An object's bytes by `path=<bucket>/<package>/<object path>` (whole, `offset`/`length`, or an HTTP Range)",
         security,
         querystring: Type.Object({ path: Type.String({ minLength: 1, maxLength: 2048 }), offset: Offset, length: Length }),
         response: downloadResponses,
@@ -220,7 +245,8 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       },
     },
     // The body is JSON already (the type provider expects the object the schema describes).
-    async (request, reply) => reply.type('application/json; charset=utf-8').send(listPageBody(await listByPath(core, actorOf(request), request.query)) as never),
+    async (request, reply) =>
+      reply.type('application/json; charset=utf-8').send(listPageBody(await listByPath(core, actorOf(request), request.query)) as never),
   );
 
   app.get(
@@ -244,7 +270,10 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         tags,
         summary: 'Start a multipart upload: an empty object (redundancy multipartUpload) that listings show',
         security,
-        body: Type.Object({ userID: Type.Optional(Id), packageID: Id, path: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }),
+        body: Type.Object(
+          { userID: Type.Optional(Id), packageID: Id, path: Type.String({ maxLength: 4096 }) },
+          { additionalProperties: false },
+        ),
         response: { 200: V1(Type.Object({ object: StorageObject })), ...v1ErrorResponses },
       },
     },
@@ -288,7 +317,11 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
         summary: 'Join the listed parts, in that order (repeats allowed), into the object; unlisted parts are dropped',
         security,
         body: Type.Object(
-          { userID: Type.Optional(Id), objectID: Id, indexes: Type.Array(Type.Integer({ minimum: 0, maximum: MAX_PART_INDEX }), { minItems: 1, maxItems: 100_000 }) },
+          {
+            userID: Type.Optional(Id),
+            objectID: Id,
+            indexes: Type.Array(Type.Integer({ minimum: 0, maximum: MAX_PART_INDEX }), { minItems: 1, maxItems: 100_000 }),
+          },
           { additionalProperties: false },
         ),
         response: { 200: V1(Type.Object({ object: StorageObject })), ...v1ErrorResponses },
@@ -303,10 +336,17 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       schema: {
         tags,
         summary: 'Move objects to another package and/or path; each item succeeds or fails on its own',
-        description: 'A target path that is taken, an invalid path or an unknown object fails that item only. `successes` lists the ids moved.',
+        description:
+          'A target path that is taken, an invalid path or an unknown object fails that item only. `successes` lists the ids moved.',
         security,
         body: Type.Object(
-          { userID: Type.Optional(Id), movings: Type.Array(Type.Object({ objectID: Id, packageID: Id, path: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), { maxItems: 10_000 }) },
+          {
+            userID: Type.Optional(Id),
+            movings: Type.Array(
+              Type.Object({ objectID: Id, packageID: Id, path: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }),
+              { maxItems: 10_000 },
+            ),
+          },
           { additionalProperties: false },
         ),
         response: { 200: V1(Type.Object({ successes: Type.Array(Id) })), ...v1ErrorResponses },
@@ -321,12 +361,16 @@ export const objectRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (ap
       schema: {
         tags,
         summary: 'Copy objects to new paths (no bytes are copied); each item succeeds or fails on its own',
-        description: '`objects` follows the request order, with null for an item that failed (taken path, invalid path, unknown object or package).',
+        description:
+          '`objects` follows the request order, with null for an item that failed (taken path, invalid path, unknown object or package).',
         security,
         body: Type.Object(
           {
             userID: Type.Optional(Id),
-            clonings: Type.Array(Type.Object({ objectID: Id, newPath: Type.String({ maxLength: 4096 }), newPackageID: Id }, { additionalProperties: false }), { maxItems: 10_000 }),
+            clonings: Type.Array(
+              Type.Object({ objectID: Id, newPath: Type.String({ maxLength: 4096 }), newPackageID: Id }, { additionalProperties: false }),
+              { maxItems: 10_000 },
+            ),
           },
           { additionalProperties: false },
         ),

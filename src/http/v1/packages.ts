@@ -36,7 +36,8 @@ export const packageRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async (a
         response: { 200: V1(Type.Object({ package: Package })), ...v1ErrorResponses },
       },
     },
-    async (request) => v1({ package: await getPackageByFullName(core, actorOf(request), request.query.bucketName, request.query.packageName) }),
+    async (request) =>
+      v1({ package: await getPackageByFullName(core, actorOf(request), request.query.bucketName, request.query.packageName) }),
   );
 
   app.get(

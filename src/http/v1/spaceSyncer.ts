@@ -35,7 +35,14 @@ export const spaceSyncerRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = asyn
 
   app.get(
     '/spaceSyncer/listTasks',
-    { schema: { tags, summary: "The tenant's sync tasks that are not cancelled, newest first", security, response: { 200: V1(Type.Object({ tasks: Type.Array(SpaceSyncTask) })), ...v1ErrorResponses } } },
+    {
+      schema: {
+        tags,
+        summary: "The tenant's sync tasks that are not cancelled, newest first",
+        security,
+        response: { 200: V1(Type.Object({ tasks: Type.Array(SpaceSyncTask) })), ...v1ErrorResponses },
+      },
+    },
     async (request) => v1({ tasks: await listSpaceSyncTasks(core, actorOf(request)) }),
   );
 
@@ -55,7 +62,15 @@ export const spaceSyncerRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = asyn
 
   app.post(
     '/spaceSyncer/cancelTask',
-    { schema: { tags, summary: "Stop a sync task's schedule and its running run", security, body: TaskRef, response: { 200: V1(Type.Null()), ...v1ErrorResponses } } },
+    {
+      schema: {
+        tags,
+        summary: "Stop a sync task's schedule and its running run",
+        security,
+        body: TaskRef,
+        response: { 200: V1(Type.Null()), ...v1ErrorResponses },
+      },
+    },
     async (request) => {
       await cancelSpaceSyncTask(core, actorOf(request), request.body.taskID);
       return v1(null);

@@ -19,13 +19,29 @@ export const userSpaceRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async 
 
   app.post(
     '/userSpace/create',
-    { schema: { tags, summary: 'Add a user space (admin): local directory or S3-compatible bucket', security, body: CreateUserSpaceBody, response: one } },
+    {
+      schema: {
+        tags,
+        summary: 'Add a user space (admin): local directory or S3-compatible bucket',
+        security,
+        body: CreateUserSpaceBody,
+        response: one,
+      },
+    },
     async (request) => v1({ userSpace: await createSpace(core, actorOf(request), request.body) }),
   );
 
   app.post(
     '/userSpace/update',
-    { schema: { tags, summary: "Change a user space's name, credential, shard store or features (admin); bumps revision", security, body: UpdateUserSpaceBody, response: one } },
+    {
+      schema: {
+        tags,
+        summary: "Change a user space's name, credential, shard store or features (admin); bumps revision",
+        security,
+        body: UpdateUserSpaceBody,
+        response: one,
+      },
+    },
     async (request) => v1({ userSpace: await updateUserSpace(core, actorOf(request), request.body) }),
   );
 
@@ -96,7 +112,9 @@ export const userSpaceRoutes: FastifyPluginAsyncTypebox<{ core: Core }> = async 
             path: SpacePath,
             bucketID: Id,
             name: StorageName,
-            spaceAffinity: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Space for the bytes; 0: the default.' })),
+            spaceAffinity: Type.Optional(
+              Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Space for the bytes; 0: the default.' }),
+            ),
           },
           strict,
         ),
