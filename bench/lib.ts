@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
+import { startCommandSetup } from '../test/helpers/server.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 const TSX = import.meta.resolve('tsx');
@@ -94,11 +95,10 @@ export const ADMIN = { email: 'admin@example.com', password: 'bench-admin-passwo
 
 let built = false;
 
+const startCommand = startCommandSetup(ROOT);
+
 /** The Node flags `npm start` runs the server with (package.json `config.nodeFlags`), then any in `BENCH_EXTRA_NODE_FLAGS` (to try a flag without editing package.json). */
-export const YUNJI_NODE_FLAGS = [
-  ...(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { config: { nodeFlags: string } }).config.nodeFlags.split(' '),
-  ...(process.env.BENCH_EXTRA_NODE_FLAGS ?? '').split(' '),
-].filter(Boolean);
+export const YUNJI_NODE_FLAGS = [...startCommand.nodeFlags, ...(process.env.BENCH_EXTRA_NODE_FLAGS ?? '').split(' ')].filter(Boolean);
 
 /**
  * Yunji's real server, as `npm start` runs it (compiled once per bench run), on a fresh data dir
@@ -120,6 +120,7 @@ export async function startYunji(databaseUrl = '', env: Record<string, string> =
       YUNJI_DATABASE_URL: databaseUrl,
       YUNJI_ADMIN_PASSWORD: ADMIN.password,
       YUNJI_LOG_LEVEL: 'warn',
+      ...startCommand.env,
       ...env,
     },
     port,

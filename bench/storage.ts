@@ -10,6 +10,8 @@ import { cpuSecondsOf, loginMeasured, median, ROOT, round, startYunji, stopChild
  * Issue 3's data-plane targets, side by side with `cp` on the same disk:
  * one large object up and down through /v1 on the local space (≥ 0.5× / ≥ 0.7× cp's throughput,
  * server RSS < 200 MB), and many small uploads at concurrency 16 (≥ 1,500 objects/s on SQLite).
+ * Each is measured on two servers in the same run: with the native module where it was built, and
+ * with `YUNJI_NATIVE=off` (pure Node, `portable`), whose figures must stay within 1.5× (issue 27).
  */
 const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 1024);
 const SMALL_COUNT = Number(process.env.BENCH_SMALL_COUNT ?? 10_000);
@@ -17,6 +19,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SPLICE_CLIENT = join(ROOT, 'bench', 'peers', 'splice-download.py');
 const SENDFILE_SERVER = join(ROOT, 'bench', 'peers', 'sendfile-server.py');
 const RECEIVE_SERVER = join(ROOT, 'bench', 'peers', 'receive-server.py');
+/** The pure-Node server's setting. */
+const PORTABLE = { YUNJI_NATIVE: 'off' };
 
 export async function setup(proc: Proc) {
   const { token, loginPeakRssMiB } = await loginMeasured(proc);
@@ -52,7 +56,7 @@ async function startPeerServer(script: string, arg: string): Promise<{ port: num
 /** A file's SHA-256 in upper-case hex, as `fileHash` spells it after `Full`. */
 const sha256Of = (path: string) => execFileSync('sha256sum', [path]).toString().slice(0, 64).toUpperCase();
 
-type BigTransfer = 'upload' | 'curlUploadToReceiver' | 'download' | 'spliceDownload' | 'curlAlone' | 'curlFromSendfileServer';
+type BigTransfer = 'upload' | 'uploadPortable' | 'curlUploadToReceiver' | 'download' | 'downloadPortable' | 'spliceDownload' | 'curlAlone' | 'curlFromSendfileServer';
 
 /** One round of the big object: every cp's seconds, each transfer's, and Yunji's CPU seconds during each (next to none in those it has no part in). */
 interface BigObjectRound {
@@ -89,6 +93,7 @@ async function bigObject(dir: string) {
   const mib = bytes / 1048576;
 
   const yunji = await startYunji('', { YUNJI_DATA_DIR: join(dir, 'data') });
+  const portable = await startYunji('', { YUNJI_DATA_DIR: join(dir, 'data-portable'), ...PORTABLE });
   const sendfileServer = await startPeerServer(SENDFILE_SERVER, source);
   const sendfilePort = sendfileServer.port;
   const receiveDir = mkdtempSync(join(dir, 'received-'));
@@ -96,9 +101,10 @@ async function bigObject(dir: string) {
   try {
     const { token, packageID, loginPeakRssMiB } = await setup(yunji);
     const auth = ['--header', `authorization: Bearer ${token}`];
+    const portableSide = await setup(portable);
     const rounds: BigObjectRound[] = [];
-    // The server's CPU time per transfer: a run where garbage collection went wrong shows here first.
-    const serverCpu = () => cpuSecondsOf(yunji.child.pid);
+    // The servers' CPU time per transfer: a run where garbage collection went wrong shows here first.
+    const serverCpu = () => cpuSecondsOf(yunji.child.pid) + cpuSecondsOf(portable.child.pid);
     /**
      * Runs `transfer` to the end of its writeback: its result, seconds and the server's CPU seconds.
      * A client that times itself (`ownSeconds`) is counted from that, so its process's start is not
@@ -158,16 +164,17 @@ async function bigObject(dir: string) {
         }
       };
       let objectID = 0;
+      let portableObjectID = 0;
+      /** An upload of the source to `server`, checked; the stored object's id. */
+      const uploadTo = (server: Proc, side: { token: string; packageID: number }, keep: (id: number) => void) => () => {
+        const upload = timed(() => curlUpload(server.url, side.token, side.packageID, source));
+        if (upload.value.fileHash !== `Full${sourceHash}`) throw new Error(`fileHash ${upload.value.fileHash} is not the source's SHA-256`);
+        keep(upload.value.objectID);
+        return upload;
+      };
       turnByTurn([
-        [
-          'upload',
-          () => {
-            const upload = timed(() => curlUpload(yunji.url, token, packageID, source));
-            if (upload.value.fileHash !== `Full${sourceHash}`) throw new Error(`fileHash ${upload.value.fileHash} is not the source's SHA-256`);
-            objectID = upload.value.objectID;
-            return upload;
-          },
-        ],
+        ['upload', uploadTo(yunji, { token, packageID }, (id) => (objectID = id))],
+        ['uploadPortable', uploadTo(portable, portableSide, (id) => (portableObjectID = id))],
         [
           'curlUploadToReceiver',
           () => {
@@ -178,8 +185,10 @@ async function bigObject(dir: string) {
         ],
       ]);
       const url = `${yunji.url}/v1/object/download?objectID=${objectID}`;
+      const portableUrl = `${portable.url}/v1/object/download?objectID=${portableObjectID}`;
       turnByTurn([
         ['download', () => download(() => curl([...auth, '--output', down, url]))],
+        ['downloadPortable', () => download(() => curl(['--header', `authorization: Bearer ${portableSide.token}`, '--output', down, portableUrl]))],
         // Its seconds are its own (it prints them): the interpreter's start is not download time.
         ['spliceDownload', () => download(() => execFileSync('python3', [SPLICE_CLIENT, url, token, down]).toString(), Number)],
         // curl copying the stored file itself, with no server: the most a curl download can reach.
@@ -202,6 +211,13 @@ async function bigObject(dir: string) {
       downloadMiBps: mibPerSecondOf('download'),
       spliceDownloadMiBps: mibPerSecondOf('spliceDownload'),
       uploadRatio: ratioOf('upload'),
+      // Pure Node's seconds over the native server's, for the same transfers in the same rounds.
+      portableOverNative: {
+        upload: round(medianSeconds('uploadPortable') / medianSeconds('upload')),
+        download: round(medianSeconds('downloadPortable') / medianSeconds('download')),
+        uploadServerCpu: round(median(rounds.map((r) => r.serverCpuS.uploadPortable)) / median(rounds.map((r) => r.serverCpuS.upload))),
+        downloadServerCpu: round(median(rounds.map((r) => r.serverCpuS.downloadPortable)) / median(rounds.map((r) => r.serverCpuS.download))),
+      },
       curlUploadToReceiverRatio: ratioOf('curlUploadToReceiver'),
       downloadRatio: ratioOf('download'),
       spliceDownloadRatio: ratioOf('spliceDownload'),
@@ -209,11 +225,13 @@ async function bigObject(dir: string) {
       curlFromSendfileServerRatio: ratioOf('curlFromSendfileServer'),
       rounds,
       serverPeakRssMiB: yunji.peakRssMiB(),
+      portableServerPeakRssMiB: portable.peakRssMiB(),
       loginPeakRssMiB,
     };
   } finally {
     await receiveServer.stop();
     await sendfileServer.stop();
+    await portable.stop();
     await yunji.stop();
   }
 }
@@ -264,9 +282,9 @@ function memoryDir(): string | undefined {
 }
 
 /** 10,000 distinct 4 KiB files, one per request, 16 at a time (autocannon, which builds nothing per request but the body). */
-async function smallObjects(databaseUrl: string, parentDir = tmpdir()) {
+async function smallObjects(databaseUrl: string, parentDir = tmpdir(), env: Record<string, string> = {}) {
   const fileCreateMicrosBefore = fileCreateMicros(parentDir);
-  const yunji = await startYunji(databaseUrl, {}, parentDir);
+  const yunji = await startYunji(databaseUrl, env, parentDir);
   try {
     const { token, packageID, loginPeakRssMiB } = await setup(yunji);
     const boundary = 'yunji-bench-boundary';
@@ -319,23 +337,50 @@ async function countObjects(proc: Proc, token: string, packageID: number): Promi
   return count;
 }
 
+type SmallRun = Awaited<ReturnType<typeof smallObjects>>;
+
+/**
+ * Small uploads on the native server and on the pure-Node one, in the order native, pure Node,
+ * pure Node, native (the disk's speed drifts within minutes); each side's median run, and pure
+ * Node's over native's.
+ */
+async function smallObjectsBothSides(run: (env: Record<string, string>) => Promise<SmallRun>) {
+  const native: SmallRun[] = [];
+  const portable: SmallRun[] = [];
+  for (const side of ['native', 'portable', 'portable', 'native'] as const) {
+    if (side === 'native') native.push(await run({}));
+    else portable.push(await run(PORTABLE));
+  }
+  const middle = (runs: SmallRun[], of: (r: SmallRun) => number) => median(runs.map(of));
+  return {
+    native: { objectsPerSecond: middle(native, (r) => r.objectsPerSecond), serverCpuMicrosPerObject: middle(native, (r) => r.serverCpuMicrosPerObject), runs: native },
+    portable: { objectsPerSecond: middle(portable, (r) => r.objectsPerSecond), serverCpuMicrosPerObject: middle(portable, (r) => r.serverCpuMicrosPerObject), runs: portable },
+    portableOverNative: {
+      seconds: round(middle(native, (r) => r.objectsPerSecond) / middle(portable, (r) => r.objectsPerSecond)),
+      serverCpu: round(middle(portable, (r) => r.serverCpuMicrosPerObject) / middle(native, (r) => r.serverCpuMicrosPerObject)),
+    },
+  };
+}
+
 export async function storageBench(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'yunji-bench-storage-'));
   try {
     const results: Record<string, unknown> = { bigObject: await bigObject(dir) };
-    results.smallUploadsSqlite = await smallObjects('');
+    results.smallUploadsSqlite = await smallObjectsBothSides((env) => smallObjects('', tmpdir(), env));
     const memory = memoryDir();
     // Not the target's measure (that is on the disk): the same uploads with no disk under them.
-    results.smallUploadsSqliteInMemory = memory ? await smallObjects('', memory) : 'skipped: no /dev/shm';
+    results.smallUploadsSqliteInMemory = memory ? await smallObjectsBothSides((env) => smallObjects('', memory, env)) : 'skipped: no /dev/shm';
     const skip = await postgresUnavailableReason();
     if (skip) results.smallUploadsPostgres = `skipped: ${skip}`;
     else {
-      const pg = await createPgDatabase();
-      try {
-        results.smallUploadsPostgres = await smallObjects(pg.url);
-      } finally {
-        await pg.drop();
-      }
+      results.smallUploadsPostgres = await smallObjectsBothSides(async (env) => {
+        const pg = await createPgDatabase();
+        try {
+          return await smallObjects(pg.url, tmpdir(), env);
+        } finally {
+          await pg.drop();
+        }
+      });
     }
     return results;
   } finally {

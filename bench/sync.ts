@@ -34,7 +34,10 @@ import { cpuSecondsOf, freePort, loginToken, median, ROOT, round, startYunji, st
  *
  * Peers are measured in rounds (`BENCH_ROUNDS`, default 3, local; `BENCH_SYNC_S3_ROUNDS`, default
  * 1, S3), the order rotating each round; ratios are the median of the per-round ratios.
- * `BENCH_SYNC_TOOLS` (comma-separated, default `yunji,rclone,rclone816`) limits the tools run.
+ * `BENCH_SYNC_TOOLS` (comma-separated, default `yunji,yunji-portable,rclone,rclone816`) limits the
+ * tools run. `yunji-portable` is a second Yunji server with `YUNJI_NATIVE=off` (its local file work
+ * in pure Node), syncing the same source beside the native one; `portableOverNative` is its median
+ * per-round ratio to `yunji`.
  */
 const FILES = Number(process.env.BENCH_SYNC_FILES ?? 10_000);
 const FOLDERS = 100;
@@ -43,7 +46,10 @@ const MAX_SIZE = 64 * 1024;
 const SEED = 20261123;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const S3_ROUNDS = Number(process.env.BENCH_SYNC_S3_ROUNDS ?? 1);
-const TOOLS = benchSyncTools('yunji,rclone,rclone816');
+const TOOLS = benchSyncTools('yunji,yunji-portable,rclone,rclone816');
+/** The Yunji servers a run may start: the native module where it was built, and pure Node. */
+const YUNJI_SIDES = { yunji: {}, 'yunji-portable': { YUNJI_NATIVE: 'off' } } as const;
+type YunjiSide = keyof typeof YUNJI_SIDES;
 const RCLONE_REMOTE = 'BENCHS3';
 const S3_REGION = 'us-east-1';
 
@@ -427,6 +433,7 @@ export async function createSyncTask(client: YunjiClient, srcUserSpaceID: number
 }
 
 function yunjiPeer(
+  name: YunjiSide,
   client: YunjiClient,
   ds: Dataset,
   srcUserSpaceID: number,
@@ -467,7 +474,7 @@ function yunjiPeer(
     };
   };
   return {
-    name: 'yunji',
+    name,
     async first(r) {
       tasks.set(r, await createSyncTask(client, srcUserSpaceID, 'src', dest(r)));
       return measure(r, 'first');
@@ -573,7 +580,7 @@ function summarize(results: RoundResult[]) {
           firstCpuSeconds: median(runs.map((x) => x.first.cpuSeconds)),
           resyncCpuSeconds: median(runs.map((x) => x.resync.cpuSeconds)),
           peakRssMiB: Math.max(...runs.flatMap((x) => [x.first.peakRssMiB, x.resync.peakRssMiB])),
-          ...(name === 'yunji'
+          ...(name.startsWith('yunji')
             ? {
                 idleRssMiB: Math.min(...runs.flatMap((x) => [x.first.idleRssMiB as number, x.resync.idleRssMiB as number])),
                 rssIncreaseMiB: Math.max(...runs.flatMap((x) => [x.first.rssIncreaseMiB as number, x.resync.rssIncreaseMiB as number])),
@@ -585,7 +592,7 @@ function summarize(results: RoundResult[]) {
   );
   const yunji = results.filter((r) => r.yunji?.first && r.yunji.resync);
   const ratios: Record<string, unknown> = {};
-  for (const peer of names.filter((n) => n !== 'yunji')) {
+  for (const peer of names.filter((n) => !n.startsWith('yunji'))) {
     const both = yunji.filter((r) => r[peer]?.first && r[peer].resync);
     if (both.length === 0) continue;
     const per = (f: (x: { first: Run; resync: Run }) => number) => both.map((r) => round(f(r.yunji as { first: Run; resync: Run }) / f(r[peer] as { first: Run; resync: Run })));
@@ -603,7 +610,19 @@ function summarize(results: RoundResult[]) {
       rssIncrease: round((y.rssIncreaseMiB as number) / p.peakRssMiB),
     };
   }
-  return { perPeer, ratios };
+  const portable = results.filter((r) => r.yunji?.first && r.yunji.resync && r['yunji-portable']?.first && r['yunji-portable'].resync) as Record<YunjiSide, { first: Run; resync: Run }>[];
+  const portableOver = (f: (x: { first: Run; resync: Run }) => number) => median(portable.map((r) => round(f(r['yunji-portable']) / f(r.yunji))));
+  const portableOverNative =
+    portable.length === 0
+      ? undefined
+      : {
+          rounds: portable.length,
+          first: portableOver((x) => x.first.seconds),
+          resync: portableOver((x) => x.resync.seconds),
+          firstCpu: portableOver((x) => x.first.cpuSeconds),
+          resyncCpu: portableOver((x) => x.resync.cpuSeconds),
+        };
+  return { perPeer, ratios, portableOverNative };
 }
 
 const TARGETS = { first: '≤ 1.0× rclone (aim 0.7×)', resync: '≤ 1.0× rclone (aim 0.5×)', rss: '≤ 2× rclone' };
@@ -613,7 +632,7 @@ export async function syncBench(): Promise<Record<string, unknown>> {
   const home = join(dir, 'rclone-home');
   mkdirSync(home);
   const out: Record<string, unknown> = {};
-  let yunji: (Proc & { dataDir: string }) | undefined;
+  const servers: (Proc & { dataDir: string })[] = [];
   let s3rver: Awaited<ReturnType<typeof startS3rver>> | undefined;
   try {
     const t = performance.now();
@@ -624,24 +643,25 @@ export async function syncBench(): Promise<Record<string, unknown>> {
     out.load1mAtStart = round(loadavg()[0]!);
     out.targets = TARGETS;
 
-    let client: YunjiClient | undefined;
-    let srcSpaceID = 0;
-    const space = (name: string, storage: Record<string, unknown>, credential?: Record<string, unknown>) => createSpace(client!, name, storage, credential);
-    if (TOOLS.includes('yunji')) {
-      yunji = await startYunji('', { YUNJI_LOCAL_ROOTS: dir, YUNJI_OUTBOUND_ALLOW: '127.0.0.1' });
-      client = await yunjiClient(yunji);
-      srcSpaceID = await space('bench-src', { type: 'local', root: join(dir, 'src-space') });
+    /** Each Yunji server run, with its client and its space over the source. */
+    const sides: { name: YunjiSide; client: YunjiClient; srcSpaceID: number }[] = [];
+    for (const name of (Object.keys(YUNJI_SIDES) as YunjiSide[]).filter((n) => TOOLS.includes(n))) {
+      const server = await startYunji('', { YUNJI_LOCAL_ROOTS: dir, YUNJI_OUTBOUND_ALLOW: '127.0.0.1', ...YUNJI_SIDES[name] });
+      servers.push(server);
+      const client = await yunjiClient(server);
+      sides.push({ name, client, srcSpaceID: await createSpace(client, 'bench-src', { type: 'local', root: join(dir, 'src-space') }) });
     }
 
     // Local → local.
     {
       const localPeers: Peer[] = [];
-      if (client) {
-        const root = join(dir, 'yunji-dst');
+      for (const { name, client, srcSpaceID } of sides) {
+        const root = join(dir, `${name}-dst`);
         mkdirSync(root);
-        const id = await space('bench-dst', { type: 'local', root });
+        const id = await createSpace(client, 'bench-dst', { type: 'local', root });
         localPeers.push(
           yunjiPeer(
+            name,
             client,
             ds,
             srcSpaceID,
@@ -674,29 +694,32 @@ export async function syncBench(): Promise<Record<string, unknown>> {
     if (S3_ROUNDS > 0) {
       try {
         const buckets = Array.from({ length: S3_ROUNDS }, (_, r) => TOOLS.map((tool) => `${tool}-r${r + 1}`)).flat();
+        const bucketOf = (name: YunjiSide, r: number) => (name === 'yunji' ? `yunji-r${r + 1}` : `${name}-r${r + 1}`);
         s3rver = await startS3rver(join(dir, 's3rver'), buckets);
         const s3 = new S3Client({ endpoint: s3rver.endpoint, region: S3_REGION, credentials: S3_CREDENTIAL, forcePathStyle: true });
         const s3Pid = s3rver.child.pid!;
         const s3Cpu = () => ({ s3rverCpuSeconds: cpuSecondsOf(s3Pid) });
         const s3Peers: Peer[] = [];
-        if (client) {
+        for (const { name, client, srcSpaceID } of sides) {
           const ids: number[] = [];
           for (let r = 0; r < S3_ROUNDS; r++) {
             ids.push(
-              await space(
+              await createSpace(
+                client,
                 `bench-s3-r${r + 1}`,
-                { type: 'MinIO', endpoint: s3rver.endpoint, bucket: `yunji-r${r + 1}`, region: S3_REGION, forcePathStyle: true },
+                { type: 'MinIO', endpoint: s3rver.endpoint, bucket: bucketOf(name, r), region: S3_REGION, forcePathStyle: true },
                 { type: 'MinIO', ...S3_CREDENTIAL },
               ),
             );
           }
           s3Peers.push(
             yunjiPeer(
+              name,
               client,
               ds,
               srcSpaceID,
               (r) => ({ userSpaceID: ids[r]!, path: 'dst' }),
-              (r, since) => checkS3(s3, `yunji-r${r + 1}`, 'dst/', ds, since),
+              (r, since) => checkS3(s3, bucketOf(name, r), 'dst/', ds, since),
               async () => {},
               s3Cpu,
             ),
@@ -735,11 +758,13 @@ export async function syncBench(): Promise<Record<string, unknown>> {
     }
     out.load1mAtEnd = round(loadavg()[0]!);
     out.benchSeconds = round((performance.now() - t) / 1000, 1);
-    if (yunji) out.yunjiRssAtEndMiB = yunji.child.exitCode === null ? round(procStatus(yunji.child.pid!, 'VmRSS'), 1) : `exited (code ${yunji.child.exitCode})`;
+    for (const [i, server] of servers.entries()) {
+      out[`${sides[i]!.name}RssAtEndMiB`] = server.child.exitCode === null ? round(procStatus(server.child.pid!, 'VmRSS'), 1) : `exited (code ${server.child.exitCode})`;
+    }
     return out;
   } finally {
     await s3rver?.stop();
-    await yunji?.stop();
+    for (const server of servers) await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
