@@ -341,8 +341,8 @@ type SmallRun = Awaited<ReturnType<typeof smallObjects>>;
 
 /**
  * Small uploads on the native server and on the pure-Node one, in the order native, pure Node,
- * pure Node, native (the disk's speed drifts within minutes); each side's median run, and pure
- * Node's over native's.
+ * pure Node, native (the disk's speed drifts within minutes, and the mean of each side's two runs
+ * cancels a steady drift); each side's means, and pure Node's over native's.
  */
 async function smallObjectsBothSides(run: (env: Record<string, string>) => Promise<SmallRun>) {
   const native: SmallRun[] = [];
@@ -351,7 +351,7 @@ async function smallObjectsBothSides(run: (env: Record<string, string>) => Promi
     if (side === 'native') native.push(await run({}));
     else portable.push(await run(PORTABLE));
   }
-  const middle = (runs: SmallRun[], of: (r: SmallRun) => number) => median(runs.map(of));
+  const middle = (runs: SmallRun[], of: (r: SmallRun) => number) => round(runs.reduce((sum, r) => sum + of(r), 0) / runs.length, 0);
   return {
     native: { objectsPerSecond: middle(native, (r) => r.objectsPerSecond), serverCpuMicrosPerObject: middle(native, (r) => r.serverCpuMicrosPerObject), runs: native },
     portable: { objectsPerSecond: middle(portable, (r) => r.objectsPerSecond), serverCpuMicrosPerObject: middle(portable, (r) => r.serverCpuMicrosPerObject), runs: portable },
