@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { closeSync, constants, copyFileSync, futimesSync, linkSync, openSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, type Dirent, copyFileSync, futimesSync, linkSync, openSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { isMissing, WALK_BAD_NAME, WALK_EMPTY_DIR, WALK_ERROR, WALK_FILE, WALK_PAGE, type SmallFile, type SmallFileWritten } from './fsWork.ts';
 
@@ -156,6 +156,17 @@ interface Level {
   next: number;
 }
 
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * A folder's entries, names as strings; as bytes where one came out with U+FFFD, so that a name
+ * that is not UTF-8 can be told from one that holds that character.
+ */
+function entriesOf(dir: string): Dirent<string | Buffer>[] {
+  const entries = readdirSync(dir, { withFileTypes: true });
+  return entries.some((e) => e.name.includes('\uFFFD')) ? readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }) : entries;
+}
+
 const byOrder = (a: Item, b: Item) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0);
 
 /**
@@ -168,18 +179,18 @@ const byOrder = (a: Item, b: Item) => (a.order < b.order ? -1 : a.order > b.orde
  * file keeps its error, and the walk ends there (docs/DECISIONS.md).
  */
 function listDirectory(dir: string, skip: string): Item[] {
-  const entries = readdirSync(dir, { withFileTypes: true, encoding: 'buffer' });
   const base = dir === '' || dir.endsWith('/') ? dir : `${dir}/`;
   const items: Item[] = [];
-  for (const entry of entries) {
+  for (const entry of entriesOf(dir)) {
     const file = entry.isFile();
     if (!file && !entry.isDirectory()) continue;
     const raw = entry.name;
-    const name = raw.toString('utf8');
-    const bad = !isUtf8(raw);
+    const name = typeof raw === 'string' ? raw : raw.toString('utf8');
+    const bad = typeof raw !== 'string' && !isUtf8(raw);
     if (!file && name === skip) continue;
-    const bytes = bad ? Buffer.from(name, 'utf8') : raw;
-    const item: Item = { name, order: bytes.toString('latin1') + (file ? '' : '/'), file, badHex: bad ? raw.toString('hex') : undefined, size: 0, mtimeMs: 0 };
+    // An ASCII name's UTF-8 is itself.
+    const order = ASCII.test(name) ? name : Buffer.from(name, 'utf8').toString('latin1');
+    const item: Item = { name, order: file ? order : `${order}/`, file, badHex: bad ? (raw as Buffer).toString('hex') : undefined, size: 0, mtimeMs: 0 };
     if (file && !bad) {
       try {
         const st = statSync(base + name, { throwIfNoEntry: false });
