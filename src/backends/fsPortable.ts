@@ -54,14 +54,14 @@ function startWorker(): Worker {
   return started;
 }
 
-/** Sends `request` and waits for its answer; the worker keeps the process up only while it owes one. */
-function ask(request: Request): Promise<Reply> {
+/** Sends `request` (moving `transfer` over) and waits for its answer; the worker keeps the process up only while it owes one. */
+function ask(request: Request, transfer: ArrayBuffer[] = []): Promise<Reply> {
   worker ??= startWorker();
   const to = worker;
   return new Promise((resolve, reject) => {
     if (waiting.size === 0) to.ref();
     waiting.set(request.id, { resolve, reject });
-    to.postMessage(request);
+    to.postMessage(request, transfer);
   });
 }
 
@@ -73,7 +73,11 @@ function tell(request: Request): void {
 /** The writes of one turn of the event loop go over in one message. */
 const writes = new TurnBatch<SmallFile, WriteOutcome>(
   async (files) => {
-    const reply = (await ask({ op: 'write', id: ++lastId, files })) as { writes: WriteOutcome[] };
+    // Each file's bytes in a buffer of their own, moved rather than copied: a view's whole buffer
+    // (a pooled or socket-sized one) would be cloned with it.
+    const own = files.map((file) => (file.bytes ? { ...file, bytes: new Uint8Array(file.bytes) } : file));
+    const transfer = own.flatMap((file) => (file.bytes ? [file.bytes.buffer as ArrayBuffer] : []));
+    const reply = (await ask({ op: 'write', id: ++lastId, files: own }, transfer)) as { writes: WriteOutcome[] };
     return reply.writes;
   },
   { max: Number.MAX_SAFE_INTEGER },
