@@ -156,7 +156,8 @@ interface Level {
   next: number;
 }
 
-const ASCII = /^[\x00-\x7f]*$/;
+/** Printable ASCII (other names take the general way). */
+const ASCII = /^[ -~]*$/;
 
 /**
  * A folder's entries, names as strings; as bytes where one came out with U+FFFD, so that a name
@@ -188,7 +189,7 @@ function listDirectory(dir: string, skip: string): Item[] {
     const name = typeof raw === 'string' ? raw : raw.toString('utf8');
     const bad = typeof raw !== 'string' && !isUtf8(raw);
     if (!file && name === skip) continue;
-    // An ASCII name's UTF-8 is itself.
+    // An ASCII name's UTF-8 bytes are its characters.
     const order = ASCII.test(name) ? name : Buffer.from(name, 'utf8').toString('latin1');
     const item: Item = { name, order: file ? order : `${order}/`, file, badHex: bad ? (raw as Buffer).toString('hex') : undefined, size: 0, mtimeMs: 0 };
     if (file && !bad) {
