@@ -101,7 +101,13 @@ function writeSmallFile(file: SmallFile): SmallFileWritten {
     closed = true;
     closeSync(fd);
   } catch (err) {
-    if (!closed) closeSync(fd);
+    if (!closed) {
+      try {
+        closeSync(fd);
+      } catch {
+        // the write's error is the one to report
+      }
+    }
     removeQuietly(partial);
     throw withPath(err, partial);
   }
