@@ -1,6 +1,16 @@
 import { createRequire } from 'node:module';
 import { TurnBatch, unsettle, type Settled } from '../lib/turnBatch.ts';
-import { readAhead, type FsWork, type PageOfWalk, type SmallFile, type SmallFileWritten } from './fsWork.ts';
+import {
+  errorOf,
+  readAhead,
+  unpackWalkPage,
+  type FsFailure,
+  type FsWork,
+  type PackedWalkPage,
+  type PageOfWalk,
+  type SmallFile,
+  type SmallFileWritten,
+} from './fsWork.ts';
 
 /**
  * The small file system work done by Yunji's optional native module (`native/fs-work`, package
@@ -8,23 +18,6 @@ import { readAhead, type FsWork, type PageOfWalk, type SmallFile, type SmallFile
  * whole, or the next page of a directory walk with the size and time of each file, is one hand-off
  * (docs/DECISIONS.md).
  */
-
-interface FsFailure {
-  message: string;
-  code: string;
-}
-
-/** Up to 1,000 entries, the keys joined by NUL (one string crosses over faster than a thousand). */
-interface NativePage {
-  count: number;
-  keys: string;
-  kinds: Uint8Array;
-  sizes: Float64Array;
-  mtimes: Float64Array;
-  notes: Record<number, string>;
-  error?: FsFailure;
-  done: boolean;
-}
 
 declare const walkBrand: unique symbol;
 type NativeWalk = { readonly [walkBrand]: true };
@@ -36,12 +29,11 @@ interface Binding {
     done: (results: ({ replaced: boolean; size: number; error?: undefined } | { error: FsFailure })[]) => void,
   ): void;
   walkOpen(dir: string, key: string, skip: string, emptyDirs: boolean): NativeWalk;
-  walkNext(walk: NativeWalk, done: (error: FsFailure | undefined, page: NativePage | undefined) => void): void;
+  walkNext(walk: NativeWalk, done: (error: FsFailure | undefined, page: PackedWalkPage | undefined) => void): void;
   walkStop(walk: NativeWalk): void;
 }
 
 /** The file system's error as Node makes them (its `code` kept). */
-const errorOf = (f: FsFailure) => Object.assign(new Error(f.message), { code: f.code });
 
 /**
  * The native module's file system work; throws (with `require`'s error) where the module is not
@@ -85,18 +77,7 @@ export function loadNativeFs(): FsWork {
     new Promise<PageOfWalk>((resolve, reject) =>
       binding.walkNext(walk, (error, page) => {
         if (error) return reject(errorOf(error));
-        const p = page!;
-        resolve({
-          page: {
-            keys: p.count > 0 ? p.keys.split('\0') : [],
-            kinds: p.kinds,
-            sizes: p.sizes,
-            mtimes: p.mtimes,
-            notes: p.notes,
-            error: p.error && errorOf(p.error),
-          },
-          done: p.done,
-        });
+        resolve(unpackWalkPage(page!));
       }),
     );
 

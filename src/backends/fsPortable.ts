@@ -1,7 +1,16 @@
 import { Worker } from 'node:worker_threads';
 import { TurnBatch } from '../lib/turnBatch.ts';
-import { readAhead, type FsWork, type PageOfWalk, type SmallFile, type SmallFileWritten, type WalkPage } from './fsWork.ts';
-import type { FsFailure, Reply, Request, WalkReply, WriteOutcome } from './fsWorker.ts';
+import {
+  errorOf,
+  readAhead,
+  unpackWalkPage,
+  type FsWork,
+  type PageOfWalk,
+  type SmallFile,
+  type SmallFileWritten,
+  type WalkPage,
+} from './fsWork.ts';
+import type { Reply, Request, WalkReply, WriteOutcome } from './fsWorker.ts';
 
 /**
  * The small file system work in pure Node, for where the native module is not built (or
@@ -11,16 +20,6 @@ import type { FsFailure, Reply, Request, WalkReply, WriteOutcome } from './fsWor
  * (docs/DECISIONS.md).
  */
 export const portableFs: FsWork = { writeSmallFile, walkDirectory };
-
-/** The file system's error as Node makes them (`code`, `syscall`, `path` and message kept). */
-function errorOf(f: FsFailure): Error & { code: string } {
-  const err = Object.assign(new Error(f.message), { code: f.code }) as Error & NodeJS.ErrnoException & { code: string; dest?: string };
-  if (f.errno !== undefined) err.errno = f.errno;
-  if (f.syscall !== undefined) err.syscall = f.syscall;
-  if (f.path !== undefined) err.path = f.path;
-  if (f.dest !== undefined) err.dest = f.dest;
-  return err;
-}
 
 /** The worker, and the answers it owes by request id. */
 let worker: Worker | undefined;
@@ -100,18 +99,7 @@ function walkDirectory(dir: string, key: string, skip: string, emptyDirs: boolea
     started = true;
     const reply = await ask(first ? { op: 'walk', id, dir, key, skip, emptyDirs } : { op: 'next', id });
     if ('failed' in reply) throw errorOf(reply.failed);
-    const p = reply as WalkReply;
-    return {
-      page: {
-        keys: p.count > 0 ? p.keys.split('\0') : [],
-        kinds: p.kinds,
-        sizes: p.sizes,
-        mtimes: p.mtimes,
-        notes: p.notes,
-        error: p.error && errorOf(p.error),
-      },
-      done: p.done,
-    };
+    return unpackWalkPage(reply as WalkReply);
   };
   // Left before its end (a cancelled sync): the worker drops the walk.
   return readAhead(next, () => tell({ op: 'stop', id }));

@@ -61,6 +61,53 @@ export interface WalkPage {
   error?: Error & { code: string };
 }
 
+/** A file system error's fields, as Node gives them, for the thread that asked to make the error again. */
+export interface FsFailure {
+  message: string;
+  code: string;
+  errno?: number;
+  syscall?: string;
+  path?: string;
+  dest?: string;
+}
+
+/** The file system's error as Node makes them (`code`, and `errno`, `syscall`, `path`, `dest` where given). */
+export function errorOf(f: FsFailure): Error & { code: string } {
+  const err = Object.assign(new Error(f.message), { code: f.code }) as Error & NodeJS.ErrnoException & { code: string; dest?: string };
+  if (f.errno !== undefined) err.errno = f.errno;
+  if (f.syscall !== undefined) err.syscall = f.syscall;
+  if (f.path !== undefined) err.path = f.path;
+  if (f.dest !== undefined) err.dest = f.dest;
+  return err;
+}
+
+/** A walk's page as it crosses from another thread: its keys joined by NUL (one string crosses over faster than a thousand). */
+export interface PackedWalkPage {
+  count: number;
+  keys: string;
+  kinds: Uint8Array;
+  sizes: Float64Array;
+  mtimes: Float64Array;
+  notes: Record<number, string>;
+  error?: FsFailure;
+  done: boolean;
+}
+
+/** A packed page as the walk's reader takes it. */
+export function unpackWalkPage(p: PackedWalkPage): PageOfWalk {
+  return {
+    page: {
+      keys: p.count > 0 ? p.keys.split('\0') : [],
+      kinds: p.kinds,
+      sizes: p.sizes,
+      mtimes: p.mtimes,
+      notes: p.notes,
+      error: p.error && errorOf(p.error),
+    },
+    done: p.done,
+  };
+}
+
 /** A page, and whether it is the walk's last. */
 export interface PageOfWalk {
   page: WalkPage;

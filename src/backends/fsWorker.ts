@@ -22,6 +22,8 @@ import {
   WALK_ERROR,
   WALK_FILE,
   WALK_PAGE,
+  type FsFailure,
+  type PackedWalkPage,
   type SmallFile,
   type SmallFileWritten,
   utimesSeconds,
@@ -40,30 +42,12 @@ export type Request =
   | { op: 'next'; id: number }
   | { op: 'stop'; id: number };
 
-/** A file system error's fields, as Node gives them, for the other thread to make the error again. */
-export interface FsFailure {
-  message: string;
-  code: string;
-  errno?: number;
-  syscall?: string;
-  path?: string;
-  dest?: string;
-}
-
 /** Each write's outcome, by the batch's order. */
 export type WriteOutcome = { ok: true; value: SmallFileWritten } | { ok: false; error: FsFailure };
 
-/** A page of a walk: its keys joined by NUL (one string crosses over faster than a thousand). */
-export interface WalkReply {
+/** A page of a walk, answering the request `id`. */
+export interface WalkReply extends PackedWalkPage {
   id: number;
-  keys: string;
-  count: number;
-  kinds: Uint8Array;
-  sizes: Float64Array;
-  mtimes: Float64Array;
-  notes: Record<number, string>;
-  error?: FsFailure;
-  done: boolean;
 }
 
 export type Reply = { id: number; writes: WriteOutcome[] } | WalkReply | { id: number; failed: FsFailure };
